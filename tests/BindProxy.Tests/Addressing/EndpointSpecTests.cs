@@ -24,7 +24,6 @@ public sealed class EndpointSpecTests
     [InlineData("127.0.0.1:0", "port 0, out of range 1-65535")]
     [InlineData("127.0.0.1:http", "port 'http', which is not a number")]
     [InlineData("127.0.0.0/16:9000", "expands to 65534 endpoints")]
-    [InlineData("127.0.0.1:1,[::1]:1", "mixes IPv4 and IPv6")]
     public void Rejects_bad_endpoints(string text, string expected)
     {
         Assert.False(EndpointSpec.TryParse(text, allowPortZero: false, out _, out var error));
@@ -41,6 +40,15 @@ public sealed class EndpointSpecTests
         Assert.True(UpstreamSpec.TryParse(text, out var spec, out var error), error);
         Assert.Equal(host, spec.Host);
         Assert.Equal(literal, spec.Endpoints?.Text);
+    }
+
+    [Fact]
+    public void Listen_may_mix_families_but_an_upstream_may_not()
+    {
+        Assert.True(EndpointSpec.TryParse("127.0.0.1:1,[::1]:1", allowPortZero: false, out var listen, out _));
+        Assert.False(listen.IsSingleFamily);
+        Assert.False(UpstreamSpec.TryParse("127.0.0.1:1,[::1]:1", out _, out var error));
+        Assert.Contains("mixes IPv4 and IPv6", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -17,14 +17,18 @@ public sealed class PacketCapture : IAsyncDisposable
 
     public string File { get; }
 
-    /// <summary>Starts capturing on <c>lo</c> with a capture filter; returns once tshark is capturing.</summary>
-    public static async Task<PacketCapture> StartAsync(string captureFilter)
+    /// <summary>
+    /// Starts capturing on <c>lo</c> with a capture filter. Returns once a packet of
+    /// <paramref name="probe"/> (traffic that matches the filter) has been seen, so nothing that
+    /// follows is missed while the capture is still starting.
+    /// </summary>
+    public static async Task<PacketCapture> StartAsync(string captureFilter, Func<Task> probe)
     {
         var tshark = ExternalTool.Require("tshark");
         ExternalTool.RequireRoot("capturing on the loopback interface");
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-{Guid.NewGuid():n}.pcapng");
         var info = new ProcessStartInfo(tshark) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in new[] { "-i", "lo", "-f", captureFilter, "-w", file, "-q" })
+        foreach (var arg in new[] { "-i", "lo", "-f", captureFilter, "-w", file, "-P", "-l" })
         {
             info.ArgumentList.Add(arg);
         }
@@ -46,6 +50,19 @@ public sealed class PacketCapture : IAsyncDisposable
         }
 
         _ = process.StandardError.ReadToEndAsync(); // keep draining so tshark never blocks on stderr
+        var firstPacket = process.StandardOutput.ReadLineAsync(cts.Token).AsTask();
+        for (int i = 0; i < 40 && !firstPacket.IsCompleted; i++)
+        {
+            await probe();
+            await Task.WhenAny(firstPacket, Task.Delay(250, cts.Token));
+        }
+
+        if (await firstPacket is null)
+        {
+            throw new InvalidOperationException("tshark captured nothing of the probe traffic");
+        }
+
+        _ = process.StandardOutput.ReadToEndAsync();
         return new PacketCapture(process, tshark, file);
     }
 
