@@ -18,6 +18,12 @@ internal sealed class RouteModel
 
     public TimeSpan ConnectTimeout { get; init; } = ProxyDefaults.ConnectTimeout;
 
+    /// <summary>Most connections held at once; null: no limit but the process's file descriptors.</summary>
+    public int? MaxConnections { get; init; }
+
+    /// <summary>Kafka settings; null for Tcp routes.</summary>
+    public KafkaRouteSettings? Kafka { get; init; }
+
     public AddressFamily Family => Sources.Addresses.Family;
 
     /// <summary>The Wireshark display filter that shows exactly this route's upstream traffic.</summary>
@@ -38,7 +44,21 @@ internal sealed class ProxyModel
     public IReadOnlyDictionary<string, RouteModel> ByName { get; }
 }
 
+/// <summary>What a Kafka route adds to a Tcp route.</summary>
+internal sealed record KafkaRouteSettings
+{
+    /// <summary>Ports handed to brokers in discovery order; null: an automatic port per broker.</summary>
+    public (int First, int Last)? BrokerPorts { get; init; }
+
+    /// <summary>Host written into rewritten responses; null: the address the client connected to.</summary>
+    public string? AdvertisedHost { get; init; }
+
+    public int MaxFrameSize { get; init; } = ProxyDefaults.MaxFrameSize;
+}
+
 internal static class ProxyDefaults
 {
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    public const int MaxFrameSize = 100 * 1024 * 1024;
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using BindProxy.Configuration;
@@ -19,6 +20,8 @@ internal sealed partial class ProxyConnectionHandler(
     TransportOptions options,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
+    private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
+
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         var inbound = connection.Features.Get<IInboundSocketFeature>()
@@ -31,6 +34,25 @@ internal sealed partial class ProxyConnectionHandler(
             return;
         }
 
+        if (!registry.TryEnter(route.Name, route.MaxConnections))
+        {
+            _limitLogs.GetOrAdd(route.Name, _ => new LimitLog(logger)).Refused(route.Name, route.MaxConnections ?? 0, client.RemoteEndPoint);
+            client.Abort();
+            return;
+        }
+
+        try
+        {
+            await ServeAsync(connection, route, client).ConfigureAwait(false);
+        }
+        finally
+        {
+            registry.Leave(route.Name);
+        }
+    }
+
+    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client)
+    {
         var connect = await connector.ConnectAsync(route, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
@@ -66,8 +88,31 @@ internal sealed partial class ProxyConnectionHandler(
         }
     }
 
+    /// <summary>At the limit every refused connection would log; this says it once per interval with a count.</summary>
+    private sealed class LimitLog(ILogger logger)
+    {
+        private static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+        private long _nextLogTicks;
+        private long _refusedSinceLog;
+
+        public void Refused(string route, int max, IPEndPoint client)
+        {
+            long count = Interlocked.Increment(ref _refusedSinceLog);
+            long now = Environment.TickCount64;
+            long next = Interlocked.Read(ref _nextLogTicks);
+            if (now >= next && Interlocked.CompareExchange(ref _nextLogTicks, now + (long)Interval.TotalMilliseconds, next) == next)
+            {
+                Interlocked.Add(ref _refusedSinceLog, -count);
+                Log.LimitReached(logger, route, max, client, count, Interval.TotalSeconds);
+            }
+        }
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(204, LogLevel.Warning, "{Route}: at MaxConnections {Max}; refused {Client} ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s)")]
+        public static partial void LimitReached(ILogger logger, string route, int max, IPEndPoint client, long refused, double intervalSeconds);
+
         [LoggerMessage(200, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} open (connect {ConnectMs:0.0} ms)")]
         public static partial void Opened(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, double connectMs);
 

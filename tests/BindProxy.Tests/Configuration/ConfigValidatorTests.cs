@@ -119,6 +119,30 @@ public sealed class ConfigValidatorTests
     }
 
     [Fact]
+    public async Task Kafka_fields_are_checked_and_refused_on_tcp_routes()
+    {
+        var result = await ValidateAsync(
+            Route("k") with { Protocol = "Kafka", BrokerPorts = "19100-19050", MaxFrameSize = "12", AdvertisedHost = "bad host!" },
+            Route("t") with { Listen = "127.0.0.1:19093", BrokerPorts = "19093-19120" },
+            Route("m") with { Listen = "127.0.0.1:19094", MaxConnections = "-1" });
+        Assert.Equal(
+        [
+            "route 'k': BrokerPorts: '19100-19050' is not a port range such as 19093-19120",
+            "route 'k': AdvertisedHost: 'bad host!' is neither a host name nor an IP address",
+            "route 'k': MaxFrameSize: '12' is not a size in bytes of at least 1024 (default 104857600)",
+            "route 't': BrokerPorts: applies to Kafka routes only; set \"Protocol\": \"Kafka\" or remove it",
+            "route 'm': MaxConnections: '-1' is not a positive whole number",
+        ], result.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
+    public async Task Broker_ports_may_not_overlap_the_bootstrap_port()
+    {
+        var result = await ValidateAsync(Route() with { Protocol = "Kafka", BrokerPorts = "19090-19100" });
+        Assert.Equal("route 'kafka': BrokerPorts: 19090-19100 overlaps the route's own Listen port", Assert.Single(result.Errors).ToString());
+    }
+
+    [Fact]
     public async Task No_routes_is_an_error()
     {
         var result = await ValidateAsync();
