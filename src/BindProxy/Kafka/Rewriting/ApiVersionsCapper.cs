@@ -71,7 +71,12 @@ internal static class ApiVersionsCapper
 
         if (reason != MalformedReason.None)
         {
-            return RewriteResult.Malformed(reason);
+            // An UNSUPPORTED_VERSION reply only tells the client which ApiVersions version to retry
+            // with; the retry's reply is the one whose versions it uses, and that one is capped.
+            // librdkafka's mock cluster sends this reply in a shape that is neither v0 nor the
+            // requested version (a one-byte entry count, no tags), so an unparseable error reply is
+            // passed through rather than failing the connection.
+            return errorCode == KafkaWireConstants.UnsupportedVersion ? RewriteResult.Unchanged : RewriteResult.Malformed(reason);
         }
 
         var conflictList = (IReadOnlyList<ApiVersionConflict>?)conflicts ?? [];
