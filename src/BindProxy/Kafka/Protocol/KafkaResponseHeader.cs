@@ -20,4 +20,15 @@ internal static class KafkaResponseHeader
         var reader = new KafkaWireReader(frame);
         return reader.TrySkip(4) && reader.TryReadInt32(out correlationId);
     }
+
+    /// <summary>
+    /// True when the frame's size prefix matches its length, as frames from
+    /// <see cref="Framing.KafkaFrameReader"/> always do. Rewriters check it so they never emit a
+    /// frame whose prefix disagrees with its bytes.
+    /// </summary>
+    public static bool HasConsistentSize(in ReadOnlySequence<byte> frame)
+    {
+        var reader = new KafkaWireReader(frame);
+        return reader.TryReadInt32(out var size) && size == frame.Length - KafkaWireConstants.SizePrefixLength;
+    }
 }

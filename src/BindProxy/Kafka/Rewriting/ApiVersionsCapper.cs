@@ -45,6 +45,11 @@ internal static class ApiVersionsCapper
             return RewriteResult.Malformed(MalformedReason.FrameTooShort);
         }
 
+        if (!KafkaResponseHeader.HasConsistentSize(frame))
+        {
+            return RewriteResult.Malformed(MalformedReason.InvalidLength);
+        }
+
         var probe = new KafkaWireReader(frame);
         probe.TrySkip(KafkaResponseHeader.MinFrameLength);
         probe.TryReadInt16(out var errorCode);

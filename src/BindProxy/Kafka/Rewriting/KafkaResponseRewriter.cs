@@ -39,6 +39,11 @@ internal static class KafkaResponseRewriter
             return RewriteResult.Malformed(MalformedReason.UnsupportedVersion);
         }
 
+        if (!KafkaResponseHeader.HasConsistentSize(frame))
+        {
+            return RewriteResult.Malformed(MalformedReason.InvalidLength);
+        }
+
         var reader = new KafkaWireReader(frame);
         if (!SkipResponseHeader(ref reader, apiKey, apiVersion))
         {

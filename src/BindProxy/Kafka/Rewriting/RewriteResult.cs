@@ -23,8 +23,14 @@ internal readonly record struct RewriteResult(RewriteStatus Status, MalformedRea
 
     public static RewriteResult Rewritten => new(RewriteStatus.Rewritten, MalformedReason.None);
 
-    /// <summary>ApiVersions only: entries that could not be capped. Empty otherwise.</summary>
-    public IReadOnlyList<ApiVersionConflict> Conflicts { get; init; } = [];
+    private readonly IReadOnlyList<ApiVersionConflict>? _conflicts;
+
+    /// <summary>ApiVersions only: entries that could not be capped. Empty otherwise (also for <c>default</c>).</summary>
+    public IReadOnlyList<ApiVersionConflict> Conflicts
+    {
+        get => _conflicts ?? [];
+        init => _conflicts = value;
+    }
 
     public static RewriteResult Malformed(MalformedReason reason) => new(RewriteStatus.Malformed, reason);
 }
