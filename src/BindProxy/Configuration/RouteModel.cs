@@ -26,6 +26,29 @@ internal sealed class RouteModel
 
     public AddressFamily Family => Sources.Addresses.Family;
 
+    /// <summary>For a Kafka broker listener's route: the bootstrap route it was discovered through.</summary>
+    public RouteModel? Parent { get; init; }
+
+    /// <summary>The bootstrap route of a Kafka cluster: this route, or its parent.</summary>
+    public RouteModel Root => Parent ?? this;
+
+    /// <summary>
+    /// The route of a Kafka broker listener: same sources and settings, its own listen endpoints
+    /// and the broker's real address as upstream.
+    /// </summary>
+    public RouteModel ForBroker(int nodeId, EndpointSpec listen, UpstreamSpec upstream) => new()
+    {
+        Name = $"{Name}/broker-{nodeId}",
+        Listen = listen,
+        Upstream = upstream,
+        Sources = Sources,
+        Protocol = Protocol,
+        ConnectTimeout = ConnectTimeout,
+        MaxConnections = MaxConnections,
+        Kafka = Kafka,
+        Parent = this,
+    };
+
     /// <summary>The Wireshark display filter that shows exactly this route's upstream traffic.</summary>
     public string WiresharkFilter => $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
 }

@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using BindProxy.Configuration;
+using BindProxy.Kafka;
+using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
@@ -18,6 +20,7 @@ internal sealed partial class ProxyConnectionHandler(
     UpstreamConnector connector,
     ConnectionRegistry registry,
     TransportOptions options,
+    BrokerDirectories brokers,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -27,7 +30,7 @@ internal sealed partial class ProxyConnectionHandler(
         var inbound = connection.Features.Get<IInboundSocketFeature>()
             ?? throw new InvalidOperationException("Proxy listeners must use the BindProxy socket transport.");
         var client = inbound.Socket;
-        if (!routes.Current.ByName.TryGetValue(inbound.Route, out var route))
+        if (!routes.TryFind(inbound.Route, out var route))
         {
             Log.RouteGone(logger, inbound.Route, client.RemoteEndPoint);
             client.Abort();
@@ -69,7 +72,11 @@ internal sealed partial class ProxyConnectionHandler(
             return;
         }
 
-        var upstream = new PipeSocket(connect.Socket!, options);
+        // A Kafka response that may need rewriting is buffered whole, so its side may hold a full frame.
+        var upstreamOptions = route.Kafka is { } kafka
+            ? options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, kafka.MaxFrameSize + options.ReceiveBufferSize) }
+            : options;
+        var upstream = new PipeSocket(connect.Socket!, upstreamOptions);
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
@@ -77,9 +84,22 @@ internal sealed partial class ProxyConnectionHandler(
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             try
             {
-                var reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                CloseReason reason;
+                string clientId = "";
+                if (route.Kafka is { } settings)
+                {
+                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger);
+                    live.Kafka = session;
+                    reason = await session.ForwardAsync(connection.ConnectionClosed).ConfigureAwait(false);
+                    clientId = $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)";
+                }
+                else
+                {
+                    reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                }
+
                 Log.Closed(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint,
-                    upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe());
+                    upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), clientId);
             }
             finally
             {
@@ -116,8 +136,8 @@ internal sealed partial class ProxyConnectionHandler(
         [LoggerMessage(200, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} open (connect {ConnectMs:0.0} ms)")]
         public static partial void Opened(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, double connectMs);
 
-        [LoggerMessage(201, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms")]
-        public static partial void Closed(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, long bytesToUpstream, long bytesToClient, double durationMs, string reason);
+        [LoggerMessage(201, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms{Kafka}")]
+        public static partial void Closed(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, long bytesToUpstream, long bytesToClient, double durationMs, string reason, string kafka);
 
         [LoggerMessage(202, LogLevel.Warning, "{Route}: {Client} closed: {Reason}: {Detail} (after {ElapsedMs:0} ms)")]
         public static partial void ConnectFailed(ILogger logger, string route, IPEndPoint client, string reason, string detail, double elapsedMs);

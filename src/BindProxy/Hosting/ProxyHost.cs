@@ -1,6 +1,7 @@
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Builder;
@@ -29,7 +30,10 @@ internal static partial class ProxyHost
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<SourceAddressProbe>();
-        services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+        services.AddSingleton<SocketTransportFactory>();
+        services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
+        services.AddSingleton<BrokerDirectories>();
+        services.AddHostedService(sp => sp.GetRequiredService<BrokerDirectories>());
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
