@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 namespace BindProxy.Configuration;
 
 /// <summary>Options that replace the file's routes with one route given on the command line.</summary>
-internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout, string? BrokerPorts = null, string? AdvertisedHost = null)
+internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout, string? BrokerPorts = null, string? AdvertisedHost = null, string? Assign = null)
 {
     public const string RouteName = "cli";
 
@@ -19,6 +19,7 @@ internal sealed record QuickRoute(string? Listen, string? Upstream, string? Sour
         ConnectTimeout = ConnectTimeout,
         BrokerPorts = BrokerPorts,
         AdvertisedHost = AdvertisedHost,
+        Assign = Assign,
     };
 }
 

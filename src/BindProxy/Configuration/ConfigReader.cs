@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "BrokerPorts", "AdvertisedHost", "MaxFrameSize"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -26,6 +26,12 @@ internal static class ConfigReader
         Protocol = section["Protocol"],
         ConnectTimeout = section["ConnectTimeout"],
         MaxConnections = section["MaxConnections"],
+        Assign = section["Assign"],
+        ClientIds = section.GetSection("ClientIds").Exists()
+            ? section.GetSection("ClientIds").GetChildren().ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal)
+            : null,
+        WhenExhausted = section["WhenExhausted"],
+        AssignmentIdleTimeout = section["AssignmentIdleTimeout"],
         BrokerPorts = section["BrokerPorts"],
         AdvertisedHost = section["AdvertisedHost"],
         MaxFrameSize = section["MaxFrameSize"],

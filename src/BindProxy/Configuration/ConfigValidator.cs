@@ -129,6 +129,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         var kafka = ValidateKafka(route, protocol, listen, Error);
+        var assignment = ValidateAssignment(route, protocol, sources, Error);
 
         if (sources is not null && upstream is not null)
         {
@@ -149,8 +150,82 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Protocol = protocol,
             ConnectTimeout = connectTimeout,
             MaxConnections = maxConnections,
+            Assignment = assignment,
             Kafka = kafka,
         };
+    }
+
+    internal static readonly string[] AssignNames = ["round-robin", "client-address", "process", "kafka-client-id"];
+
+    internal static bool TryParseAssign(string text, out AssignPolicy policy)
+    {
+        int index = Array.FindIndex(AssignNames, n => string.Equals(n, text.Trim(), StringComparison.OrdinalIgnoreCase)
+            || string.Equals(n.Replace("-", "", StringComparison.Ordinal), text.Trim(), StringComparison.OrdinalIgnoreCase));
+        policy = index < 0 ? AssignPolicy.RoundRobin : (AssignPolicy)index;
+        return index >= 0;
+    }
+
+    private static AssignmentSettings ValidateAssignment(RouteConfig route, RouteProtocol protocol, AddressSet? sources, Action<string, string> error)
+    {
+        var policy = AssignPolicy.RoundRobin;
+        if (route.Assign is { } assignText && !TryParseAssign(assignText, out policy))
+        {
+            error("Assign", $"'{assignText}' is not a policy; expected one of {string.Join(", ", AssignNames)}");
+        }
+
+        if (policy == AssignPolicy.KafkaClientId && protocol != RouteProtocol.Kafka)
+        {
+            error("Assign", "kafka-client-id needs \"Protocol\": \"Kafka\"");
+        }
+
+        if (policy == AssignPolicy.Process && !ProcessLookup.IsSupported)
+        {
+            error("Assign", "process needs Linux (/proc); use client-address elsewhere");
+        }
+
+        var whenExhausted = ExhaustedPolicy.Share;
+        if (route.WhenExhausted is { } exhaustedText && !Enum.TryParse(exhaustedText, ignoreCase: true, out whenExhausted))
+        {
+            error("WhenExhausted", $"'{exhaustedText}' is not a fallback; expected share or refuse");
+        }
+
+        var idle = TimeSpan.FromMinutes(10);
+        if (route.AssignmentIdleTimeout is { } idleText &&
+            (!TimeSpan.TryParse(idleText, CultureInfo.InvariantCulture, out idle) || idle <= TimeSpan.Zero))
+        {
+            error("AssignmentIdleTimeout", $"'{idleText}' is not a positive duration such as 00:10:00");
+        }
+
+        var clientIds = new Dictionary<string, IPAddress>(StringComparer.Ordinal);
+        if (route.ClientIds is { Count: > 0 } ids)
+        {
+            if (policy != AssignPolicy.KafkaClientId)
+            {
+                error("ClientIds", "applies only with \"Assign\": \"kafka-client-id\"");
+            }
+
+            foreach (var (id, addressText) in ids)
+            {
+                if (addressText is null || !AddressSet.TryParseAddress(addressText, out var address))
+                {
+                    error($"ClientIds:{id}", $"'{addressText}' is not an IP address");
+                }
+                else if (sources is not null && !sources.Contains(address))
+                {
+                    error($"ClientIds:{id}", $"{address} is not in the route's Source pool {sources}");
+                }
+                else if (clientIds.ContainsValue(address))
+                {
+                    error($"ClientIds:{id}", $"{address} is already pinned to client '{clientIds.First(kv => kv.Value.Equals(address)).Key}'");
+                }
+                else
+                {
+                    clientIds[id] = address;
+                }
+            }
+        }
+
+        return new AssignmentSettings { Policy = policy, ClientIds = clientIds, WhenExhausted = whenExhausted, IdleTimeout = idle };
     }
 
     private static KafkaRouteSettings? ValidateKafka(RouteConfig route, RouteProtocol protocol, EndpointSpec? listen, Action<string, string> error)

@@ -28,6 +28,18 @@ internal sealed record RouteConfig
     /// <summary>Most connections the route holds at once; more are refused.</summary>
     public string? MaxConnections { get; init; }
 
+    /// <summary>How a source address is picked: round-robin, client-address, process or kafka-client-id.</summary>
+    public string? Assign { get; init; }
+
+    /// <summary>kafka-client-id: fixed addresses for known client ids.</summary>
+    public IReadOnlyDictionary<string, string?>? ClientIds { get; init; }
+
+    /// <summary>When every address is taken by a client: share (default) or refuse.</summary>
+    public string? WhenExhausted { get; init; }
+
+    /// <summary>How long an assignment outlives its client's last connection (default 00:10:00).</summary>
+    public string? AssignmentIdleTimeout { get; init; }
+
     /// <summary>Kafka: proxy ports for brokers, in discovery order (<c>19093-19120</c>); automatic when absent.</summary>
     public string? BrokerPorts { get; init; }
 

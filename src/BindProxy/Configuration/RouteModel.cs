@@ -21,6 +21,9 @@ internal sealed class RouteModel
     /// <summary>Most connections held at once; null: no limit but the process's file descriptors.</summary>
     public int? MaxConnections { get; init; }
 
+    /// <summary>How source addresses are assigned to clients.</summary>
+    public AssignmentSettings Assignment { get; init; } = AssignmentSettings.RoundRobin;
+
     /// <summary>Kafka settings; null for Tcp routes.</summary>
     public KafkaRouteSettings? Kafka { get; init; }
 
@@ -45,6 +48,7 @@ internal sealed class RouteModel
         Protocol = Protocol,
         ConnectTimeout = ConnectTimeout,
         MaxConnections = MaxConnections,
+        Assignment = Assignment,
         Kafka = Kafka,
         Parent = this,
     };
@@ -65,6 +69,21 @@ internal sealed class ProxyModel
     public IReadOnlyList<RouteModel> Routes { get; }
 
     public IReadOnlyDictionary<string, RouteModel> ByName { get; }
+}
+
+/// <summary>Per-client source assignment of a route.</summary>
+internal sealed record AssignmentSettings
+{
+    public static readonly AssignmentSettings RoundRobin = new();
+
+    public AssignPolicy Policy { get; init; } = AssignPolicy.RoundRobin;
+
+    /// <summary>kafka-client-id: addresses fixed per client id; reserved for those clients.</summary>
+    public IReadOnlyDictionary<string, System.Net.IPAddress> ClientIds { get; init; } = new Dictionary<string, System.Net.IPAddress>();
+
+    public ExhaustedPolicy WhenExhausted { get; init; } = ExhaustedPolicy.Share;
+
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>What a Kafka route adds to a Tcp route.</summary>

@@ -21,6 +21,9 @@ internal sealed class ProxiedConnection(long id, string route, PipeSocket client
 
     public IPEndPoint Source => Upstream.LocalEndPoint;
 
+    /// <summary>The client's sticky source assignment, under a per-client policy.</summary>
+    public Addressing.Assignment? Assignment { get; set; }
+
     /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
     public Kafka.KafkaSession? Kafka { get; set; }
 

@@ -30,6 +30,9 @@ internal static partial class ProxyHost
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<SourceAddressProbe>();
+        services.AddSingleton<ProcessLookup>();
+        services.AddSingleton<AssignmentRegistry>();
+        services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();

@@ -143,6 +143,32 @@ public sealed class ConfigValidatorTests
     }
 
     [Fact]
+    public async Task Assignment_fields_are_checked()
+    {
+        var result = await ValidateAsync(
+            Route("a") with { Assign = "sticky" },
+            Route("b") with { Listen = "127.0.0.1:19095", Assign = "kafka-client-id" },
+            Route("c") with
+            {
+                Listen = "127.0.0.1:19096", Protocol = "Kafka", Assign = "kafka-client-id", Source = "127.0.0.2-127.0.0.4",
+                WhenExhausted = "panic", AssignmentIdleTimeout = "0",
+                ClientIds = new Dictionary<string, string?> { ["x"] = "127.0.0.9", ["y"] = "nope", ["z"] = "127.0.0.3", ["w"] = "127.0.0.3" },
+            },
+            Route("d") with { Listen = "127.0.0.1:19097", ClientIds = new Dictionary<string, string?> { ["x"] = "127.0.0.2" } });
+        Assert.Equal(
+        [
+            "route 'a': Assign: 'sticky' is not a policy; expected one of round-robin, client-address, process, kafka-client-id",
+            "route 'b': Assign: kafka-client-id needs \"Protocol\": \"Kafka\"",
+            "route 'c': WhenExhausted: 'panic' is not a fallback; expected share or refuse",
+            "route 'c': AssignmentIdleTimeout: '0' is not a positive duration such as 00:10:00",
+            "route 'c': ClientIds:x: 127.0.0.9 is not in the route's Source pool 127.0.0.2-127.0.0.4",
+            "route 'c': ClientIds:y: 'nope' is not an IP address",
+            "route 'c': ClientIds:w: 127.0.0.3 is already pinned to client 'z'",
+            "route 'd': ClientIds: applies only with \"Assign\": \"kafka-client-id\"",
+        ], result.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
     public async Task No_routes_is_an_error()
     {
         var result = await ValidateAsync();
