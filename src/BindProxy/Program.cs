@@ -1,3 +1,4 @@
+using System.CommandLine;
 using BindProxy.Cli;
 using Microsoft.Extensions.Configuration;
 using Serilog;
@@ -20,4 +21,6 @@ var root = BindProxyCommand.Create((builder, configuration) =>
     builder.Services.AddSerilog(logger.CreateLogger(), dispose: true);
 });
 
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+// SIGTERM and Ctrl-C are left to the host, which drains connections for up to DrainTimeout
+// (System.CommandLine would otherwise end the process 2 s after the signal).
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);

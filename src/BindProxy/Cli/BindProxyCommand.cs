@@ -54,9 +54,9 @@ internal static class BindProxyCommand
         return root;
     }
 
-    private static async Task<(IConfigurationRoot Configuration, ValidationResult? Result)> LoadAsync(string? path, QuickRoute quick, CancellationToken cancellationToken)
+    private static async Task<(IConfigurationRoot Configuration, ValidationResult? Result)> LoadAsync(string? path, QuickRoute quick, CancellationToken cancellationToken, bool watch = false)
     {
-        var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, out var loadError);
+        var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, reloadOnChange: watch && !quick.IsSet, out var loadError);
         if (loadError is not null)
         {
             await Console.Error.WriteLineAsync($"error: {loadError}").ConfigureAwait(false);
@@ -101,13 +101,14 @@ internal static class BindProxyCommand
 
     private static async Task<int> ServeAsync(string? path, QuickRoute quick, Action<WebApplicationBuilder, IConfiguration> configureHost, CancellationToken cancellationToken)
     {
-        var (configuration, result) = await LoadAsync(path, quick, cancellationToken).ConfigureAwait(false);
+        var (configuration, result) = await LoadAsync(path, quick, cancellationToken, watch: true).ConfigureAwait(false);
         if (result?.Model is not { } model)
         {
             return ExitConfigInvalid;
         }
 
-        var app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration));
+        // Edits of the file are applied live; quick mode's one route has no file to watch.
+        var app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration), reload: quick.IsSet ? null : configuration);
         await using (app.ConfigureAwait(false))
         {
             await app.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -14,7 +14,7 @@ internal static class ConfigReader
         var routes = configuration.GetSection(SectionName).GetSection("Routes").GetChildren()
             .Select(ReadRoute)
             .ToList();
-        return new ProxyConfig { Routes = routes };
+        return new ProxyConfig { Routes = routes, DrainTimeout = configuration.GetSection(SectionName)["DrainTimeout"] };
     }
 
     private static RouteConfig ReadRoute(IConfigurationSection section) => new()

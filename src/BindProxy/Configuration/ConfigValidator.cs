@@ -48,7 +48,15 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         CheckDuplicateListeners(routes, errors);
-        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes) : null, errors, warnings);
+
+        var drainTimeout = ProxyDefaults.DrainTimeout;
+        if (config.DrainTimeout is { } drainText &&
+            (!TimeSpan.TryParse(drainText, CultureInfo.InvariantCulture, out drainTimeout) || drainTimeout < TimeSpan.Zero))
+        {
+            errors.Add(new ConfigError("", "BindProxy:DrainTimeout", $"'{drainText}' is not a duration such as 00:00:30"));
+        }
+
+        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) : null, errors, warnings);
     }
 
     private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
@@ -143,6 +151,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
 
         return new RouteModel
         {
+            Config = route,
             Name = route.Name,
             Listen = listen,
             Upstream = upstream,

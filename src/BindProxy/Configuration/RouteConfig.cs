@@ -51,10 +51,23 @@ internal sealed record RouteConfig
 
     /// <summary>Keys present in the route's section that no field above reads (typos).</summary>
     public IReadOnlyList<string> UnknownFields { get; init; } = [];
+
+    /// <summary>The fields as written, for telling a changed route from an unchanged one on reload.</summary>
+    public IReadOnlyList<(string Field, string? Value)> Fields() =>
+    [
+        ("Listen", Listen), ("Upstream", Upstream), ("Source", Source), ("Protocol", Protocol), ("ConnectTimeout", ConnectTimeout),
+        ("MaxConnections", MaxConnections), ("Assign", Assign),
+        ("ClientIds", ClientIds is null ? null : string.Join(",", ClientIds.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))),
+        ("WhenExhausted", WhenExhausted), ("AssignmentIdleTimeout", AssignmentIdleTimeout),
+        ("BrokerPorts", BrokerPorts), ("AdvertisedHost", AdvertisedHost), ("MaxFrameSize", MaxFrameSize),
+    ];
 }
 
 /// <summary>The whole proxy configuration as written.</summary>
 internal sealed record ProxyConfig
 {
     public IReadOnlyList<RouteConfig> Routes { get; init; } = [];
+
+    /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
+    public string? DrainTimeout { get; init; }
 }

@@ -29,6 +29,9 @@ internal sealed class RouteModel
 
     public AddressFamily Family => Sources.Addresses.Family;
 
+    /// <summary>The route as written (null for routes made at run time).</summary>
+    public RouteConfig? Config { get; init; }
+
     /// <summary>For a Kafka broker listener's route: the bootstrap route it was discovered through.</summary>
     public RouteModel? Parent { get; init; }
 
@@ -60,11 +63,15 @@ internal sealed class RouteModel
 /// <summary>All routes of one validated configuration; immutable, swapped whole.</summary>
 internal sealed class ProxyModel
 {
-    public ProxyModel(IReadOnlyList<RouteModel> routes)
+    public ProxyModel(IReadOnlyList<RouteModel> routes, TimeSpan? drainTimeout = null)
     {
         Routes = routes;
         ByName = routes.ToDictionary(r => r.Name, StringComparer.Ordinal);
+        DrainTimeout = drainTimeout ?? ProxyDefaults.DrainTimeout;
     }
+
+    /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
+    public TimeSpan DrainTimeout { get; }
 
     public IReadOnlyList<RouteModel> Routes { get; }
 
@@ -103,4 +110,6 @@ internal static class ProxyDefaults
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
 
     public const int MaxFrameSize = 100 * 1024 * 1024;
+
+    public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 }

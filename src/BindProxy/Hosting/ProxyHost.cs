@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Hosting;
@@ -16,7 +17,8 @@ namespace BindProxy.Hosting;
 /// <summary>Builds the web host that serves a validated <see cref="ProxyModel"/>.</summary>
 internal static partial class ProxyHost
 {
-    public static WebApplication Build(ProxyModel model, IConfiguration configuration, Action<WebApplicationBuilder>? configure = null)
+    /// <param name="reload">The configuration to watch for edits; null serves <paramref name="model"/> as it is.</param>
+    public static WebApplication Build(ProxyModel model, IConfiguration configuration, Action<WebApplicationBuilder>? configure = null, IConfiguration? reload = null)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.Configuration.AddConfiguration(configuration);
@@ -36,7 +38,19 @@ internal static partial class ProxyHost
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();
-        services.AddHostedService(sp => sp.GetRequiredService<BrokerDirectories>());
+        services.AddSingleton(new ShutdownSettings(model.DrainTimeout));
+        services.Configure<HostOptions>(host =>
+        {
+            // Kestrel's listeners and the proxy's own drain side by side, both within DrainTimeout.
+            host.ShutdownTimeout = model.DrainTimeout;
+            host.ServicesStopConcurrently = true;
+        });
+        services.AddSingleton<ListenerHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<ListenerHost>());
+        services.AddSingleton<ConfigValidator>();
+        services.AddSingleton(new ReloadSource(reload));
+        services.AddSingleton<ConfigReloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
