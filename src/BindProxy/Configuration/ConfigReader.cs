@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -26,6 +26,8 @@ internal static class ConfigReader
         Protocol = section["Protocol"],
         ConnectTimeout = section["ConnectTimeout"],
         MaxConnections = section["MaxConnections"],
+        IdleTimeout = section["IdleTimeout"],
+        FrameTimeout = section["FrameTimeout"],
         Assign = section["Assign"],
         ClientIds = section.GetSection("ClientIds").Exists()
             ? section.GetSection("ClientIds").GetChildren().ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal)

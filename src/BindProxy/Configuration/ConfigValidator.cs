@@ -123,6 +123,19 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Error("ConnectTimeout", $"'{timeoutText}' is not a positive duration such as 00:00:10");
         }
 
+        TimeSpan? idleTimeout = null;
+        if (route.IdleTimeout is { } idleText)
+        {
+            if (TimeSpan.TryParse(idleText, CultureInfo.InvariantCulture, out var idle) && idle > TimeSpan.Zero)
+            {
+                idleTimeout = idle;
+            }
+            else
+            {
+                Error("IdleTimeout", $"'{idleText}' is not a positive duration such as 00:05:00");
+            }
+        }
+
         int? maxConnections = null;
         if (route.MaxConnections is { } maxText)
         {
@@ -159,6 +172,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Protocol = protocol,
             ConnectTimeout = connectTimeout,
             MaxConnections = maxConnections,
+            IdleTimeout = idleTimeout,
             Assignment = assignment,
             Kafka = kafka,
         };
@@ -241,7 +255,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
     {
         if (protocol != RouteProtocol.Kafka)
         {
-            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize) })
+            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize), ("FrameTimeout", route.FrameTimeout) })
             {
                 if (value is not null)
                 {
@@ -283,7 +297,14 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             error("MaxFrameSize", $"'{sizeText}' is not a size in bytes of at least 1024 (default {ProxyDefaults.MaxFrameSize})");
         }
 
-        return new KafkaRouteSettings { BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize };
+        var frameTimeout = ProxyDefaults.FrameTimeout;
+        if (route.FrameTimeout is { } frameText &&
+            (!TimeSpan.TryParse(frameText, CultureInfo.InvariantCulture, out frameTimeout) || frameTimeout <= TimeSpan.Zero))
+        {
+            error("FrameTimeout", $"'{frameText}' is not a positive duration such as 00:00:30");
+        }
+
+        return new KafkaRouteSettings { BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout };
     }
 
     private static async Task CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)

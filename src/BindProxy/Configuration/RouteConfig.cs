@@ -25,6 +25,12 @@ internal sealed record RouteConfig
 
     public string? ConnectTimeout { get; init; }
 
+    /// <summary>Close connections with no byte either way for this long (default: never).</summary>
+    public string? IdleTimeout { get; init; }
+
+    /// <summary>Kafka: close a client that leaves a request incomplete this long (default 00:00:30).</summary>
+    public string? FrameTimeout { get; init; }
+
     /// <summary>Most connections the route holds at once; more are refused.</summary>
     public string? MaxConnections { get; init; }
 
@@ -56,7 +62,7 @@ internal sealed record RouteConfig
     public IReadOnlyList<(string Field, string? Value)> Fields() =>
     [
         ("Listen", Listen), ("Upstream", Upstream), ("Source", Source), ("Protocol", Protocol), ("ConnectTimeout", ConnectTimeout),
-        ("MaxConnections", MaxConnections), ("Assign", Assign),
+        ("MaxConnections", MaxConnections), ("IdleTimeout", IdleTimeout), ("FrameTimeout", FrameTimeout), ("Assign", Assign),
         ("ClientIds", ClientIds is null ? null : string.Join(",", ClientIds.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))),
         ("WhenExhausted", WhenExhausted), ("AssignmentIdleTimeout", AssignmentIdleTimeout),
         ("BrokerPorts", BrokerPorts), ("AdvertisedHost", AdvertisedHost), ("MaxFrameSize", MaxFrameSize),

@@ -18,6 +18,9 @@ internal sealed class RouteModel
 
     public TimeSpan ConnectTimeout { get; init; } = ProxyDefaults.ConnectTimeout;
 
+    /// <summary>Connections with no byte either way for this long are closed; null: never.</summary>
+    public TimeSpan? IdleTimeout { get; init; }
+
     /// <summary>Most connections held at once; null: no limit but the process's file descriptors.</summary>
     public int? MaxConnections { get; init; }
 
@@ -51,6 +54,7 @@ internal sealed class RouteModel
         Protocol = Protocol,
         ConnectTimeout = ConnectTimeout,
         MaxConnections = MaxConnections,
+        IdleTimeout = IdleTimeout,
         Assignment = Assignment,
         Kafka = Kafka,
         Parent = this,
@@ -103,6 +107,9 @@ internal sealed record KafkaRouteSettings
     public string? AdvertisedHost { get; init; }
 
     public int MaxFrameSize { get; init; } = ProxyDefaults.MaxFrameSize;
+
+    /// <summary>A client that leaves a request incomplete this long is closed.</summary>
+    public TimeSpan FrameTimeout { get; init; } = ProxyDefaults.FrameTimeout;
 }
 
 internal static class ProxyDefaults
@@ -112,4 +119,6 @@ internal static class ProxyDefaults
     public const int MaxFrameSize = 100 * 1024 * 1024;
 
     public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
+
+    public static readonly TimeSpan FrameTimeout = TimeSpan.FromSeconds(30);
 }

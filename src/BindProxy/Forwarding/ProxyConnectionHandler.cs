@@ -98,7 +98,7 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
-            var live = registry.Add(route.Name, client, upstream);
+            var live = registry.Add(route, client, upstream);
             live.Assignment = assignment;
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             try
@@ -117,6 +117,7 @@ internal sealed partial class ProxyConnectionHandler(
                     reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
                 }
 
+                reason = live.ProxyReason ?? reason;
                 Log.Closed(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint,
                     upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), clientId);
             }

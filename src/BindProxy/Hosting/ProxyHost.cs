@@ -29,6 +29,7 @@ internal static partial class ProxyHost
         services.AddSingleton(new RouteTable(model));
         services.AddSingleton<ListenerRegistry>();
         services.AddSingleton<ConnectionRegistry>();
+        services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<SourceAddressProbe>();
