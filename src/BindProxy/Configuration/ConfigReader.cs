@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "BrokerPorts", "AdvertisedHost", "MaxFrameSize"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "XForwarded", "RequestTimeout"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -29,6 +29,8 @@ internal static class ConfigReader
         BrokerPorts = section["BrokerPorts"],
         AdvertisedHost = section["AdvertisedHost"],
         MaxFrameSize = section["MaxFrameSize"],
+        XForwarded = section["XForwarded"],
+        RequestTimeout = section["RequestTimeout"],
         UnknownFields = [.. section.GetChildren().Select(c => c.Key)
             .Where(k => !RouteFields.Contains(k, StringComparer.OrdinalIgnoreCase))],
     };

@@ -24,6 +24,9 @@ internal sealed class RouteModel
     /// <summary>Kafka settings; null for Tcp routes.</summary>
     public KafkaRouteSettings? Kafka { get; init; }
 
+    /// <summary>Http settings; null for Tcp and Kafka routes.</summary>
+    public HttpRouteSettings? Http { get; init; }
+
     public AddressFamily Family => Sources.Addresses.Family;
 
     /// <summary>For a Kafka broker listener's route: the bootstrap route it was discovered through.</summary>
@@ -79,9 +82,20 @@ internal sealed record KafkaRouteSettings
     public int MaxFrameSize { get; init; } = ProxyDefaults.MaxFrameSize;
 }
 
+/// <summary>What an Http route adds to a Tcp route.</summary>
+internal sealed record HttpRouteSettings
+{
+    public bool XForwarded { get; init; } = true;
+
+    public TimeSpan RequestTimeout { get; init; } = ProxyDefaults.RequestTimeout;
+}
+
 internal static class ProxyDefaults
 {
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Idle time allowed within an HTTP request (YARP's default activity timeout).</summary>
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(100);
 
     public const int MaxFrameSize = 100 * 1024 * 1024;
 }
