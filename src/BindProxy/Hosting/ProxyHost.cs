@@ -1,6 +1,7 @@
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Http;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -22,6 +23,10 @@ internal static partial class ProxyHost
         builder.Configuration.AddConfiguration(configuration);
         builder.WebHost.UseKestrelCore();
 
+        // The stock socket transport serves Http routes' endpoints (plain IPEndPoints); it must be
+        // registered before the proxy transport, which binds only RouteEndPoints.
+        builder.WebHost.UseSockets();
+
         var services = builder.Services;
         services.AddSingleton(new TransportOptions());
         services.AddSingleton(new RouteTable(model));
@@ -34,6 +39,7 @@ internal static partial class ProxyHost
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();
         services.AddHostedService(sp => sp.GetRequiredService<BrokerDirectories>());
+        services.AddHttpRoutes();
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -41,6 +47,12 @@ internal static partial class ProxyHost
             {
                 foreach (var endpoint in route.Listen.Endpoints)
                 {
+                    if (route.Protocol == RouteProtocol.Http)
+                    {
+                        kestrel.ListenHttpRoute(route, endpoint);
+                        continue;
+                    }
+
                     kestrel.Listen(new RouteEndPoint(route.Name, endpoint), listen => listen.UseConnectionHandler<ProxyConnectionHandler>());
                 }
             }
@@ -48,6 +60,7 @@ internal static partial class ProxyHost
 
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.UseHttpRoutes();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
         var fds = ResourceLimits.RaiseOpenFilesLimit();
