@@ -80,8 +80,11 @@ internal sealed partial class HttpRouteProxy
             return;
         }
 
-        string detail = Describe(error, exception, settings);
-        Log.Failed(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, error, detail, elapsedMs);
+        // The one log line of a failed request (YARP's own is silenced at the host); the stack
+        // trace only when the connector's words do not already say everything.
+        string detail = Describe(error, exception, settings, out bool connectFailed);
+        Log.Failed(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, error, detail, elapsedMs,
+            connectFailed ? null : exception);
         if (!context.Response.HasStarted)
         {
             // YARP has chosen the status (502, or 504 for a timeout); the body says why, for the
@@ -96,8 +99,9 @@ internal sealed partial class HttpRouteProxy
         or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseCanceled
         or ForwarderError.UpgradeResponseClient;
 
-    private static string Describe(ForwarderError error, Exception? exception, HttpRouteSettings settings)
+    private static string Describe(ForwarderError error, Exception? exception, HttpRouteSettings settings, out bool connectFailed)
     {
+        connectFailed = false;
         if (error is ForwarderError.RequestTimedOut or ForwarderError.UpgradeActivityTimeout)
         {
             return $"no activity within RequestTimeout {settings.RequestTimeout.TotalSeconds:0.###} s ({error})";
@@ -108,6 +112,7 @@ internal sealed partial class HttpRouteProxy
         {
             if (inner is UpstreamConnectException connect)
             {
+                connectFailed = true;
                 return connect.Message;
             }
         }
@@ -135,7 +140,7 @@ internal sealed partial class HttpRouteProxy
         public static partial void Forwarded(ILogger logger, string route, IPAddress? client, string method, PathString path, string protocol, int status, double elapsedMs);
 
         [LoggerMessage(611, LogLevel.Warning, "{Route}: {Client} {Method} {Path} failed: {Error}: {Detail} (after {ElapsedMs:0} ms)")]
-        public static partial void Failed(ILogger logger, string route, IPAddress? client, string method, PathString path, ForwarderError error, string detail, double elapsedMs);
+        public static partial void Failed(ILogger logger, string route, IPAddress? client, string method, PathString path, ForwarderError error, string detail, double elapsedMs, Exception? exception);
 
         [LoggerMessage(612, LogLevel.Debug, "{Route}: {Client} {Method} {Path} ended by the client: {Error} (after {ElapsedMs:0} ms)")]
         public static partial void ClientGone(ILogger logger, string route, IPAddress? client, string method, PathString path, ForwarderError error, double elapsedMs);
