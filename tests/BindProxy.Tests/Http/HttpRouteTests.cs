@@ -96,16 +96,21 @@ public sealed class HttpRouteTests
         Assert.All(server.Requests, r => Assert.Equal("127.0.0.7", r.RemoteAddress));
     }
 
-    [Fact]
-    public async Task A_websocket_echoes_through_the_route()
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task A_websocket_echoes_through_the_route(string version)
     {
         await using var server = await HttpTestServer.StartAsync();
         await using var proxy = await TestProxy.StartAsync(Route(server.Address));
         using var cts = new CancellationTokenSource(Timeout);
         using var socket = new ClientWebSocket();
-        socket.Options.Proxy = null;
+        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler { UseProxy = false });
 
-        await socket.ConnectAsync(new Uri($"ws://{proxy.Endpoint()}/ws"), cts.Token);
+        // HTTP/2: an extended CONNECT on a cleartext HTTP/2 connection; the upstream gets an HTTP/1.1 upgrade.
+        socket.Options.HttpVersion = Version.Parse(version);
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        await socket.ConnectAsync(new Uri($"ws://{proxy.Endpoint()}/ws"), invoker, cts.Token);
         var messages = new[] { "hello"u8.ToArray(), RandomNumberGenerator.GetBytes(1024 * 1024), "bye"u8.ToArray() };
         foreach (var message in messages)
         {
@@ -190,6 +195,38 @@ public sealed class HttpRouteTests
         var seen = await Task.WhenAll(requests).WaitAsync(Timeout);
 
         Assert.Equal(["127.0.0.8", "127.0.0.9"], seen.Select(s => s!.RemoteAddress).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task First_bytes_arriving_one_at_a_time_still_choose_the_right_protocol(string version)
+    {
+        await using var server = await HttpTestServer.StartAsync();
+        await using var proxy = await TestProxy.StartAsync(Route(server.Address));
+        using var socket = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+
+        byte[] opening = version == "2.0"
+            ? [.. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8, 0, 0, 0, 4, 0, 0, 0, 0, 0] // preface, then an empty SETTINGS frame
+            : [.. "GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8];
+        for (int i = 0; i < opening.Length; i++)
+        {
+            await socket.SendAsync(opening.AsMemory(i, 1), SocketFlags.None, TestContext.Current.CancellationToken);
+            await Task.Delay(i < 30 ? 5 : 0, TestContext.Current.CancellationToken);
+        }
+
+        if (version == "2.0")
+        {
+            // The server's first frame: its own SETTINGS (type 4 at offset 3 of the 9-byte frame header).
+            var header = await socket.ReadExactlyAsync(9);
+            Assert.Equal(4, header[3]);
+        }
+        else
+        {
+            string response = System.Text.Encoding.ASCII.GetString(await socket.ReadToEndAsync());
+            Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
+            Assert.Contains("127.0.0.7", response, StringComparison.Ordinal);
+        }
     }
 
     internal static int FreePort()
