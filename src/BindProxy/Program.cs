@@ -15,6 +15,7 @@ var root = BindProxyCommand.Create((builder, configuration) =>
     {
         logger.MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
+            .MinimumLevel.Override("Yarp", Serilog.Events.LogEventLevel.Error)
             .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
     }
 

@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "XForwarded", "RequestTimeout"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -37,6 +37,8 @@ internal static class ConfigReader
         BrokerPorts = section["BrokerPorts"],
         AdvertisedHost = section["AdvertisedHost"],
         MaxFrameSize = section["MaxFrameSize"],
+        XForwarded = section["XForwarded"],
+        RequestTimeout = section["RequestTimeout"],
         UnknownFields = [.. section.GetChildren().Select(c => c.Key)
             .Where(k => !RouteFields.Contains(k, StringComparer.OrdinalIgnoreCase))],
     };

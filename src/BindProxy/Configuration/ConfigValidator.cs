@@ -109,11 +109,11 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         var protocol = RouteProtocol.Tcp;
         if (route.Protocol is { } protocolText && !Enum.TryParse(protocolText, ignoreCase: true, out protocol))
         {
-            Error("Protocol", $"'{protocolText}' is not a protocol; expected Tcp or Kafka");
+            Error("Protocol", $"'{protocolText}' is not a protocol; expected Tcp, Kafka or Http");
         }
         else if (!Enum.IsDefined(protocol))
         {
-            Error("Protocol", $"'{route.Protocol}' is not a protocol; expected Tcp or Kafka");
+            Error("Protocol", $"'{route.Protocol}' is not a protocol; expected Tcp, Kafka or Http");
         }
 
         var connectTimeout = ProxyDefaults.ConnectTimeout;
@@ -151,6 +151,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
 
         var kafka = ValidateKafka(route, protocol, listen, Error);
         var assignment = ValidateAssignment(route, protocol, sources, Error);
+        var http = ValidateHttp(route, protocol, Error);
 
         if (sources is not null && upstream is not null)
         {
@@ -175,6 +176,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             IdleTimeout = idleTimeout,
             Assignment = assignment,
             Kafka = kafka,
+            Http = http,
         };
     }
 
@@ -249,6 +251,37 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         return new AssignmentSettings { Policy = policy, ClientIds = clientIds, WhenExhausted = whenExhausted, IdleTimeout = idle };
+    }
+
+    private static HttpRouteSettings? ValidateHttp(RouteConfig route, RouteProtocol protocol, Action<string, string> error)
+    {
+        if (protocol != RouteProtocol.Http)
+        {
+            foreach (var (field, value) in new[] { ("XForwarded", route.XForwarded), ("RequestTimeout", route.RequestTimeout) })
+            {
+                if (value is not null)
+                {
+                    error(field, "applies to Http routes only; set \"Protocol\": \"Http\" or remove it");
+                }
+            }
+
+            return null;
+        }
+
+        bool xForwarded = true;
+        if (route.XForwarded is { } xForwardedText && !bool.TryParse(xForwardedText, out xForwarded))
+        {
+            error("XForwarded", $"'{xForwardedText}' is neither true nor false");
+        }
+
+        var requestTimeout = ProxyDefaults.RequestTimeout;
+        if (route.RequestTimeout is { } timeoutText &&
+            (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out requestTimeout) || requestTimeout <= TimeSpan.Zero))
+        {
+            error("RequestTimeout", $"'{timeoutText}' is not a positive duration such as 00:01:40");
+        }
+
+        return new HttpRouteSettings { XForwarded = xForwarded, RequestTimeout = requestTimeout };
     }
 
     private static KafkaRouteSettings? ValidateKafka(RouteConfig route, RouteProtocol protocol, EndpointSpec? listen, Action<string, string> error)

@@ -8,6 +8,9 @@ internal enum RouteProtocol
 
     /// <summary>Kafka: broker addresses in responses are rewritten to the proxy's own.</summary>
     Kafka,
+
+    /// <summary>HTTP/1.1 and HTTP/2: requests are forwarded by YARP over source-bound upstream connections.</summary>
+    Http,
 }
 
 /// <summary>One route as the user wrote it: raw strings, validated by <see cref="ConfigValidator"/>.</summary>
@@ -54,6 +57,12 @@ internal sealed record RouteConfig
 
     /// <summary>Kafka: the largest frame accepted, in bytes (default 100 MiB).</summary>
     public string? MaxFrameSize { get; init; }
+
+    /// <summary>Http: add X-Forwarded-For/-Proto/-Host/-Prefix (true, the default) or leave the headers as the client sent them.</summary>
+    public string? XForwarded { get; init; }
+
+    /// <summary>Http: the longest a request may sit idle (no headers, no body bytes either way) before it fails with 504.</summary>
+    public string? RequestTimeout { get; init; }
 
     /// <summary>Keys present in the route's section that no field above reads (typos).</summary>
     public IReadOnlyList<string> UnknownFields { get; init; } = [];

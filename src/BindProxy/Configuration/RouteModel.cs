@@ -30,6 +30,9 @@ internal sealed class RouteModel
     /// <summary>Kafka settings; null for Tcp routes.</summary>
     public KafkaRouteSettings? Kafka { get; init; }
 
+    /// <summary>Http settings; null for Tcp and Kafka routes.</summary>
+    public HttpRouteSettings? Http { get; init; }
+
     public AddressFamily Family => Sources.Addresses.Family;
 
     /// <summary>The route as written (null for routes made at run time).</summary>
@@ -112,9 +115,20 @@ internal sealed record KafkaRouteSettings
     public TimeSpan FrameTimeout { get; init; } = ProxyDefaults.FrameTimeout;
 }
 
+/// <summary>What an Http route adds to a Tcp route.</summary>
+internal sealed record HttpRouteSettings
+{
+    public bool XForwarded { get; init; } = true;
+
+    public TimeSpan RequestTimeout { get; init; } = ProxyDefaults.RequestTimeout;
+}
+
 internal static class ProxyDefaults
 {
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Idle time allowed within an HTTP request (YARP's default activity timeout).</summary>
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(100);
 
     public const int MaxFrameSize = 100 * 1024 * 1024;
 

@@ -153,6 +153,13 @@ internal sealed partial class ConfigReloader(
 
         foreach (var route in added.Concat(relisten.Select(c => c.After)))
         {
+            if (route.Protocol == RouteProtocol.Http)
+            {
+                // Http listeners are Kestrel HTTP endpoints, fixed when the server starts.
+                Log.HttpNeedsRestart(logger, route.Name);
+                continue;
+            }
+
             var endpoints = new List<IPEndPoint>();
             foreach (var endpoint in route.Listen.Endpoints)
             {
@@ -226,6 +233,9 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(705, LogLevel.Error, "Reload: route {Route} cannot listen on {Endpoint}: {Reason}")]
         public static partial void BindFailed(ILogger logger, string route, IPEndPoint endpoint, string reason);
+
+        [LoggerMessage(707, LogLevel.Warning, "Reload: route {Route} is an Http route; new or moved Http listen endpoints take effect at the next restart (its other settings apply now)")]
+        public static partial void HttpNeedsRestart(ILogger logger, string route);
 
         [LoggerMessage(706, LogLevel.Warning, "Route {Route} (removed): {Count} connection(s) still open after the {Seconds} s drain; aborted")]
         public static partial void Aborted(ILogger logger, string route, int count, double seconds);

@@ -1,6 +1,7 @@
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Http;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -23,6 +24,10 @@ internal static partial class ProxyHost
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.Configuration.AddConfiguration(configuration);
         builder.WebHost.UseKestrelCore();
+
+        // The stock socket transport serves Http routes' endpoints (plain IPEndPoints); it must be
+        // registered before the proxy transport, which binds only RouteEndPoints.
+        builder.WebHost.UseSockets();
 
         var services = builder.Services;
         services.AddSingleton(new TransportOptions());
@@ -52,6 +57,7 @@ internal static partial class ProxyHost
         services.AddSingleton(new ReloadSource(reload));
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
+        services.AddHttpRoutes();
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -59,6 +65,12 @@ internal static partial class ProxyHost
             {
                 foreach (var endpoint in route.Listen.Endpoints)
                 {
+                    if (route.Protocol == RouteProtocol.Http)
+                    {
+                        kestrel.ListenHttpRoute(route, endpoint);
+                        continue;
+                    }
+
                     kestrel.Listen(new RouteEndPoint(route.Name, endpoint), listen => listen.UseConnectionHandler<ProxyConnectionHandler>());
                 }
             }
@@ -66,6 +78,7 @@ internal static partial class ProxyHost
 
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.UseHttpRoutes();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
         var fds = ResourceLimits.RaiseOpenFilesLimit();

@@ -10,9 +10,10 @@ namespace BindProxy.Transport;
 /// </summary>
 internal sealed class ListenerRegistry
 {
-    private readonly ConcurrentDictionary<(string Route, IPEndPoint Address), IConnectionListener> _bound = new();
+    private readonly ConcurrentDictionary<(string Route, IPEndPoint Address), IConnectionListener?> _bound = new();
 
-    public void Add(RouteEndPoint endpoint, IConnectionListener listener) => _bound[(endpoint.Route, endpoint.Address)] = listener;
+    /// <param name="listener">The proxy's own listener; null for an HTTP endpoint that Kestrel owns (it cannot be closed alone).</param>
+    public void Add(RouteEndPoint endpoint, IConnectionListener? listener = null) => _bound[(endpoint.Route, endpoint.Address)] = listener;
 
     public void Remove(RouteEndPoint endpoint) => _bound.TryRemove((endpoint.Route, endpoint.Address), out _);
 
@@ -30,7 +31,7 @@ internal sealed class ListenerRegistry
         int count = 0;
         foreach (var key in _bound.Keys.Where(k => BelongsTo(k.Route, route)))
         {
-            if (_bound.TryRemove(key, out var listener))
+            if (_bound.TryGetValue(key, out var owned) && owned is not null && _bound.TryRemove(key, out var listener) && listener is not null)
             {
                 await listener.UnbindAsync().ConfigureAwait(false);
                 count++;

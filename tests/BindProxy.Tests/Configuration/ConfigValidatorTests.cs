@@ -42,7 +42,7 @@ public sealed class ConfigValidatorTests
         Assert.Contains(errors, e => e.StartsWith("route 'a': Listen: '127.0.0.1:99999' has port 99999, out of range 0-65535", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("route 'a': Upstream: '127.0.0.1' has no port", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("route 'a': Source: '127.0.0.300' is not an IP address", StringComparison.Ordinal));
-        Assert.Contains(errors, e => e.StartsWith("route 'b': Protocol: 'udp' is not a protocol; expected Tcp or Kafka", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("route 'b': Protocol: 'udp' is not a protocol; expected Tcp, Kafka or Http", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("route 'b': ConnectTimeout: 'soon' is not a positive duration", StringComparison.Ordinal));
         Assert.Equal(5, errors.Count);
     }
