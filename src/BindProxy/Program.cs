@@ -1,1 +1,23 @@
-return 0;
+using BindProxy.Cli;
+using Microsoft.Extensions.Configuration;
+using Serilog;
+
+// Serilog is wired here and nowhere else: everything below the host logs through ILogger<T>.
+var root = BindProxyCommand.Create((builder, configuration) =>
+{
+    var logger = new LoggerConfiguration();
+    if (configuration.GetSection("Serilog").Exists())
+    {
+        logger.ReadFrom.Configuration(configuration);
+    }
+    else
+    {
+        logger.MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
+            .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
+    }
+
+    builder.Services.AddSerilog(logger.CreateLogger(), dispose: true);
+});
+
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

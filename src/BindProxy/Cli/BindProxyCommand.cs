@@ -1,0 +1,114 @@
+using System.CommandLine;
+using BindProxy.Addressing;
+using BindProxy.Configuration;
+using BindProxy.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+
+namespace BindProxy.Cli;
+
+/// <summary>The command line: serve (default), <c>check</c>.</summary>
+internal static class BindProxyCommand
+{
+    public const int ExitOk = 0;
+    public const int ExitConfigInvalid = 1;
+
+    /// <param name="configureHost">Host-level wiring (logging) applied to the served application.</param>
+    public static RootCommand Create(Action<WebApplicationBuilder, IConfiguration> configureHost)
+    {
+        var config = new Option<string?>("--config", "-c")
+        {
+            Description = $"Configuration file (default: ./{ConfigLoader.DefaultFile}).",
+            Recursive = true,
+        };
+        var listen = new Option<string?>("--listen")
+        {
+            Description = "Quick mode: listen endpoint(s), ADDR:PORT or an address range/CIDR/list with one port. Replaces the file's routes.",
+        };
+        var upstream = new Option<string?>("--upstream") { Description = "Quick mode: the real server, HOST:PORT (or ADDR-RANGE:PORT)." };
+        var source = new Option<string?>("--source") { Description = "Quick mode: source address(es) for upstream connections: 127.0.0.2, 127.0.0.2-127.0.0.40, 127.0.1.0/24 or a list." };
+        var protocol = new Option<string?>("--protocol") { Description = "Quick mode: tcp (default) or kafka." };
+        var connectTimeout = new Option<string?>("--connect-timeout") { Description = "Quick mode: upstream connect timeout (default 00:00:10)." };
+
+        var root = new RootCommand(
+            "BindProxy: a TCP proxy that re-originates every client connection from a configured source address (127.0.0.N), " +
+            "so one client's traffic can be isolated in Wireshark and load tests get past one address pair's ephemeral ports.")
+        {
+            config, listen, upstream, source, protocol, connectTimeout,
+        };
+
+        QuickRoute Quick(ParseResult p) => new(p.GetValue(listen), p.GetValue(upstream), p.GetValue(source), p.GetValue(protocol), p.GetValue(connectTimeout));
+
+        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), Quick(parse), configureHost, cancellationToken));
+
+        var check = new Command("check", "Validate the configuration and test-bind every source address, without serving.")
+        {
+            listen, upstream, source, protocol, connectTimeout,
+        };
+        check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), Quick(parse), cancellationToken));
+        root.Subcommands.Add(check);
+        return root;
+    }
+
+    private static async Task<(IConfigurationRoot Configuration, ValidationResult? Result)> LoadAsync(string? path, QuickRoute quick, CancellationToken cancellationToken)
+    {
+        var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, out var loadError);
+        if (loadError is not null)
+        {
+            await Console.Error.WriteLineAsync($"error: {loadError}").ConfigureAwait(false);
+            return (configuration, null);
+        }
+
+        var validator = new ConfigValidator(new SourceAddressProbe());
+        var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick), cancellationToken).ConfigureAwait(false);
+        foreach (var warning in result.Warnings)
+        {
+            await Console.Error.WriteLineAsync($"warning: {warning}").ConfigureAwait(false);
+        }
+
+        if (!result.IsValid)
+        {
+            await Console.Error.WriteLineAsync($"error: the configuration has {result.Errors.Count} problem(s):").ConfigureAwait(false);
+            foreach (var error in result.Errors)
+            {
+                await Console.Error.WriteLineAsync($"  {error}").ConfigureAwait(false);
+            }
+        }
+
+        return (configuration, result);
+    }
+
+    private static async Task<int> CheckAsync(string? path, QuickRoute quick, CancellationToken cancellationToken)
+    {
+        var (_, result) = await LoadAsync(path, quick, cancellationToken).ConfigureAwait(false);
+        if (result?.Model is not { } model)
+        {
+            return ExitConfigInvalid;
+        }
+
+        foreach (var route in model.Routes)
+        {
+            Console.WriteLine($"route '{route.Name}': {route.Listen} → {route.Upstream} from {route.Sources.Addresses} ({route.Protocol}); Wireshark: {route.WiresharkFilter}");
+        }
+
+        Console.WriteLine($"configuration OK: {model.Routes.Count} route(s)");
+        return ExitOk;
+    }
+
+    private static async Task<int> ServeAsync(string? path, QuickRoute quick, Action<WebApplicationBuilder, IConfiguration> configureHost, CancellationToken cancellationToken)
+    {
+        var (configuration, result) = await LoadAsync(path, quick, cancellationToken).ConfigureAwait(false);
+        if (result?.Model is not { } model)
+        {
+            return ExitConfigInvalid;
+        }
+
+        var app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration));
+        await using (app.ConfigureAwait(false))
+        {
+            await app.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return ExitOk;
+    }
+}

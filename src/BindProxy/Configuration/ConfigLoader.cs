@@ -1,0 +1,57 @@
+using Microsoft.Extensions.Configuration;
+
+namespace BindProxy.Configuration;
+
+/// <summary>Options that replace the file's routes with one route given on the command line.</summary>
+internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout)
+{
+    public const string RouteName = "cli";
+
+    public bool IsSet => Listen is not null || Upstream is not null || Source is not null;
+
+    public RouteConfig ToRouteConfig() => new()
+    {
+        Name = RouteName,
+        Listen = Listen,
+        Upstream = Upstream,
+        Source = Source,
+        Protocol = Protocol,
+        ConnectTimeout = ConnectTimeout,
+    };
+}
+
+/// <summary>Loads the configuration file (plus <c>BINDPROXY_</c> environment variables).</summary>
+internal static class ConfigLoader
+{
+    public const string DefaultFile = "appsettings.json";
+
+    /// <summary>
+    /// Builds the configuration from <paramref name="path"/>. A missing file is an error only when
+    /// the user named it, or when no quick route stands in for the file's routes.
+    /// </summary>
+    public static IConfigurationRoot Load(string? path, bool required, out string? error)
+    {
+        var file = Path.GetFullPath(path ?? DefaultFile);
+        error = null;
+        if (!File.Exists(file) && required)
+        {
+            error = $"configuration file {file} does not exist";
+        }
+
+        try
+        {
+            return new ConfigurationBuilder()
+                .AddJsonFile(file, optional: true, reloadOnChange: false)
+                .AddEnvironmentVariables("BINDPROXY_")
+                .Build();
+        }
+        catch (InvalidDataException e)
+        {
+            error = $"configuration file {file} is not valid JSON: {e.InnerException?.Message ?? e.Message}";
+            return new ConfigurationBuilder().Build();
+        }
+    }
+
+    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick) =>
+        quick.IsSet ? new ProxyConfig { Routes = [quick.ToRouteConfig()] } : ConfigReader.Read(configuration);
+}

@@ -1,0 +1,44 @@
+using Microsoft.Extensions.Configuration;
+
+namespace BindProxy.Configuration;
+
+/// <summary>Reads the <c>BindProxy</c> section into <see cref="ProxyConfig"/> without judging it.</summary>
+internal static class ConfigReader
+{
+    public const string SectionName = "BindProxy";
+
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout"];
+
+    public static ProxyConfig Read(IConfiguration configuration)
+    {
+        var routes = configuration.GetSection(SectionName).GetSection("Routes").GetChildren()
+            .Select(ReadRoute)
+            .ToList();
+        return new ProxyConfig { Routes = routes };
+    }
+
+    private static RouteConfig ReadRoute(IConfigurationSection section) => new()
+    {
+        Name = section.Key,
+        Listen = ReadList(section, "Listen"),
+        Upstream = ReadList(section, "Upstream"),
+        Source = ReadList(section, "Source"),
+        Protocol = section["Protocol"],
+        ConnectTimeout = section["ConnectTimeout"],
+        UnknownFields = [.. section.GetChildren().Select(c => c.Key)
+            .Where(k => !RouteFields.Contains(k, StringComparer.OrdinalIgnoreCase))],
+    };
+
+    /// <summary>A field may be a string or a JSON array of strings; arrays read as a comma-separated list.</summary>
+    private static string? ReadList(IConfigurationSection route, string key)
+    {
+        var field = route.GetSection(key);
+        if (field.Value is { } value)
+        {
+            return value;
+        }
+
+        var items = field.GetChildren().Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).ToList();
+        return items.Count == 0 ? null : string.Join(",", items);
+    }
+}

@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using BindProxy.Addressing;
+
+namespace BindProxy.Configuration;
+
+/// <summary>One problem in a configuration, naming the route and the field.</summary>
+internal sealed record ConfigError(string Route, string Field, string Message)
+{
+    public override string ToString() =>
+        Route.Length == 0 ? $"{Field}: {Message}" : $"route '{Route}': {Field}: {Message}";
+}
+
+/// <summary>The outcome of validation: a model when there are no errors, and every error otherwise.</summary>
+internal sealed record ValidationResult(ProxyModel? Model, IReadOnlyList<ConfigError> Errors, IReadOnlyList<string> Warnings)
+{
+    public bool IsValid => Errors.Count == 0;
+}
+
+/// <summary>
+/// Turns <see cref="ProxyConfig"/> into a <see cref="ProxyModel"/>, collecting every problem
+/// (no short-circuit) so the user fixes the file once.
+/// </summary>
+internal sealed class ConfigValidator(SourceAddressProbe probe)
+{
+    /// <summary>How long a host-name upstream may take to resolve during validation.</summary>
+    public static readonly TimeSpan ResolveTimeout = TimeSpan.FromSeconds(3);
+
+    public async Task<ValidationResult> ValidateAsync(ProxyConfig config, CancellationToken cancellationToken)
+    {
+        var errors = new List<ConfigError>();
+        var warnings = new List<string>();
+        var routes = new List<RouteModel>();
+
+        if (config.Routes.Count == 0)
+        {
+            errors.Add(new ConfigError("", "BindProxy:Routes", "no routes are configured; add one under BindProxy:Routes or use --listen/--upstream/--source"));
+        }
+
+        foreach (var route in config.Routes)
+        {
+            var model = await ValidateRouteAsync(route, errors, warnings, cancellationToken).ConfigureAwait(false);
+            if (model is not null)
+            {
+                routes.Add(model);
+            }
+        }
+
+        CheckDuplicateListeners(routes, errors);
+        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes) : null, errors, warnings);
+    }
+
+    private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
+    {
+        int before = errors.Count;
+        void Error(string field, string message) => errors.Add(new ConfigError(route.Name, field, message));
+
+        foreach (var unknown in route.UnknownFields)
+        {
+            Error(unknown, $"unknown field; known fields are {string.Join(", ", ConfigReader.RouteFields)}");
+        }
+
+        EndpointSpec? listen = null;
+        if (route.Listen is null)
+        {
+            Error("Listen", "is missing; expected ADDR:PORT, e.g. 127.0.0.1:19092");
+        }
+        else if (!EndpointSpec.TryParse(route.Listen, allowPortZero: true, out listen, out var error))
+        {
+            Error("Listen", error);
+        }
+
+        UpstreamSpec? upstream = null;
+        if (route.Upstream is null)
+        {
+            Error("Upstream", "is missing; expected HOST:PORT, e.g. localhost:9092");
+        }
+        else if (!UpstreamSpec.TryParse(route.Upstream, out upstream, out var error))
+        {
+            Error("Upstream", error);
+        }
+
+        AddressSet? sources = null;
+        if (route.Source is null)
+        {
+            Error("Source", "is missing; expected an address such as 127.0.0.2, a range, a CIDR block or a list");
+        }
+        else if (!AddressSet.TryParse(route.Source, out sources, out var error))
+        {
+            Error("Source", error);
+        }
+        else
+        {
+            foreach (var problem in probe.CheckAssigned(sources))
+            {
+                Error("Source", problem);
+            }
+        }
+
+        var protocol = RouteProtocol.Tcp;
+        if (route.Protocol is { } protocolText && !Enum.TryParse(protocolText, ignoreCase: true, out protocol))
+        {
+            Error("Protocol", $"'{protocolText}' is not a protocol; expected Tcp or Kafka");
+        }
+        else if (!Enum.IsDefined(protocol))
+        {
+            Error("Protocol", $"'{route.Protocol}' is not a protocol; expected Tcp or Kafka");
+        }
+
+        var connectTimeout = ProxyDefaults.ConnectTimeout;
+        if (route.ConnectTimeout is { } timeoutText &&
+            (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out connectTimeout) || connectTimeout <= TimeSpan.Zero))
+        {
+            Error("ConnectTimeout", $"'{timeoutText}' is not a positive duration such as 00:00:10");
+        }
+
+        if (sources is not null && upstream is not null)
+        {
+            await CheckFamilyAsync(route.Name, sources, upstream, errors, warnings, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (errors.Count != before || listen is null || upstream is null || sources is null)
+        {
+            return null;
+        }
+
+        return new RouteModel
+        {
+            Name = route.Name,
+            Listen = listen,
+            Upstream = upstream,
+            Sources = new SourcePool(sources),
+            Protocol = protocol,
+            ConnectTimeout = connectTimeout,
+        };
+    }
+
+    private static async Task CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
+    {
+        if (upstream.LiteralFamily is { } literal)
+        {
+            if (literal != sources.Family)
+            {
+                errors.Add(new ConfigError(route, "Source", $"{sources} is {FamilyName(sources.Family)} but Upstream {upstream} is {FamilyName(literal)}; a socket bound to one family cannot reach the other"));
+            }
+
+            return;
+        }
+
+        IPAddress[] addresses;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(ResolveTimeout);
+            addresses = await Dns.GetHostAddressesAsync(upstream.Host!, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            warnings.Add($"route '{route}': Upstream: cannot resolve '{upstream.Host}' now ({e.Message}); it is resolved again at each connection");
+            return;
+        }
+
+        if (!addresses.Any(a => (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).AddressFamily == sources.Family))
+        {
+            errors.Add(new ConfigError(route, "Source", $"{sources} is {FamilyName(sources.Family)} but Upstream '{upstream.Host}' resolves only to {string.Join(", ", addresses.Select(a => a.ToString()))}; a socket bound to one family cannot reach the other"));
+        }
+    }
+
+    private static void CheckDuplicateListeners(List<RouteModel> routes, List<ConfigError> errors)
+    {
+        var seen = new Dictionary<IPEndPoint, string>();
+        foreach (var route in routes)
+        {
+            foreach (var endpoint in route.Listen.Endpoints.Where(e => e.Port != 0))
+            {
+                var clash = seen.FirstOrDefault(kv => kv.Key.Port == endpoint.Port && kv.Key.AddressFamily == endpoint.AddressFamily &&
+                    (kv.Key.Address.Equals(endpoint.Address) || IsAny(kv.Key.Address) || IsAny(endpoint.Address)));
+                if (clash.Key is not null)
+                {
+                    errors.Add(new ConfigError(route.Name, "Listen", clash.Value == route.Name
+                        ? $"lists {endpoint} twice"
+                        : $"{endpoint} is also a listen endpoint of route '{clash.Value}'"));
+                    continue;
+                }
+
+                seen[endpoint] = route.Name;
+            }
+        }
+    }
+
+    private static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
+
+    internal static string FamilyName(AddressFamily family) => family == AddressFamily.InterNetworkV6 ? "IPv6" : "IPv4";
+}

@@ -1,0 +1,34 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace BindProxy.Outbound;
+
+/// <summary>Why an upstream connection could not be made.</summary>
+internal enum ConnectError
+{
+    None,
+
+    /// <summary>No answer within the route's connect timeout.</summary>
+    Timeout,
+
+    /// <summary>The upstream refused (RST to our SYN).</summary>
+    Refused,
+
+    /// <summary>Every source address tried was out of ports or not usable (EADDRINUSE / EADDRNOTAVAIL).</summary>
+    SourcesExhausted,
+
+    /// <summary>The upstream host name did not resolve, or not to the source's family.</summary>
+    Unresolved,
+
+    /// <summary>Any other socket error (unreachable network or host, ...).</summary>
+    Failed,
+
+    /// <summary>The proxy is shutting down or the client went away first.</summary>
+    Cancelled,
+}
+
+/// <summary>The outcome of <see cref="UpstreamConnector.ConnectAsync"/>: a connected socket, or the reason there is none.</summary>
+internal readonly record struct ConnectResult(Socket? Socket, ConnectError Error, string Detail, IPEndPoint? Upstream, TimeSpan Elapsed)
+{
+    public bool IsConnected => Socket is not null;
+}

@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using BindProxy.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Outbound;
+
+/// <summary>
+/// Opens the upstream side of a proxied connection: a new socket bound to one of the route's
+/// source addresses, connected within the route's timeout, failing over to the next source
+/// address when one is out of ports.
+/// </summary>
+internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logger)
+{
+    /// <summary>Source addresses one connection tries before giving up (large pools are not scanned whole).</summary>
+    public const int MaxSourceAttempts = 16;
+
+    // Linux: <netinet/in.h> IP_BIND_ADDRESS_NO_PORT at level IPPROTO_IP. With it, bind(addr, 0)
+    // defers the port choice to connect(), which then picks per 4-tuple; without it every
+    // destination shares the one pool of ports of the source address.
+    private const int IpProtoIp = 0;
+    private const int IpBindAddressNoPort = 24;
+
+    private long _sequence = -1;
+
+    public async Task<ConnectResult> ConnectAsync(RouteModel route, CancellationToken cancellationToken)
+    {
+        long started = Stopwatch.GetTimestamp();
+        var pool = route.Sources;
+        long first = pool.NextIndex();
+        long sequence = Interlocked.Increment(ref _sequence);
+        int attempts = (int)Math.Min(pool.Addresses.Count, MaxSourceAttempts);
+        var exhausted = new List<string>();
+        ConnectError lastError = ConnectError.SourcesExhausted;
+        string lastDetail = "";
+        IPEndPoint? lastUpstream = null;
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(route.ConnectTimeout);
+
+        for (int attempt = 0; attempt < attempts; attempt++)
+        {
+            var source = pool.Addresses[(first + attempt) % pool.Addresses.Count];
+            IPEndPoint[] destinations;
+            try
+            {
+                destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
+                    $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null);
+            }
+            catch (SocketException e)
+            {
+                return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null);
+            }
+
+            if (destinations.Length == 0)
+            {
+                return Fail(ConnectError.Unresolved, $"{route.Upstream} has no {ConfigValidator.FamilyName(source.AddressFamily)} address to match source {source}", null);
+            }
+
+            bool sourceExhausted = false;
+            foreach (var destination in destinations)
+            {
+                lastUpstream = destination;
+                var socket = new Socket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    SetBindAddressNoPort(socket);
+                    socket.Bind(new IPEndPoint(source, 0));
+                    await socket.ConnectAsync(destination, timeout.Token).ConfigureAwait(false);
+                    return new ConnectResult(socket, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
+                }
+                catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable)
+                {
+                    socket.Dispose();
+                    exhausted.Add($"{source} ({e.Message})");
+                    Log.SourceFailed(logger, route.Name, source, destination, e.Message);
+                    sourceExhausted = true;
+                    break;
+                }
+                catch (SocketException e)
+                {
+                    socket.Dispose();
+                    lastError = e.SocketErrorCode == SocketError.ConnectionRefused ? ConnectError.Refused : ConnectError.Failed;
+                    lastDetail = $"{destination} from {source}: {e.Message}";
+                }
+                catch (OperationCanceledException)
+                {
+                    socket.Dispose();
+                    return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
+                        $"no answer from {destination} within {route.ConnectTimeout.TotalSeconds:0.###} s", destination);
+                }
+            }
+
+            if (!sourceExhausted)
+            {
+                // The upstream itself failed; another source address would not change that.
+                return Fail(lastError, lastDetail, lastUpstream);
+            }
+        }
+
+        return Fail(ConnectError.SourcesExhausted,
+            $"no usable source address for {route.Upstream}; tried {string.Join(", ", exhausted)}", lastUpstream);
+
+        ConnectResult Fail(ConnectError error, string detail, IPEndPoint? upstream) =>
+            new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
+    }
+
+    private static void SetBindAddressNoPort(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        try
+        {
+            Span<byte> on = stackalloc byte[sizeof(int)];
+            MemoryMarshal.Write(on, 1);
+            socket.SetRawSocketOption(IpProtoIp, IpBindAddressNoPort, on);
+        }
+        catch (SocketException)
+        {
+            // Kernels before 4.2 lack the option; binding still works, with one port pool per source.
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(300, LogLevel.Warning, "Route {Route}: source {Source} cannot reach {Upstream} ({Reason}); trying the next source address")]
+        public static partial void SourceFailed(ILogger logger, string route, IPAddress source, IPEndPoint upstream, string reason);
+    }
+}

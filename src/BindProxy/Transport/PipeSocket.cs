@@ -1,0 +1,246 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+
+namespace BindProxy.Transport;
+
+/// <summary>How the receive side of a <see cref="PipeSocket"/> ended.</summary>
+internal enum ReceiveEnd
+{
+    /// <summary>Still receiving.</summary>
+    Open,
+
+    /// <summary>The peer sent FIN: no more data will come, but we may still send.</summary>
+    Fin,
+
+    /// <summary>The peer reset the connection (RST).</summary>
+    Reset,
+
+    /// <summary>This side aborted the socket.</summary>
+    Aborted,
+
+    /// <summary>Any other socket error.</summary>
+    Error,
+}
+
+/// <summary>
+/// One TCP socket with a receive loop that fills a <see cref="Pipe"/> and a send path that
+/// writes straight from the caller's buffers (the other side's receive pipe), so forwarded
+/// bytes are copied once, kernel to pipe, and sent from there. Used for both the accepted
+/// client socket and the outbound upstream socket.
+/// </summary>
+/// <remarks>
+/// Unlike Kestrel's stock socket transport, finishing the send side here is a real TCP
+/// half-close (<c>shutdown(SHUT_WR)</c>): the receive side keeps flowing.
+/// </remarks>
+internal sealed class PipeSocket : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly Pipe _pipe;
+    private readonly int _receiveSize;
+    private Task _receiving = Task.CompletedTask;
+    private long _bytesReceived;
+    private long _bytesSent;
+    private int _aborted;
+    private int _sendShutdown;
+    private int _disposed;
+
+    public PipeSocket(Socket socket, TransportOptions options)
+    {
+        _socket = socket;
+        _receiveSize = options.ReceiveBufferSize;
+        _pipe = new Pipe(new PipeOptions(
+            pool: MemoryPool<byte>.Shared,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: options.MaxBufferedBytes,
+            resumeWriterThreshold: options.MaxBufferedBytes / 2,
+            minimumSegmentSize: options.ReceiveBufferSize,
+            useSynchronizationContext: false));
+        LocalEndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        RemoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
+    }
+
+    /// <summary>The socket itself, for options and for stream-shaped callers.</summary>
+    public Socket RawSocket => _socket;
+
+    public IPEndPoint LocalEndPoint { get; }
+
+    public IPEndPoint RemoteEndPoint { get; }
+
+    /// <summary>Bytes received from the peer into the pipe.</summary>
+    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+
+    /// <summary>Bytes handed to the kernel for the peer.</summary>
+    public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>What the peer sent, in order; completes after FIN, reset or abort.</summary>
+    public PipeReader Input => _pipe.Reader;
+
+    public ReceiveEnd ReceiveEnd { get; private set; }
+
+    public SocketError ReceiveError { get; private set; }
+
+    public bool IsAborted => Volatile.Read(ref _aborted) != 0;
+
+    public void StartReceiving() => _receiving = ReceiveLoopAsync();
+
+    private async Task ReceiveLoopAsync()
+    {
+        var writer = _pipe.Writer;
+        bool waitForData = true;
+        try
+        {
+            while (true)
+            {
+                if (waitForData)
+                {
+                    // Wait for readability without holding a buffer, so an idle connection pins no memory.
+                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                }
+
+                var memory = writer.GetMemory(_receiveSize);
+                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                if (received == 0)
+                {
+                    ReceiveEnd = ReceiveEnd.Fin;
+                    break;
+                }
+
+                writer.Advance(received);
+                Volatile.Write(ref _bytesReceived, _bytesReceived + received);
+
+                // A full buffer means more is probably queued: skip the readiness wait next time.
+                waitForData = received < memory.Length;
+
+                var flush = await writer.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCompleted || flush.IsCanceled)
+                {
+                    ReceiveEnd = ReceiveEnd.Aborted;
+                    break;
+                }
+            }
+        }
+        catch (SocketException e)
+        {
+            ReceiveError = e.SocketErrorCode;
+            ReceiveEnd = IsAborted ? ReceiveEnd.Aborted : Classify(e.SocketErrorCode);
+        }
+        catch (ObjectDisposedException)
+        {
+            ReceiveEnd = ReceiveEnd.Aborted;
+        }
+        finally
+        {
+            await writer.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static ReceiveEnd Classify(SocketError error) => error switch
+    {
+        SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown => ReceiveEnd.Reset,
+        SocketError.OperationAborted or SocketError.Interrupted => ReceiveEnd.Aborted,
+        _ => ReceiveEnd.Error,
+    };
+
+    /// <summary>Sends every byte of <paramref name="buffer"/>; returns the socket error instead of throwing.</summary>
+    public async ValueTask<SocketError> SendAsync(ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (buffer.IsSingleSegment)
+            {
+                await SendAllAsync(buffer.First, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                foreach (var segment in buffer)
+                {
+                    await SendAllAsync(segment, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            return SocketError.Success;
+        }
+        catch (SocketException e)
+        {
+            return e.SocketErrorCode;
+        }
+        catch (ObjectDisposedException)
+        {
+            return SocketError.OperationAborted;
+        }
+        catch (OperationCanceledException)
+        {
+            return SocketError.OperationAborted;
+        }
+    }
+
+    private async ValueTask SendAllAsync(ReadOnlyMemory<byte> memory, CancellationToken cancellationToken)
+    {
+        while (!memory.IsEmpty)
+        {
+            int sent = await _socket.SendAsync(memory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _bytesSent, _bytesSent + sent);
+            memory = memory[sent..];
+        }
+    }
+
+    /// <summary>Half-closes: sends FIN to the peer; receiving goes on.</summary>
+    public void ShutdownSend()
+    {
+        if (Interlocked.Exchange(ref _sendShutdown, 1) != 0 || IsAborted)
+        {
+            return;
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (SocketException)
+        {
+            // The peer is already gone; the receive side reports how.
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Resets the connection (RST) and stops both directions now.</summary>
+    public void Abort()
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        _socket.Dispose();
+        _pipe.Writer.CancelPendingFlush();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _socket.Dispose();
+        _pipe.Writer.CancelPendingFlush();
+        await _receiving.ConfigureAwait(false);
+        await _pipe.Reader.CompleteAsync().ConfigureAwait(false);
+    }
+}

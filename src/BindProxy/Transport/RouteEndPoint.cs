@@ -1,0 +1,20 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace BindProxy.Transport;
+
+/// <summary>
+/// A listen endpoint that belongs to a proxy route. Not an <see cref="IPEndPoint"/> on purpose:
+/// Kestrel hands it only to <see cref="SocketTransportFactory"/>, so proxy ports get the
+/// project's transport while HTTP endpoints keep Kestrel's own.
+/// </summary>
+internal sealed class RouteEndPoint(string route, IPEndPoint address) : EndPoint
+{
+    public string Route { get; } = route;
+
+    public IPEndPoint Address { get; } = address;
+
+    public override AddressFamily AddressFamily => Address.AddressFamily;
+
+    public override string ToString() => Address.ToString();
+}

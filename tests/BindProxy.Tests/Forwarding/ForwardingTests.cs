@@ -1,0 +1,327 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using BindProxy.Tests.Infrastructure;
+
+namespace BindProxy.Tests.Forwarding;
+
+/// <summary>End to end over real loopback sockets: client → proxy → upstream.</summary>
+public sealed class ForwardingTests
+{
+    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task Upstream_sees_the_configured_source_address()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("ping"u8.ToArray());
+        Assert.Equal("ping"u8.ToArray(), await client.ReadExactlyAsync(4));
+
+        Assert.True(upstream.Accepted.TryPeek(out var seen));
+        Assert.Equal(IPAddress.Parse("127.0.0.2"), seen.Address);
+        var open = await proxy.Logs.WaitForAsync(Prompt, "open", "127.0.0.2:");
+        Assert.Contains(upstream.Endpoint.ToString(), open, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_source_pool_is_used_round_robin()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2-127.0.0.4");
+
+        for (int i = 0; i < 6; i++)
+        {
+            using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+            await client.SendAsync(new byte[] { 1 });
+            await client.ReadExactlyAsync(1);
+        }
+
+        var sources = upstream.Accepted.Select(e => e.Address.ToString()).ToList();
+        Assert.Equal(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.2", "127.0.0.3", "127.0.0.4"], sources);
+    }
+
+    [Fact]
+    public async Task IPv6_loopback_works_end_to_end()
+    {
+        await using var upstream = TestServer.Echo(IPAddress.IPv6Loopback);
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "::1", listen: "[::1]:0");
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("v6"u8.ToArray());
+        Assert.Equal("v6"u8.ToArray(), await client.ReadExactlyAsync(2));
+        Assert.True(upstream.Accepted.TryPeek(out var seen));
+        Assert.Equal(IPAddress.IPv6Loopback, seen.Address);
+    }
+
+    [Fact]
+    public async Task A_listen_range_gives_one_listener_per_address()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var sacrificial = TestServer.Echo();
+        int port = sacrificial.Endpoint.Port; // a port known free on 127.0.0.1 is very likely free on .5-.7 too
+        await sacrificial.DisposeAsync();
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, listen: $"127.0.0.5-127.0.0.7:{port}");
+
+        Assert.Equal(["127.0.0.5", "127.0.0.6", "127.0.0.7"], proxy.Endpoints().Select(e => e.Address.ToString()));
+        foreach (var endpoint in proxy.Endpoints())
+        {
+            using var client = await SocketExtensions.ConnectAsync(endpoint);
+            await client.SendAsync(new byte[] { 7 });
+            Assert.Equal(7, (await client.ReadExactlyAsync(1))[0]);
+        }
+    }
+
+    [Fact]
+    public async Task Large_transfers_arrive_intact_both_ways()
+    {
+        const long Total = 256L * 1024 * 1024;
+
+        // Upstream: hashes what it receives while sending its own 256 MiB stream, then FIN.
+        var upstreamReceived = new TaskCompletionSource<byte[]>();
+        byte[]? upstreamSentHash = null;
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            var receive = HashUntilFinAsync(socket, ct);
+            upstreamSentHash = await SendPatternAsync(socket, Total, seed: 2, ct);
+            socket.Shutdown(SocketShutdown.Send);
+            upstreamReceived.SetResult((await receive).Hash);
+        });
+        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var clientReceive = HashUntilFinAsync(client, cts.Token);
+        var clientSentHash = await SendPatternAsync(client, Total, seed: 1, cts.Token);
+        client.Shutdown(SocketShutdown.Send);
+
+        var (clientGotHash, clientGotBytes) = await clientReceive;
+        Assert.Equal(Total, clientGotBytes);
+        Assert.Equal(upstreamSentHash, clientGotHash);
+        Assert.Equal(clientSentHash, await upstreamReceived.Task.WaitAsync(TimeSpan.FromMinutes(1)));
+
+        var closed = await proxy.Logs.WaitForAsync(Prompt, "closed");
+        Assert.Contains($"{Total} B up, {Total} B down", closed, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Hundred_concurrent_connections_each_get_their_own_bytes()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2-127.0.0.5");
+
+        var clients = Enumerable.Range(0, 100).Select(async i =>
+        {
+            using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+            var payload = RandomNumberGenerator.GetBytes(64 * 1024 + i);
+            var echo = client.ReadExactlyAsync(payload.Length);
+            await client.SendAsync(payload);
+            Assert.Equal(payload, await echo);
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Empty(await client.ReadToEndAsync());
+        });
+        await Task.WhenAll(clients).WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Equal(100, upstream.Accepted.Count);
+    }
+
+    [Fact]
+    public async Task Client_half_close_reaches_upstream_and_the_reply_still_flows()
+    {
+        // Upstream reads until FIN, then answers with what it got, reversed, then closes.
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            var got = await socket.ReadToEndAsync();
+            Array.Reverse(got);
+            await socket.SendAsync(got, SocketFlags.None, ct);
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("abc"u8.ToArray());
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal("cba"u8.ToArray(), await client.ReadToEndAsync());
+        Assert.Contains("client FIN", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Upstream_half_close_reaches_client_and_the_client_can_still_send()
+    {
+        // Upstream sends a greeting and FIN at once, then keeps reading until the client's FIN.
+        var upstreamGot = new TaskCompletionSource<byte[]>();
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            await socket.SendAsync("hello"u8.ToArray(), SocketFlags.None, ct);
+            socket.Shutdown(SocketShutdown.Send);
+            upstreamGot.SetResult(await socket.ReadToEndAsync());
+        });
+        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        Assert.Equal("hello"u8.ToArray(), await client.ReadToEndAsync()); // FIN seen
+        await client.SendAsync("after-fin"u8.ToArray());
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal("after-fin"u8.ToArray(), await upstreamGot.Task.WaitAsync(Prompt));
+        Assert.Contains("upstream FIN", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Client_reset_resets_the_upstream()
+    {
+        var upstreamSaw = new TaskCompletionSource<SocketError>();
+        await using var upstream = TestServer.Start(async (socket, ct) => upstreamSaw.SetResult(await socket.WaitForCloseAsync(Prompt)));
+        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+
+        var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("x"u8.ToArray());
+        await proxy.Logs.WaitForAsync(Prompt, "open");
+        client.Reset();
+
+        Assert.Equal(SocketError.ConnectionReset, await upstreamSaw.Task.WaitAsync(Prompt));
+        Assert.Contains("reset by client", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Upstream_reset_resets_the_client()
+    {
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            await socket.ReadExactlyAsync(1);
+            socket.Reset();
+        });
+        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("x"u8.ToArray());
+        Assert.Equal(SocketError.ConnectionReset, await client.WaitForCloseAsync(Prompt));
+        Assert.Contains("reset by upstream", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_refusing_upstream_closes_the_client_promptly_and_says_why()
+    {
+        int deadPort;
+        using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            deadPort = ((IPEndPoint)probe.LocalEndPoint!).Port; // bound, never listening: connects are refused
+            await using var proxy = await TestProxy.StartAsync($"127.0.0.1:{deadPort}");
+
+            using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+            var closed = await client.WaitForCloseAsync(Prompt);
+            Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+            var line = await proxy.Logs.WaitForAsync(Prompt, "connect refused", $"127.0.0.1:{deadPort}");
+            Assert.Contains("refused", line, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task An_upstream_that_never_answers_closes_the_client_at_the_connect_timeout()
+    {
+        // A listener whose accept queue is full and never drained: further SYNs go unanswered.
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        silent.Listen(0);
+        var fillers = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                _ = filler.ConnectAsync(silent.LocalEndPoint!);
+            }
+
+            await Task.Delay(200);
+            await using var proxy = await TestProxy.StartAsync(silent.LocalEndPoint!.ToString()!, connectTimeout: "00:00:01");
+
+            using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+            var started = DateTime.UtcNow;
+            var closed = await client.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+            var elapsed = DateTime.UtcNow - started;
+            Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+            Assert.InRange(elapsed, TimeSpan.FromMilliseconds(800), TimeSpan.FromSeconds(5));
+            await proxy.Logs.WaitForAsync(Prompt, "connect timeout", "within 1 s");
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task A_client_that_stops_reading_does_not_make_the_proxy_buffer_without_bound()
+    {
+        // Upstream writes as fast as it can; the client never reads.
+        long upstreamWrote = 0;
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            var chunk = new byte[64 * 1024];
+            while (!ct.IsCancellationRequested)
+            {
+                int n = await socket.SendAsync(chunk, SocketFlags.None, ct);
+                Interlocked.Add(ref upstreamWrote, n);
+            }
+        });
+        var transport = new BindProxy.Transport.TransportOptions { MaxBufferedBytes = 256 * 1024 };
+        var validated = await new BindProxy.Configuration.ConfigValidator(new BindProxy.Addressing.SourceAddressProbe()).ValidateAsync(
+            new BindProxy.Configuration.ProxyConfig { Routes = [new() { Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2" }] },
+            CancellationToken.None);
+        await using var proxy = await TestProxy.StartAsync(validated.Model!, transport);
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        client.ReceiveBufferSize = 64 * 1024;
+
+        // Wait until the upstream is stalled: its byte count stops growing.
+        long last = -1;
+        for (int i = 0; i < 100 && Interlocked.Read(ref upstreamWrote) != last; i++)
+        {
+            last = Interlocked.Read(ref upstreamWrote);
+            await Task.Delay(300);
+        }
+
+        var connection = Assert.Single(proxy.Connections.Snapshot());
+        Assert.True(last > 0, "the upstream never sent anything");
+
+        // User-space holding is bounded by the pipe threshold plus one receive buffer...
+        Assert.InRange(connection.BufferedBytes, 0, transport.MaxBufferedBytes + transport.ReceiveBufferSize);
+
+        // ...and the whole path (kernel buffers included) stalled far below what a runaway buffer would take.
+        Assert.InRange(Interlocked.Read(ref upstreamWrote), 1, 64L * 1024 * 1024);
+    }
+
+    private static async Task<byte[]> SendPatternAsync(Socket socket, long total, int seed, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var random = new Random(seed);
+        var chunk = new byte[256 * 1024];
+        for (long sent = 0; sent < total; sent += chunk.Length)
+        {
+            random.NextBytes(chunk);
+            hash.AppendData(chunk);
+            await socket.SendAsync(chunk, SocketFlags.None, ct);
+        }
+
+        return hash.GetHashAndReset();
+    }
+
+    private static async Task<(byte[] Hash, long Bytes)> HashUntilFinAsync(Socket socket, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[256 * 1024];
+        long total = 0;
+        while (true)
+        {
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, ct);
+            if (n == 0)
+            {
+                return (hash.GetHashAndReset(), total);
+            }
+
+            hash.AppendData(buffer, 0, n);
+            total += n;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace BindProxy.Tests.Infrastructure;
+
+public static class SocketExtensions
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    public static async Task<Socket> ConnectAsync(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(endpoint).WaitAsync(Timeout);
+        return socket;
+    }
+
+    /// <summary>Reads until the peer's FIN; returns everything read.</summary>
+    public static async Task<byte[]> ReadToEndAsync(this Socket socket, TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? Timeout);
+        var all = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            if (n == 0)
+            {
+                return all.ToArray();
+            }
+
+            all.Write(buffer, 0, n);
+        }
+    }
+
+    /// <summary>Reads exactly <paramref name="count"/> bytes.</summary>
+    public static async Task<byte[]> ReadExactlyAsync(this Socket socket, int count, TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? Timeout);
+        var buffer = new byte[count];
+        int read = 0;
+        while (read < count)
+        {
+            int n = await socket.ReceiveAsync(buffer.AsMemory(read), SocketFlags.None, cts.Token);
+            if (n == 0)
+            {
+                throw new EndOfStreamException($"FIN after {read} of {count} bytes");
+            }
+
+            read += n;
+        }
+
+        return buffer;
+    }
+
+    /// <summary>Waits until the peer closes; returns how: 0 bytes (FIN) or the socket error (reset).</summary>
+    public static async Task<SocketError> WaitForCloseAsync(this Socket socket, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var buffer = new byte[4096];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token) > 0)
+            {
+            }
+
+            return SocketError.Success;
+        }
+        catch (SocketException e)
+        {
+            return e.SocketErrorCode;
+        }
+    }
+
+    /// <summary>Closes with RST instead of FIN.</summary>
+    public static void Reset(this Socket socket)
+    {
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+}

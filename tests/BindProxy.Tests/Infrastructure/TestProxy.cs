@@ -1,0 +1,76 @@
+using System.Net;
+using BindProxy.Addressing;
+using BindProxy.Configuration;
+using BindProxy.Forwarding;
+using BindProxy.Hosting;
+using BindProxy.Transport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Tests.Infrastructure;
+
+/// <summary>A real proxy host on loopback, started from route configs, with its log lines collected.</summary>
+public sealed class TestProxy : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private TestProxy(WebApplication app, LogCollector logs)
+    {
+        _app = app;
+        Logs = logs;
+    }
+
+    public LogCollector Logs { get; }
+
+    internal IServiceProvider Services => _app.Services;
+
+    internal ConnectionRegistry Connections => _app.Services.GetRequiredService<ConnectionRegistry>();
+
+    /// <summary>The bound endpoints of <paramref name="route"/> (actual ports).</summary>
+    public IReadOnlyList<IPEndPoint> Endpoints(string route = "test") =>
+        _app.Services.GetRequiredService<ListenerRegistry>().For(route);
+
+    public IPEndPoint Endpoint(string route = "test") => Endpoints(route)[0];
+
+    /// <summary>Starts a proxy with one route named "test".</summary>
+    internal static Task<TestProxy> StartAsync(string upstream, string source = "127.0.0.2", string listen = "127.0.0.1:0", string? connectTimeout = null, string protocol = "Tcp") =>
+        StartAsync(new RouteConfig { Name = "test", Listen = listen, Upstream = upstream, Source = source, ConnectTimeout = connectTimeout, Protocol = protocol });
+
+    internal static async Task<TestProxy> StartAsync(params RouteConfig[] routes)
+    {
+        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(new ProxyConfig { Routes = routes }, CancellationToken.None);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        return await StartAsync(result.Model!);
+    }
+
+    internal static async Task<TestProxy> StartAsync(ProxyModel model, TransportOptions? transport = null)
+    {
+        var logs = new LogCollector();
+        var app = ProxyHost.Build(model, new ConfigurationBuilder().Build(), builder =>
+        {
+            builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+            if (transport is not null)
+            {
+                builder.Services.AddSingleton(transport);
+            }
+        });
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        return new TestProxy(app, logs);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _app.StopAsync(stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await _app.DisposeAsync();
+    }
+}
