@@ -5,7 +5,8 @@
 #   bench/run.sh [--quick] [--max-conn [N]] [--rounds N] [--only LIST] [--skip-install]
 #
 #   --quick         one short round of everything (about two minutes once built)
-#   --max-conn [N]  also find how many connections one proxy process holds (default N=9990)
+#   --max-conn [N]  also find how many connections one proxy process holds: asks for N
+#                   (default 10050, more than 20000 fds allow) and counts those that echo
 #   --rounds N      interleaved rounds (default 3, quick 1)
 #   --only LIST     comma-separated contenders, e.g. direct,haproxy,bindproxy
 #   --skip-install  do not apt-get missing packages
@@ -19,7 +20,7 @@ repo=$(cd "$script_dir/.." && pwd)
 
 quick=0
 max_conn=0
-max_conn_count=9990
+max_conn_count=10050   # above what 20000 fds allow at 2 fds per proxied connection
 rounds=""
 only=""
 skip_install=0
@@ -47,10 +48,10 @@ iperf_port=$((port_base + 1))
 declare -A listen_port=([direct]=0 [haproxy]=$((port_base + 10)) [nginx]=$((port_base + 11)) [socat]=$((port_base + 12)) [bindproxy]=$((port_base + 13)))
 
 if [[ $quick == 1 ]]; then
-    rounds=${rounds:-1}; iperf_secs=2; ping_count=5000; ping_warmup=1000
+    rounds=${rounds:-1}; iperf_secs=2; ping_count=10000; ping_warmup=5000
     churn_secs=2s; hold_count=2000; hold_secs=2s
 else
-    rounds=${rounds:-3}; iperf_secs=4; ping_count=20000; ping_warmup=2000
+    rounds=${rounds:-3}; iperf_secs=4; ping_count=20000; ping_warmup=5000
     churn_secs=4s; hold_count=4000; hold_secs=3s
 fi
 churn_concurrency=16
@@ -200,6 +201,16 @@ backend be
     source $source_addr
     server upstream 127.0.0.1:$up
 EOF
+    # Quick mode replaces the file's routes; the file only sets logging to warnings, as the
+    # other proxies log only errors and warnings here (a line per connection would cost churn).
+    cat >"$work/bindproxy.json" <<EOF
+{
+  "Serilog": {
+    "MinimumLevel": { "Default": "Warning" },
+    "WriteTo": [ { "Name": "Console" } ]
+  }
+}
+EOF
     local load_stream=""
     [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] && load_stream="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
     cat >"$work/nginx/nginx.conf" <<EOF
@@ -230,7 +241,8 @@ start_contender() { # name upstream_port -> 0 if listening
         nginx) start_bg nginx "$work/nginx.log" nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" ;;
         # socat's default backlog is 5; 4096 matches the kernel's somaxconn.
         socat) start_bg socat "$work/socat.log" socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,backlog=4096" "TCP:127.0.0.1:$up,bind=$source_addr" ;;
-        bindproxy) start_bg bindproxy "$work/bindproxy.log" dotnet "$proxy_dll" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" ;;
+        bindproxy) start_bg bindproxy "$work/bindproxy.log" dotnet "$proxy_dll" --config "$work/bindproxy.json" \
+            --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" ;;
     esac
     if ! wait_listen "$port" "$c"; then
         log "$c did not start; last lines of its log:"
@@ -297,6 +309,7 @@ record_env machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut 
 record_env limits "RLIMIT_NOFILE $nofile soft and hard for every process; tcp_tw_reuse=$(sysctl -n net.ipv4.tcp_tw_reuse), ip_local_port_range=$(sysctl -n net.ipv4.ip_local_port_range | xargs), somaxconn=$(sysctl -n net.core.somaxconn)"
 record_env versions "$(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); socat $(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p'); $(iperf3 --version | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version)"
 record_env bindproxy "$(git -C "$repo" log -1 --format='%h %s' 2>/dev/null || echo unknown)$([[ " ${contenders[*]} " == *" bindproxy "* ]] || echo ' (not measured)')"
+record_env "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg)"
 log "contenders: ${contenders[*]}; $rounds round(s)"
 
 # ---- servers -------------------------------------------------------------------------------
@@ -327,7 +340,7 @@ for ((r = 1; r <= rounds; r++)); do
             fi
             record "{\"test\":\"iperf\",\"contender\":\"$c\",\"round\":$r,\"streams\":$streams,\"reverse\":$reverse,\"cpu_before\":${cpu_before:-null},\"cpu_after\":${cpu_after:-null},\"result\":$(json_or_null "$work/iperf.json")}"
             gbps=$(grep -A8 '"sum_received"' "$work/iperf.json" | sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | head -1)
-            log "  round $r  $c  P$streams$([[ $reverse == true ]] && echo ' -R')  ${gbps:-error} bit/s"
+            log "  round $r  $c  P$streams$([[ $reverse == true ]] && echo ' -R')  $(awk -v b="${gbps:-0}" 'BEGIN { printf "%.2f Gbit/s", b / 1e9 }')"
         done
     done
 done
@@ -385,6 +398,7 @@ fi
 # ---- report --------------------------------------------------------------------------------
 stop_bg echo
 stop_bg iperf3
+record_env "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg) (over 2 on 2 cores means something else competed for the CPU)"
 log "done in $((SECONDS - started_at)) s"
 bench report --input "$jsonl" --output "$report" --title "BindProxy benchmark $stamp"
 echo
