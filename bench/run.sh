@@ -57,6 +57,9 @@ fi
 churn_concurrency=16
 all_contenders=(direct haproxy nginx socat bindproxy)
 
+# The clients (iperf3, the bench tool) get the same limit as the contenders.
+ulimit -Hn "$nofile" && ulimit -Sn "$nofile"
+
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 results_dir="$repo/bench/results"
 mkdir -p "$results_dir"

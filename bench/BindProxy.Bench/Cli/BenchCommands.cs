@@ -102,7 +102,17 @@ internal static class BenchCommands
         var interval = new Option<TimeSpan?>("--interval")
         {
             Description = "Exchange --bytes on every connection this often while holding (default: idle).",
-            CustomParser = r => ValueParsers.TryParseDuration(r.Tokens[0].Value, out var d) ? d : null,
+            CustomParser = r =>
+            {
+                var text = r.Tokens.Count > 0 ? r.Tokens[0].Value : string.Empty;
+                if (ValueParsers.TryParseDuration(text, out var d))
+                {
+                    return d;
+                }
+
+                r.AddError($"'{text}' is not a duration such as 500ms, 5s or 2m.");
+                return null;
+            },
         };
         var bytes = Options.Int("--bytes", "Bytes per echo check; 0 skips the verification echo.", 16, 0, 65536);
         var holdFor = Options.Duration("--hold", "How long to hold the connections once open.", TimeSpan.FromSeconds(10));

@@ -66,10 +66,16 @@ internal sealed class EchoServer(IPEndPoint listen, EchoMode mode, int backlog)
             {
                 return;
             }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e)
             {
                 // Out of descriptors: back off instead of spinning; the listener keeps the backlog.
-                await Task.Delay(10, CancellationToken.None);
+                // Anything else (a client that reset before accept) concerns one connection only.
+                var outOfResources = e.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable;
+                await Task.Delay(outOfResources ? 10 : 1, CancellationToken.None);
                 continue;
             }
 

@@ -70,8 +70,9 @@ internal static class Churn
             {
                 errors.Add(e);
 
-                // A refused or exhausted connect fails in microseconds; do not spin on it.
-                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+                // A refused or exhausted connect fails in microseconds; do not spin on it. The loop
+                // condition observes cancellation.
+                await Task.Delay(1, CancellationToken.None).ConfigureAwait(false);
                 continue;
             }
 
