@@ -96,8 +96,22 @@ stop_bg() { # name
     unset "pgid_of[$name]"
 }
 
+# Long commands run as waited-for background jobs: bash runs an INT/TERM trap only once a
+# foreground child ends, and ignores Ctrl+C altogether when the child exits gracefully on it
+# (iperf3 and dotnet both do), while `wait` is interrupted at once.
+fg_pid=""
+run_fg() {
+    "$@" &
+    fg_pid=$!
+    local rc=0
+    wait "$fg_pid" || rc=$?
+    fg_pid=""
+    return "$rc"
+}
+
 cleanup() {
     local name
+    [[ -n "$fg_pid" ]] && kill -TERM "$fg_pid" 2>/dev/null
     for name in "${!pgid_of[@]}"; do stop_bg "$name"; done
     rm -rf "$work"
 }
@@ -164,13 +178,13 @@ install_packages() {
 
 # ---- 2. build ------------------------------------------------------------------------------
 log "building the bench tool"
-dotnet build -c Release --nologo -v q "$repo/bench/BindProxy.Bench" >"$work/build-bench.log" 2>&1 \
+run_fg dotnet build -c Release --nologo -v q "$repo/bench/BindProxy.Bench" >"$work/build-bench.log" 2>&1 \
     || { tail -30 "$work/build-bench.log" >&2; exit 1; }
 
 bindproxy_ok=0
 if [[ -f "$repo/src/BindProxy/BindProxy.csproj" ]]; then
     log "building BindProxy"
-    if dotnet build -c Release --nologo -v q "$repo/src/BindProxy" >"$work/build-proxy.log" 2>&1; then
+    if run_fg dotnet build -c Release --nologo -v q "$repo/src/BindProxy" >"$work/build-proxy.log" 2>&1; then
         bindproxy_ok=1
     else
         tail -15 "$work/build-proxy.log" >&2
@@ -336,7 +350,7 @@ for ((r = 1; r <= rounds; r++)); do
                 procs=$(pgrep -c -g "${pgid_of[$c]}" || true)
                 cpu_before=$(bench procstat --pid "${pgid_of[$c]}") || true
             fi
-            timeout $((iperf_secs + 20)) iperf3 "${args[@]}" >"$work/iperf.json" 2>"$work/iperf.err" || true
+            run_fg timeout $((iperf_secs + 20)) iperf3 "${args[@]}" >"$work/iperf.json" 2>"$work/iperf.err" || true
             if [[ $c != direct ]]; then
                 wait_group_settled "$c" "$procs"
                 cpu_after=$(bench procstat --pid "${pgid_of[$c]}") || true
@@ -354,14 +368,16 @@ log "latency and churn through every contender to the echo server"
 start_phase "$echo_port"
 for ((r = 1; r <= rounds; r++)); do
     for c in $(rotated "$r"); do
-        out=$(bench pingpong --target "$(target_of "$c" "$echo_port")" --size 64 --count "$ping_count" --warmup "$ping_warmup" 2>>"$work/bench.err" || true)
+        run_fg bench pingpong --target "$(target_of "$c" "$echo_port")" --size 64 --count "$ping_count" --warmup "$ping_warmup" >"$work/out.json" 2>>"$work/bench.err" || true
+        out=$(cat "$work/out.json")
         record "{\"test\":\"pingpong\",\"contender\":\"$c\",\"round\":$r,\"result\":${out:-null}}"
         log "  round $r  $c  pingpong $(sed -n 's/.*"p50_us":\([0-9.]*\).*"p99_us":\([0-9.]*\).*/p50 \1 µs, p99 \2 µs/p' <<<"$out")"
     done
 done
 for ((r = 1; r <= rounds; r++)); do
     for c in $(rotated "$r"); do
-        out=$(bench churn --target "$(target_of "$c" "$echo_port")" --duration "$churn_secs" --concurrency "$churn_concurrency" 2>>"$work/bench.err" || true)
+        run_fg bench churn --target "$(target_of "$c" "$echo_port")" --duration "$churn_secs" --concurrency "$churn_concurrency" >"$work/out.json" 2>>"$work/bench.err" || true
+        out=$(cat "$work/out.json")
         record "{\"test\":\"churn\",\"contender\":\"$c\",\"round\":$r,\"result\":${out:-null}}"
         log "  round $r  $c  churn $(sed -n 's/.*"failed":\([0-9]*\),"connections_per_second":\([0-9.]*\).*/\2 conn\/s, \1 failed/p' <<<"$out")"
     done
@@ -379,8 +395,9 @@ hold_run() { # test contender round count parallel
     fi
     sleep 0.5
     [[ $c != direct ]] && pid_args=(--pid "${pgid_of[$c]}")
-    out=$(bench hold --targets "$(target_of "$c" "$echo_port")" --count "$count" --parallel "$parallel" \
-        --bytes 16 --hold "$hold_secs" --timeout 10s "${pid_args[@]}" 2>>"$work/bench.err" || true)
+    run_fg bench hold --targets "$(target_of "$c" "$echo_port")" --count "$count" --parallel "$parallel" \
+        --bytes 16 --hold "$hold_secs" --timeout 10s "${pid_args[@]}" >"$work/out.json" 2>>"$work/bench.err" || true
+    out=$(cat "$work/out.json")
     record "{\"test\":\"$test\",\"contender\":\"$c\",\"round\":$r,\"result\":${out:-null}}"
     log "  $test round $r  $c  $(sed -n 's/.*"verified":\([0-9]*\).*"open_ms":\([0-9.]*\).*"rss_per_conn_kb":\([0-9.null-]*\).*/verified \1, open \2 ms, \3 KB\/conn/p' <<<"$out")"
     stop_bg "$c"
