@@ -28,6 +28,8 @@ internal sealed class EndpointSpec
 
     public AddressFamily Family => Items[0].Addresses.Family;
 
+    public bool IsSingleFamily => Items.All(i => i.Addresses.Family == Family);
+
     public IPEndPoint this[long index]
     {
         get
@@ -95,12 +97,6 @@ internal sealed class EndpointSpec
         if (items.Count == 0)
         {
             error = "is empty; expected ADDR:PORT";
-            return false;
-        }
-
-        if (items.Select(i => i.Item1.Family).Distinct().Count() > 1)
-        {
-            error = "mixes IPv4 and IPv6 endpoints; use one family per route";
             return false;
         }
 

@@ -62,6 +62,12 @@ internal sealed class UpstreamSpec
                 return false;
             }
 
+            if (!endpoints.IsSingleFamily)
+            {
+                error = $"'{text}' mixes IPv4 and IPv6 addresses; one source family cannot reach both";
+                return false;
+            }
+
             spec = new UpstreamSpec(null, endpoints, port, endpoints.Text);
             return true;
         }

@@ -29,21 +29,24 @@ internal static class BindProxyCommand
         var source = new Option<string?>("--source") { Description = "Quick mode: source address(es) for upstream connections: 127.0.0.2, 127.0.0.2-127.0.0.40, 127.0.1.0/24 or a list." };
         var protocol = new Option<string?>("--protocol") { Description = "Quick mode: tcp (default) or kafka." };
         var connectTimeout = new Option<string?>("--connect-timeout") { Description = "Quick mode: upstream connect timeout (default 00:00:10)." };
+        var brokerPorts = new Option<string?>("--broker-ports") { Description = "Quick mode, Kafka: proxy ports for brokers in discovery order, e.g. 19093-19120 (default: automatic)." };
+        var advertisedHost = new Option<string?>("--advertised-host") { Description = "Quick mode, Kafka: host written into rewritten broker addresses (default: the address the client connected to)." };
 
         var root = new RootCommand(
             "BindProxy: a TCP proxy that re-originates every client connection from a configured source address (127.0.0.N), " +
             "so one client's traffic can be isolated in Wireshark and load tests get past one address pair's ephemeral ports.")
         {
-            config, listen, upstream, source, protocol, connectTimeout,
+            config, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost,
         };
 
-        QuickRoute Quick(ParseResult p) => new(p.GetValue(listen), p.GetValue(upstream), p.GetValue(source), p.GetValue(protocol), p.GetValue(connectTimeout));
+        QuickRoute Quick(ParseResult p) => new(p.GetValue(listen), p.GetValue(upstream), p.GetValue(source), p.GetValue(protocol), p.GetValue(connectTimeout),
+            p.GetValue(brokerPorts), p.GetValue(advertisedHost));
 
         root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), Quick(parse), configureHost, cancellationToken));
 
         var check = new Command("check", "Validate the configuration and test-bind every source address, without serving.")
         {
-            listen, upstream, source, protocol, connectTimeout,
+            listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost,
         };
         check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);

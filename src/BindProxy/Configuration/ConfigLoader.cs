@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 namespace BindProxy.Configuration;
 
 /// <summary>Options that replace the file's routes with one route given on the command line.</summary>
-internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout)
+internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout, string? BrokerPorts = null, string? AdvertisedHost = null)
 {
     public const string RouteName = "cli";
 
@@ -17,6 +17,8 @@ internal sealed record QuickRoute(string? Listen, string? Upstream, string? Sour
         Source = Source,
         Protocol = Protocol,
         ConnectTimeout = ConnectTimeout,
+        BrokerPorts = BrokerPorts,
+        AdvertisedHost = AdvertisedHost,
     };
 }
 

@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "BrokerPorts", "AdvertisedHost", "MaxFrameSize"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -25,6 +25,10 @@ internal static class ConfigReader
         Source = ReadList(section, "Source"),
         Protocol = section["Protocol"],
         ConnectTimeout = section["ConnectTimeout"],
+        MaxConnections = section["MaxConnections"],
+        BrokerPorts = section["BrokerPorts"],
+        AdvertisedHost = section["AdvertisedHost"],
+        MaxFrameSize = section["MaxFrameSize"],
         UnknownFields = [.. section.GetChildren().Select(c => c.Key)
             .Where(k => !RouteFields.Contains(k, StringComparer.OrdinalIgnoreCase))],
     };

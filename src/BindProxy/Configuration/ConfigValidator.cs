@@ -115,6 +115,21 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Error("ConnectTimeout", $"'{timeoutText}' is not a positive duration such as 00:00:10");
         }
 
+        int? maxConnections = null;
+        if (route.MaxConnections is { } maxText)
+        {
+            if (int.TryParse(maxText, CultureInfo.InvariantCulture, out int max) && max > 0)
+            {
+                maxConnections = max;
+            }
+            else
+            {
+                Error("MaxConnections", $"'{maxText}' is not a positive whole number");
+            }
+        }
+
+        var kafka = ValidateKafka(route, protocol, listen, Error);
+
         if (sources is not null && upstream is not null)
         {
             await CheckFamilyAsync(route.Name, sources, upstream, errors, warnings, cancellationToken).ConfigureAwait(false);
@@ -133,7 +148,58 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Sources = new SourcePool(sources),
             Protocol = protocol,
             ConnectTimeout = connectTimeout,
+            MaxConnections = maxConnections,
+            Kafka = kafka,
         };
+    }
+
+    private static KafkaRouteSettings? ValidateKafka(RouteConfig route, RouteProtocol protocol, EndpointSpec? listen, Action<string, string> error)
+    {
+        if (protocol != RouteProtocol.Kafka)
+        {
+            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize) })
+            {
+                if (value is not null)
+                {
+                    error(field, "applies to Kafka routes only; set \"Protocol\": \"Kafka\" or remove it");
+                }
+            }
+
+            return null;
+        }
+
+        (int First, int Last)? brokerPorts = null;
+        if (route.BrokerPorts is { } portsText)
+        {
+            var parts = portsText.Split('-', 2, StringSplitOptions.TrimEntries);
+            if (parts.Length == 2 && int.TryParse(parts[0], CultureInfo.InvariantCulture, out int first) && int.TryParse(parts[1], CultureInfo.InvariantCulture, out int last)
+                && first is >= 1 and <= 65535 && last is >= 1 and <= 65535 && first <= last)
+            {
+                brokerPorts = (first, last);
+                if (listen is not null && listen.Endpoints.Any(e => e.Port >= first && e.Port <= last))
+                {
+                    error("BrokerPorts", $"{first}-{last} overlaps the route's own Listen port");
+                }
+            }
+            else
+            {
+                error("BrokerPorts", $"'{portsText}' is not a port range such as 19093-19120");
+            }
+        }
+
+        if (route.AdvertisedHost is { } host && Uri.CheckHostName(host.Trim('[', ']')) == UriHostNameType.Unknown)
+        {
+            error("AdvertisedHost", $"'{host}' is neither a host name nor an IP address");
+        }
+
+        int maxFrameSize = ProxyDefaults.MaxFrameSize;
+        if (route.MaxFrameSize is { } sizeText &&
+            (!int.TryParse(sizeText, CultureInfo.InvariantCulture, out maxFrameSize) || maxFrameSize < 1024))
+        {
+            error("MaxFrameSize", $"'{sizeText}' is not a size in bytes of at least 1024 (default {ProxyDefaults.MaxFrameSize})");
+        }
+
+        return new KafkaRouteSettings { BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize };
     }
 
     private static async Task CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)

@@ -25,6 +25,18 @@ internal sealed record RouteConfig
 
     public string? ConnectTimeout { get; init; }
 
+    /// <summary>Most connections the route holds at once; more are refused.</summary>
+    public string? MaxConnections { get; init; }
+
+    /// <summary>Kafka: proxy ports for brokers, in discovery order (<c>19093-19120</c>); automatic when absent.</summary>
+    public string? BrokerPorts { get; init; }
+
+    /// <summary>Kafka: the host written into rewritten responses; the address the client connected to when absent.</summary>
+    public string? AdvertisedHost { get; init; }
+
+    /// <summary>Kafka: the largest frame accepted, in bytes (default 100 MiB).</summary>
+    public string? MaxFrameSize { get; init; }
+
     /// <summary>Keys present in the route's section that no field above reads (typos).</summary>
     public IReadOnlyList<string> UnknownFields { get; init; } = [];
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Runtime.CompilerServices;
 using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
@@ -20,6 +21,9 @@ internal sealed class ProxiedConnection(long id, string route, PipeSocket client
 
     public IPEndPoint Source => Upstream.LocalEndPoint;
 
+    /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
+    public Kafka.KafkaSession? Kafka { get; set; }
+
     public long BytesToUpstream => Upstream.BytesSent;
 
     public long BytesToClient => Client.BytesSent;
@@ -32,7 +36,35 @@ internal sealed class ProxiedConnection(long id, string route, PipeSocket client
 internal sealed class ConnectionRegistry
 {
     private readonly ConcurrentDictionary<long, ProxiedConnection> _connections = new();
+    private readonly ConcurrentDictionary<string, StrongBox<int>> _perRoute = new(StringComparer.Ordinal);
     private long _nextId;
+
+    /// <summary>
+    /// Counts a new connection against its route's limit (connecting ones included); false when the
+    /// route is full. Every true must be paired with <see cref="Leave"/>.
+    /// </summary>
+    public bool TryEnter(string route, int? max)
+    {
+        var count = _perRoute.GetOrAdd(route, _ => new StrongBox<int>());
+        if (Interlocked.Increment(ref count.Value) <= (max ?? int.MaxValue))
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref count.Value);
+        return false;
+    }
+
+    public void Leave(string route)
+    {
+        if (_perRoute.TryGetValue(route, out var count))
+        {
+            Interlocked.Decrement(ref count.Value);
+        }
+    }
+
+    /// <summary>Connections of <paramref name="route"/>, connecting ones included.</summary>
+    public int CountOf(string route) => _perRoute.TryGetValue(route, out var count) ? Volatile.Read(ref count.Value) : 0;
 
     public int Count => _connections.Count;
 

@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using BindProxy.Configuration;
+using BindProxy.Kafka;
+using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
@@ -17,20 +20,42 @@ internal sealed partial class ProxyConnectionHandler(
     UpstreamConnector connector,
     ConnectionRegistry registry,
     TransportOptions options,
+    BrokerDirectories brokers,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
+    private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
+
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         var inbound = connection.Features.Get<IInboundSocketFeature>()
             ?? throw new InvalidOperationException("Proxy listeners must use the BindProxy socket transport.");
         var client = inbound.Socket;
-        if (!routes.Current.ByName.TryGetValue(inbound.Route, out var route))
+        if (!routes.TryFind(inbound.Route, out var route))
         {
             Log.RouteGone(logger, inbound.Route, client.RemoteEndPoint);
             client.Abort();
             return;
         }
 
+        if (!registry.TryEnter(route.Name, route.MaxConnections))
+        {
+            _limitLogs.GetOrAdd(route.Name, _ => new LimitLog(logger)).Refused(route.Name, route.MaxConnections ?? 0, client.RemoteEndPoint);
+            client.Abort();
+            return;
+        }
+
+        try
+        {
+            await ServeAsync(connection, route, client).ConfigureAwait(false);
+        }
+        finally
+        {
+            registry.Leave(route.Name);
+        }
+    }
+
+    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client)
+    {
         var connect = await connector.ConnectAsync(route, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
@@ -47,7 +72,11 @@ internal sealed partial class ProxyConnectionHandler(
             return;
         }
 
-        var upstream = new PipeSocket(connect.Socket!, options);
+        // A Kafka response that may need rewriting is buffered whole, so its side may hold a full frame.
+        var upstreamOptions = route.Kafka is { } kafka
+            ? options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, kafka.MaxFrameSize + options.ReceiveBufferSize) }
+            : options;
+        var upstream = new PipeSocket(connect.Socket!, upstreamOptions);
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
@@ -55,9 +84,22 @@ internal sealed partial class ProxyConnectionHandler(
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             try
             {
-                var reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                CloseReason reason;
+                string clientId = "";
+                if (route.Kafka is { } settings)
+                {
+                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger);
+                    live.Kafka = session;
+                    reason = await session.ForwardAsync(connection.ConnectionClosed).ConfigureAwait(false);
+                    clientId = $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)";
+                }
+                else
+                {
+                    reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                }
+
                 Log.Closed(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint,
-                    upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe());
+                    upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), clientId);
             }
             finally
             {
@@ -66,13 +108,36 @@ internal sealed partial class ProxyConnectionHandler(
         }
     }
 
+    /// <summary>At the limit every refused connection would log; this says it once per interval with a count.</summary>
+    private sealed class LimitLog(ILogger logger)
+    {
+        private static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+        private long _nextLogTicks;
+        private long _refusedSinceLog;
+
+        public void Refused(string route, int max, IPEndPoint client)
+        {
+            long count = Interlocked.Increment(ref _refusedSinceLog);
+            long now = Environment.TickCount64;
+            long next = Interlocked.Read(ref _nextLogTicks);
+            if (now >= next && Interlocked.CompareExchange(ref _nextLogTicks, now + (long)Interval.TotalMilliseconds, next) == next)
+            {
+                Interlocked.Add(ref _refusedSinceLog, -count);
+                Log.LimitReached(logger, route, max, client, count, Interval.TotalSeconds);
+            }
+        }
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(204, LogLevel.Warning, "{Route}: at MaxConnections {Max}; refused {Client} ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s)")]
+        public static partial void LimitReached(ILogger logger, string route, int max, IPEndPoint client, long refused, double intervalSeconds);
+
         [LoggerMessage(200, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} open (connect {ConnectMs:0.0} ms)")]
         public static partial void Opened(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, double connectMs);
 
-        [LoggerMessage(201, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms")]
-        public static partial void Closed(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, long bytesToUpstream, long bytesToClient, double durationMs, string reason);
+        [LoggerMessage(201, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms{Kafka}")]
+        public static partial void Closed(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, long bytesToUpstream, long bytesToClient, double durationMs, string reason, string kafka);
 
         [LoggerMessage(202, LogLevel.Warning, "{Route}: {Client} closed: {Reason}: {Detail} (after {ElapsedMs:0} ms)")]
         public static partial void ConnectFailed(ILogger logger, string route, IPEndPoint client, string reason, string detail, double elapsedMs);

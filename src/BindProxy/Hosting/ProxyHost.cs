@@ -1,6 +1,7 @@
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Builder;
@@ -29,7 +30,10 @@ internal static partial class ProxyHost
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<SourceAddressProbe>();
-        services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+        services.AddSingleton<SocketTransportFactory>();
+        services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
+        services.AddSingleton<BrokerDirectories>();
+        services.AddHostedService(sp => sp.GetRequiredService<BrokerDirectories>());
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -46,17 +50,52 @@ internal static partial class ProxyHost
         var app = builder.Build();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
+        var fds = ResourceLimits.RaiseOpenFilesLimit();
+        var ports = ResourceLimits.EphemeralPortRange();
+        long portsPerPair = ports.Last - ports.First + 1;
+
+        // Each proxied connection holds two descriptors; keep a few for listeners, logs and the runtime.
+        long? fdCapacity = fds is { } limit ? (long)Math.Min(limit, long.MaxValue) / 2 - 32 : null;
+        if (fds is not null)
+        {
+            Log.Capacity(logger, fds.Value, fdCapacity!.Value, ports.First, ports.Last);
+        }
+
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),
                 route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter);
+
+            long destinations = route.Upstream.Endpoints?.Count ?? 1;
+            long outbound = Saturate(route.Sources.Addresses.Count, destinations, portsPerPair);
+            long inbound = Saturate(route.Listen.Count, portsPerPair, 1);
+            Log.RoutePorts(logger, route.Name, outbound, route.Sources.Addresses.Count, destinations, portsPerPair, inbound, route.Listen.Count);
+            if (route.MaxConnections is { } max && (max > outbound || (fdCapacity is { } cap && max > cap)))
+            {
+                Log.MaxConnectionsTooHigh(logger, route.Name, max, outbound, fdCapacity ?? long.MaxValue);
+            }
         }
 
         return app;
     }
 
+    private static long Saturate(long a, long b, long c)
+    {
+        var product = (System.Numerics.BigInteger)a * b * c;
+        return product > long.MaxValue ? long.MaxValue : (long)product;
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(2, LogLevel.Information, "Open-files limit {Fds}: room for about {Connections} proxied connections in this process; ephemeral ports {First}-{Last}")]
+        public static partial void Capacity(ILogger logger, ulong fds, long connections, int first, int last);
+
+        [LoggerMessage(3, LogLevel.Information, "Route {Route}: ephemeral ports for {Outbound} upstream connections ({Sources} source × {Destinations} destination address(es) × {PortsPerPair} ports); clients from one address can open {Inbound} ({Listen} listen endpoint(s) × ports)")]
+        public static partial void RoutePorts(ILogger logger, string route, long outbound, long sources, long destinations, long portsPerPair, long inbound, long listen);
+
+        [LoggerMessage(4, LogLevel.Warning, "Route {Route}: MaxConnections {Max} exceeds what this machine can hold: {Outbound} by ephemeral ports, {FdCapacity} by open files")]
+        public static partial void MaxConnectionsTooHigh(ILogger logger, string route, int max, long outbound, long fdCapacity);
+
         [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}")]
         public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter);
     }

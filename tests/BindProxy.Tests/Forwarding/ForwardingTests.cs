@@ -292,6 +292,44 @@ public sealed class ForwardingTests
         Assert.InRange(Interlocked.Read(ref upstreamWrote), 1, 64L * 1024 * 1024);
     }
 
+    [Fact]
+    public async Task At_MaxConnections_new_clients_are_refused_with_one_log_line_and_others_keep_working()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        {
+            Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", MaxConnections = "2",
+        });
+
+        using var first = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        using var second = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        foreach (var held in new[] { first, second })
+        {
+            await held.SendAsync(new byte[] { 1 });
+            await held.ReadExactlyAsync(1);
+        }
+
+        for (int i = 0; i < 3; i++)
+        {
+            using var refused = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+            var closed = await refused.WaitForCloseAsync(Prompt);
+            Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+        }
+
+        Assert.Single(proxy.Logs.Messages, m => m.Contains("at MaxConnections 2", StringComparison.Ordinal));
+        Assert.Equal(2, upstream.Accepted.Count);
+
+        // The held connections still work, and once one closes a new client gets in.
+        await first.SendAsync(new byte[] { 2 });
+        Assert.Equal(2, (await first.ReadExactlyAsync(1))[0]);
+        first.Shutdown(SocketShutdown.Send);
+        await first.ReadToEndAsync();
+        await proxy.Logs.WaitForAsync(Prompt, "closed: client FIN");
+        using var third = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await third.SendAsync(new byte[] { 3 });
+        Assert.Equal(3, (await third.ReadExactlyAsync(1))[0]);
+    }
+
     private static async Task<byte[]> SendPatternAsync(Socket socket, long total, int seed, CancellationToken ct)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

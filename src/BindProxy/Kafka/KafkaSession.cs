@@ -1,0 +1,360 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using BindProxy.Forwarding;
+using BindProxy.Kafka.Framing;
+using BindProxy.Kafka.Protocol;
+using BindProxy.Kafka.Rewriting;
+using BindProxy.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Kafka;
+
+/// <summary>
+/// Forwards one Kafka connection. Requests pass through untouched (large ones streamed) after
+/// their header is noted by correlation id; responses that can carry broker addresses are
+/// rewritten to the proxy's own, everything else is forwarded as the original slices.
+/// </summary>
+internal sealed partial class KafkaSession
+{
+    /// <summary>A request larger than this is streamed through once its header has arrived, not buffered whole.</summary>
+    public const int StreamRequestsAbove = 64 * 1024;
+
+    /// <summary>Requests awaiting a response on one connection; librdkafka keeps far fewer in flight.</summary>
+    public const int MaxInFlight = 10_000;
+
+    private readonly PipeSocket _client;
+    private readonly PipeSocket _upstream;
+    private readonly IBrokerAddressMapper _mapper;
+    private readonly int _maxFrameSize;
+    private readonly string _route;
+    private readonly ILogger _logger;
+    private readonly CorrelationTracker _tracker = new(MaxInFlight);
+    private readonly ArrayBufferWriter<byte> _rewritten = new();
+    private volatile string? _clientId;
+    private bool _saslTokensFollow;
+
+    public KafkaSession(PipeSocket client, PipeSocket upstream, IBrokerAddressMapper mapper, int maxFrameSize, string route, ILogger logger)
+    {
+        _client = client;
+        _upstream = upstream;
+        _mapper = mapper;
+        _maxFrameSize = maxFrameSize;
+        _route = route;
+        _logger = logger;
+    }
+
+    /// <summary>The client.id from the request headers, once one has been seen.</summary>
+    public string? ClientId => _clientId;
+
+    /// <summary>Requests forwarded so far.</summary>
+    public long RequestCount { get; private set; }
+
+    /// <summary>Why the connection was closed by the proxy for a protocol problem, if it was.</summary>
+    public string? ProtocolError { get; private set; }
+
+    public Task<CloseReason> ForwardAsync(CancellationToken cancellationToken) =>
+        Forwarder.RunAsync(_client, _upstream, RequestsAsync(), ResponsesAsync(), cancellationToken);
+
+    // ---- client → upstream -------------------------------------------------------------------
+
+    private async Task<PumpEnd> RequestsAsync()
+    {
+        var input = _client.Input;
+        long streaming = 0; // bytes of a large request still to pass through as they arrive
+        while (true)
+        {
+            var result = await input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+
+            if (streaming > 0 && !buffer.IsEmpty)
+            {
+                long take = Math.Min(streaming, buffer.Length);
+                if (!await SendAsync(_upstream, buffer.Slice(0, take)).ConfigureAwait(false))
+                {
+                    input.AdvanceTo(buffer.End);
+                    return PumpEnd.DestinationFailed;
+                }
+
+                streaming -= take;
+                buffer = buffer.Slice(take);
+            }
+
+            var batch = buffer; // whole requests are sent together
+            long batchLength = 0;
+            string? error = null;
+            while (streaming == 0 && error is null)
+            {
+                var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
+                if (status == FrameReadStatus.Frame)
+                {
+                    error = Track(frame);
+                    if (error is null)
+                    {
+                        batchLength += frame.Length;
+                    }
+
+                    continue;
+                }
+
+                if (status == FrameReadStatus.Error)
+                {
+                    error = Describe(frameError, buffer);
+                    break;
+                }
+
+                // Incomplete: a large request is streamed once its header is in.
+                if (buffer.Length >= KafkaFrameReader.SizePrefixLength &&
+                    BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer)) > StreamRequestsAbove &&
+                    KafkaRequestHeader.TryParse(buffer, out _) == MalformedReason.None)
+                {
+                    error = Track(buffer);
+                    if (error is null)
+                    {
+                        streaming = KafkaFrameReader.BytesNeeded(buffer);
+                        batchLength += buffer.Length;
+                        buffer = buffer.Slice(buffer.End);
+                    }
+                }
+
+                break;
+            }
+
+            if (batchLength > 0 && !await SendAsync(_upstream, batch.Slice(0, batchLength)).ConfigureAwait(false))
+            {
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.DestinationFailed;
+            }
+
+            if (error is not null)
+            {
+                Fail(error);
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.SourceReset;
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return Forwarder.End(_client, _upstream);
+            }
+        }
+    }
+
+    /// <summary>Notes what a request will be answered with; returns an error text when the client must be closed.</summary>
+    private string? Track(in ReadOnlySequence<byte> request)
+    {
+        var status = _tracker.TrackRequest(request, out var header);
+        switch (status)
+        {
+            case TrackStatus.Tracked:
+            case TrackStatus.NoResponseExpected:
+                RequestCount++;
+                if (header.ClientId is { } clientId && _clientId is null)
+                {
+                    _clientId = clientId;
+                }
+
+                // SaslHandshake v0: the SASL tokens that follow are sent as bare size-prefixed
+                // blobs with no request header, and answered likewise.
+                if (header.ApiKey == KafkaApiKeys.SaslHandshake && header.ApiVersion == 0)
+                {
+                    _saslTokensFollow = true;
+                }
+
+                return null;
+            case TrackStatus.Malformed when _saslTokensFollow:
+                return null; // a raw SASL token: passes through untouched
+            case TrackStatus.Malformed:
+                return "a request header that cannot be parsed";
+            case TrackStatus.TooManyInFlight:
+                return $"more than {MaxInFlight} requests in flight";
+            case TrackStatus.DuplicateCorrelationId:
+                return $"correlation id {header.CorrelationId} reused while still in flight";
+            default:
+                return status.ToString();
+        }
+    }
+
+    // ---- upstream → client -------------------------------------------------------------------
+
+    private async Task<PumpEnd> ResponsesAsync()
+    {
+        var input = _upstream.Input;
+        while (true)
+        {
+            var result = await input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var pending = buffer; // frames forwarded as they are, sent together
+            long pendingLength = 0;
+            string? error = null;
+
+            while (error is null)
+            {
+                var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
+                if (status == FrameReadStatus.NeedMoreData)
+                {
+                    break;
+                }
+
+                if (status == FrameReadStatus.Error)
+                {
+                    error = $"the broker sent {Describe(frameError, buffer)}";
+                    break;
+                }
+
+                var rewrite = Rewrite(frame, out error);
+                if (rewrite == RewriteStatus.Unchanged)
+                {
+                    pendingLength += frame.Length;
+                    continue;
+                }
+
+                if (rewrite == RewriteStatus.Rewritten)
+                {
+                    if ((pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false)) ||
+                        !await SendAsync(_client, new ReadOnlySequence<byte>(_rewritten.WrittenMemory)).ConfigureAwait(false))
+                    {
+                        input.AdvanceTo(buffer.End);
+                        return PumpEnd.DestinationFailed;
+                    }
+
+                    pending = buffer;
+                    pendingLength = 0;
+                }
+            }
+
+            if (pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false))
+            {
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.DestinationFailed;
+            }
+
+            if (error is not null)
+            {
+                Fail(error);
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.SourceReset;
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return Forwarder.End(_upstream, _client);
+            }
+        }
+    }
+
+    private RewriteStatus Rewrite(in ReadOnlySequence<byte> frame, out string? error)
+    {
+        error = null;
+        if (!KafkaResponseHeader.TryReadCorrelationId(frame, out int correlationId))
+        {
+            if (_saslTokensFollow)
+            {
+                return RewriteStatus.Unchanged;
+            }
+
+            error = "a response too short to carry a correlation id";
+            return RewriteStatus.Malformed;
+        }
+
+        if (!_tracker.TryTake(correlationId, out var request))
+        {
+            // Not a response to a tracked request: a raw SASL token reply after SaslHandshake v0.
+            if (_saslTokensFollow)
+            {
+                return RewriteStatus.Unchanged;
+            }
+
+            error = $"a response with correlation id {correlationId}, which answers no request in flight";
+            return RewriteStatus.Malformed;
+        }
+
+        if (request.ApiKey != KafkaApiKeys.ApiVersions && !KafkaResponseRewriter.Rewrites(request.ApiKey, request.ApiVersion))
+        {
+            return RewriteStatus.Unchanged;
+        }
+
+        _rewritten.ResetWrittenCount();
+        RewriteResult result;
+        try
+        {
+            result = KafkaResponseRewriter.TryRewrite(frame, request.ApiKey, request.ApiVersion, _mapper, _rewritten);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException)
+        {
+            error = $"a broker address the proxy cannot serve: {e.Message}";
+            return RewriteStatus.Malformed;
+        }
+
+        foreach (var conflict in result.Conflicts)
+        {
+            Log.ApiVersionConflict(_logger, _route, conflict.ApiKey, conflict.MinVersion, conflict.MaxVersion, conflict.Cap);
+        }
+
+        if (result.Status == RewriteStatus.Malformed)
+        {
+            error = $"a {ApiName(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses";
+        }
+
+        return result.Status;
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------
+
+    private static async ValueTask<bool> SendAsync(PipeSocket to, ReadOnlySequence<byte> bytes) =>
+        await to.SendAsync(bytes, CancellationToken.None).ConfigureAwait(false) == SocketError.Success;
+
+    private void Fail(string error)
+    {
+        ProtocolError = error;
+        Log.ProtocolError(_logger, _route, _client.RemoteEndPoint, _clientId ?? "-", error);
+        _client.Abort();
+        _upstream.Abort();
+    }
+
+    private string Describe(FrameError error, in ReadOnlySequence<byte> buffer) => error switch
+    {
+        FrameError.LooksLikeTls => "TLS bytes (0x16 0x03...) to a plaintext Kafka listener; configure the client for PLAINTEXT or SASL_PLAINTEXT, or put TLS in front of the proxy",
+        FrameError.TooLarge => $"a frame of {BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer))} bytes, over MaxFrameSize {_maxFrameSize}",
+        FrameError.NegativeSize => $"a negative frame size ({BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer))})",
+        _ => error.ToString(),
+    };
+
+    private static ReadOnlySpan<byte> FirstBytes(in ReadOnlySequence<byte> buffer)
+    {
+        var first = buffer.FirstSpan;
+        if (first.Length >= 4)
+        {
+            return first[..4];
+        }
+
+        var copy = new byte[4];
+        buffer.Slice(0, 4).CopyTo(copy);
+        return copy;
+    }
+
+    private static string ApiName(short apiKey) => apiKey switch
+    {
+        KafkaApiKeys.Produce => "Produce",
+        KafkaApiKeys.Fetch => "Fetch",
+        KafkaApiKeys.Metadata => "Metadata",
+        KafkaApiKeys.FindCoordinator => "FindCoordinator",
+        KafkaApiKeys.ApiVersions => "ApiVersions",
+        KafkaApiKeys.DescribeCluster => "DescribeCluster",
+        KafkaApiKeys.ShareFetch => "ShareFetch",
+        KafkaApiKeys.ShareAcknowledge => "ShareAcknowledge",
+        _ => $"api key {apiKey}",
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(500, LogLevel.Warning, "{Route}: {Client} (client.id {ClientId}) closed: {Error}")]
+        public static partial void ProtocolError(ILogger logger, string route, IPEndPoint client, string clientId, string error);
+
+        [LoggerMessage(501, LogLevel.Warning, "{Route}: the broker's ApiVersions entry for api key {ApiKey} has min version {Min} above what the proxy parses ({Cap}); left as sent (max {Max})")]
+        public static partial void ApiVersionConflict(ILogger logger, string route, short apiKey, short min, short max, short cap);
+    }
+}

@@ -1,0 +1,159 @@
+using System.Buffers;
+using BindProxy.Kafka.Framing;
+using BindProxy.Kafka.Protocol;
+using BindProxy.Kafka.Rewriting;
+
+namespace BindProxy.Tests.Kafka;
+
+/// <summary>
+/// Seeded mutation fuzzing: valid responses and requests with bytes flipped, lengths forged, cuts
+/// and insertions. Nothing may throw, and nothing may allocate in proportion to a length read off
+/// the wire rather than to the frame itself.
+/// </summary>
+public sealed class FuzzTests
+{
+    private const int Iterations = 20_000;
+
+    // Generous: host strings, the edit list and the output all scale with the frame, by a small factor.
+    private const long FixedAllowance = 32 * 1024;
+    private const long PerFrameByteAllowance = 160;
+
+    private static readonly byte[] ForgedBytes = [0xFF, 0x7F, 0x80, 0x00];
+
+    private static readonly (short Key, short Version, byte[] Frame)[] Seeds = BuildSeeds();
+
+    private static (short, short, byte[])[] BuildSeeds()
+    {
+        var seeds = new List<(short, short, byte[])>();
+        foreach (var row in RewriterRoundTripTests.Cases())
+        {
+            var key = row.Data.Item1;
+            var version = row.Data.Item2;
+            var count = row.Data.Item3;
+            if (count == 3)
+            {
+                seeds.Add((key, version, RewriterRoundTripTests.Encode(key, version, ResponseEncoders.Brokers(count))));
+            }
+        }
+
+        var apiVersions = new WireWriter().Int32(1).Int16(0).ArrayCount(true, 2)
+            .Int16(0).Int16(3).Int16(12).Tags(null).Int16(3).Int16(0).Int16(14).Tags(null).Int32(0).Tags(null).ToFrame();
+        seeds.Add((KafkaApiKeys.ApiVersions, 3, apiVersions));
+        return [.. seeds];
+    }
+
+    [Fact]
+    public void Mutated_frames_never_throw_nor_allocate_by_forged_lengths()
+    {
+        var random = new Random(20240611);
+        var mapper = new TestMapper();
+        for (var i = 0; i < Iterations; i++)
+        {
+            var (key, version, seed) = Seeds[random.Next(Seeds.Length)];
+            var frame = Mutate(seed, random);
+            var sequence = random.Next(4) == 0
+                ? TestSupport.Segmented(frame, Enumerable.Range(0, 3).Select(_ => random.Next(frame.Length + 1)))
+                : new ReadOnlySequence<byte>(frame);
+
+            var output = new ArrayBufferWriter<byte>(frame.Length + 4096);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var result = KafkaResponseRewriter.TryRewrite(sequence, key, version, mapper, output);
+            _ = KafkaRequestHeader.TryParse(sequence, out _);
+            var buffer = sequence;
+            _ = KafkaFrameReader.TryReadFrame(ref buffer, 1 << 20, out _, out _);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+            Assert.True(
+                allocated <= FixedAllowance + (PerFrameByteAllowance * frame.Length),
+                $"iteration {i}: {allocated} bytes allocated for a {frame.Length}-byte frame (api {key} v{version})");
+            if (result.Status == RewriteStatus.Rewritten)
+            {
+                var written = output.WrittenSpan;
+                Assert.Equal(written.Length - 4, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(written));
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(KafkaApiKeys.Metadata, 12)]
+    [InlineData(KafkaApiKeys.Metadata, 1)]
+    [InlineData(KafkaApiKeys.DescribeCluster, 2)]
+    [InlineData(KafkaApiKeys.Fetch, 16)]
+    public void Forged_huge_counts_are_rejected_cheaply(short apiKey, short version)
+    {
+        var flexible = version >= 9 || apiKey == KafkaApiKeys.DescribeCluster;
+        var w = new WireWriter().Int32(1);
+        if (flexible)
+        {
+            w.Tags(null);
+        }
+
+        if (apiKey == KafkaApiKeys.Metadata && version >= 3)
+        {
+            w.Int32(0);
+        }
+
+        if (apiKey == KafkaApiKeys.DescribeCluster)
+        {
+            w.Int32(0).Int16(0).String(true, null).Int8(1).String(true, "c").Int32(1);
+        }
+
+        if (apiKey == KafkaApiKeys.Fetch)
+        {
+            w.Int32(0).Int16(0).Int32(0);
+        }
+
+        // int.MaxValue elements, announced by a few bytes.
+        w = flexible ? w.UVarint(int.MaxValue) : w.Int32(int.MaxValue);
+        var frame = w.Raw([0, 0, 0, 1]).ToFrame();
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var (result, _) = TestSupport.Rewrite(frame, apiKey, version, new TestMapper());
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(RewriteResult.Malformed(MalformedReason.CountExceedsRemaining), result);
+        Assert.True(allocated < FixedAllowance, $"{allocated} bytes allocated");
+    }
+
+    private static byte[] Mutate(byte[] seed, Random random)
+    {
+        var data = seed.ToList();
+        var mutations = 1 + random.Next(4);
+        for (var m = 0; m < mutations && data.Count > 0; m++)
+        {
+            var at = random.Next(data.Count);
+            switch (random.Next(7))
+            {
+                case 0:
+                    data[at] ^= (byte)(1 << random.Next(8));
+                    break;
+                case 1:
+                    data[at] = (byte)random.Next(256);
+                    break;
+                case 2:
+                    // Forge a length-like value: max varint byte, max int16/int32 high byte, or -1.
+                    data[at] = ForgedBytes[random.Next(ForgedBytes.Length)];
+                    break;
+                case 3:
+                    data.RemoveRange(at, data.Count - at);
+                    break;
+                case 4:
+                    data.InsertRange(at, Enumerable.Range(0, 1 + random.Next(8)).Select(_ => (byte)random.Next(256)));
+                    break;
+                case 5:
+                    data.RemoveAt(at);
+                    break;
+                default:
+                    // Keep the size prefix honest sometimes, so the body parser is what gets exercised.
+                    break;
+            }
+        }
+
+        var frame = data.ToArray();
+        if (frame.Length >= 4 && random.Next(2) == 0)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame, frame.Length - 4);
+        }
+
+        return frame;
+    }
+}
