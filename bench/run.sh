@@ -327,6 +327,9 @@ record_env limits "RLIMIT_NOFILE $nofile soft and hard for every process; tcp_tw
 record_env versions "$(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); socat $(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p'); $(iperf3 --version | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version)"
 record_env bindproxy "$(git -C "$repo" log -1 --format='%h %s' 2>/dev/null || echo unknown)$([[ " ${contenders[*]} " == *" bindproxy "* ]] || echo ' (not measured)')"
 record_env "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg)"
+if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+    note "the machine was busy before the run (1-minute load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores): expect noisy figures"
+fi
 log "contenders: ${contenders[*]}; $rounds round(s)"
 
 # ---- servers -------------------------------------------------------------------------------
