@@ -30,8 +30,10 @@ while [[ $# -gt 0 ]]; do
         --max-conn)
             max_conn=1
             if [[ "${2:-}" =~ ^[0-9]+$ ]]; then max_conn_count=$2; shift; fi ;;
-        --rounds) rounds=$2; shift ;;
-        --only) only=$2; shift ;;
+        --rounds)
+            [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds needs a positive number" >&2; exit 2; }
+            rounds=$2; shift ;;
+        --only) only=${2:?--only needs a list such as direct,haproxy,bindproxy}; shift ;;
         --skip-install) skip_install=1 ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
