@@ -4,9 +4,10 @@ using Microsoft.Extensions.Hosting;
 namespace BindProxy.Forwarding;
 
 /// <summary>
-/// Once a second, closes connections that broke a route's time limits: no byte either way for
-/// <c>IdleTimeout</c>, or (Kafka) a request left incomplete for <c>FrameTimeout</c>. One pass
-/// over the live connections replaces a timer per connection.
+/// Once a second, closes connections that broke a route's time limits — no byte either way for
+/// <c>IdleTimeout</c>, or (Kafka) a request left incomplete for <c>FrameTimeout</c> — and
+/// connections whose peer reset while the proxy was not reading it (backpressure). One pass over
+/// the live connections replaces a timer per connection.
 /// </summary>
 internal sealed class ConnectionSweeper(ConnectionRegistry connections) : BackgroundService
 {
@@ -31,6 +32,18 @@ internal sealed class ConnectionSweeper(ConnectionRegistry connections) : Backgr
     {
         foreach (var connection in connections.Snapshot())
         {
+            if (connection.Client.ReceivePaused && connection.Client.PendingError() != System.Net.Sockets.SocketError.Success)
+            {
+                connection.Abort(CloseReason.ClientReset);
+                continue;
+            }
+
+            if (connection.Upstream.ReceivePaused && connection.Upstream.PendingError() != System.Net.Sockets.SocketError.Success)
+            {
+                connection.Abort(CloseReason.UpstreamReset);
+                continue;
+            }
+
             var route = connection.RouteModel;
             long idle = connection.IdleMilliseconds(now);
             if (route.IdleTimeout is { } idleTimeout && idle > idleTimeout.TotalMilliseconds)

@@ -73,6 +73,14 @@ public sealed class ProxyProcess : IAsyncDisposable
         return IPEndPoint.Parse(line[(line.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..].Trim());
     }
 
+    /// <summary>The first endpoint any route listens on, read from the log.</summary>
+    public async Task<IPEndPoint> ListeningAsyncAny(TimeSpan timeout)
+    {
+        const string marker = " listening on ";
+        var line = await WaitForLineAsync(marker, timeout);
+        return IPEndPoint.Parse(line[(line.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..].Trim());
+    }
+
     /// <summary>Sends SIGTERM, as a service manager does.</summary>
     public void Terminate()
     {
