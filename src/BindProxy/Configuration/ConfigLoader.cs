@@ -54,6 +54,12 @@ internal static class ConfigLoader
         }
     }
 
-    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick) =>
-        quick.IsSet ? new ProxyConfig { Routes = [quick.ToRouteConfig()] } : ConfigReader.Read(configuration);
+    /// <param name="admin">The <c>--admin</c> option; replaces the file's <c>Admin:Listen</c> when set.</param>
+    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick, string? admin = null)
+    {
+        var config = quick.IsSet
+            ? new ProxyConfig { Routes = [quick.ToRouteConfig()], Admin = ConfigReader.ReadAdmin(configuration) }
+            : ConfigReader.Read(configuration);
+        return admin is null ? config : config with { Admin = (config.Admin ?? new AdminConfig()) with { Listen = admin } };
+    }
 }

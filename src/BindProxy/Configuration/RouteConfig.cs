@@ -45,4 +45,7 @@ internal sealed record RouteConfig
 internal sealed record ProxyConfig
 {
     public IReadOnlyList<RouteConfig> Routes { get; init; } = [];
+
+    /// <summary>The admin endpoint; null when the file has no <c>Admin</c> section.</summary>
+    public AdminConfig? Admin { get; init; }
 }

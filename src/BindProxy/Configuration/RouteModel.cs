@@ -65,6 +65,9 @@ internal sealed class ProxyModel
     public IReadOnlyList<RouteModel> Routes { get; }
 
     public IReadOnlyDictionary<string, RouteModel> ByName { get; }
+
+    /// <summary>The admin endpoint; null when it is off. Read once at startup.</summary>
+    public AdminModel? Admin { get; init; }
 }
 
 /// <summary>What a Kafka route adds to a Tcp route.</summary>
