@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
@@ -21,6 +22,7 @@ internal sealed partial class ProxyConnectionHandler(
     ConnectionRegistry registry,
     TransportOptions options,
     BrokerDirectories brokers,
+    ProxyMetrics metrics,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -33,6 +35,7 @@ internal sealed partial class ProxyConnectionHandler(
         if (!routes.TryFind(inbound.Route, out var route))
         {
             Log.RouteGone(logger, inbound.Route, client.RemoteEndPoint);
+            metrics.Rejected(inbound.Route, "route_gone");
             client.Abort();
             return;
         }
@@ -40,6 +43,7 @@ internal sealed partial class ProxyConnectionHandler(
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
             _limitLogs.GetOrAdd(route.Name, _ => new LimitLog(logger)).Refused(route.Name, route.MaxConnections ?? 0, client.RemoteEndPoint);
+            metrics.Rejected(route.Name, "max_connections");
             client.Abort();
             return;
         }
@@ -68,6 +72,7 @@ internal sealed partial class ProxyConnectionHandler(
                 _ => CloseReason.ConnectFailed,
             };
             Log.ConnectFailed(logger, route.Name, client.RemoteEndPoint, reason.Describe(), connect.Detail, connect.Elapsed.TotalMilliseconds);
+            metrics.ConnectFailed(route.Name, connect.Error, connect.Elapsed);
             client.Abort();
             return;
         }
@@ -82,13 +87,17 @@ internal sealed partial class ProxyConnectionHandler(
             upstream.StartReceiving();
             var live = registry.Add(route.Name, client, upstream);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
+            metrics.Opened(live, connect.Elapsed);
+            var reason = CloseReason.ProxyAborted;
             try
             {
-                CloseReason reason;
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger);
+                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    {
+                        Metrics = metrics,
+                    };
                     live.Kafka = session;
                     reason = await session.ForwardAsync(connection.ConnectionClosed).ConfigureAwait(false);
                     clientId = $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)";
@@ -103,6 +112,7 @@ internal sealed partial class ProxyConnectionHandler(
             }
             finally
             {
+                metrics.Closed(live, reason);
                 registry.Remove(live);
             }
         }

@@ -1,4 +1,5 @@
 using BindProxy.Addressing;
+using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
@@ -35,6 +36,13 @@ internal static partial class ProxyHost
         services.AddSingleton<BrokerDirectories>();
         services.AddHostedService(sp => sp.GetRequiredService<BrokerDirectories>());
 
+        // Admin: metrics are always recorded; the HTTP endpoint only when configured.
+        AdminEndpoint.AddMetrics(services);
+        if (model.Admin is { } admin)
+        {
+            AdminEndpoint.Add(builder, admin);
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             foreach (var route in model.Routes)
@@ -48,6 +56,10 @@ internal static partial class ProxyHost
 
         configure?.Invoke(builder);
         var app = builder.Build();
+        if (model.Admin is not null)
+        {
+            AdminEndpoint.Map(app);
+        }
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
         var fds = ResourceLimits.RaiseOpenFilesLimit();

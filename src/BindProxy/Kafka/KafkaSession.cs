@@ -48,6 +48,9 @@ internal sealed partial class KafkaSession
     /// <summary>The client.id from the request headers, once one has been seen.</summary>
     public string? ClientId => _clientId;
 
+    /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
+    public Admin.ProxyMetrics? Metrics { get; init; }
+
     /// <summary>Requests forwarded so far.</summary>
     public long RequestCount { get; private set; }
 
@@ -151,6 +154,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
+                Metrics?.KafkaRequest(_route, header.ApiKey);
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;
