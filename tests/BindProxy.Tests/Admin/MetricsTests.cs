@@ -7,8 +7,9 @@ using BindProxy.Tests.Infrastructure;
 namespace BindProxy.Tests.Admin;
 
 /// <summary>
-/// <c>/metrics</c> after known traffic. Each test uses route names of its own: the values are
-/// read per route label, so proxies of other tests running at the same time cannot disturb them.
+/// <c>/metrics</c> after known traffic. OpenTelemetry's meter provider listens to every meter
+/// named BindProxy in the process, and tests run several proxies in one process at once, so each
+/// test uses route names of its own and reads values by route label.
 /// </summary>
 public sealed class MetricsTests
 {
