@@ -68,7 +68,10 @@ public sealed class AdminEndpointTests
         await client.SendAsync("ping"u8.ToArray());
         await client.ReadExactlyAsync(5);
 
-        var connection = Assert.Single((await admin.GetJsonAsync("api/connections")).EnumerateArray());
+        // A socket's byte counter moves just after its send returns, so the client may read first.
+        var connections = await admin.WaitForJsonAsync("api/connections",
+            json => json.GetArrayLength() == 1 && json[0].GetProperty("bytesToClient").GetInt64() == 5);
+        var connection = connections[0];
         Assert.True(upstream.Accepted.TryPeek(out var seenByUpstream));
         Assert.Equal("conns", connection.GetProperty("route").GetString());
         Assert.Equal(client.LocalEndPoint!.ToString(), connection.GetProperty("client").GetString());
@@ -113,7 +116,8 @@ public sealed class AdminEndpointTests
                 await client.ReadExactlyAsync(10);
             }
 
-            var assignments = await admin.GetJsonAsync("api/assignments");
+            var assignments = await admin.WaitForJsonAsync("api/assignments",
+                json => json.EnumerateArray().Sum(a => a.GetProperty("bytesToClient").GetInt64() + a.GetProperty("bytesToUpstream").GetInt64()) == 60);
             Assert.Equal(2, assignments.GetArrayLength());
             int port = upstream.Endpoint.Port;
 
