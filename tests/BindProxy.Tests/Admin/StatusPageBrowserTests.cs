@@ -10,6 +10,11 @@ namespace BindProxy.Tests.Admin;
 /// for .NET. Playwright's own browser builds are never downloaded: the system browser is launched
 /// by path, and the Playwright driver ships inside the NuGet package.
 /// </summary>
+/// <remarks>
+/// Runs alone: a browser takes most of a small machine's CPU for a few seconds, which would
+/// stretch the timing of socket tests running beside it.
+/// </remarks>
+[Collection(nameof(RunsAlone))]
 public sealed class StatusPageBrowserTests
 {
     private static readonly string[] ChromiumArgs =
@@ -110,3 +115,6 @@ public sealed class StatusPageBrowserTests
         await context.CloseAsync();
     }
 }
+
+[CollectionDefinition(nameof(RunsAlone), DisableParallelization = true)]
+public sealed class RunsAlone;
