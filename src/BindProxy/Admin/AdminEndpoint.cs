@@ -64,6 +64,11 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(model.Listen, listen =>
         {
             listen.Protocols = HttpProtocols.Http1;
+            listen.Use(next => connection =>
+            {
+                connection.Features.Set(AdminConnection.Instance);
+                return next(connection);
+            });
             endpoint._listenOptions = listen;
         }));
     }
@@ -74,6 +79,17 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         var api = app.Services.GetRequiredService<AdminApi>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<AdminEndpoint>();
 
+        // Http routes share the HTTP pipeline; only the admin listener's connections get this far.
+        app.Use((context, next) =>
+        {
+            if (context.Features.Get<AdminConnection>() is null)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+            }
+
+            return next(context);
+        });
         if (!endpoint.Model.AllowNonLoopback)
         {
             app.Use(RejectForeignHosts);
@@ -152,12 +168,18 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         return context.Response.Body.WriteAsync(content, context.RequestAborted).AsTask();
     }
 
+    /// <summary>Marks a connection accepted on the admin listener.</summary>
+    private sealed class AdminConnection
+    {
+        public static readonly AdminConnection Instance = new();
+    }
+
     private static partial class Log
     {
-        [LoggerMessage(600, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments")]
+        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments")]
         public static partial void Listening(ILogger logger, string url);
 
-        [LoggerMessage(601, LogLevel.Warning, "Admin endpoint on {Url} is reachable from other machines (Admin:AllowNonLoopback); it has no authentication and shows every client's addresses")]
+        [LoggerMessage(801, LogLevel.Warning, "Admin endpoint on {Url} is reachable from other machines (Admin:AllowNonLoopback); it has no authentication and shows every client's addresses")]
         public static partial void ListeningExposed(ILogger logger, string url);
     }
 }

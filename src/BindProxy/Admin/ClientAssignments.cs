@@ -39,12 +39,33 @@ internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) 
 
     public const string KafkaClientId = "kafka-client-id";
     public const string ClientAddress = "client-address";
+    public const string Process = "process";
 
-    /// <summary>The Kafka client.id when known; otherwise the client's address (all local clients share 127.0.0.1).</summary>
-    public static (string Name, string Kind) Identity(ProxiedConnection connection) =>
-        connection.Kafka?.ClientId is { Length: > 0 } clientId
+    /// <summary>
+    /// Who the connection belongs to: the client its sticky source assignment was made for (a
+    /// process or a client.id), else its Kafka client.id once seen, else its address (all local
+    /// clients share 127.0.0.1).
+    /// </summary>
+    public static (string Name, string Kind) Identity(ProxiedConnection connection)
+    {
+        if (connection.Assignment?.Client is { } assigned)
+        {
+            const string clientIdKey = "client.id:";
+            if (assigned.Key.StartsWith(clientIdKey, StringComparison.Ordinal))
+            {
+                return (assigned.Key[clientIdKey.Length..], KafkaClientId);
+            }
+
+            if (assigned.Key.StartsWith("pid:", StringComparison.Ordinal))
+            {
+                return (assigned.Display, Process);
+            }
+        }
+
+        return connection.Kafka?.ClientId is { Length: > 0 } clientId
             ? (clientId, KafkaClientId)
             : (Unmapped(connection.Client.RemoteEndPoint.Address).ToString(), ClientAddress);
+    }
 
     private static IPAddress Unmapped(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using BindProxy.Addressing;
 using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Kafka;
@@ -22,6 +23,7 @@ internal sealed partial class ProxyConnectionHandler(
     ConnectionRegistry registry,
     TransportOptions options,
     BrokerDirectories brokers,
+    SourceAssigner assigner,
     ProxyMetrics metrics,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
@@ -60,7 +62,23 @@ internal sealed partial class ProxyConnectionHandler(
 
     private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client)
     {
-        var connect = await connector.ConnectAsync(route, connection.ConnectionClosed).ConfigureAwait(false);
+        var (lease, refused) = await assigner.AssignAsync(route, client, connection.ConnectionClosed).ConfigureAwait(false);
+        if (refused)
+        {
+            Log.NoFreeSource(logger, route.Name, client.RemoteEndPoint);
+            client.Abort();
+            return;
+        }
+
+        using (lease)
+        {
+            await ServeAsync(connection, route, client, lease?.Assignment).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, Assignment? assignment)
+    {
+        var connect = await connector.ConnectAsync(route, assignment?.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
             var reason = connect.Error switch
@@ -85,7 +103,8 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
-            var live = registry.Add(route.Name, client, upstream);
+            var live = registry.Add(route, client, upstream);
+            live.Assignment = assignment;
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
             var reason = CloseReason.ProxyAborted;
@@ -107,6 +126,7 @@ internal sealed partial class ProxyConnectionHandler(
                     reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
                 }
 
+                reason = live.ProxyReason ?? reason;
                 Log.Closed(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint,
                     upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), clientId);
             }
@@ -140,6 +160,9 @@ internal sealed partial class ProxyConnectionHandler(
 
     private static partial class Log
     {
+        [LoggerMessage(205, LogLevel.Warning, "{Route}: {Client} refused: every source address is assigned to another client and WhenExhausted is refuse")]
+        public static partial void NoFreeSource(ILogger logger, string route, IPEndPoint client);
+
         [LoggerMessage(204, LogLevel.Warning, "{Route}: at MaxConnections {Max}; refused {Client} ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s)")]
         public static partial void LimitReached(ILogger logger, string route, int max, IPEndPoint client, long refused, double intervalSeconds);
 

@@ -33,6 +33,7 @@ internal sealed partial class KafkaSession
     private readonly CorrelationTracker _tracker = new(MaxInFlight);
     private readonly ArrayBufferWriter<byte> _rewritten = new();
     private volatile string? _clientId;
+    private long _partialSinceTicks;
     private bool _saslTokensFollow;
 
     public KafkaSession(PipeSocket client, PipeSocket upstream, IBrokerAddressMapper mapper, int maxFrameSize, string route, ILogger logger)
@@ -50,6 +51,12 @@ internal sealed partial class KafkaSession
 
     /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
     public Admin.ProxyMetrics? Metrics { get; init; }
+
+    /// <summary>
+    /// When (<see cref="Environment.TickCount64"/>) the client left a request incomplete, or 0 when
+    /// none is pending; a client that stalls mid-frame is closed after the route's FrameTimeout.
+    /// </summary>
+    public long PartialSinceTicks => Interlocked.Read(ref _partialSinceTicks);
 
     /// <summary>Requests forwarded so far.</summary>
     public long RequestCount { get; private set; }
@@ -138,6 +145,15 @@ internal sealed partial class KafkaSession
             }
 
             input.AdvanceTo(buffer.Start, buffer.End);
+            if (buffer.IsEmpty && streaming == 0)
+            {
+                Interlocked.Exchange(ref _partialSinceTicks, 0);
+            }
+            else if (Interlocked.Read(ref _partialSinceTicks) == 0)
+            {
+                Interlocked.Exchange(ref _partialSinceTicks, Environment.TickCount64);
+            }
+
             if (result.IsCompleted || result.IsCanceled)
             {
                 return Forwarder.End(_client, _upstream);

@@ -41,7 +41,7 @@ internal sealed class AdminProxy : IAsyncDisposable
     {
         if (model.Admin is null)
         {
-            model = new ProxyModel(model.Routes) { Admin = new AdminModel(new IPEndPoint(IPAddress.Loopback, 0), AllowNonLoopback: false) };
+            model = new ProxyModel(model.Routes, model.DrainTimeout) { Admin = new AdminModel(new IPEndPoint(IPAddress.Loopback, 0), AllowNonLoopback: false) };
         }
 
         var proxy = await TestProxy.StartAsync(model);
