@@ -57,9 +57,11 @@ internal static class ConfigLoader
         }
     }
 
-    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick)
+    /// <param name="admin">The <c>--admin</c> option; replaces the file's <c>Admin:Listen</c> when set.</param>
+    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick, string? admin = null)
     {
         var file = ConfigReader.Read(configuration);
-        return quick.IsSet ? file with { Routes = [quick.ToRouteConfig()] } : file;
+        var config = quick.IsSet ? file with { Routes = [quick.ToRouteConfig()] } : file;
+        return admin is null ? config : config with { Admin = (config.Admin ?? new AdminConfig()) with { Listen = admin } };
     }
 }

@@ -14,7 +14,25 @@ internal static class ConfigReader
         var routes = configuration.GetSection(SectionName).GetSection("Routes").GetChildren()
             .Select(ReadRoute)
             .ToList();
-        return new ProxyConfig { Routes = routes, DrainTimeout = configuration.GetSection(SectionName)["DrainTimeout"] };
+        return new ProxyConfig { Routes = routes, DrainTimeout = configuration.GetSection(SectionName)["DrainTimeout"], Admin = ReadAdmin(configuration) };
+    }
+
+    /// <summary>The top-level <c>Admin</c> section, or null when there is none.</summary>
+    public static AdminConfig? ReadAdmin(IConfiguration configuration)
+    {
+        var section = configuration.GetSection(AdminConfig.SectionName);
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        return new AdminConfig
+        {
+            Listen = section["Listen"],
+            AllowNonLoopback = section["AllowNonLoopback"],
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key)
+                .Where(k => !AdminConfig.Fields.Contains(k, StringComparer.OrdinalIgnoreCase))],
+        };
     }
 
     private static RouteConfig ReadRoute(IConfigurationSection section) => new()

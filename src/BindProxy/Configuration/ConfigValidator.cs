@@ -48,6 +48,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         CheckDuplicateListeners(routes, errors);
+        var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
 
         var drainTimeout = ProxyDefaults.DrainTimeout;
         if (config.DrainTimeout is { } drainText &&
@@ -56,7 +57,78 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             errors.Add(new ConfigError("", "BindProxy:DrainTimeout", $"'{drainText}' is not a duration such as 00:00:30"));
         }
 
-        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) : null, errors, warnings);
+        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) { Admin = admin } : null, errors, warnings);
+    }
+
+    /// <summary>
+    /// The admin endpoint has no authentication and shows every client's addresses, so it listens
+    /// on loopback unless the user says otherwise in so many words.
+    /// </summary>
+    private static AdminModel? ValidateAdmin(AdminConfig? admin, List<RouteModel> routes, List<ConfigError> errors, List<string> warnings)
+    {
+        if (admin is null)
+        {
+            return null;
+        }
+
+        void Error(string field, string message) => errors.Add(new ConfigError("", $"{AdminConfig.SectionName}:{field}", message));
+
+        foreach (var unknown in admin.UnknownFields)
+        {
+            Error(unknown, $"unknown field; known fields are {string.Join(", ", AdminConfig.Fields)}");
+        }
+
+        bool allowNonLoopback = false;
+        if (admin.AllowNonLoopback is { } allowText && !bool.TryParse(allowText, out allowNonLoopback))
+        {
+            Error("AllowNonLoopback", $"'{allowText}' is not true or false");
+        }
+
+        if (admin.Listen is null)
+        {
+            Error("Listen", "is missing; expected ADDR:PORT such as 127.0.0.1:9901, or off");
+            return null;
+        }
+
+        if (string.Equals(admin.Listen.Trim(), "off", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        if (!EndpointSpec.TryParse(admin.Listen, allowPortZero: true, out var spec, out var error))
+        {
+            Error("Listen", error);
+            return null;
+        }
+
+        if (spec.Count != 1)
+        {
+            Error("Listen", $"'{admin.Listen}' is {spec.Count} endpoints; the admin endpoint listens on one ADDR:PORT");
+            return null;
+        }
+
+        var endpoint = spec[0];
+        if (!IPAddress.IsLoopback(endpoint.Address))
+        {
+            if (!allowNonLoopback)
+            {
+                Error("Listen", $"{endpoint} is not a loopback address; the admin endpoint has no authentication and shows every client's addresses. " +
+                    "Listen on 127.0.0.1 or [::1], or set Admin:AllowNonLoopback to true to expose it");
+                return null;
+            }
+
+            warnings.Add($"{AdminConfig.SectionName}:Listen: {endpoint} is reachable from other machines, and the admin endpoint has no authentication");
+        }
+
+        var clash = routes.FirstOrDefault(r => r.Listen.Endpoints.Any(e => endpoint.Port != 0 && e.Port == endpoint.Port &&
+            e.AddressFamily == endpoint.AddressFamily && (e.Address.Equals(endpoint.Address) || IsAny(e.Address) || IsAny(endpoint.Address))));
+        if (clash is not null)
+        {
+            Error("Listen", $"{endpoint} is also a listen endpoint of route '{clash.Name}'");
+            return null;
+        }
+
+        return new AdminModel(endpoint, allowNonLoopback);
     }
 
     private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)

@@ -83,6 +83,9 @@ internal sealed class ProxyModel
     public IReadOnlyList<RouteModel> Routes { get; }
 
     public IReadOnlyDictionary<string, RouteModel> ByName { get; }
+
+    /// <summary>The admin endpoint; null when it is off. Read once at startup.</summary>
+    public AdminModel? Admin { get; init; }
 }
 
 /// <summary>Per-client source assignment of a route.</summary>

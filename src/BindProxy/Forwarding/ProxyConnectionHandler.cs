@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using BindProxy.Addressing;
+using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
@@ -23,6 +24,7 @@ internal sealed partial class ProxyConnectionHandler(
     TransportOptions options,
     BrokerDirectories brokers,
     SourceAssigner assigner,
+    ProxyMetrics metrics,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -35,6 +37,7 @@ internal sealed partial class ProxyConnectionHandler(
         if (!routes.TryFind(inbound.Route, out var route))
         {
             Log.RouteGone(logger, inbound.Route, client.RemoteEndPoint);
+            metrics.Rejected(inbound.Route, "route_gone");
             client.Abort();
             return;
         }
@@ -42,6 +45,7 @@ internal sealed partial class ProxyConnectionHandler(
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
             _limitLogs.GetOrAdd(route.Name, _ => new LimitLog(logger)).Refused(route.Name, route.MaxConnections ?? 0, client.RemoteEndPoint);
+            metrics.Rejected(route.Name, "max_connections");
             client.Abort();
             return;
         }
@@ -86,6 +90,7 @@ internal sealed partial class ProxyConnectionHandler(
                 _ => CloseReason.ConnectFailed,
             };
             Log.ConnectFailed(logger, route.Name, client.RemoteEndPoint, reason.Describe(), connect.Detail, connect.Elapsed.TotalMilliseconds);
+            metrics.ConnectFailed(route.Name, connect.Error, connect.Elapsed);
             client.Abort();
             return;
         }
@@ -101,13 +106,17 @@ internal sealed partial class ProxyConnectionHandler(
             var live = registry.Add(route, client, upstream);
             live.Assignment = assignment;
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
+            metrics.Opened(live, connect.Elapsed);
+            var reason = CloseReason.ProxyAborted;
             try
             {
-                CloseReason reason;
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger);
+                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    {
+                        Metrics = metrics,
+                    };
                     live.Kafka = session;
                     reason = await session.ForwardAsync(connection.ConnectionClosed).ConfigureAwait(false);
                     clientId = $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)";
@@ -123,6 +132,7 @@ internal sealed partial class ProxyConnectionHandler(
             }
             finally
             {
+                metrics.Closed(live, reason);
                 registry.Remove(live);
             }
         }

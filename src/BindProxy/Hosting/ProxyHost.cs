@@ -1,4 +1,5 @@
 using BindProxy.Addressing;
+using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
@@ -59,6 +60,13 @@ internal static partial class ProxyHost
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddHttpRoutes();
 
+        // Admin: metrics are always recorded; the HTTP endpoint only when configured.
+        AdminEndpoint.AddMetrics(services);
+        if (model.Admin is { } admin)
+        {
+            AdminEndpoint.Add(builder, admin);
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             foreach (var route in model.Routes)
@@ -79,6 +87,10 @@ internal static partial class ProxyHost
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseHttpRoutes();
+        if (model.Admin is not null)
+        {
+            AdminEndpoint.Map(app);
+        }
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
         var fds = ResourceLimits.RaiseOpenFilesLimit();

@@ -49,6 +49,9 @@ internal sealed partial class KafkaSession
     /// <summary>The client.id from the request headers, once one has been seen.</summary>
     public string? ClientId => _clientId;
 
+    /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
+    public Admin.ProxyMetrics? Metrics { get; init; }
+
     /// <summary>
     /// When (<see cref="Environment.TickCount64"/>) the client left a request incomplete, or 0 when
     /// none is pending; a client that stalls mid-frame is closed after the route's FrameTimeout.
@@ -167,6 +170,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
+                Metrics?.KafkaRequest(_route, header.ApiKey);
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;
