@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "XForwarded", "RequestTimeout"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "MaxConnectionsPerClient", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "XForwarded", "RequestTimeout"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -44,6 +44,7 @@ internal static class ConfigReader
         Protocol = section["Protocol"],
         ConnectTimeout = section["ConnectTimeout"],
         MaxConnections = section["MaxConnections"],
+        MaxConnectionsPerClient = section["MaxConnectionsPerClient"],
         IdleTimeout = section["IdleTimeout"],
         FrameTimeout = section["FrameTimeout"],
         Assign = section["Assign"],

@@ -221,6 +221,19 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             }
         }
 
+        int? maxPerClient = null;
+        if (route.MaxConnectionsPerClient is { } perClientText)
+        {
+            if (int.TryParse(perClientText, CultureInfo.InvariantCulture, out int perClient) && perClient > 0)
+            {
+                maxPerClient = perClient;
+            }
+            else
+            {
+                Error("MaxConnectionsPerClient", $"'{perClientText}' is not a positive whole number");
+            }
+        }
+
         var kafka = ValidateKafka(route, protocol, listen, Error);
         var assignment = ValidateAssignment(route, protocol, sources, Error);
         var http = ValidateHttp(route, protocol, Error);
@@ -245,6 +258,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Protocol = protocol,
             ConnectTimeout = connectTimeout,
             MaxConnections = maxConnections,
+            MaxConnectionsPerClient = maxPerClient,
             IdleTimeout = idleTimeout,
             Assignment = assignment,
             Kafka = kafka,

@@ -34,6 +34,9 @@ internal sealed record RouteConfig
     /// <summary>Kafka: close a client that leaves a request incomplete this long (default 00:00:30).</summary>
     public string? FrameTimeout { get; init; }
 
+    /// <summary>Most connections one client address may hold on the route (and its Kafka brokers).</summary>
+    public string? MaxConnectionsPerClient { get; init; }
+
     /// <summary>Most connections the route holds at once; more are refused.</summary>
     public string? MaxConnections { get; init; }
 
@@ -71,7 +74,7 @@ internal sealed record RouteConfig
     public IReadOnlyList<(string Field, string? Value)> Fields() =>
     [
         ("Listen", Listen), ("Upstream", Upstream), ("Source", Source), ("Protocol", Protocol), ("ConnectTimeout", ConnectTimeout),
-        ("MaxConnections", MaxConnections), ("IdleTimeout", IdleTimeout), ("FrameTimeout", FrameTimeout), ("Assign", Assign),
+        ("MaxConnections", MaxConnections), ("MaxConnectionsPerClient", MaxConnectionsPerClient), ("IdleTimeout", IdleTimeout), ("FrameTimeout", FrameTimeout), ("Assign", Assign),
         ("ClientIds", ClientIds is null ? null : string.Join(",", ClientIds.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))),
         ("WhenExhausted", WhenExhausted), ("AssignmentIdleTimeout", AssignmentIdleTimeout),
         ("BrokerPorts", BrokerPorts), ("AdvertisedHost", AdvertisedHost), ("MaxFrameSize", MaxFrameSize),

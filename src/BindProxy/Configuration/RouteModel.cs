@@ -18,6 +18,9 @@ internal sealed class RouteModel
 
     public TimeSpan ConnectTimeout { get; init; } = ProxyDefaults.ConnectTimeout;
 
+    /// <summary>Most connections one client address holds at once; null: no limit.</summary>
+    public int? MaxConnectionsPerClient { get; init; }
+
     /// <summary>Connections with no byte either way for this long are closed; null: never.</summary>
     public TimeSpan? IdleTimeout { get; init; }
 
@@ -57,6 +60,7 @@ internal sealed class RouteModel
         Protocol = Protocol,
         ConnectTimeout = ConnectTimeout,
         MaxConnections = MaxConnections,
+        MaxConnectionsPerClient = MaxConnectionsPerClient,
         IdleTimeout = IdleTimeout,
         Assignment = Assignment,
         Kafka = Kafka,

@@ -71,6 +71,7 @@ internal sealed class ConnectionRegistry
 {
     private readonly ConcurrentDictionary<long, ProxiedConnection> _connections = new();
     private readonly ConcurrentDictionary<string, StrongBox<int>> _perRoute = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Route, System.Net.IPAddress Client), int> _perClient = [];
     private long _nextId;
 
     /// <summary>
@@ -94,6 +95,48 @@ internal sealed class ConnectionRegistry
         if (_perRoute.TryGetValue(route, out var count))
         {
             Interlocked.Decrement(ref count.Value);
+        }
+    }
+
+    /// <summary>
+    /// Counts a connection against the per-client-address limit of a route (a Kafka bootstrap and
+    /// its brokers share one count); false when that client is at the limit.
+    /// </summary>
+    public bool TryEnterClient(string route, System.Net.IPAddress client, int? max)
+    {
+        if (max is null)
+        {
+            return true;
+        }
+
+        lock (_perClient)
+        {
+            int count = _perClient.GetValueOrDefault((route, client));
+            if (count >= max)
+            {
+                return false;
+            }
+
+            _perClient[(route, client)] = count + 1;
+            return true;
+        }
+    }
+
+    public void LeaveClient(string route, System.Net.IPAddress client)
+    {
+        lock (_perClient)
+        {
+            if (_perClient.TryGetValue((route, client), out int count))
+            {
+                if (count <= 1)
+                {
+                    _perClient.Remove((route, client));
+                }
+                else
+                {
+                    _perClient[(route, client)] = count - 1;
+                }
+            }
         }
     }
 

@@ -44,20 +44,39 @@ internal sealed partial class ProxyConnectionHandler(
 
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
-            _limitLogs.GetOrAdd(route.Name, _ => new LimitLog(logger)).Refused(route.Name, route.MaxConnections ?? 0, client.RemoteEndPoint);
-            metrics.Rejected(route.Name, "max_connections");
-            client.Abort();
+            Refuse(route, client, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
             return;
         }
 
+        var clientAddress = client.RemoteEndPoint.Address;
         try
         {
-            await ServeAsync(connection, route, client).ConfigureAwait(false);
+            if (!registry.TryEnterClient(route.Root.Name, clientAddress, route.MaxConnectionsPerClient))
+            {
+                Refuse(route, client, "MaxConnectionsPerClient", route.MaxConnectionsPerClient ?? 0, "max_connections_per_client");
+                return;
+            }
+
+            try
+            {
+                await ServeAsync(connection, route, client).ConfigureAwait(false);
+            }
+            finally
+            {
+                registry.LeaveClient(route.Root.Name, clientAddress);
+            }
         }
         finally
         {
             registry.Leave(route.Name);
         }
+    }
+
+    private void Refuse(RouteModel route, PipeSocket client, string limit, int max, string metric)
+    {
+        _limitLogs.GetOrAdd($"{route.Name}|{limit}", _ => new LimitLog(logger)).Refused(route.Name, limit, max, client.RemoteEndPoint);
+        metrics.Rejected(route.Name, metric);
+        client.Abort();
     }
 
     private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client)
@@ -145,7 +164,7 @@ internal sealed partial class ProxyConnectionHandler(
         private long _nextLogTicks;
         private long _refusedSinceLog;
 
-        public void Refused(string route, int max, IPEndPoint client)
+        public void Refused(string route, string limit, int max, IPEndPoint client)
         {
             long count = Interlocked.Increment(ref _refusedSinceLog);
             long now = Environment.TickCount64;
@@ -153,7 +172,7 @@ internal sealed partial class ProxyConnectionHandler(
             if (now >= next && Interlocked.CompareExchange(ref _nextLogTicks, now + (long)Interval.TotalMilliseconds, next) == next)
             {
                 Interlocked.Add(ref _refusedSinceLog, -count);
-                Log.LimitReached(logger, route, max, client, count, Interval.TotalSeconds);
+                Log.LimitReached(logger, route, limit, max, client, count, Interval.TotalSeconds);
             }
         }
     }
@@ -163,8 +182,8 @@ internal sealed partial class ProxyConnectionHandler(
         [LoggerMessage(205, LogLevel.Warning, "{Route}: {Client} refused: every source address is assigned to another client and WhenExhausted is refuse")]
         public static partial void NoFreeSource(ILogger logger, string route, IPEndPoint client);
 
-        [LoggerMessage(204, LogLevel.Warning, "{Route}: at MaxConnections {Max}; refused {Client} ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s)")]
-        public static partial void LimitReached(ILogger logger, string route, int max, IPEndPoint client, long refused, double intervalSeconds);
+        [LoggerMessage(204, LogLevel.Warning, "{Route}: at {Limit} {Max}; refused {Client} ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s)")]
+        public static partial void LimitReached(ILogger logger, string route, string limit, int max, IPEndPoint client, long refused, double intervalSeconds);
 
         [LoggerMessage(200, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} open (connect {ConnectMs:0.0} ms)")]
         public static partial void Opened(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, double connectMs);

@@ -329,6 +329,46 @@ public sealed class ForwardingTests
     }
 
     [Fact]
+    public async Task MaxConnectionsPerClient_caps_one_client_address_without_touching_another()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        {
+            Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", MaxConnectionsPerClient = "1",
+        });
+
+        async Task<Socket> FromAsync(string address)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(IPAddress.Parse(address), 0));
+            await socket.ConnectAsync(proxy.Endpoint()).WaitAsync(Prompt);
+            return socket;
+        }
+
+        using var first = await FromAsync("127.0.0.80");
+        await first.SendAsync(new byte[] { 1 });
+        await first.ReadExactlyAsync(1);
+
+        SocketError closed;
+        try
+        {
+            using var second = await FromAsync("127.0.0.80");
+            closed = await second.WaitForCloseAsync(Prompt);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            closed = SocketError.ConnectionReset;
+        }
+
+        Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+        await proxy.Logs.WaitForAsync(Prompt, "at MaxConnectionsPerClient 1; refused 127.0.0.80:");
+
+        using var other = await FromAsync("127.0.0.81");
+        await other.SendAsync(new byte[] { 2 });
+        Assert.Equal(2, (await other.ReadExactlyAsync(1))[0]);
+    }
+
+    [Fact]
     public async Task An_idle_connection_is_closed_after_the_routes_IdleTimeout()
     {
         await using var upstream = TestServer.Echo();

@@ -137,26 +137,37 @@ public sealed class RequestHeaderAndCorrelationTests
     {
         var tracker = new CorrelationTracker(64);
         const int Count = 20000;
-        var producer = Task.Run(() =>
+        // Own threads, yielding while blocked: spinning pool threads would starve other tests.
+        var producer = Task.Factory.StartNew(() =>
         {
+            var spin = default(SpinWait);
             for (var i = 0; i < Count;)
             {
                 if (tracker.Track(i, KafkaApiKeys.Produce, 10) == TrackStatus.Tracked)
                 {
                     i++;
                 }
+                else
+                {
+                    spin.SpinOnce();
+                }
             }
-        }, TestContext.Current.CancellationToken);
-        var consumer = Task.Run(() =>
+        }, TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var consumer = Task.Factory.StartNew(() =>
         {
+            var spin = default(SpinWait);
             for (var i = 0; i < Count;)
             {
                 if (tracker.TryTake(i, out _))
                 {
                     i++;
                 }
+                else
+                {
+                    spin.SpinOnce();
+                }
             }
-        }, TestContext.Current.CancellationToken);
+        }, TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         await Task.WhenAll(producer, consumer).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
         Assert.Equal(0, tracker.Count);
     }
