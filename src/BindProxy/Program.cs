@@ -3,6 +3,15 @@ using BindProxy.Cli;
 using Microsoft.Extensions.Configuration;
 using Serilog;
 
+// Socket completions run on the socket engine's own threads instead of hopping to the thread
+// pool: the forwarding path never blocks, and the hop was a large share of the added latency.
+// Read once, at the first socket operation; DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 opts out.
+const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
+{
+    Environment.SetEnvironmentVariable(InlineCompletions, "1");
+}
+
 // Serilog is wired here and nowhere else: everything below the host logs through ILogger<T>.
 var root = BindProxyCommand.Create((builder, configuration) =>
 {

@@ -26,13 +26,13 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
         ClientIdentity identity;
         switch (settings.Policy)
         {
-            case AssignPolicy.Process when processes.Find(client.RemoteEndPoint, client.LocalEndPoint) is { } process:
+            case AssignPolicy.Process when await FindProcessAsync(client).ConfigureAwait(false) is { } process:
                 identity = new ClientIdentity(process.Key, process.ToString());
                 break;
             case AssignPolicy.KafkaClientId when await KafkaClientIdReader.PeekAsync(client, route.ConnectTimeout, cancellationToken).ConfigureAwait(false) is { } clientId:
                 identity = ClientIdentity.ForKafkaClientId(clientId);
                 settings.ClientIds.TryGetValue(clientId, out pinned);
-                if (!registry.IsKnown(root, identity) && processes.Find(client.RemoteEndPoint, client.LocalEndPoint) is { } owner)
+                if (!registry.IsKnown(root, identity) && await FindProcessAsync(client).ConfigureAwait(false) is { } owner)
                 {
                     identity = identity with { Display = $"{identity.Display} ({owner})" };
                 }
@@ -47,4 +47,8 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
         var lease = registry.Acquire(root, identity, route.Sources.Addresses, pinned, settings.ClientIds.Values, settings.WhenExhausted, settings.IdleTimeout);
         return (lease, lease is null);
     }
+
+    // Reading /proc blocks; keep it off the socket threads that run the forwarding path.
+    private Task<ProcessInfo?> FindProcessAsync(PipeSocket client) =>
+        Task.Run(() => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
 }
