@@ -134,6 +134,15 @@ internal sealed partial class KafkaSession
                 return PumpEnd.SourceReset;
             }
 
+            if (result.IsCompleted && _client.ReceiveEnd == ReceiveEnd.Fin && (streaming > 0 || !buffer.IsEmpty))
+            {
+                // A FIN in the middle of a frame: passing the FIN on would leave the broker to
+                // guess; the client gets a line that says what it did instead.
+                Fail($"the client closed its side {Truncation(buffer, streaming, "request")}");
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.SourceReset;
+            }
+
             input.AdvanceTo(buffer.Start, buffer.End);
             if (result.IsCompleted || result.IsCanceled)
             {
@@ -167,7 +176,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Malformed when _saslTokensFollow:
                 return null; // a raw SASL token: passes through untouched
             case TrackStatus.Malformed:
-                return "a request header that cannot be parsed";
+                return $"a request header that cannot be parsed ({KafkaRequestHeader.TryParse(request, out _)})";
             case TrackStatus.TooManyInFlight:
                 return $"more than {MaxInFlight} requests in flight";
             case TrackStatus.DuplicateCorrelationId:
@@ -234,6 +243,13 @@ internal sealed partial class KafkaSession
             if (error is not null)
             {
                 Fail(error);
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.SourceReset;
+            }
+
+            if (result.IsCompleted && _upstream.ReceiveEnd == ReceiveEnd.Fin && !buffer.IsEmpty)
+            {
+                Fail($"the broker closed its side {Truncation(buffer, 0, "response")}");
                 input.AdvanceTo(buffer.End);
                 return PumpEnd.SourceReset;
             }
@@ -322,6 +338,23 @@ internal sealed partial class KafkaSession
         FrameError.NegativeSize => $"a negative frame size ({BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer))})",
         _ => error.ToString(),
     };
+
+    /// <summary>Where in a frame the peer's FIN came: "in the middle of a 120-byte request (24 bytes sent)".</summary>
+    private static string Truncation(in ReadOnlySequence<byte> buffer, long streamingLeft, string what)
+    {
+        if (streamingLeft > 0)
+        {
+            return $"in the middle of a {what} ({streamingLeft} bytes of it never came)";
+        }
+
+        if (buffer.Length < KafkaFrameReader.SizePrefixLength)
+        {
+            return $"in the middle of a {what}'s size prefix ({buffer.Length} of {KafkaFrameReader.SizePrefixLength} bytes)";
+        }
+
+        long total = KafkaFrameReader.SizePrefixLength + (long)BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer));
+        return $"in the middle of a {total}-byte {what} ({buffer.Length} bytes sent)";
+    }
 
     private static ReadOnlySpan<byte> FirstBytes(in ReadOnlySequence<byte> buffer)
     {
