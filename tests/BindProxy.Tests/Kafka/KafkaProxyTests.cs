@@ -105,6 +105,48 @@ public sealed class KafkaProxyTests
         Assert.Equal([basePort, basePort + 1, basePort + 2], metadata.Brokers.Select(b => b.Port).Order());
     }
 
+    [Fact]
+    public async Task Brokers_advertising_localhost_are_reached_from_the_source_address()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(3);
+        var ports = BrokerPorts(cluster);
+        for (int id = 1; id <= 3; id++)
+        {
+            // Still listening on 127.0.0.1; only what Metadata says changes. localhost may resolve to ::1 first.
+            cluster.SetHostPort(id, "localhost", ports[id - 1]);
+        }
+
+        cluster.CreateTopic("local", partitions: 3, replicationFactor: 1);
+        for (int p = 0; p < 3; p++)
+        {
+            cluster.SetLeader("local", p, p + 1);
+        }
+
+        await using var proxy = await StartProxyAsync(cluster);
+        using var timeout = new CancellationTokenSource(Timeout);
+        using (var producer = KafkaRoute.Producer(proxy, "local-producer"))
+        {
+            for (int i = 0; i < 30; i++)
+            {
+                var report = await producer.ProduceAsync(new TopicPartition("local", i % 3), new Message<string, string> { Key = $"k{i}", Value = $"local-{i}" }, timeout.Token);
+                Assert.Equal(PersistenceStatus.Persisted, report.Status);
+            }
+
+            var toBrokers = SocketTable.ConnectionsTo(ports);
+            Assert.Equal(3, toBrokers.Select(c => c.Remote.Port).Distinct().Count());
+            Assert.All(toBrokers, c => Assert.Equal(IPAddress.Parse("127.0.0.2"), c.Local.Address));
+        }
+
+        for (int id = 1; id <= 3; id++)
+        {
+            await proxy.Logs.WaitForAsync(TimeSpan.FromSeconds(5), $"broker {id} at localhost:{ports[id - 1]} is reached through");
+        }
+
+        var read = KafkaRoute.ReadAll(proxy, "local", 3, TimeSpan.FromSeconds(30));
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"local-{i}").Order(), read.Select(r => r.Value).Order());
+    }
+
     private static int FreePortRange(int count)
     {
         for (int attempt = 0; attempt < 50; attempt++)
