@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using BindProxy.Forwarding;
@@ -23,6 +24,14 @@ internal sealed partial class KafkaSession
 
     /// <summary>Requests awaiting a response on one connection; librdkafka keeps far fewer in flight.</summary>
     public const int MaxInFlight = 10_000;
+
+    private const string BrokerRouteInfix = "/broker-";
+
+    /// <summary>
+    /// ApiVersions conflicts already reported, by cluster (bootstrap route) and entry: every
+    /// connection's ApiVersions exchange would otherwise repeat the same warning.
+    /// </summary>
+    private static readonly ConcurrentDictionary<(string Cluster, ApiVersionConflict Conflict), byte> s_reportedConflicts = new();
 
     private readonly PipeSocket _client;
     private readonly PipeSocket _upstream;
@@ -307,7 +316,10 @@ internal sealed partial class KafkaSession
 
         foreach (var conflict in result.Conflicts)
         {
-            Log.ApiVersionConflict(_logger, _route, conflict.ApiKey, conflict.MinVersion, conflict.MaxVersion, conflict.Cap);
+            if (s_reportedConflicts.TryAdd((ClusterOf(_route), conflict), 0))
+            {
+                Log.ApiVersionConflict(_logger, ClusterOf(_route), conflict.ApiKey, conflict.MinVersion, conflict.MaxVersion, conflict.Cap);
+            }
         }
 
         if (result.Status == RewriteStatus.Malformed)
@@ -369,6 +381,13 @@ internal sealed partial class KafkaSession
         return copy;
     }
 
+    /// <summary>The bootstrap route's name for a broker listener's route ("kafka/broker-2" → "kafka").</summary>
+    private static string ClusterOf(string route)
+    {
+        int broker = route.LastIndexOf(BrokerRouteInfix, StringComparison.Ordinal);
+        return broker > 0 ? route[..broker] : route;
+    }
+
     private static string ApiName(short apiKey) => apiKey switch
     {
         KafkaApiKeys.Produce => "Produce",
@@ -387,7 +406,7 @@ internal sealed partial class KafkaSession
         [LoggerMessage(500, LogLevel.Warning, "{Route}: {Client} (client.id {ClientId}) closed: {Error}")]
         public static partial void ProtocolError(ILogger logger, string route, IPEndPoint client, string clientId, string error);
 
-        [LoggerMessage(501, LogLevel.Warning, "{Route}: the broker's ApiVersions entry for api key {ApiKey} has min version {Min} above what the proxy parses ({Cap}); left as sent (max {Max})")]
+        [LoggerMessage(501, LogLevel.Warning, "{Route}: the broker's ApiVersions entry for api key {ApiKey} has min version {Min} above what the proxy parses ({Cap}); left as sent (max {Max}): a connection that uses it is closed rather than given unrewritten broker addresses (said once per route)")]
         public static partial void ApiVersionConflict(ILogger logger, string route, short apiKey, short min, short max, short cap);
     }
 }
