@@ -142,26 +142,26 @@ public sealed class BadInputTests(BadInputFixture fixture) : IClassFixture<BadIn
         {
             case "garbage":
                 // A sane size, then fewer bytes than the fixed part of any request header.
-                await socket.SendAsync(new byte[] { 0, 0, 0, 6, 0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x01 });
+                await socket.SendAsync(new byte[] { 0, 0, 0, 6, 0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x01 }).WaitAsync(Timeout);
                 reason = "a request header that cannot be parsed (FrameTooShort)";
                 break;
             case "truncated":
                 // The first 24 bytes of a 104-byte Metadata v4 request, then FIN.
-                await socket.SendAsync(new byte[] { 0, 0, 0, 100, 0, 3, 0, 4, 0, 0, 0, 7, 0, 4, (byte)'k', (byte)'c', (byte)'a', (byte)'t', 0, 0, 0, 1, 0, 5 });
+                await socket.SendAsync(new byte[] { 0, 0, 0, 100, 0, 3, 0, 4, 0, 0, 0, 7, 0, 4, (byte)'k', (byte)'c', (byte)'a', (byte)'t', 0, 0, 0, 1, 0, 5 }).WaitAsync(Timeout);
                 socket.Shutdown(SocketShutdown.Send);
                 reason = "the client closed its side in the middle of a 104-byte request (24 bytes sent)";
                 break;
             case "oversized":
                 // 256 MiB announced; nothing of the body is sent or waited for.
-                await socket.SendAsync(new byte[] { 0x10, 0, 0, 0, 0, 18, 0, 3 });
+                await socket.SendAsync(new byte[] { 0x10, 0, 0, 0, 0, 18, 0, 3 }).WaitAsync(Timeout);
                 reason = "a frame of 268435456 bytes, over MaxFrameSize 104857600";
                 break;
             case "negative-size":
-                await socket.SendAsync(new byte[] { 0xFF, 0xFF, 0xFF, 0xFE, 0, 18 });
+                await socket.SendAsync(new byte[] { 0xFF, 0xFF, 0xFF, 0xFE, 0, 18 }).WaitAsync(Timeout);
                 reason = "a negative frame size (-2)";
                 break;
             case "tls":
-                await socket.SendAsync(TlsClientHello);
+                await socket.SendAsync(TlsClientHello).WaitAsync(Timeout);
                 reason = "TLS bytes (0x16 0x03...) to a plaintext Kafka listener";
                 break;
             default:

@@ -13,7 +13,7 @@ public sealed partial class DemoTests
         var output = new StringWriter();
         using var deadline = new CancellationTokenSource(DemoRunner.Deadline);
 
-        var exitCode = await DemoRunner.RunAsync(output, deadline.Token);
+        var exitCode = await DemoRunner.RunAsync(output, deadline.Token).WaitAsync(DemoRunner.Deadline + TimeSpan.FromSeconds(15));
         var text = output.ToString();
 
         Assert.True(exitCode == DemoRunner.Success, $"exit code {exitCode}:\n{text}");

@@ -74,7 +74,7 @@ public sealed partial class KcatTests
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)
         {
-            await process.StandardInput.WriteAsync(stdin);
+            await process.StandardInput.WriteAsync(stdin).WaitAsync(Timeout);
         }
 
         process.StandardInput.Close();
@@ -85,11 +85,11 @@ public sealed partial class KcatTests
         catch (TimeoutException)
         {
             process.Kill();
-            throw new TimeoutException($"kcat {string.Join(' ', args)} still running after {Timeout}: {await stderr}");
+            throw new TimeoutException($"kcat {string.Join(' ', args)} still running after {Timeout}");
         }
 
-        Assert.True(process.ExitCode == 0, $"kcat {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
-        return await stdout;
+        Assert.True(process.ExitCode == 0, $"kcat {string.Join(' ', args)} exited {process.ExitCode}: {await stderr.WaitAsync(Timeout)}");
+        return await stdout.WaitAsync(Timeout);
     }
 
     // "  broker 2 at 127.0.0.1:40123" (with " (controller)" on one of them)
