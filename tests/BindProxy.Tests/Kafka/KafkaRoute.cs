@@ -34,7 +34,27 @@ internal static class KafkaRoute
     public static IReadOnlyList<SocketTable.Entry> StrayBrokerConnections(MockCluster cluster) =>
         [.. SocketTable.ConnectionsTo(BrokerPorts(cluster)).Where(c => !c.Local.Address.Equals(SourceAddress))];
 
-    public static IProducer<string, string> Producer(TestProxy proxy, string clientId, Action<ProducerConfig>? configure = null)
+    /// <summary>
+    /// A client's own broker log (librdkafka debug "broker"): every address it is told to use
+    /// shows up there, so a broker address the proxy failed to rewrite is caught even when the
+    /// client's detour to the real broker lasts only milliseconds.
+    /// </summary>
+    public sealed class AddressLog
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public const string DebugContexts = "broker";
+
+        public int Count => _lines.Count;
+
+        public void Add(string line) => _lines.Enqueue(line);
+
+        /// <summary>Lines that name a broker's real address: the client learned it past the proxy.</summary>
+        public IReadOnlyList<string> Leaks(MockCluster cluster) =>
+            [.. _lines.Where(line => BrokerPorts(cluster).Any(port => System.Text.RegularExpressions.Regex.IsMatch(line, $@":{port}(?!\d)")))];
+    }
+
+    public static IProducer<string, string> Producer(TestProxy proxy, string clientId, Action<ProducerConfig>? configure = null, AddressLog? addresses = null)
     {
         var config = new ProducerConfig
         {
@@ -45,7 +65,12 @@ internal static class KafkaRoute
             LingerMs = 5,
         };
         configure?.Invoke(config);
-        return new ProducerBuilder<string, string>(config).SetLogHandler((_, _) => { }).Build();
+        if (addresses is not null)
+        {
+            config.Debug = AddressLog.DebugContexts;
+        }
+
+        return new ProducerBuilder<string, string>(config).SetLogHandler((_, m) => addresses?.Add(m.Message)).Build();
     }
 
     /// <summary>

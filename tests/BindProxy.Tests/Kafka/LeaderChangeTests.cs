@@ -9,6 +9,9 @@ namespace BindProxy.Tests.Kafka;
 /// An idempotent producer through the proxy while the cluster changes under it. Moved leaders
 /// answer Produce v10+ with NOT_LEADER_OR_FOLLOWER and the new leader's endpoint in NodeEndpoints
 /// (KIP-951): an endpoint the proxy fails to rewrite sends the client straight to the broker.
+/// That detour can be over before a socket-table sample sees it, so the clients' own broker logs
+/// are checked for the brokers' real addresses as well (each check was seen to fail with the
+/// Produce or the Fetch rewrite switched off).
 /// </summary>
 public sealed class LeaderChangeTests
 {
@@ -34,12 +37,38 @@ public sealed class LeaderChangeTests
         var failed = new ConcurrentQueue<string>();
         var stray = new ConcurrentQueue<string>();
         int produced = 0;
+        var producerAddresses = new KafkaRoute.AddressLog();
         using var producer = KafkaRoute.Producer(proxy, "moving-producer", c =>
         {
             c.MessageTimeoutMs = 45_000;
             c.RetryBackoffMs = 20;
             c.RetryBackoffMaxMs = 200;
-        });
+        }, producerAddresses);
+
+        // A consumer tails every partition meanwhile: its fetches meet the moves too (Fetch v16+ NodeEndpoints).
+        var consumerAddresses = new KafkaRoute.AddressLog();
+        var tailed = new ConcurrentDictionary<string, byte>(StringComparer.Ordinal);
+        using var consumer = new ConsumerBuilder<string, string>(new ConsumerConfig
+        {
+            BootstrapServers = proxy.Endpoint(KafkaRoute.Name).ToString(),
+            ClientId = "moving-consumer",
+            GroupId = "moving-consumer",
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = 100,
+            Debug = KafkaRoute.AddressLog.DebugContexts,
+        }).SetLogHandler((_, m) => consumerAddresses.Add(m.Message)).Build();
+        consumer.Assign(Enumerable.Range(0, Partitions).Select(p => new TopicPartitionOffset(Topic, p, Offset.Beginning)));
+        using var stopConsuming = new CancellationTokenSource();
+        var consuming = Task.Factory.StartNew(() =>
+        {
+            while (!stopConsuming.IsCancellationRequested)
+            {
+                if (consumer.Consume(TimeSpan.FromMilliseconds(100)) is { Message: { } message })
+                {
+                    tailed.TryAdd(message.Value, 0);
+                }
+            }
+        }, TaskCreationOptions.LongRunning);
 
         using var stopProducing = new CancellationTokenSource();
         var producing = Task.Factory.StartNew(() =>
@@ -114,12 +143,26 @@ public sealed class LeaderChangeTests
         stopWatching.Cancel();
         await watching.WaitAsync(TimeSpan.FromSeconds(10));
 
-        var read = KafkaRoute.ReadAll(proxy, Topic, Partitions, TimeSpan.FromSeconds(30));
         var acked = acknowledged.ToList();
-        TestContext.Current.TestOutputHelper?.WriteLine(
-            $"produced {produced}, acknowledged {acked.Count}, failed {failed.Count}, read back {read.Count} ({read.Select(r => r.Value).Distinct().Count()} distinct), {leaderMoves} leader moves, broker 2 down 1.5 s");
+        while (!acked.All(a => tailed.ContainsKey(a.Value)) && !timeout.IsCancellationRequested)
+        {
+            await Task.Delay(50, CancellationToken.None);
+        }
 
+        stopConsuming.Cancel();
+        await consuming.WaitAsync(TimeSpan.FromSeconds(10));
+
+        var read = KafkaRoute.ReadAll(proxy, Topic, Partitions, TimeSpan.FromSeconds(30));
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"produced {produced}, acknowledged {acked.Count}, failed {failed.Count}, tailed live {tailed.Count}, read back {read.Count} ({read.Select(r => r.Value).Distinct().Count()} distinct), {leaderMoves} leader moves, broker 2 down 1.5 s");
+
+        // Neither client ever heard of a broker's real address (they log every address they use),
+        // nor held a connection to one.
+        Assert.True(producerAddresses.Count > 0 && consumerAddresses.Count > 0, "the clients' broker logs are empty");
+        Assert.Empty(producerAddresses.Leaks(cluster));
+        Assert.Empty(consumerAddresses.Leaks(cluster));
         Assert.Empty(stray);
+        Assert.All(acked, a => Assert.True(tailed.ContainsKey(a.Value), $"the tailing consumer never saw {a.Value}"));
         Assert.Empty(failed);
         Assert.Equal(produced, acked.Count);
         Assert.Equal(read.Count, read.Select(r => r.Value).Distinct().Count());
