@@ -147,6 +147,65 @@ public sealed class KafkaProxyTests
         Assert.Equal(Enumerable.Range(0, 30).Select(i => $"local-{i}").Order(), read.Select(r => r.Value).Order());
     }
 
+    [Fact]
+    public async Task Large_messages_pass_intact_through_streamed_requests_and_whole_fetch_responses()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(3);
+        cluster.CreateTopic("large", partitions: 3, replicationFactor: 1);
+        for (int p = 0; p < 3; p++)
+        {
+            cluster.SetLeader("large", p, p + 1);
+        }
+
+        await using var proxy = await StartProxyAsync(cluster);
+        using var timeout = new CancellationTokenSource(Timeout);
+
+        // Each Produce request is far above KafkaSession.StreamRequestsAbove, so it is streamed;
+        // the Fetch v16+ responses carrying them are walked whole for NodeEndpoints.
+        var random = new Random(7);
+        var sent = new Dictionary<string, byte[]>();
+        using (var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
+        {
+            BootstrapServers = proxy.Endpoint("kafka").ToString(),
+            ClientId = "large-producer",
+            EnableIdempotence = true,
+            Acks = Acks.All,
+            CompressionType = CompressionType.None,
+        }).SetLogHandler((_, _) => { }).Build())
+        {
+            for (int i = 0; i < 6; i++)
+            {
+                var value = new byte[200_000 + (i * 120_000)];
+                random.NextBytes(value);
+                sent[$"big-{i}"] = value;
+                var report = await producer.ProduceAsync(new TopicPartition("large", i % 3), new Message<string, byte[]> { Key = $"big-{i}", Value = value }, timeout.Token);
+                Assert.Equal(PersistenceStatus.Persisted, report.Status);
+            }
+        }
+
+        using var consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = proxy.Endpoint("kafka").ToString(),
+            ClientId = "large-consumer",
+            GroupId = "large-group",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).SetLogHandler((_, _) => { }).Build();
+        consumer.Assign(Enumerable.Range(0, 3).Select(p => new TopicPartitionOffset("large", p, Offset.Beginning)));
+        var received = new Dictionary<string, byte[]>();
+        while (received.Count < sent.Count && !timeout.IsCancellationRequested)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message is { } message)
+            {
+                received[message.Key] = message.Value;
+            }
+        }
+
+        Assert.Equal(sent.Keys.Order(), received.Keys.Order());
+        Assert.All(sent, pair => Assert.True(pair.Value.AsSpan().SequenceEqual(received[pair.Key]), $"{pair.Key} differs after the round trip"));
+        Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("(client.id large-", StringComparison.Ordinal) && m.Contains(" closed: ", StringComparison.Ordinal) && !m.Contains(" B up, ", StringComparison.Ordinal));
+    }
+
     private static int FreePortRange(int count)
     {
         for (int attempt = 0; attempt < 50; attempt++)
