@@ -221,7 +221,7 @@ internal static class DemoRunner
         var ports = directory.Brokers.Select(b => b.Port).Distinct().Order().ToList();
         var portFilter = string.Join(" or ", ports.Select(p => $"tcp port {p}"));
         var captureFilter = $"host {Source} and ({portFilter})";
-        var displayFilter = $"ip.addr=={Source} && tcp.port in {{{string.Join(" ", ports)}}}";
+        var displayFilter = $"ip.addr=={Source} && tcp.port in {{{string.Join(",", ports)}}}";
         await writer.WriteLineAsync($"""
 
             To see only these clients' broker traffic (the mock brokers' ports change every run; with a

@@ -30,6 +30,9 @@ public sealed partial class DemoTests
 
         Assert.Matches(@"tshark -i lo -f 'host 127\.0\.0\.2 and \(tcp port \d+ or tcp port \d+ or tcp port \d+\)'", text);
         Assert.Matches(@"tcpdump -i lo -n 'host 127\.0\.0\.2 and \(", text);
+
+        // Wireshark 4 wants set members separated by commas.
+        Assert.Matches(@"Wireshark display filter: ip\.addr==127\.0\.0\.2 && tcp\.port in \{\d+,\d+,\d+\}", text);
     }
 
     [GeneratedRegex(@"^\s+127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+\s+127\.0\.0\.2:\d+\s+127\.0\.0\.1:\d+\s+(?<node>[123])\s+demo-(producer|consumer)\s+ESTABLISHED$", RegexOptions.Multiline)]
