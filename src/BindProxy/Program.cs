@@ -1,3 +1,4 @@
+using System.CommandLine;
 using BindProxy.Cli;
 using Microsoft.Extensions.Configuration;
 using Serilog;
@@ -14,10 +15,13 @@ var root = BindProxyCommand.Create((builder, configuration) =>
     {
         logger.MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
+            .MinimumLevel.Override("Yarp", Serilog.Events.LogEventLevel.Error)
             .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
     }
 
     builder.Services.AddSerilog(logger.CreateLogger(), dispose: true);
 });
 
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+// SIGTERM and Ctrl-C are left to the host, which drains connections for up to DrainTimeout
+// (System.CommandLine would otherwise end the process 2 s after the signal).
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);

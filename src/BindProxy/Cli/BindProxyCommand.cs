@@ -21,6 +21,11 @@ internal static class BindProxyCommand
             Description = $"Configuration file (default: ./{ConfigLoader.DefaultFile}).",
             Recursive = true,
         };
+        var admin = new Option<string?>("--admin")
+        {
+            Description = "Admin HTTP endpoint (status page, /metrics, /api/*), ADDR:PORT on loopback, or off. Replaces the file's Admin:Listen.",
+            Recursive = true,
+        };
         var listen = new Option<string?>("--listen")
         {
             Description = "Quick mode: listen endpoint(s), ADDR:PORT or an address range/CIDR/list with one port. Replaces the file's routes.",
@@ -30,32 +35,33 @@ internal static class BindProxyCommand
         var protocol = new Option<string?>("--protocol") { Description = "Quick mode: tcp (default) or kafka." };
         var connectTimeout = new Option<string?>("--connect-timeout") { Description = "Quick mode: upstream connect timeout (default 00:00:10)." };
         var brokerPorts = new Option<string?>("--broker-ports") { Description = "Quick mode, Kafka: proxy ports for brokers in discovery order, e.g. 19093-19120 (default: automatic)." };
+        var assign = new Option<string?>("--assign") { Description = "Quick mode: source assignment per client: round-robin (default), client-address, process or kafka-client-id." };
         var advertisedHost = new Option<string?>("--advertised-host") { Description = "Quick mode, Kafka: host written into rewritten broker addresses (default: the address the client connected to)." };
 
         var root = new RootCommand(
             "BindProxy: a TCP proxy that re-originates every client connection from a configured source address (127.0.0.N), " +
             "so one client's traffic can be isolated in Wireshark and load tests get past one address pair's ephemeral ports.")
         {
-            config, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost,
+            config, admin, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
         };
 
         QuickRoute Quick(ParseResult p) => new(p.GetValue(listen), p.GetValue(upstream), p.GetValue(source), p.GetValue(protocol), p.GetValue(connectTimeout),
-            p.GetValue(brokerPorts), p.GetValue(advertisedHost));
+            p.GetValue(brokerPorts), p.GetValue(advertisedHost), p.GetValue(assign));
 
-        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), Quick(parse), configureHost, cancellationToken));
+        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), configureHost, cancellationToken));
 
         var check = new Command("check", "Validate the configuration and test-bind every source address, without serving.")
         {
-            listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost,
+            listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
         };
-        check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), Quick(parse), cancellationToken));
+        check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);
         return root;
     }
 
-    private static async Task<(IConfigurationRoot Configuration, ValidationResult? Result)> LoadAsync(string? path, QuickRoute quick, CancellationToken cancellationToken)
+    private static async Task<(IConfigurationRoot Configuration, ValidationResult? Result)> LoadAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken, bool watch = false)
     {
-        var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, out var loadError);
+        var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, reloadOnChange: watch && !quick.IsSet, out var loadError);
         if (loadError is not null)
         {
             await Console.Error.WriteLineAsync($"error: {loadError}").ConfigureAwait(false);
@@ -63,7 +69,7 @@ internal static class BindProxyCommand
         }
 
         var validator = new ConfigValidator(new SourceAddressProbe());
-        var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick), cancellationToken).ConfigureAwait(false);
+        var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick, admin), cancellationToken).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
             await Console.Error.WriteLineAsync($"warning: {warning}").ConfigureAwait(false);
@@ -81,9 +87,9 @@ internal static class BindProxyCommand
         return (configuration, result);
     }
 
-    private static async Task<int> CheckAsync(string? path, QuickRoute quick, CancellationToken cancellationToken)
+    private static async Task<int> CheckAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken)
     {
-        var (_, result) = await LoadAsync(path, quick, cancellationToken).ConfigureAwait(false);
+        var (_, result) = await LoadAsync(path, admin, quick, cancellationToken).ConfigureAwait(false);
         if (result?.Model is not { } model)
         {
             return ExitConfigInvalid;
@@ -94,19 +100,25 @@ internal static class BindProxyCommand
             Console.WriteLine($"route '{route.Name}': {route.Listen} → {route.Upstream} from {route.Sources.Addresses} ({route.Protocol}); Wireshark: {route.WiresharkFilter}");
         }
 
+        if (model.Admin is { } adminModel)
+        {
+            Console.WriteLine($"admin endpoint: http://{adminModel.Listen}/");
+        }
+
         Console.WriteLine($"configuration OK: {model.Routes.Count} route(s)");
         return ExitOk;
     }
 
-    private static async Task<int> ServeAsync(string? path, QuickRoute quick, Action<WebApplicationBuilder, IConfiguration> configureHost, CancellationToken cancellationToken)
+    private static async Task<int> ServeAsync(string? path, string? admin, QuickRoute quick, Action<WebApplicationBuilder, IConfiguration> configureHost, CancellationToken cancellationToken)
     {
-        var (configuration, result) = await LoadAsync(path, quick, cancellationToken).ConfigureAwait(false);
+        var (configuration, result) = await LoadAsync(path, admin, quick, cancellationToken, watch: true).ConfigureAwait(false);
         if (result?.Model is not { } model)
         {
             return ExitConfigInvalid;
         }
 
-        var app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration));
+        // Edits of the file are applied live; quick mode's one route has no file to watch.
+        var app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration), reload: quick.IsSet ? null : configuration);
         await using (app.ConfigureAwait(false))
         {
             await app.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 namespace BindProxy.Configuration;
 
 /// <summary>Options that replace the file's routes with one route given on the command line.</summary>
-internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout, string? BrokerPorts = null, string? AdvertisedHost = null)
+internal sealed record QuickRoute(string? Listen, string? Upstream, string? Source, string? Protocol, string? ConnectTimeout, string? BrokerPorts = null, string? AdvertisedHost = null, string? Assign = null)
 {
     public const string RouteName = "cli";
 
@@ -19,6 +19,7 @@ internal sealed record QuickRoute(string? Listen, string? Upstream, string? Sour
         ConnectTimeout = ConnectTimeout,
         BrokerPorts = BrokerPorts,
         AdvertisedHost = AdvertisedHost,
+        Assign = Assign,
     };
 }
 
@@ -31,7 +32,9 @@ internal static class ConfigLoader
     /// Builds the configuration from <paramref name="path"/>. A missing file is an error only when
     /// the user named it, or when no quick route stands in for the file's routes.
     /// </summary>
-    public static IConfigurationRoot Load(string? path, bool required, out string? error)
+    public static IConfigurationRoot Load(string? path, bool required, out string? error) => Load(path, required, reloadOnChange: false, out error);
+
+    public static IConfigurationRoot Load(string? path, bool required, bool reloadOnChange, out string? error)
     {
         var file = Path.GetFullPath(path ?? DefaultFile);
         error = null;
@@ -43,7 +46,7 @@ internal static class ConfigLoader
         try
         {
             return new ConfigurationBuilder()
-                .AddJsonFile(file, optional: true, reloadOnChange: false)
+                .AddJsonFile(file, optional: true, reloadOnChange: reloadOnChange)
                 .AddEnvironmentVariables("BINDPROXY_")
                 .Build();
         }
@@ -54,6 +57,11 @@ internal static class ConfigLoader
         }
     }
 
-    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick) =>
-        quick.IsSet ? new ProxyConfig { Routes = [quick.ToRouteConfig()] } : ConfigReader.Read(configuration);
+    /// <param name="admin">The <c>--admin</c> option; replaces the file's <c>Admin:Listen</c> when set.</param>
+    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick, string? admin = null)
+    {
+        var file = ConfigReader.Read(configuration);
+        var config = quick.IsSet ? file with { Routes = [quick.ToRouteConfig()] } : file;
+        return admin is null ? config : config with { Admin = (config.Admin ?? new AdminConfig()) with { Listen = admin } };
+    }
 }

@@ -7,14 +7,32 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "MaxConnections", "BrokerPorts", "AdvertisedHost", "MaxFrameSize"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "XForwarded", "RequestTimeout"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
         var routes = configuration.GetSection(SectionName).GetSection("Routes").GetChildren()
             .Select(ReadRoute)
             .ToList();
-        return new ProxyConfig { Routes = routes };
+        return new ProxyConfig { Routes = routes, DrainTimeout = configuration.GetSection(SectionName)["DrainTimeout"], Admin = ReadAdmin(configuration) };
+    }
+
+    /// <summary>The top-level <c>Admin</c> section, or null when there is none.</summary>
+    public static AdminConfig? ReadAdmin(IConfiguration configuration)
+    {
+        var section = configuration.GetSection(AdminConfig.SectionName);
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        return new AdminConfig
+        {
+            Listen = section["Listen"],
+            AllowNonLoopback = section["AllowNonLoopback"],
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key)
+                .Where(k => !AdminConfig.Fields.Contains(k, StringComparer.OrdinalIgnoreCase))],
+        };
     }
 
     private static RouteConfig ReadRoute(IConfigurationSection section) => new()
@@ -26,9 +44,19 @@ internal static class ConfigReader
         Protocol = section["Protocol"],
         ConnectTimeout = section["ConnectTimeout"],
         MaxConnections = section["MaxConnections"],
+        IdleTimeout = section["IdleTimeout"],
+        FrameTimeout = section["FrameTimeout"],
+        Assign = section["Assign"],
+        ClientIds = section.GetSection("ClientIds").Exists()
+            ? section.GetSection("ClientIds").GetChildren().ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal)
+            : null,
+        WhenExhausted = section["WhenExhausted"],
+        AssignmentIdleTimeout = section["AssignmentIdleTimeout"],
         BrokerPorts = section["BrokerPorts"],
         AdvertisedHost = section["AdvertisedHost"],
         MaxFrameSize = section["MaxFrameSize"],
+        XForwarded = section["XForwarded"],
+        RequestTimeout = section["RequestTimeout"],
         UnknownFields = [.. section.GetChildren().Select(c => c.Key)
             .Where(k => !RouteFields.Contains(k, StringComparer.OrdinalIgnoreCase))],
     };

@@ -48,7 +48,87 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         CheckDuplicateListeners(routes, errors);
-        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes) : null, errors, warnings);
+        var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
+
+        var drainTimeout = ProxyDefaults.DrainTimeout;
+        if (config.DrainTimeout is { } drainText &&
+            (!TimeSpan.TryParse(drainText, CultureInfo.InvariantCulture, out drainTimeout) || drainTimeout < TimeSpan.Zero))
+        {
+            errors.Add(new ConfigError("", "BindProxy:DrainTimeout", $"'{drainText}' is not a duration such as 00:00:30"));
+        }
+
+        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) { Admin = admin } : null, errors, warnings);
+    }
+
+    /// <summary>
+    /// The admin endpoint has no authentication and shows every client's addresses, so it listens
+    /// on loopback unless the user says otherwise in so many words.
+    /// </summary>
+    private static AdminModel? ValidateAdmin(AdminConfig? admin, List<RouteModel> routes, List<ConfigError> errors, List<string> warnings)
+    {
+        if (admin is null)
+        {
+            return null;
+        }
+
+        void Error(string field, string message) => errors.Add(new ConfigError("", $"{AdminConfig.SectionName}:{field}", message));
+
+        foreach (var unknown in admin.UnknownFields)
+        {
+            Error(unknown, $"unknown field; known fields are {string.Join(", ", AdminConfig.Fields)}");
+        }
+
+        bool allowNonLoopback = false;
+        if (admin.AllowNonLoopback is { } allowText && !bool.TryParse(allowText, out allowNonLoopback))
+        {
+            Error("AllowNonLoopback", $"'{allowText}' is not true or false");
+        }
+
+        if (admin.Listen is null)
+        {
+            Error("Listen", "is missing; expected ADDR:PORT such as 127.0.0.1:9901, or off");
+            return null;
+        }
+
+        if (string.Equals(admin.Listen.Trim(), "off", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        if (!EndpointSpec.TryParse(admin.Listen, allowPortZero: true, out var spec, out var error))
+        {
+            Error("Listen", error);
+            return null;
+        }
+
+        if (spec.Count != 1)
+        {
+            Error("Listen", $"'{admin.Listen}' is {spec.Count} endpoints; the admin endpoint listens on one ADDR:PORT");
+            return null;
+        }
+
+        var endpoint = spec[0];
+        if (!IPAddress.IsLoopback(endpoint.Address))
+        {
+            if (!allowNonLoopback)
+            {
+                Error("Listen", $"{endpoint} is not a loopback address; the admin endpoint has no authentication and shows every client's addresses. " +
+                    "Listen on 127.0.0.1 or [::1], or set Admin:AllowNonLoopback to true to expose it");
+                return null;
+            }
+
+            warnings.Add($"{AdminConfig.SectionName}:Listen: {endpoint} is reachable from other machines, and the admin endpoint has no authentication");
+        }
+
+        var clash = routes.FirstOrDefault(r => r.Listen.Endpoints.Any(e => endpoint.Port != 0 && e.Port == endpoint.Port &&
+            e.AddressFamily == endpoint.AddressFamily && (e.Address.Equals(endpoint.Address) || IsAny(e.Address) || IsAny(endpoint.Address))));
+        if (clash is not null)
+        {
+            Error("Listen", $"{endpoint} is also a listen endpoint of route '{clash.Name}'");
+            return null;
+        }
+
+        return new AdminModel(endpoint, allowNonLoopback);
     }
 
     private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
@@ -101,11 +181,11 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         var protocol = RouteProtocol.Tcp;
         if (route.Protocol is { } protocolText && !Enum.TryParse(protocolText, ignoreCase: true, out protocol))
         {
-            Error("Protocol", $"'{protocolText}' is not a protocol; expected Tcp or Kafka");
+            Error("Protocol", $"'{protocolText}' is not a protocol; expected Tcp, Kafka or Http");
         }
         else if (!Enum.IsDefined(protocol))
         {
-            Error("Protocol", $"'{route.Protocol}' is not a protocol; expected Tcp or Kafka");
+            Error("Protocol", $"'{route.Protocol}' is not a protocol; expected Tcp, Kafka or Http");
         }
 
         var connectTimeout = ProxyDefaults.ConnectTimeout;
@@ -113,6 +193,19 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out connectTimeout) || connectTimeout <= TimeSpan.Zero))
         {
             Error("ConnectTimeout", $"'{timeoutText}' is not a positive duration such as 00:00:10");
+        }
+
+        TimeSpan? idleTimeout = null;
+        if (route.IdleTimeout is { } idleText)
+        {
+            if (TimeSpan.TryParse(idleText, CultureInfo.InvariantCulture, out var idle) && idle > TimeSpan.Zero)
+            {
+                idleTimeout = idle;
+            }
+            else
+            {
+                Error("IdleTimeout", $"'{idleText}' is not a positive duration such as 00:05:00");
+            }
         }
 
         int? maxConnections = null;
@@ -129,6 +222,8 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         var kafka = ValidateKafka(route, protocol, listen, Error);
+        var assignment = ValidateAssignment(route, protocol, sources, Error);
+        var http = ValidateHttp(route, protocol, Error);
 
         if (sources is not null && upstream is not null)
         {
@@ -142,6 +237,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
 
         return new RouteModel
         {
+            Config = route,
             Name = route.Name,
             Listen = listen,
             Upstream = upstream,
@@ -149,15 +245,122 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Protocol = protocol,
             ConnectTimeout = connectTimeout,
             MaxConnections = maxConnections,
+            IdleTimeout = idleTimeout,
+            Assignment = assignment,
             Kafka = kafka,
+            Http = http,
         };
+    }
+
+    internal static readonly string[] AssignNames = ["round-robin", "client-address", "process", "kafka-client-id"];
+
+    internal static bool TryParseAssign(string text, out AssignPolicy policy)
+    {
+        int index = Array.FindIndex(AssignNames, n => string.Equals(n, text.Trim(), StringComparison.OrdinalIgnoreCase)
+            || string.Equals(n.Replace("-", "", StringComparison.Ordinal), text.Trim(), StringComparison.OrdinalIgnoreCase));
+        policy = index < 0 ? AssignPolicy.RoundRobin : (AssignPolicy)index;
+        return index >= 0;
+    }
+
+    private static AssignmentSettings ValidateAssignment(RouteConfig route, RouteProtocol protocol, AddressSet? sources, Action<string, string> error)
+    {
+        var policy = AssignPolicy.RoundRobin;
+        if (route.Assign is { } assignText && !TryParseAssign(assignText, out policy))
+        {
+            error("Assign", $"'{assignText}' is not a policy; expected one of {string.Join(", ", AssignNames)}");
+        }
+
+        if (policy == AssignPolicy.KafkaClientId && protocol != RouteProtocol.Kafka)
+        {
+            error("Assign", "kafka-client-id needs \"Protocol\": \"Kafka\"");
+        }
+
+        if (policy == AssignPolicy.Process && !ProcessLookup.IsSupported)
+        {
+            error("Assign", "process needs Linux (/proc); use client-address elsewhere");
+        }
+
+        var whenExhausted = ExhaustedPolicy.Share;
+        if (route.WhenExhausted is { } exhaustedText && !Enum.TryParse(exhaustedText, ignoreCase: true, out whenExhausted))
+        {
+            error("WhenExhausted", $"'{exhaustedText}' is not a fallback; expected share or refuse");
+        }
+
+        var idle = TimeSpan.FromMinutes(10);
+        if (route.AssignmentIdleTimeout is { } idleText &&
+            (!TimeSpan.TryParse(idleText, CultureInfo.InvariantCulture, out idle) || idle <= TimeSpan.Zero))
+        {
+            error("AssignmentIdleTimeout", $"'{idleText}' is not a positive duration such as 00:10:00");
+        }
+
+        var clientIds = new Dictionary<string, IPAddress>(StringComparer.Ordinal);
+        if (route.ClientIds is { Count: > 0 } ids)
+        {
+            if (policy != AssignPolicy.KafkaClientId)
+            {
+                error("ClientIds", "applies only with \"Assign\": \"kafka-client-id\"");
+            }
+
+            foreach (var (id, addressText) in ids)
+            {
+                if (addressText is null || !AddressSet.TryParseAddress(addressText, out var address))
+                {
+                    error($"ClientIds:{id}", $"'{addressText}' is not an IP address");
+                }
+                else if (sources is not null && !sources.Contains(address))
+                {
+                    error($"ClientIds:{id}", $"{address} is not in the route's Source pool {sources}");
+                }
+                else if (clientIds.ContainsValue(address))
+                {
+                    error($"ClientIds:{id}", $"{address} is already pinned to client '{clientIds.First(kv => kv.Value.Equals(address)).Key}'");
+                }
+                else
+                {
+                    clientIds[id] = address;
+                }
+            }
+        }
+
+        return new AssignmentSettings { Policy = policy, ClientIds = clientIds, WhenExhausted = whenExhausted, IdleTimeout = idle };
+    }
+
+    private static HttpRouteSettings? ValidateHttp(RouteConfig route, RouteProtocol protocol, Action<string, string> error)
+    {
+        if (protocol != RouteProtocol.Http)
+        {
+            foreach (var (field, value) in new[] { ("XForwarded", route.XForwarded), ("RequestTimeout", route.RequestTimeout) })
+            {
+                if (value is not null)
+                {
+                    error(field, "applies to Http routes only; set \"Protocol\": \"Http\" or remove it");
+                }
+            }
+
+            return null;
+        }
+
+        bool xForwarded = true;
+        if (route.XForwarded is { } xForwardedText && !bool.TryParse(xForwardedText, out xForwarded))
+        {
+            error("XForwarded", $"'{xForwardedText}' is neither true nor false");
+        }
+
+        var requestTimeout = ProxyDefaults.RequestTimeout;
+        if (route.RequestTimeout is { } timeoutText &&
+            (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out requestTimeout) || requestTimeout <= TimeSpan.Zero))
+        {
+            error("RequestTimeout", $"'{timeoutText}' is not a positive duration such as 00:01:40");
+        }
+
+        return new HttpRouteSettings { XForwarded = xForwarded, RequestTimeout = requestTimeout };
     }
 
     private static KafkaRouteSettings? ValidateKafka(RouteConfig route, RouteProtocol protocol, EndpointSpec? listen, Action<string, string> error)
     {
         if (protocol != RouteProtocol.Kafka)
         {
-            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize) })
+            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize), ("FrameTimeout", route.FrameTimeout) })
             {
                 if (value is not null)
                 {
@@ -199,7 +402,14 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             error("MaxFrameSize", $"'{sizeText}' is not a size in bytes of at least 1024 (default {ProxyDefaults.MaxFrameSize})");
         }
 
-        return new KafkaRouteSettings { BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize };
+        var frameTimeout = ProxyDefaults.FrameTimeout;
+        if (route.FrameTimeout is { } frameText &&
+            (!TimeSpan.TryParse(frameText, CultureInfo.InvariantCulture, out frameTimeout) || frameTimeout <= TimeSpan.Zero))
+        {
+            error("FrameTimeout", $"'{frameText}' is not a positive duration such as 00:00:30");
+        }
+
+        return new KafkaRouteSettings { BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout };
     }
 
     private static async Task CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)

@@ -18,13 +18,25 @@ internal sealed class RouteModel
 
     public TimeSpan ConnectTimeout { get; init; } = ProxyDefaults.ConnectTimeout;
 
+    /// <summary>Connections with no byte either way for this long are closed; null: never.</summary>
+    public TimeSpan? IdleTimeout { get; init; }
+
     /// <summary>Most connections held at once; null: no limit but the process's file descriptors.</summary>
     public int? MaxConnections { get; init; }
+
+    /// <summary>How source addresses are assigned to clients.</summary>
+    public AssignmentSettings Assignment { get; init; } = AssignmentSettings.RoundRobin;
 
     /// <summary>Kafka settings; null for Tcp routes.</summary>
     public KafkaRouteSettings? Kafka { get; init; }
 
+    /// <summary>Http settings; null for Tcp and Kafka routes.</summary>
+    public HttpRouteSettings? Http { get; init; }
+
     public AddressFamily Family => Sources.Addresses.Family;
+
+    /// <summary>The route as written (null for routes made at run time).</summary>
+    public RouteConfig? Config { get; init; }
 
     /// <summary>For a Kafka broker listener's route: the bootstrap route it was discovered through.</summary>
     public RouteModel? Parent { get; init; }
@@ -45,6 +57,8 @@ internal sealed class RouteModel
         Protocol = Protocol,
         ConnectTimeout = ConnectTimeout,
         MaxConnections = MaxConnections,
+        IdleTimeout = IdleTimeout,
+        Assignment = Assignment,
         Kafka = Kafka,
         Parent = this,
     };
@@ -56,15 +70,37 @@ internal sealed class RouteModel
 /// <summary>All routes of one validated configuration; immutable, swapped whole.</summary>
 internal sealed class ProxyModel
 {
-    public ProxyModel(IReadOnlyList<RouteModel> routes)
+    public ProxyModel(IReadOnlyList<RouteModel> routes, TimeSpan? drainTimeout = null)
     {
         Routes = routes;
         ByName = routes.ToDictionary(r => r.Name, StringComparer.Ordinal);
+        DrainTimeout = drainTimeout ?? ProxyDefaults.DrainTimeout;
     }
+
+    /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
+    public TimeSpan DrainTimeout { get; }
 
     public IReadOnlyList<RouteModel> Routes { get; }
 
     public IReadOnlyDictionary<string, RouteModel> ByName { get; }
+
+    /// <summary>The admin endpoint; null when it is off. Read once at startup.</summary>
+    public AdminModel? Admin { get; init; }
+}
+
+/// <summary>Per-client source assignment of a route.</summary>
+internal sealed record AssignmentSettings
+{
+    public static readonly AssignmentSettings RoundRobin = new();
+
+    public AssignPolicy Policy { get; init; } = AssignPolicy.RoundRobin;
+
+    /// <summary>kafka-client-id: addresses fixed per client id; reserved for those clients.</summary>
+    public IReadOnlyDictionary<string, System.Net.IPAddress> ClientIds { get; init; } = new Dictionary<string, System.Net.IPAddress>();
+
+    public ExhaustedPolicy WhenExhausted { get; init; } = ExhaustedPolicy.Share;
+
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>What a Kafka route adds to a Tcp route.</summary>
@@ -77,11 +113,29 @@ internal sealed record KafkaRouteSettings
     public string? AdvertisedHost { get; init; }
 
     public int MaxFrameSize { get; init; } = ProxyDefaults.MaxFrameSize;
+
+    /// <summary>A client that leaves a request incomplete this long is closed.</summary>
+    public TimeSpan FrameTimeout { get; init; } = ProxyDefaults.FrameTimeout;
+}
+
+/// <summary>What an Http route adds to a Tcp route.</summary>
+internal sealed record HttpRouteSettings
+{
+    public bool XForwarded { get; init; } = true;
+
+    public TimeSpan RequestTimeout { get; init; } = ProxyDefaults.RequestTimeout;
 }
 
 internal static class ProxyDefaults
 {
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Idle time allowed within an HTTP request (YARP's default activity timeout).</summary>
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(100);
+
     public const int MaxFrameSize = 100 * 1024 * 1024;
+
+    public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
+
+    public static readonly TimeSpan FrameTimeout = TimeSpan.FromSeconds(30);
 }

@@ -29,6 +29,12 @@ internal enum CloseReason
 
     /// <summary>The proxy aborted the connection (shutdown, route removed).</summary>
     ProxyAborted,
+
+    /// <summary>No byte moved either way for the route's IdleTimeout.</summary>
+    IdleTimeout,
+
+    /// <summary>Kafka: a frame stayed incomplete for the route's FrameTimeout.</summary>
+    FrameStalled,
 }
 
 internal static class CloseReasonExtensions
@@ -45,6 +51,8 @@ internal static class CloseReasonExtensions
         CloseReason.SourcesExhausted => "source addresses exhausted",
         CloseReason.ConnectFailed => "connect failed",
         CloseReason.ProxyAborted => "aborted by proxy",
+        CloseReason.IdleTimeout => "idle timeout",
+        CloseReason.FrameStalled => "stalled mid-frame",
         _ => reason.ToString(),
     };
 }

@@ -2,16 +2,23 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.CompilerServices;
+using BindProxy.Configuration;
 using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 
 /// <summary>A live proxied connection.</summary>
-internal sealed class ProxiedConnection(long id, string route, PipeSocket client, PipeSocket upstream)
+internal sealed class ProxiedConnection(long id, RouteModel route, PipeSocket client, PipeSocket upstream)
 {
+    private int _proxyReason = -1;
+    private long _lastTotal = -1;
+    private long _lastChangeTicks = Environment.TickCount64;
+
     public long Id { get; } = id;
 
-    public string Route { get; } = route;
+    public string Route => RouteModel.Name;
+
+    public RouteModel RouteModel { get; } = route;
 
     public PipeSocket Client { get; } = client;
 
@@ -20,6 +27,9 @@ internal sealed class ProxiedConnection(long id, string route, PipeSocket client
     public long StartedTimestamp { get; } = Stopwatch.GetTimestamp();
 
     public IPEndPoint Source => Upstream.LocalEndPoint;
+
+    /// <summary>The client's sticky source assignment, under a per-client policy.</summary>
+    public Addressing.Assignment? Assignment { get; set; }
 
     /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
     public Kafka.KafkaSession? Kafka { get; set; }
@@ -30,6 +40,30 @@ internal sealed class ProxiedConnection(long id, string route, PipeSocket client
 
     /// <summary>Bytes the proxy holds for this connection right now, both directions.</summary>
     public long BufferedBytes => (Client.BytesReceived - Upstream.BytesSent) + (Upstream.BytesReceived - Client.BytesSent);
+
+    /// <summary>Why the proxy itself ended the connection, if it did; the first reason given wins.</summary>
+    public CloseReason? ProxyReason => Volatile.Read(ref _proxyReason) is var r and >= 0 ? (CloseReason)r : null;
+
+    /// <summary>Resets both sides for <paramref name="reason"/>.</summary>
+    public void Abort(CloseReason reason)
+    {
+        Interlocked.CompareExchange(ref _proxyReason, (int)reason, -1);
+        Client.Abort();
+        Upstream.Abort();
+    }
+
+    /// <summary>Milliseconds since a byte last moved either way, as seen by successive calls (one caller: the sweeper).</summary>
+    internal long IdleMilliseconds(long now)
+    {
+        long total = Client.BytesReceived + Upstream.BytesReceived;
+        if (total != _lastTotal)
+        {
+            _lastTotal = total;
+            _lastChangeTicks = now;
+        }
+
+        return now - _lastChangeTicks;
+    }
 }
 
 /// <summary>Every live proxied connection; read by tests and the admin API.</summary>
@@ -70,7 +104,7 @@ internal sealed class ConnectionRegistry
 
     public IReadOnlyCollection<ProxiedConnection> Snapshot() => [.. _connections.Values];
 
-    public ProxiedConnection Add(string route, PipeSocket client, PipeSocket upstream)
+    public ProxiedConnection Add(RouteModel route, PipeSocket client, PipeSocket upstream)
     {
         var connection = new ProxiedConnection(Interlocked.Increment(ref _nextId), route, client, upstream);
         _connections[connection.Id] = connection;

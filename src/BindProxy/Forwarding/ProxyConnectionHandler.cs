@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using BindProxy.Addressing;
+using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
@@ -21,6 +23,8 @@ internal sealed partial class ProxyConnectionHandler(
     ConnectionRegistry registry,
     TransportOptions options,
     BrokerDirectories brokers,
+    SourceAssigner assigner,
+    ProxyMetrics metrics,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -33,6 +37,7 @@ internal sealed partial class ProxyConnectionHandler(
         if (!routes.TryFind(inbound.Route, out var route))
         {
             Log.RouteGone(logger, inbound.Route, client.RemoteEndPoint);
+            metrics.Rejected(inbound.Route, "route_gone");
             client.Abort();
             return;
         }
@@ -40,6 +45,7 @@ internal sealed partial class ProxyConnectionHandler(
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
             _limitLogs.GetOrAdd(route.Name, _ => new LimitLog(logger)).Refused(route.Name, route.MaxConnections ?? 0, client.RemoteEndPoint);
+            metrics.Rejected(route.Name, "max_connections");
             client.Abort();
             return;
         }
@@ -56,7 +62,23 @@ internal sealed partial class ProxyConnectionHandler(
 
     private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client)
     {
-        var connect = await connector.ConnectAsync(route, connection.ConnectionClosed).ConfigureAwait(false);
+        var (lease, refused) = await assigner.AssignAsync(route, client, connection.ConnectionClosed).ConfigureAwait(false);
+        if (refused)
+        {
+            Log.NoFreeSource(logger, route.Name, client.RemoteEndPoint);
+            client.Abort();
+            return;
+        }
+
+        using (lease)
+        {
+            await ServeAsync(connection, route, client, lease?.Assignment).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, Assignment? assignment)
+    {
+        var connect = await connector.ConnectAsync(route, assignment?.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
             var reason = connect.Error switch
@@ -68,6 +90,7 @@ internal sealed partial class ProxyConnectionHandler(
                 _ => CloseReason.ConnectFailed,
             };
             Log.ConnectFailed(logger, route.Name, client.RemoteEndPoint, reason.Describe(), connect.Detail, connect.Elapsed.TotalMilliseconds);
+            metrics.ConnectFailed(route.Name, connect.Error, connect.Elapsed);
             client.Abort();
             return;
         }
@@ -80,15 +103,20 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
-            var live = registry.Add(route.Name, client, upstream);
+            var live = registry.Add(route, client, upstream);
+            live.Assignment = assignment;
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
+            metrics.Opened(live, connect.Elapsed);
+            var reason = CloseReason.ProxyAborted;
             try
             {
-                CloseReason reason;
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger);
+                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    {
+                        Metrics = metrics,
+                    };
                     live.Kafka = session;
                     reason = await session.ForwardAsync(connection.ConnectionClosed).ConfigureAwait(false);
                     clientId = $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)";
@@ -98,11 +126,13 @@ internal sealed partial class ProxyConnectionHandler(
                     reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
                 }
 
+                reason = live.ProxyReason ?? reason;
                 Log.Closed(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint,
                     upstream.BytesSent, client.BytesSent, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), clientId);
             }
             finally
             {
+                metrics.Closed(live, reason);
                 registry.Remove(live);
             }
         }
@@ -130,6 +160,9 @@ internal sealed partial class ProxyConnectionHandler(
 
     private static partial class Log
     {
+        [LoggerMessage(205, LogLevel.Warning, "{Route}: {Client} refused: every source address is assigned to another client and WhenExhausted is refuse")]
+        public static partial void NoFreeSource(ILogger logger, string route, IPEndPoint client);
+
         [LoggerMessage(204, LogLevel.Warning, "{Route}: at MaxConnections {Max}; refused {Client} ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s)")]
         public static partial void LimitReached(ILogger logger, string route, int max, IPEndPoint client, long refused, double intervalSeconds);
 

@@ -1,6 +1,8 @@
 using BindProxy.Addressing;
+using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Http;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -9,6 +11,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Hosting;
@@ -16,24 +19,53 @@ namespace BindProxy.Hosting;
 /// <summary>Builds the web host that serves a validated <see cref="ProxyModel"/>.</summary>
 internal static partial class ProxyHost
 {
-    public static WebApplication Build(ProxyModel model, IConfiguration configuration, Action<WebApplicationBuilder>? configure = null)
+    /// <param name="reload">The configuration to watch for edits; null serves <paramref name="model"/> as it is.</param>
+    public static WebApplication Build(ProxyModel model, IConfiguration configuration, Action<WebApplicationBuilder>? configure = null, IConfiguration? reload = null)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.Configuration.AddConfiguration(configuration);
         builder.WebHost.UseKestrelCore();
+
+        // The stock socket transport serves Http routes' endpoints (plain IPEndPoints); it must be
+        // registered before the proxy transport, which binds only RouteEndPoints.
+        builder.WebHost.UseSockets();
 
         var services = builder.Services;
         services.AddSingleton(new TransportOptions());
         services.AddSingleton(new RouteTable(model));
         services.AddSingleton<ListenerRegistry>();
         services.AddSingleton<ConnectionRegistry>();
+        services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<SourceAddressProbe>();
+        services.AddSingleton<ProcessLookup>();
+        services.AddSingleton<AssignmentRegistry>();
+        services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();
-        services.AddHostedService(sp => sp.GetRequiredService<BrokerDirectories>());
+        services.AddSingleton(new ShutdownSettings(model.DrainTimeout));
+        services.Configure<HostOptions>(host =>
+        {
+            // Kestrel's listeners and the proxy's own drain side by side, both within DrainTimeout.
+            host.ShutdownTimeout = model.DrainTimeout;
+            host.ServicesStopConcurrently = true;
+        });
+        services.AddSingleton<ListenerHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<ListenerHost>());
+        services.AddSingleton<ConfigValidator>();
+        services.AddSingleton(new ReloadSource(reload));
+        services.AddSingleton<ConfigReloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
+        services.AddHttpRoutes();
+
+        // Admin: metrics are always recorded; the HTTP endpoint only when configured.
+        AdminEndpoint.AddMetrics(services);
+        if (model.Admin is { } admin)
+        {
+            AdminEndpoint.Add(builder, admin);
+        }
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -41,6 +73,12 @@ internal static partial class ProxyHost
             {
                 foreach (var endpoint in route.Listen.Endpoints)
                 {
+                    if (route.Protocol == RouteProtocol.Http)
+                    {
+                        kestrel.ListenHttpRoute(route, endpoint);
+                        continue;
+                    }
+
                     kestrel.Listen(new RouteEndPoint(route.Name, endpoint), listen => listen.UseConnectionHandler<ProxyConnectionHandler>());
                 }
             }
@@ -48,6 +86,11 @@ internal static partial class ProxyHost
 
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.UseHttpRoutes();
+        if (model.Admin is not null)
+        {
+            AdminEndpoint.Map(app);
+        }
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
         var fds = ResourceLimits.RaiseOpenFilesLimit();

@@ -42,6 +42,7 @@ internal sealed partial class KafkaSession
     private readonly CorrelationTracker _tracker = new(MaxInFlight);
     private readonly ArrayBufferWriter<byte> _rewritten = new();
     private volatile string? _clientId;
+    private long _partialSinceTicks;
     private bool _saslTokensFollow;
 
     public KafkaSession(PipeSocket client, PipeSocket upstream, IBrokerAddressMapper mapper, int maxFrameSize, string route, ILogger logger)
@@ -56,6 +57,15 @@ internal sealed partial class KafkaSession
 
     /// <summary>The client.id from the request headers, once one has been seen.</summary>
     public string? ClientId => _clientId;
+
+    /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
+    public Admin.ProxyMetrics? Metrics { get; init; }
+
+    /// <summary>
+    /// When (<see cref="Environment.TickCount64"/>) the client left a request incomplete, or 0 when
+    /// none is pending; a client that stalls mid-frame is closed after the route's FrameTimeout.
+    /// </summary>
+    public long PartialSinceTicks => Interlocked.Read(ref _partialSinceTicks);
 
     /// <summary>Requests forwarded so far.</summary>
     public long RequestCount { get; private set; }
@@ -153,6 +163,15 @@ internal sealed partial class KafkaSession
             }
 
             input.AdvanceTo(buffer.Start, buffer.End);
+            if (buffer.IsEmpty && streaming == 0)
+            {
+                Interlocked.Exchange(ref _partialSinceTicks, 0);
+            }
+            else if (Interlocked.Read(ref _partialSinceTicks) == 0)
+            {
+                Interlocked.Exchange(ref _partialSinceTicks, Environment.TickCount64);
+            }
+
             if (result.IsCompleted || result.IsCanceled)
             {
                 return Forwarder.End(_client, _upstream);
@@ -169,6 +188,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
+                Metrics?.KafkaRequest(_route, header.ApiKey);
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;

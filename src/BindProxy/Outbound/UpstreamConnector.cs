@@ -25,13 +25,20 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
 
     private long _sequence = -1;
 
-    public async Task<ConnectResult> ConnectAsync(RouteModel route, CancellationToken cancellationToken)
+    public Task<ConnectResult> ConnectAsync(RouteModel route, CancellationToken cancellationToken) =>
+        ConnectAsync(route, null, cancellationToken);
+
+    /// <param name="assigned">
+    /// The client's own source address (per-client assignment): only that one is tried, since
+    /// falling over to another would mix this client's traffic with another's.
+    /// </param>
+    public async Task<ConnectResult> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken)
     {
         long started = Stopwatch.GetTimestamp();
-        var pool = route.Sources;
-        long first = pool.NextIndex();
+        var pool = assigned is null ? route.Sources : null;
+        long first = pool?.NextIndex() ?? 0;
         long sequence = Interlocked.Increment(ref _sequence);
-        int attempts = (int)Math.Min(pool.Addresses.Count, MaxSourceAttempts);
+        int attempts = pool is null ? 1 : (int)Math.Min(pool.Addresses.Count, MaxSourceAttempts);
         var exhausted = new List<string>();
         ConnectError lastError = ConnectError.SourcesExhausted;
         string lastDetail = "";
@@ -42,7 +49,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
 
         for (int attempt = 0; attempt < attempts; attempt++)
         {
-            var source = pool.Addresses[(first + attempt) % pool.Addresses.Count];
+            var source = pool is null ? assigned! : pool.Addresses[(first + attempt) % pool.Addresses.Count];
             IPEndPoint[] destinations;
             try
             {

@@ -1,17 +1,47 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Microsoft.AspNetCore.Connections;
 
 namespace BindProxy.Transport;
 
-/// <summary>The endpoints proxy listeners are bound to right now (actual ports, also for port 0).</summary>
+/// <summary>
+/// Every proxy listener bound right now (actual ports, also for port 0), whether Kestrel opened it
+/// at startup or it was opened later; a route's listeners can be closed by name.
+/// </summary>
 internal sealed class ListenerRegistry
 {
-    private readonly ConcurrentDictionary<(string Route, IPEndPoint Address), byte> _bound = new();
+    private readonly ConcurrentDictionary<(string Route, IPEndPoint Address), IConnectionListener?> _bound = new();
 
-    public void Add(RouteEndPoint endpoint) => _bound[(endpoint.Route, endpoint.Address)] = 0;
+    /// <param name="listener">The proxy's own listener; null for an HTTP endpoint that Kestrel owns (it cannot be closed alone).</param>
+    public void Add(RouteEndPoint endpoint, IConnectionListener? listener = null) => _bound[(endpoint.Route, endpoint.Address)] = listener;
 
     public void Remove(RouteEndPoint endpoint) => _bound.TryRemove((endpoint.Route, endpoint.Address), out _);
 
     public IReadOnlyList<IPEndPoint> For(string route) =>
         [.. _bound.Keys.Where(k => k.Route == route).Select(k => k.Address).OrderBy(a => a.ToString(), StringComparer.Ordinal)];
+
+    public IReadOnlyList<(string Route, IPEndPoint Address)> All => [.. _bound.Keys.OrderBy(k => k.Route, StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Stops accepting on every listener of <paramref name="route"/> and of its Kafka brokers; the
+    /// accept loops (Kestrel's or the proxy's) see the listener end. Established connections stay.
+    /// </summary>
+    public async Task<int> UnbindRouteAsync(string route)
+    {
+        int count = 0;
+        foreach (var key in _bound.Keys.Where(k => BelongsTo(k.Route, route)))
+        {
+            if (_bound.TryGetValue(key, out var owned) && owned is not null && _bound.TryRemove(key, out var listener) && listener is not null)
+            {
+                await listener.UnbindAsync().ConfigureAwait(false);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>True for the route itself and for its Kafka broker listeners (<c>route/broker-N</c>).</summary>
+    public static bool BelongsTo(string candidate, string route) =>
+        candidate == route || candidate.StartsWith(route + "/broker-", StringComparison.Ordinal);
 }

@@ -45,6 +45,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     private int _aborted;
     private int _sendShutdown;
     private int _disposed;
+    private volatile bool _receivePaused;
 
     public PipeSocket(Socket socket, TransportOptions options)
     {
@@ -84,6 +85,22 @@ internal sealed class PipeSocket : IAsyncDisposable
 
     public bool IsAborted => Volatile.Read(ref _aborted) != 0;
 
+    /// <summary>True while the receive loop waits for the reader to make room (the socket is not being read).</summary>
+    public bool ReceivePaused => _receivePaused;
+
+    /// <summary>The socket's pending error (SO_ERROR), e.g. a reset that arrived while receiving was paused.</summary>
+    public SocketError PendingError()
+    {
+        try
+        {
+            return (SocketError)(int)_socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return SocketError.Success;
+        }
+    }
+
     public void StartReceiving() => _receiving = ReceiveLoopAsync();
 
     private async Task ReceiveLoopAsync()
@@ -114,7 +131,16 @@ internal sealed class PipeSocket : IAsyncDisposable
                 // A full buffer means more is probably queued: skip the readiness wait next time.
                 waitForData = received < memory.Length;
 
-                var flush = await writer.FlushAsync().ConfigureAwait(false);
+                var pending = writer.FlushAsync();
+                if (!pending.IsCompleted)
+                {
+                    // Backpressure: the other side is not taking bytes, so this socket is not read
+                    // until it does. A reset from this peer then shows only as a pending socket error.
+                    _receivePaused = true;
+                }
+
+                var flush = await pending.ConfigureAwait(false);
+                _receivePaused = false;
                 if (flush.IsCompleted || flush.IsCanceled)
                 {
                     ReceiveEnd = ReceiveEnd.Aborted;

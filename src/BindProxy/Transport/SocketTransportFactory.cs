@@ -39,9 +39,10 @@ internal sealed partial class SocketTransportFactory(TransportOptions options, L
         }
 
         var bound = new RouteEndPoint(routeEndPoint.Route, (IPEndPoint)socket.LocalEndPoint!);
-        registry.Add(bound);
+        var listener = new SocketListener(socket, bound, options, registry, logger);
+        registry.Add(bound, listener);
         Log.Listening(logger, bound.Route, bound.Address);
-        return new ValueTask<IConnectionListener>(new SocketListener(socket, bound, options, registry, logger));
+        return new ValueTask<IConnectionListener>(listener);
     }
 
     private sealed class SocketListener(Socket socket, RouteEndPoint endpoint, TransportOptions options, ListenerRegistry registry, ILogger logger)

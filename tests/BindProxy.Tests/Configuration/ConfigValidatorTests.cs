@@ -42,7 +42,7 @@ public sealed class ConfigValidatorTests
         Assert.Contains(errors, e => e.StartsWith("route 'a': Listen: '127.0.0.1:99999' has port 99999, out of range 0-65535", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("route 'a': Upstream: '127.0.0.1' has no port", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("route 'a': Source: '127.0.0.300' is not an IP address", StringComparison.Ordinal));
-        Assert.Contains(errors, e => e.StartsWith("route 'b': Protocol: 'udp' is not a protocol; expected Tcp or Kafka", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("route 'b': Protocol: 'udp' is not a protocol; expected Tcp, Kafka or Http", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("route 'b': ConnectTimeout: 'soon' is not a positive duration", StringComparison.Ordinal));
         Assert.Equal(5, errors.Count);
     }
@@ -140,6 +140,32 @@ public sealed class ConfigValidatorTests
     {
         var result = await ValidateAsync(Route() with { Protocol = "Kafka", BrokerPorts = "19090-19100" });
         Assert.Equal("route 'kafka': BrokerPorts: 19090-19100 overlaps the route's own Listen port", Assert.Single(result.Errors).ToString());
+    }
+
+    [Fact]
+    public async Task Assignment_fields_are_checked()
+    {
+        var result = await ValidateAsync(
+            Route("a") with { Assign = "sticky" },
+            Route("b") with { Listen = "127.0.0.1:19095", Assign = "kafka-client-id" },
+            Route("c") with
+            {
+                Listen = "127.0.0.1:19096", Protocol = "Kafka", Assign = "kafka-client-id", Source = "127.0.0.2-127.0.0.4",
+                WhenExhausted = "panic", AssignmentIdleTimeout = "0",
+                ClientIds = new Dictionary<string, string?> { ["x"] = "127.0.0.9", ["y"] = "nope", ["z"] = "127.0.0.3", ["w"] = "127.0.0.3" },
+            },
+            Route("d") with { Listen = "127.0.0.1:19097", ClientIds = new Dictionary<string, string?> { ["x"] = "127.0.0.2" } });
+        Assert.Equal(
+        [
+            "route 'a': Assign: 'sticky' is not a policy; expected one of round-robin, client-address, process, kafka-client-id",
+            "route 'b': Assign: kafka-client-id needs \"Protocol\": \"Kafka\"",
+            "route 'c': WhenExhausted: 'panic' is not a fallback; expected share or refuse",
+            "route 'c': AssignmentIdleTimeout: '0' is not a positive duration such as 00:10:00",
+            "route 'c': ClientIds:x: 127.0.0.9 is not in the route's Source pool 127.0.0.2-127.0.0.4",
+            "route 'c': ClientIds:y: 'nope' is not an IP address",
+            "route 'c': ClientIds:w: 127.0.0.3 is already pinned to client 'z'",
+            "route 'd': ClientIds: applies only with \"Assign\": \"kafka-client-id\"",
+        ], result.Errors.Select(e => e.ToString()));
     }
 
     [Fact]

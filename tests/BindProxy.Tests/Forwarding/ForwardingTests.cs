@@ -209,8 +209,7 @@ public sealed class ForwardingTests
             deadPort = ((IPEndPoint)probe.LocalEndPoint!).Port; // bound, never listening: connects are refused
             await using var proxy = await TestProxy.StartAsync($"127.0.0.1:{deadPort}");
 
-            using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-            var closed = await client.WaitForCloseAsync(Prompt);
+            var closed = await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt);
             Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
             var line = await proxy.Logs.WaitForAsync(Prompt, "connect refused", $"127.0.0.1:{deadPort}");
             Assert.Contains("refused", line, StringComparison.OrdinalIgnoreCase);
@@ -311,8 +310,7 @@ public sealed class ForwardingTests
 
         for (int i = 0; i < 3; i++)
         {
-            using var refused = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-            var closed = await refused.WaitForCloseAsync(Prompt);
+            var closed = await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt);
             Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
         }
 
@@ -328,6 +326,50 @@ public sealed class ForwardingTests
         using var third = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         await third.SendAsync(new byte[] { 3 });
         Assert.Equal(3, (await third.ReadExactlyAsync(1))[0]);
+    }
+
+    [Fact]
+    public async Task An_idle_connection_is_closed_after_the_routes_IdleTimeout()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        {
+            Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
+        });
+
+        using var busy = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        using var idle = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await idle.SendAsync(new byte[] { 1 });
+        await idle.ReadExactlyAsync(1);
+
+        // The busy one keeps talking past the timeout and stays open; the idle one is closed.
+        var started = DateTime.UtcNow;
+        for (byte i = 0; DateTime.UtcNow - started < TimeSpan.FromSeconds(3); i++)
+        {
+            await busy.SendAsync(new[] { i });
+            Assert.Equal(i, (await busy.ReadExactlyAsync(1))[0]);
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(SocketError.ConnectionReset, await idle.WaitForCloseAsync(Prompt));
+        await proxy.Logs.WaitForAsync(Prompt, "closed: idle timeout");
+        await busy.SendAsync(new byte[] { 9 });
+        Assert.Equal(9, (await busy.ReadExactlyAsync(1))[0]);
+    }
+
+    [Fact]
+    public async Task A_kafka_client_that_stalls_mid_frame_is_closed_after_FrameTimeout()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        {
+            Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", Protocol = "Kafka", FrameTimeout = "00:00:01",
+        });
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync(new byte[] { 0, 0, 0, 40, 0, 18 }); // a 40-byte request, 2 bytes of it sent
+        Assert.Equal(SocketError.ConnectionReset, await client.WaitForCloseAsync(Prompt));
+        await proxy.Logs.WaitForAsync(Prompt, "closed: stalled mid-frame");
     }
 
     private static async Task<byte[]> SendPatternAsync(Socket socket, long total, int seed, CancellationToken ct)

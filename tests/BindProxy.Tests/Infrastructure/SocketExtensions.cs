@@ -71,6 +71,28 @@ public static class SocketExtensions
         }
     }
 
+    /// <summary>
+    /// Connects and waits for the proxy to close the connection; returns how it was closed (FIN:
+    /// Success, or ConnectionReset). The proxy's reset may even beat the connect's completion.
+    /// </summary>
+    public static async Task<SocketError> ConnectAndWaitForCloseAsync(IPEndPoint endpoint, TimeSpan timeout)
+    {
+        Socket socket;
+        try
+        {
+            socket = await ConnectAsync(endpoint);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return SocketError.ConnectionReset;
+        }
+
+        using (socket)
+        {
+            return await socket.WaitForCloseAsync(timeout);
+        }
+    }
+
     /// <summary>Closes with RST instead of FIN.</summary>
     public static void Reset(this Socket socket)
     {

@@ -45,10 +45,20 @@ public sealed class TestProxy : IAsyncDisposable
         return await StartAsync(result.Model!);
     }
 
-    internal static async Task<TestProxy> StartAsync(ProxyModel model, TransportOptions? transport = null)
+    /// <summary>Starts a proxy from a configuration file that it watches for edits, as the CLI does.</summary>
+    internal static async Task<TestProxy> StartFromFileAsync(string path)
+    {
+        var configuration = ConfigLoader.Load(path, required: true, reloadOnChange: true, out var error);
+        Assert.Null(error);
+        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(ConfigReader.Read(configuration), CancellationToken.None);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        return await StartAsync(result.Model!, reload: configuration);
+    }
+
+    internal static async Task<TestProxy> StartAsync(ProxyModel model, TransportOptions? transport = null, IConfiguration? reload = null)
     {
         var logs = new LogCollector();
-        var app = ProxyHost.Build(model, new ConfigurationBuilder().Build(), builder =>
+        var app = ProxyHost.Build(model, new ConfigurationBuilder().Build(), reload: reload, configure: builder =>
         {
             builder.Logging.ClearProviders().AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
             if (transport is not null)

@@ -55,8 +55,7 @@ public sealed class UpstreamConnectorTests
         var model = new ProxyModel([Route(upstream.Address, $"{Dead[0]},{Dead[1]}")]);
         await using var proxy = await TestProxy.StartAsync(model);
 
-        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-        var closed = await client.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+        var closed = await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), TimeSpan.FromSeconds(5));
         Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
         var line = await proxy.Logs.WaitForAsync(TimeSpan.FromSeconds(5), "source addresses exhausted");
         Assert.Contains(Dead[0], line, StringComparison.Ordinal);

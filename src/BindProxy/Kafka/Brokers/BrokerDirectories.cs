@@ -1,19 +1,13 @@
 using System.Collections.Concurrent;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
-using BindProxy.Transport;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Hosting;
+using BindProxy.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Kafka.Brokers;
 
-/// <summary>One <see cref="BrokerDirectory"/> per Kafka bootstrap route; closes their listeners at shutdown.</summary>
-internal sealed class BrokerDirectories(
-    SocketTransportFactory transport,
-    RouteTable routes,
-    IServiceProvider services,
-    ILogger<BrokerDirectory> logger) : IHostedService, IAsyncDisposable
+/// <summary>One <see cref="BrokerDirectory"/> per Kafka bootstrap route.</summary>
+internal sealed class BrokerDirectories(ListenerHost listeners, RouteTable routes, ILogger<BrokerDirectory> logger)
 {
     private readonly ConcurrentDictionary<string, BrokerDirectory> _directories = new(StringComparer.Ordinal);
 
@@ -23,24 +17,9 @@ internal sealed class BrokerDirectories(
     public BrokerDirectory For(RouteModel route)
     {
         var root = route.Root;
-        return _directories.GetOrAdd(root.Name, _ =>
-        {
-            var handler = (ProxyConnectionHandler)services.GetService(typeof(ProxyConnectionHandler))!;
-            return new BrokerDirectory(root, transport, handler.OnConnectedAsync, routes, logger);
-        });
+        return _directories.GetOrAdd(root.Name, _ => new BrokerDirectory(root, listeners, routes, logger));
     }
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var directory in _directories.Values)
-        {
-            await directory.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _directories.Clear();
-    }
+    /// <summary>Forgets a removed route's brokers (its listeners are closed by the caller).</summary>
+    public void Remove(string route) => _directories.TryRemove(route, out _);
 }

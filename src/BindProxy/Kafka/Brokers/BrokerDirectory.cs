@@ -3,9 +3,8 @@ using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Hosting;
 using BindProxy.Kafka.Rewriting;
-using BindProxy.Transport;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Kafka.Brokers;
@@ -19,27 +18,21 @@ internal sealed record BrokerEntry(int NodeId, string Host, int Port, int ProxyP
 /// that forwards to the broker's real address from the route's source addresses. The mapping is
 /// stable for the proxy's lifetime; a broker that moves keeps its proxy port.
 /// </summary>
-internal sealed partial class BrokerDirectory : IAsyncDisposable
+internal sealed partial class BrokerDirectory
 {
     private readonly RouteModel _route;
-    private readonly SocketTransportFactory _transport;
-    private readonly Func<ConnectionContext, Task> _dispatch;
+    private readonly ListenerHost _listeners;
     private readonly RouteTable _routes;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly Dictionary<int, BrokerEntry> _brokers = [];
-    private readonly List<IConnectionListener> _listeners = [];
-    private readonly List<Task> _acceptLoops = [];
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ConnectionContext, byte> _live = new();
     private readonly IPAddress[] _listenAddresses;
     private int _nextPortIndex;
-    private bool _disposed;
 
-    public BrokerDirectory(RouteModel route, SocketTransportFactory transport, Func<ConnectionContext, Task> dispatch, RouteTable routes, ILogger logger)
+    public BrokerDirectory(RouteModel route, ListenerHost listeners, RouteTable routes, ILogger logger)
     {
         _route = route;
-        _transport = transport;
-        _dispatch = dispatch;
+        _listeners = listeners;
         _routes = routes;
         _logger = logger;
         _listenAddresses = [.. route.Listen.Endpoints.Select(e => e.Address).Distinct()];
@@ -68,7 +61,6 @@ internal sealed partial class BrokerDirectory : IAsyncDisposable
     {
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_brokers.TryGetValue(nodeId, out var known))
             {
                 if (known.Host != host || known.Port != port)
@@ -109,11 +101,9 @@ internal sealed partial class BrokerDirectory : IAsyncDisposable
         int bound = wanted;
         foreach (var address in _listenAddresses)
         {
-            var endpoint = new RouteEndPoint(route.Name, new IPEndPoint(address, bound));
-            var listener = _transport.BindAsync(endpoint).AsTask().GetAwaiter().GetResult();
-            bound = ((RouteEndPoint)listener.EndPoint).Address.Port;
-            _listeners.Add(listener);
-            _acceptLoops.Add(AcceptLoopAsync(listener));
+            // Binding is synchronous underneath; waiting here keeps the port known before the
+            // rewritten response that names it can reach the client.
+            bound = _listeners.BindAsync(route.Name, new IPEndPoint(address, bound)).GetAwaiter().GetResult().Port;
         }
 
         route = BrokerRoute(nodeId, bound, host, port);
@@ -134,72 +124,6 @@ internal sealed partial class BrokerDirectory : IAsyncDisposable
         return _route.ForBroker(nodeId, listen, upstream);
     }
 
-    private async Task AcceptLoopAsync(IConnectionListener listener)
-    {
-        var running = new List<Task>();
-        while (true)
-        {
-            var connection = await listener.AcceptAsync().ConfigureAwait(false);
-            if (connection is null)
-            {
-                break;
-            }
-
-            running.RemoveAll(t => t.IsCompleted);
-            running.Add(ServeAsync(connection));
-        }
-
-        await Task.WhenAll(running).ConfigureAwait(false);
-    }
-
-    private async Task ServeAsync(ConnectionContext connection)
-    {
-        _live[connection] = 0;
-        await using (connection.ConfigureAwait(false))
-        {
-            try
-            {
-                await _dispatch(connection).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                Log.HandlerFailed(_logger, _route.Name, connection.RemoteEndPoint, e);
-            }
-            finally
-            {
-                _live.TryRemove(connection, out _);
-            }
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        IConnectionListener[] listeners;
-        Task[] loops;
-        lock (_lock)
-        {
-            _disposed = true;
-            listeners = [.. _listeners];
-            loops = [.. _acceptLoops];
-        }
-
-        foreach (var listener in listeners)
-        {
-            await listener.UnbindAsync().ConfigureAwait(false);
-        }
-
-        foreach (var connection in _live.Keys)
-        {
-            connection.Abort();
-        }
-
-        await Task.WhenAll(loops).ConfigureAwait(false);
-        foreach (var listener in listeners)
-        {
-            await listener.DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
     private sealed class Mapper(BrokerDirectory directory, string advertisedHost) : IBrokerAddressMapper
     {
         public (string Host, int Port) Map(int nodeId, string host, int port) => (advertisedHost, directory.PortFor(nodeId, host, port));
@@ -212,8 +136,5 @@ internal sealed partial class BrokerDirectory : IAsyncDisposable
 
         [LoggerMessage(401, LogLevel.Information, "Route {Route}: broker {NodeId} moved from {Old} to {New}; it keeps proxy port {Port}")]
         public static partial void BrokerMoved(ILogger logger, string route, int nodeId, string old, string @new, int port);
-
-        [LoggerMessage(402, LogLevel.Error, "Route {Route}: connection from {Client} failed")]
-        public static partial void HandlerFailed(ILogger logger, string route, EndPoint? client, Exception exception);
     }
 }

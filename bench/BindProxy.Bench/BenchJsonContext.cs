@@ -1,0 +1,16 @@
+using System.Text.Json.Serialization;
+using BindProxy.Bench.Load;
+using BindProxy.Bench.Measurement;
+
+namespace BindProxy.Bench;
+
+/// <summary>One-line JSON output of every measuring subcommand, in snake_case for scripts.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(PingPongResult))]
+[JsonSerializable(typeof(ChurnResult))]
+[JsonSerializable(typeof(HoldResult))]
+[JsonSerializable(typeof(ProcStatResult))]
+internal sealed partial class BenchJsonContext : JsonSerializerContext;
+
+/// <summary>A <see cref="TreeSample"/> as printed by the <c>procstat</c> subcommand.</summary>
+internal sealed record ProcStatResult(string Test, int Pid, int Processes, double CpuSeconds, long RssKb, long PssKb);

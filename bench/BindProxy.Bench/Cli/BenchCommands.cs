@@ -1,0 +1,177 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using BindProxy.Bench.Echo;
+using BindProxy.Bench.Load;
+using BindProxy.Bench.Measurement;
+using BindProxy.Bench.Reporting;
+
+namespace BindProxy.Bench.Cli;
+
+/// <summary>
+/// The subcommands. Measuring commands print one JSON line on stdout (for scripts) and a readable
+/// summary on stderr.
+/// </summary>
+internal static class BenchCommands
+{
+    private const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    public static RootCommand Root()
+    {
+        var root = new RootCommand("BindProxy benchmark harness: echo server, latency, churn and connection-hold load tools.");
+        root.Add(EchoServerCommand());
+        root.Add(PingPongCommand());
+        root.Add(ChurnCommand());
+        root.Add(HoldCommand());
+        root.Add(ProcStatCommand());
+        root.Add(ReportCommand());
+        return root;
+    }
+
+    private static Command EchoServerCommand()
+    {
+        var listen = Options.Endpoint("--listen", "Address to listen on, ADDR:PORT (port 0 picks one).");
+        var mode = new Option<EchoMode>("--mode") { Description = "echo sends bytes back; sink discards them.", DefaultValueFactory = _ => EchoMode.Echo };
+        var backlog = Options.Int("--backlog", "Listen backlog.", 4096, 1, 65535);
+        var command = new Command("echo-server", "Echo (or sink) server used as the common upstream.") { listen, mode, backlog };
+        command.SetAction(async (parse, ct) =>
+        {
+            // Run socket continuations on the epoll thread instead of hopping to the thread pool:
+            // it halves the echo server's share of a loopback round trip. Read once, at the first
+            // async socket operation, so setting it here (before any) is enough.
+            if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
+            {
+                Environment.SetEnvironmentVariable(InlineCompletions, "1");
+            }
+
+            var limit = FileLimits.RaiseToHard();
+            var server = new EchoServer(parse.GetValue(listen)!, parse.GetValue(mode), parse.GetValue(backlog));
+            await server.RunAsync(
+                ep => Console.Error.WriteLine($"echo-server listening on {ep} ({parse.GetValue(mode)}), nofile {limit.Soft}/{limit.Hard}"),
+                ct);
+            Console.Error.WriteLine($"echo-server stopped after {server.Accepted} connections");
+        });
+        return command;
+    }
+
+    private static Command PingPongCommand()
+    {
+        var target = Options.Endpoint("--target", "Where to connect, ADDR:PORT.");
+        var size = Options.Int("--size", "Message size in bytes.", 64, 1, 1 << 20);
+        var count = Options.Int("--count", "Measured round trips.", 20_000, 1, 10_000_000);
+        var warmup = Options.Int("--warmup", "Unmeasured round trips first.", 2_000, 0, 10_000_000);
+        var timeout = Options.Duration("--timeout", "Connect and per-message timeout.", TimeSpan.FromSeconds(5));
+        var command = new Command("pingpong", "One connection, one message in flight: round-trip percentiles in µs.") { target, size, count, warmup, timeout };
+        command.SetAction((parse, ct) =>
+        {
+            var result = PingPong.Run(parse.GetValue(target)!, parse.GetValue(size), parse.GetValue(count), parse.GetValue(warmup), parse.GetValue(timeout), ct);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"pingpong {result.Target}: {result.Completed} round trips of {result.Size} B, p50 {result.P50Us} µs, p99 {result.P99Us} µs, p99.9 {result.P999Us} µs, max {result.MaxUs} µs{(result.Error is null ? "" : ", error " + result.Error)}"));
+            Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.PingPongResult));
+            return Task.FromResult(result.Error is null ? 0 : 1);
+        });
+        return command;
+    }
+
+    private static Command ChurnCommand()
+    {
+        var target = Options.Endpoint("--target", "Where to connect, ADDR:PORT.");
+        var duration = Options.Duration("--duration", "How long to churn.", TimeSpan.FromSeconds(5));
+        var concurrency = Options.Int("--concurrency", "Parallel workers.", 16, 1, 4096);
+        var size = Options.Int("--size", "Bytes exchanged per connection.", 64, 1, 1 << 20);
+        var timeout = Options.Duration("--timeout", "Connect and exchange timeout.", TimeSpan.FromSeconds(5));
+        var command = new Command("churn", "Connect, one exchange, close, repeatedly: connections/s and failures.") { target, duration, concurrency, size, timeout };
+        command.SetAction(async (parse, ct) =>
+        {
+            FileLimits.RaiseToHard();
+            var result = await Churn.RunAsync(parse.GetValue(target)!, parse.GetValue(duration), parse.GetValue(concurrency), parse.GetValue(size), parse.GetValue(timeout), ct);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"churn {result.Target}: {result.Completed} connections in {result.DurationS} s = {result.ConnectionsPerSecond} conn/s, p99 {result.P99Ms} ms, {result.Failed} failed"));
+            Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.ChurnResult));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command HoldCommand()
+    {
+        var targets = Options.EndpointList("--targets", "Comma-separated ADDR:PORT list; connections go round-robin over it.");
+        var count = Options.Int("--count", "Connections to open and hold.", 1000, 1, 1_000_000);
+        var parallel = Options.Int("--parallel", "Connects (and exchanges) in flight at once.", 128, 1, 10_000);
+        var interval = new Option<TimeSpan?>("--interval")
+        {
+            Description = "Exchange --bytes on every connection this often while holding (default: idle).",
+            CustomParser = r =>
+            {
+                var text = r.Tokens.Count > 0 ? r.Tokens[0].Value : string.Empty;
+                if (ValueParsers.TryParseDuration(text, out var d))
+                {
+                    return d;
+                }
+
+                r.AddError($"'{text}' is not a duration such as 500ms, 5s or 2m.");
+                return null;
+            },
+        };
+        var bytes = Options.Int("--bytes", "Bytes per echo check; 0 skips the verification echo.", 16, 0, 65536);
+        var holdFor = Options.Duration("--hold", "How long to hold the connections once open.", TimeSpan.FromSeconds(10));
+        var pid = new Option<int?>("--pid") { Description = "Proxy process whose tree's RSS/PSS is read before and after." };
+        var timeout = Options.Duration("--timeout", "Connect and echo timeout.", TimeSpan.FromSeconds(10));
+        var command = new Command("hold", "Open and hold N connections; report failures, open time and the proxy's memory per connection.")
+        {
+            targets, count, parallel, interval, bytes, holdFor, pid, timeout,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var limit = FileLimits.RaiseToHard();
+            Console.Error.WriteLine($"hold: nofile soft {limit.Soft} hard {limit.Hard}{(limit.Error is null ? "" : " (" + limit.Error + ")")}");
+            var settings = new HoldSettings(
+                parse.GetValue(targets)!, parse.GetValue(count), parse.GetValue(parallel), parse.GetValue(interval),
+                parse.GetValue(bytes), parse.GetValue(holdFor), parse.GetValue(pid), parse.GetValue(timeout));
+            var result = await new Hold(settings, limit).RunAsync(m => Console.Error.WriteLine("hold: " + m), ct);
+            var failures = string.Join(", ", result.Failures.Select(kv => $"{kv.Key}×{kv.Value}"));
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"hold: established {result.Established}, verified {result.Verified}, failed {result.Failed} [{failures}], open {result.OpenMs} ms; proxy RSS {result.RssBeforeKb} → {result.RssEndKb} KB ({result.RssPerConnKb?.ToString(CultureInfo.InvariantCulture) ?? "n/a"} KB/conn)"));
+            Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.HoldResult));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command ProcStatCommand()
+    {
+        var pid = new Option<int>("--pid") { Description = "Root of the process tree.", Required = true };
+        var command = new Command("procstat", "CPU seconds, RSS and PSS of a process and its descendants, as one JSON line.") { pid };
+        command.SetAction(parse =>
+        {
+            var p = parse.GetValue(pid);
+            var s = ProcessTree.Sample(p);
+            Console.WriteLine(JsonSerializer.Serialize(new ProcStatResult("procstat", p, s.Processes, Math.Round(s.CpuSeconds, 3), s.RssKb, s.PssKb), BenchJsonContext.Default.ProcStatResult));
+            return s.Processes > 0 ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static Command ReportCommand()
+    {
+        var input = new Option<FileInfo>("--input") { Description = "Results file, one JSON record per line.", Required = true };
+        var output = new Option<FileInfo?>("--output") { Description = "Markdown file to write (stdout always gets it too)." };
+        var title = new Option<string>("--title") { Description = "Report heading.", DefaultValueFactory = _ => "BindProxy benchmark" };
+        var baseline = new Option<string>("--baseline") { Description = "Contender the ratios are taken against.", DefaultValueFactory = _ => "haproxy" };
+        var command = new Command("report", "Median tables with ratios from a results file, as markdown.") { input, output, title, baseline };
+        command.SetAction(parse =>
+        {
+            using var results = ResultSet.Load(parse.GetValue(input)!.FullName);
+            var markdown = new MarkdownReport(results, parse.GetValue(baseline)!).Build(parse.GetValue(title)!);
+            if (parse.GetValue(output) is { } file)
+            {
+                File.WriteAllText(file.FullName, markdown);
+            }
+
+            Console.Write(markdown);
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,3 @@
+using BindProxy.Bench.Cli;
+
+return await BenchCommands.Root().Parse(args).InvokeAsync();

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using BindProxy.Configuration;
+using BindProxy.Forwarding;
+using BindProxy.Transport;
+
+namespace BindProxy.Admin;
+
+/// <summary>Builds the admin API's views from the proxy's live state; every call is a fresh snapshot.</summary>
+internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, ConnectionRegistry connections, IClientAssignments assignments)
+{
+    private readonly long _started = Stopwatch.GetTimestamp();
+
+    public IReadOnlyList<RouteView> Routes() =>
+        [.. routes.Current.Routes.Concat(routes.Dynamic.OrderBy(r => r.Name, StringComparer.Ordinal)).Select(ToView)];
+
+    public IReadOnlyList<ConnectionView> Connections() =>
+        [.. connections.Snapshot().OrderBy(c => c.Id).Select(ToView)];
+
+    public IReadOnlyList<AssignmentView> Assignments() => assignments.Current();
+
+    public StatusView Status() => new(
+        DateTimeOffset.UtcNow,
+        Math.Round(Stopwatch.GetElapsedTime(_started).TotalSeconds, 1),
+        Routes(),
+        Connections(),
+        Assignments());
+
+    private RouteView ToView(RouteModel route) => new(
+        route.Name,
+        route.Protocol.ToString(),
+        route.Listen.Text,
+        [.. listeners.For(route.Name).Select(e => e.ToString())],
+        route.Upstream.Text,
+        route.Sources.Addresses.ToString(),
+        route.Sources.Addresses.Count,
+        route.ConnectTimeout.TotalSeconds,
+        route.MaxConnections,
+        connections.CountOf(route.Name),
+        route.Parent?.Name,
+        route.WiresharkFilter,
+        CaptureFilters.TsharkDisplay(route.Sources.Addresses[0], route.WiresharkFilter));
+
+    private static ConnectionView ToView(ProxiedConnection connection)
+    {
+        var (identity, _) = LiveConnectionAssignments.Identity(connection);
+        return new ConnectionView(
+            connection.Id,
+            connection.Route,
+            connection.Client.RemoteEndPoint.ToString(),
+            connection.Client.LocalEndPoint.ToString(),
+            identity,
+            connection.Kafka?.ClientId,
+            connection.Source.ToString(),
+            connection.Upstream.RemoteEndPoint.ToString(),
+            connection.BytesToUpstream,
+            connection.BytesToClient,
+            Math.Round(Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalSeconds, 3),
+            State(connection),
+            connection.Kafka?.RequestCount,
+            // The source port tells this connection's upstream leg apart from every other one.
+            CaptureFilters.Wireshark(connection.Source.Address, [connection.Source.Port]));
+    }
+
+    /// <summary>open, half-closed by one side (its FIN passed on, the other direction still flowing), or closing.</summary>
+    internal static string State(ProxiedConnection connection) =>
+        (connection.Client.ReceiveEnd, connection.Upstream.ReceiveEnd) switch
+        {
+            _ when connection.Client.IsAborted || connection.Upstream.IsAborted => "closing",
+            (ReceiveEnd.Open, ReceiveEnd.Open) => "open",
+            (ReceiveEnd.Fin, ReceiveEnd.Open) => "half-closed by client",
+            (ReceiveEnd.Open, ReceiveEnd.Fin) => "half-closed by upstream",
+            _ => "closing",
+        };
+}

@@ -1,0 +1,66 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace BindProxy.Admin;
+
+/// <summary>One route of <c>GET /api/routes</c>: configured, or added at run time (a Kafka broker's listener).</summary>
+internal sealed record RouteView(
+    string Name,
+    string Protocol,
+    string Listen,
+    IReadOnlyList<string> Bound,
+    string Upstream,
+    string Sources,
+    long SourceCount,
+    double ConnectTimeoutSeconds,
+    int? MaxConnections,
+    int ActiveConnections,
+    string? Parent,
+    string WiresharkFilter,
+    string TsharkCommand);
+
+/// <summary>One live proxied connection of <c>GET /api/connections</c>.</summary>
+internal sealed record ConnectionView(
+    long Id,
+    string Route,
+    string Client,
+    string Listener,
+    string ClientIdentity,
+    string? KafkaClientId,
+    string Source,
+    string Upstream,
+    long BytesToUpstream,
+    long BytesToClient,
+    double AgeSeconds,
+    string State,
+    long? KafkaRequests,
+    string WiresharkFilter);
+
+/// <summary>One client → source address pair of <c>GET /api/assignments</c>, with filters that isolate it.</summary>
+internal sealed record AssignmentView(
+    string Client,
+    string IdentityKind,
+    string Source,
+    IReadOnlyList<string> Routes,
+    IReadOnlyList<int> UpstreamPorts,
+    int Connections,
+    long BytesToUpstream,
+    long BytesToClient,
+    string WiresharkFilter,
+    string TsharkCommand);
+
+/// <summary>Everything the status page shows, in one poll.</summary>
+internal sealed record StatusView(
+    DateTimeOffset Time,
+    double UptimeSeconds,
+    IReadOnlyList<RouteView> Routes,
+    IReadOnlyList<ConnectionView> Connections,
+    IReadOnlyList<AssignmentView> Assignments);
+
+/// <summary>Source-generated JSON for the admin API (camelCase, no reflection).</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(IReadOnlyList<RouteView>))]
+[JsonSerializable(typeof(IReadOnlyList<ConnectionView>))]
+[JsonSerializable(typeof(IReadOnlyList<AssignmentView>))]
+[JsonSerializable(typeof(StatusView))]
+internal sealed partial class AdminJsonContext : JsonSerializerContext;

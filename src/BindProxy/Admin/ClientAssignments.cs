@@ -1,0 +1,71 @@
+using System.Net;
+using BindProxy.Forwarding;
+
+namespace BindProxy.Admin;
+
+/// <summary>Which source address each client leaves from, as the admin API and status page show it.</summary>
+internal interface IClientAssignments
+{
+    IReadOnlyList<AssignmentView> Current();
+}
+
+/// <summary>
+/// Assignments read off the live connections: each connection's client identity (its Kafka
+/// client.id once seen, otherwise its address) and the source address its upstream socket is
+/// bound to. A registry that assigns sources per client can replace this behind the interface.
+/// </summary>
+internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) : IClientAssignments
+{
+    public IReadOnlyList<AssignmentView> Current() =>
+        [.. connections.Snapshot()
+            .GroupBy(c => (Identity: Identity(c), Source: c.Source.Address))
+            .Select(g =>
+            {
+                var ports = g.Select(c => c.Upstream.RemoteEndPoint.Port).Distinct().Order().ToList();
+                return new AssignmentView(
+                    g.Key.Identity.Name,
+                    g.Key.Identity.Kind,
+                    g.Key.Source.ToString(),
+                    [.. g.Select(c => c.Route).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)],
+                    ports,
+                    g.Count(),
+                    g.Sum(c => c.BytesToUpstream),
+                    g.Sum(c => c.BytesToClient),
+                    CaptureFilters.Wireshark(g.Key.Source, ports),
+                    CaptureFilters.Tshark(g.Key.Source, ports));
+            })
+            .OrderBy(a => a.Client, StringComparer.Ordinal)
+            .ThenBy(a => a.Source, StringComparer.Ordinal)];
+
+    public const string KafkaClientId = "kafka-client-id";
+    public const string ClientAddress = "client-address";
+    public const string Process = "process";
+
+    /// <summary>
+    /// Who the connection belongs to: the client its sticky source assignment was made for (a
+    /// process or a client.id), else its Kafka client.id once seen, else its address (all local
+    /// clients share 127.0.0.1).
+    /// </summary>
+    public static (string Name, string Kind) Identity(ProxiedConnection connection)
+    {
+        if (connection.Assignment?.Client is { } assigned)
+        {
+            const string clientIdKey = "client.id:";
+            if (assigned.Key.StartsWith(clientIdKey, StringComparison.Ordinal))
+            {
+                return (assigned.Key[clientIdKey.Length..], KafkaClientId);
+            }
+
+            if (assigned.Key.StartsWith("pid:", StringComparison.Ordinal))
+            {
+                return (assigned.Display, Process);
+            }
+        }
+
+        return connection.Kafka?.ClientId is { Length: > 0 } clientId
+            ? (clientId, KafkaClientId)
+            : (Unmapped(connection.Client.RemoteEndPoint.Address).ToString(), ClientAddress);
+    }
+
+    private static IPAddress Unmapped(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+}

@@ -1,0 +1,214 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using BindProxy.Forwarding;
+using BindProxy.Outbound;
+
+namespace BindProxy.Admin;
+
+/// <summary>
+/// The proxy's instruments, on the meter <c>BindProxy</c>. Every recording call is made once per
+/// connection event (open, close, connect failure, Kafka request), never per packet: forwarded
+/// bytes are read off the sockets' own counters when the metrics are collected.
+/// </summary>
+internal sealed class ProxyMetrics
+{
+    public const string MeterName = "BindProxy";
+
+    /// <summary>Loopback connects take tens of microseconds; remote ones up to the connect timeout.</summary>
+    private static readonly double[] ConnectBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    private readonly UpDownCounter<long> _active;
+    private readonly Counter<long> _opened;
+    private readonly Counter<long> _closed;
+    private readonly Counter<long> _rejected;
+    private readonly Histogram<double> _connectDuration;
+    private readonly Counter<long> _connectFailures;
+    private readonly Counter<long> _poolExhausted;
+    private readonly Counter<long> _kafkaRequests;
+
+    // Forwarded bytes: a cursor per live connection remembers what has been counted already, so
+    // a collection adds only the difference and a close adds the rest; totals never go down.
+    private readonly ConcurrentDictionary<long, ByteCursor> _live = new();
+    private readonly ConcurrentDictionary<string, RouteBytes> _bytes = new(StringComparer.Ordinal);
+
+    public ProxyMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _active = meter.CreateUpDownCounter<long>("bindproxy.connections.active", "{connection}",
+            "Proxied connections open now (upstream connected), by route");
+        _opened = meter.CreateCounter<long>("bindproxy.connections.opened", "{connection}",
+            "Proxied connections whose upstream connected, by route");
+        _closed = meter.CreateCounter<long>("bindproxy.connections.closed", "{connection}",
+            "Proxied connections that ended, by route and close reason");
+        _rejected = meter.CreateCounter<long>("bindproxy.connections.rejected", "{connection}",
+            "Client connections closed before any upstream connect: the route was at MaxConnections or no longer configured");
+        _connectDuration = meter.CreateHistogram("bindproxy.upstream.connect.duration", "s",
+            "Time to connect the upstream (source bind, resolve, connect, failover), by route and result",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ConnectBuckets });
+        _connectFailures = meter.CreateCounter<long>("bindproxy.upstream.connect.failures", "{connection}",
+            "Upstream connects that failed, by route and error");
+        _poolExhausted = meter.CreateCounter<long>("bindproxy.source_pool.exhausted", "{event}",
+            "Connections refused because no source address of the route's pool had a port left (EADDRINUSE/EADDRNOTAVAIL on every address tried)");
+        _kafkaRequests = meter.CreateCounter<long>("bindproxy.kafka.requests", "{request}",
+            "Kafka requests forwarded, by route and API");
+        meter.CreateObservableCounter("bindproxy.forwarded", ObserveBytes, "By",
+            "Bytes handed to the kernel for the peer, by route and direction (to_upstream, to_client); live connections included");
+    }
+
+    public void Opened(ProxiedConnection connection, TimeSpan connectTime)
+    {
+        var route = new KeyValuePair<string, object?>("route", connection.Route);
+        _opened.Add(1, route);
+        _active.Add(1, route);
+        _connectDuration.Record(connectTime.TotalSeconds, route, new KeyValuePair<string, object?>("result", "connected"));
+        _live[connection.Id] = new ByteCursor(connection, BytesOf(connection.Route));
+    }
+
+    public void Closed(ProxiedConnection connection, CloseReason reason)
+    {
+        if (_live.TryRemove(connection.Id, out var cursor))
+        {
+            cursor.Flush();
+        }
+
+        var route = new KeyValuePair<string, object?>("route", connection.Route);
+        _active.Add(-1, route);
+        _closed.Add(1, route, new KeyValuePair<string, object?>("reason", Tag(reason)));
+    }
+
+    public void ConnectFailed(string route, ConnectError error, TimeSpan elapsed)
+    {
+        var routeTag = new KeyValuePair<string, object?>("route", route);
+        var errorTag = new KeyValuePair<string, object?>("error", Tag(error));
+        _connectFailures.Add(1, routeTag, errorTag);
+        _connectDuration.Record(elapsed.TotalSeconds, routeTag, new KeyValuePair<string, object?>("result", Tag(error)));
+        if (error == ConnectError.SourcesExhausted)
+        {
+            _poolExhausted.Add(1, routeTag);
+        }
+    }
+
+    /// <summary>A client closed before its upstream was tried; <paramref name="reason"/> is <c>max_connections</c> or <c>route_gone</c>.</summary>
+    public void Rejected(string route, string reason) =>
+        _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
+
+    public void KafkaRequest(string route, short apiKey) =>
+        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", KafkaApiNames.Of(apiKey)));
+
+    private RouteBytes BytesOf(string route) => _bytes.GetOrAdd(route, _ => new RouteBytes());
+
+    private IEnumerable<Measurement<long>> ObserveBytes()
+    {
+        foreach (var cursor in _live.Values)
+        {
+            cursor.Flush();
+        }
+
+        var measurements = new List<Measurement<long>>(_bytes.Count * 2);
+        foreach (var (route, bytes) in _bytes)
+        {
+            var routeTag = new KeyValuePair<string, object?>("route", route);
+            measurements.Add(new Measurement<long>(Interlocked.Read(ref bytes.ToUpstream), routeTag, new KeyValuePair<string, object?>("direction", "to_upstream")));
+            measurements.Add(new Measurement<long>(Interlocked.Read(ref bytes.ToClient), routeTag, new KeyValuePair<string, object?>("direction", "to_client")));
+        }
+
+        return measurements;
+    }
+
+    internal static string Tag(CloseReason reason) => reason switch
+    {
+        CloseReason.ClientClosed => "client_closed",
+        CloseReason.UpstreamClosed => "upstream_closed",
+        CloseReason.ClientReset => "client_reset",
+        CloseReason.UpstreamReset => "upstream_reset",
+        CloseReason.ConnectTimeout => "connect_timeout",
+        CloseReason.ConnectRefused => "connect_refused",
+        CloseReason.SourcesExhausted => "sources_exhausted",
+        CloseReason.ConnectFailed => "connect_failed",
+        CloseReason.ProxyAborted => "proxy_aborted",
+        _ => "other",
+    };
+
+    internal static string Tag(ConnectError error) => error switch
+    {
+        ConnectError.Timeout => "timeout",
+        ConnectError.Refused => "refused",
+        ConnectError.SourcesExhausted => "sources_exhausted",
+        ConnectError.Unresolved => "unresolved",
+        ConnectError.Failed => "failed",
+        ConnectError.Cancelled => "cancelled",
+        _ => "other",
+    };
+
+    private sealed class RouteBytes
+    {
+        public long ToUpstream;
+        public long ToClient;
+    }
+
+    /// <summary>What of one connection's byte counters has been added to its route's totals.</summary>
+    private sealed class ByteCursor(ProxiedConnection connection, RouteBytes totals)
+    {
+        private readonly Lock _lock = new();
+        private long _toUpstream;
+        private long _toClient;
+
+        public void Flush()
+        {
+            lock (_lock)
+            {
+                long up = connection.BytesToUpstream;
+                long down = connection.BytesToClient;
+                Interlocked.Add(ref totals.ToUpstream, up - _toUpstream);
+                Interlocked.Add(ref totals.ToClient, down - _toClient);
+                _toUpstream = up;
+                _toClient = down;
+            }
+        }
+    }
+}
+
+/// <summary>Label values for Kafka API keys; unknown and out-of-range keys share one value so a bad client cannot grow the series.</summary>
+internal static class KafkaApiNames
+{
+    private static readonly string[] Names = Build();
+
+    public static string Of(short apiKey) => apiKey >= 0 && apiKey < Names.Length ? Names[apiKey] : "other";
+
+    private static string[] Build()
+    {
+        // Kafka's protocol API keys (fixed by the protocol; gaps are keys retired or never used).
+        string[] known =
+        [
+            "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica", "UpdateMetadata", "ControlledShutdown",
+            "OffsetCommit", "OffsetFetch", "FindCoordinator", "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups",
+            "ListGroups", "SaslHandshake", "ApiVersions", "CreateTopics", "DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
+            "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers", "TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls",
+            "DescribeConfigs", "AlterConfigs", "AlterReplicaLogDirs", "DescribeLogDirs", "SaslAuthenticate", "CreatePartitions", "CreateDelegationToken", "RenewDelegationToken",
+            "ExpireDelegationToken", "DescribeDelegationToken", "DeleteGroups", "ElectLeaders", "IncrementalAlterConfigs", "AlterPartitionReassignments", "ListPartitionReassignments", "OffsetDelete",
+            "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials", "AlterUserScramCredentials",
+        ];
+        var names = new string[128];
+        for (int i = 0; i < names.Length; i++)
+        {
+            names[i] = i < known.Length ? known[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        names[60] = "DescribeCluster";
+        names[61] = "DescribeProducers";
+        names[65] = "DescribeTransactions";
+        names[66] = "ListTransactions";
+        names[68] = "ConsumerGroupHeartbeat";
+        names[69] = "ConsumerGroupDescribe";
+        names[71] = "GetTelemetrySubscriptions";
+        names[72] = "PushTelemetry";
+        names[75] = "DescribeTopicPartitions";
+        names[76] = "ShareGroupHeartbeat";
+        names[77] = "ShareGroupDescribe";
+        names[78] = "ShareFetch";
+        names[79] = "ShareAcknowledge";
+        Debug.Assert(names[Kafka.Protocol.KafkaApiKeys.ApiVersions] == "ApiVersions");
+        return names;
+    }
+}

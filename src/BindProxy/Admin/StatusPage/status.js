@@ -1,0 +1,163 @@
+// BindProxy status page: polls /api/status once a second and redraws the tables.
+// Every value from the proxy is set as text (a Kafka client.id is whatever the client sent).
+"use strict";
+
+const POLL_MS = 1000;
+let paused = false;
+let lastOk = 0;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function td(content, cls) {
+  return el("td", cls ? { class: cls } : null, content);
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+function duration(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m} min ${Math.floor(seconds % 60)} s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+    return;
+  }
+  // Plain http on a non-loopback address is not a secure context: fall back to a selection copy.
+  const area = el("textarea", { readonly: "", class: "offscreen" });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  document.execCommand("copy");
+  area.remove();
+}
+
+function copyable(text, what) {
+  const button = el("button", { type: "button", class: "copy", "data-copy": text, title: `copy the ${what}` }, "Copy");
+  return el("span", { class: "filter" }, el("code", null, text), button);
+}
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button.copy");
+  if (!button) return;
+  try {
+    await copyText(button.dataset.copy);
+    button.textContent = "Copied";
+    button.classList.add("copied");
+  } catch {
+    button.textContent = "Select and copy";
+  }
+  setTimeout(() => { button.textContent = "Copy"; button.classList.remove("copied"); }, 1500);
+});
+
+// Rows are matched by key and only cells whose content changed are swapped, so a copy button
+// keeps its place (and its "Copied" feedback) and a selection in an unchanged cell survives.
+function fill(tableId, rows, emptyId) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  const existing = new Map([...body.rows].map((row) => [row.dataset.key, row]));
+  const result = rows.map((row) => {
+    const current = existing.get(row.dataset.key);
+    if (!current || current.cells.length !== row.cells.length) return row;
+    [...row.cells].forEach((cell, i) => {
+      const old = current.cells[i];
+      if (!old.querySelector("button.copied") && !old.isEqualNode(cell)) old.replaceWith(cell);
+    });
+    return current;
+  });
+  const same = result.length === body.rows.length && result.every((row, i) => row === body.rows[i]);
+  if (!same) body.replaceChildren(...result);
+  if (emptyId) document.getElementById(emptyId).classList.toggle("hidden", rows.length > 0);
+}
+
+function render(status) {
+  fill("assignments", status.assignments.map((a) => el("tr", { "data-key": `${a.client}|${a.source}`, "data-source": a.source, "data-client": a.client },
+    td(a.client, a.identityKind === "kafka-client-id" ? null : "addr"),
+    td(a.source, "addr source"),
+    td(a.routes.join(", ")),
+    td(a.connections, "n"),
+    td(bytes(a.bytesToUpstream), "n"),
+    td(bytes(a.bytesToClient), "n"),
+    td(copyable(a.wiresharkFilter, "Wireshark display filter")),
+    td(copyable(a.tsharkCommand, "tshark command")))), "assignments-empty");
+
+  fill("connections", status.connections.map((c) => el("tr", { "data-key": c.id, "data-source": c.source },
+    td(c.route),
+    td(c.client, "addr"),
+    td(c.kafkaClientId ?? c.clientIdentity, c.kafkaClientId ? null : "addr"),
+    td(c.source, "addr source"),
+    td(c.upstream, "addr"),
+    td(bytes(c.bytesToUpstream), "n"),
+    td(bytes(c.bytesToClient), "n"),
+    td(duration(c.ageSeconds), "n"),
+    td(c.state, c.state === "open" ? "state-open" : "state-other"),
+    td(copyable(c.wiresharkFilter, "Wireshark display filter")))), "connections-empty");
+
+  fill("routes", status.routes.map((r) => el("tr", { "data-key": r.name, "data-route": r.name },
+    td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, r.name) : r.name),
+    td(r.protocol),
+    td(r.bound.length ? r.bound.join(", ") : r.listen, "addr"),
+    td(r.upstream, "addr"),
+    td(`${r.sources}${r.sourceCount > 1 ? ` (${r.sourceCount})` : ""}`, "addr"),
+    td(r.activeConnections, "n"),
+    td(copyable(r.wiresharkFilter, "Wireshark display filter")),
+    td(copyable(r.tsharkCommand, "tshark command")))));
+
+  const up = status.connections.reduce((sum, c) => sum + c.bytesToUpstream, 0);
+  const down = status.connections.reduce((sum, c) => sum + c.bytesToClient, 0);
+  document.getElementById("sum-routes").textContent = status.routes.length;
+  document.getElementById("sum-connections").textContent = status.connections.length;
+  document.getElementById("sum-clients").textContent = new Set(status.assignments.map((a) => a.client)).size;
+  document.getElementById("sum-up").textContent = bytes(up);
+  document.getElementById("sum-down").textContent = bytes(down);
+  document.getElementById("sum-uptime").textContent = duration(status.uptimeSeconds);
+}
+
+async function poll() {
+  if (!paused) {
+    try {
+      const response = await fetch("/api/status", { cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      render(await response.json());
+      lastOk = Date.now();
+      document.getElementById("indicator").className = "dot ok";
+      document.getElementById("updated").textContent = `updated ${new Date(lastOk).toLocaleTimeString()}`;
+    } catch (error) {
+      document.getElementById("indicator").className = "dot stale";
+      const since = lastOk ? ` since ${new Date(lastOk).toLocaleTimeString()}` : "";
+      document.getElementById("updated").textContent = `proxy not answering${since} (${error.message})`;
+    }
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+document.getElementById("pause").addEventListener("click", (event) => {
+  paused = !paused;
+  event.target.textContent = paused ? "Resume" : "Pause";
+  event.target.setAttribute("aria-pressed", String(paused));
+  if (paused) document.getElementById("updated").textContent = "paused";
+});
+
+poll();

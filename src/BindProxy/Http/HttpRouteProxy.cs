@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Net;
+using BindProxy.Configuration;
+using BindProxy.Forwarding;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace BindProxy.Http;
+
+/// <summary>
+/// Forwards one request that arrived on an Http route's listener to the route's upstream through
+/// YARP's <see cref="IHttpForwarder"/>, and turns a failure into a response that names the route.
+/// </summary>
+internal sealed partial class HttpRouteProxy
+{
+    private readonly RouteTable _routes;
+    private readonly HttpRouteClients _clients;
+    private readonly IHttpForwarder _forwarder;
+    private readonly ILogger<HttpRouteProxy> _logger;
+
+    // YARP's transforms: the original Host is replaced by the upstream's, and X-Forwarded-For,
+    // -Proto, -Host and -Prefix are set (replacing what the client sent) unless turned off.
+    private readonly HttpTransformer _withForwarded;
+    private readonly HttpTransformer _withoutForwarded;
+
+    public HttpRouteProxy(RouteTable routes, HttpRouteClients clients, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<HttpRouteProxy> logger)
+    {
+        _routes = routes;
+        _clients = clients;
+        _forwarder = forwarder;
+        _logger = logger;
+        _withForwarded = transforms.Create(context => context.UseDefaultForwarders = true);
+        _withoutForwarded = transforms.Create(context => context.UseDefaultForwarders = false);
+    }
+
+    public async Task ForwardAsync(HttpContext context, string routeName)
+    {
+        if (!_routes.TryFind(routeName, out var route) || route.Http is not { } settings)
+        {
+            Log.RouteGone(_logger, routeName, context.Connection.RemoteIpAddress);
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{routeName}' is no longer configured").ConfigureAwait(false);
+            return;
+        }
+
+        // The upstream decides what body size it accepts; the proxy only passes bytes on.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+        {
+            bodySize.MaxRequestBodySize = null;
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        var client = _clients.For(route);
+        var config = new ForwarderRequestConfig
+        {
+            ActivityTimeout = settings.RequestTimeout,
+
+            // Cleartext upstreams speak HTTP/1.1 (no h2c upgrade); HTTP/2 clients are served all the same.
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+
+        var error = await _forwarder.SendAsync(context, client.DestinationPrefix, client.Invoker, config,
+            settings.XForwarded ? _withForwarded : _withoutForwarded, context.RequestAborted).ConfigureAwait(false);
+
+        double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (error == ForwarderError.None)
+        {
+            Log.Forwarded(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, context.Request.Protocol,
+                context.Response.StatusCode, elapsedMs);
+            return;
+        }
+
+        var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (IsClientSide(error))
+        {
+            Log.ClientGone(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, error, elapsedMs);
+            return;
+        }
+
+        // The one log line of a failed request (YARP's own is silenced at the host); the stack
+        // trace only when the connector's words do not already say everything.
+        string detail = Describe(error, exception, settings, out bool connectFailed);
+        Log.Failed(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, error, detail, elapsedMs,
+            connectFailed ? null : exception);
+        if (!context.Response.HasStarted)
+        {
+            // YARP has chosen the status (502, or 504 for a timeout); the body says why, for the
+            // person reading it in a client's error message.
+            int status = context.Response.StatusCode >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
+            await WriteErrorAsync(context, status, $"BindProxy route '{route.Name}': upstream {route.Upstream}: {detail}").ConfigureAwait(false);
+        }
+    }
+
+    private static bool IsClientSide(ForwarderError error) => error is ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled
+        or ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient
+        or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseCanceled
+        or ForwarderError.UpgradeResponseClient;
+
+    private static string Describe(ForwarderError error, Exception? exception, HttpRouteSettings settings, out bool connectFailed)
+    {
+        connectFailed = false;
+        if (error is ForwarderError.RequestTimedOut or ForwarderError.UpgradeActivityTimeout)
+        {
+            return $"no activity within RequestTimeout {settings.RequestTimeout.TotalSeconds:0.###} s ({error})";
+        }
+
+        // The connector's own words when the connection could not be made at all.
+        for (var inner = exception; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is UpstreamConnectException connect)
+            {
+                connectFailed = true;
+                return connect.Message;
+            }
+        }
+
+        var innermost = exception;
+        while (innermost?.InnerException is not null)
+        {
+            innermost = innermost.InnerException;
+        }
+
+        return innermost is null ? error.ToString() : $"{error}: {innermost.Message}";
+    }
+
+    private static async Task WriteErrorAsync(HttpContext context, int status, string message)
+    {
+        context.Response.Clear();
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        await context.Response.WriteAsync(message + "\n", context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(610, LogLevel.Information, "{Route}: {Client} {Method} {Path} {Protocol} → {Status} in {ElapsedMs:0.0} ms")]
+        public static partial void Forwarded(ILogger logger, string route, IPAddress? client, string method, PathString path, string protocol, int status, double elapsedMs);
+
+        [LoggerMessage(611, LogLevel.Warning, "{Route}: {Client} {Method} {Path} failed: {Error}: {Detail} (after {ElapsedMs:0} ms)")]
+        public static partial void Failed(ILogger logger, string route, IPAddress? client, string method, PathString path, ForwarderError error, string detail, double elapsedMs, Exception? exception);
+
+        [LoggerMessage(612, LogLevel.Debug, "{Route}: {Client} {Method} {Path} ended by the client: {Error} (after {ElapsedMs:0} ms)")]
+        public static partial void ClientGone(ILogger logger, string route, IPAddress? client, string method, PathString path, ForwarderError error, double elapsedMs);
+
+        [LoggerMessage(613, LogLevel.Warning, "Request from {Client} arrived on route {Route}, which is no longer configured; answered 503")]
+        public static partial void RouteGone(ILogger logger, string route, IPAddress? client);
+    }
+}

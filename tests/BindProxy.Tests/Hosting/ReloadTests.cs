@@ -1,0 +1,108 @@
+using System.Net;
+using System.Net.Sockets;
+using BindProxy.Tests.Infrastructure;
+
+namespace BindProxy.Tests.Hosting;
+
+/// <summary>Editing the configuration file while connections carry data.</summary>
+public sealed class ReloadTests
+{
+    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
+
+    private static string Config(string drain, params (string Name, string Listen, string Upstream, string Source)[] routes) =>
+        "{ \"BindProxy\": { \"DrainTimeout\": \"" + drain + "\", \"Routes\": {" +
+        string.Join(",", routes.Select(r => $"\"{r.Name}\": {{ \"Listen\": \"{r.Listen}\", \"Upstream\": \"{r.Upstream}\", \"Source\": \"{r.Source}\" }}")) +
+        "} } }";
+
+    private static int FreePort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+
+    private static async Task EchoOnceAsync(Socket socket, byte value)
+    {
+        await socket.SendAsync(new[] { value });
+        Assert.Equal(value, (await socket.ReadExactlyAsync(1, Prompt))[0]);
+    }
+
+    [Fact]
+    public async Task Routes_are_added_removed_and_changed_live_without_touching_the_others()
+    {
+        await using var upstream = TestServer.Echo();
+        int portA = FreePort(), portB = FreePort(), portC = FreePort(), portD = FreePort();
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        await File.WriteAllTextAsync(file, Config("00:00:02",
+            ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
+            ("b", $"127.0.0.1:{portB}", upstream.Address, "127.0.0.2"),
+            ("d", $"127.0.0.1:{portD}", upstream.Address, "127.0.0.2")));
+        await using var proxy = await TestProxy.StartFromFileAsync(file);
+
+        // A connection on the unchanged route carries data the whole time.
+        using var onA = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portA));
+        using var onB = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portB));
+        await EchoOnceAsync(onB, 1);
+        using var stop = new CancellationTokenSource();
+        long pings = 0;
+        var traffic = Task.Run(async () =>
+        {
+            for (byte i = 0; !stop.IsCancellationRequested && pings < 100_000; i++)
+            {
+                await EchoOnceAsync(onA, i);
+                pings++;
+                await Task.Delay(5);
+            }
+        });
+
+        await File.WriteAllTextAsync(file, Config("00:00:02",
+            ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
+            ("c", $"127.0.0.1:{portC}", upstream.Address, "127.0.0.4"),
+            ("d", $"127.0.0.1:{portD}", upstream.Address, "127.0.0.3")));
+        await proxy.Logs.WaitForAsync(Prompt, "Reload: route c added");
+        await proxy.Logs.WaitForAsync(Prompt, "Reload: route b removed", "1 connection(s) may finish within 2 s");
+        await proxy.Logs.WaitForAsync(Prompt, "Reload: route d changed: Source 127.0.0.2 → 127.0.0.3");
+
+        // Added: serves. Changed: new connections use the new source. Removed: no longer listens,
+        // while its connection drains.
+        using (var onC = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portC)))
+        {
+            await EchoOnceAsync(onC, 3);
+        }
+
+        using (var onD = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portD)))
+        {
+            await EchoOnceAsync(onD, 4);
+        }
+
+        Assert.Contains(upstream.Accepted, e => e.Address.Equals(IPAddress.Parse("127.0.0.4")));
+        Assert.Contains(upstream.Accepted, e => e.Address.Equals(IPAddress.Parse("127.0.0.3")));
+        var refused = await Assert.ThrowsAsync<SocketException>(() => SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portB)));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        await EchoOnceAsync(onB, 2);
+
+        // After the drain timeout the removed route's connection is reset.
+        Assert.Equal(SocketError.ConnectionReset, await onB.WaitForCloseAsync(Prompt));
+        await proxy.Logs.WaitForAsync(Prompt, "Route b (removed): 1 connection(s) still open after the 2 s drain; aborted");
+
+        // An invalid edit is rejected with the startup errors and the running routes stay.
+        await File.WriteAllTextAsync(file, Config("00:00:02",
+            ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
+            ("c", $"127.0.0.1:{portC}", "nowhere", "127.0.0.4")));
+        await proxy.Logs.WaitForAsync(Prompt, "Reload rejected", "route 'c': Upstream: 'nowhere' has no port");
+        using (var onC = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portC)))
+        {
+            await EchoOnceAsync(onC, 5);
+        }
+
+        using (var onD = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portD)))
+        {
+            await EchoOnceAsync(onD, 6);
+        }
+
+        await stop.CancelAsync();
+        await traffic.WaitAsync(Prompt);
+        Assert.True(pings > 10, $"only {pings} pings went through during the reloads");
+        File.Delete(file);
+    }
+}

@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using BindProxy.Tests.Infrastructure;
+
+namespace BindProxy.Tests.Hosting;
+
+/// <summary>SIGTERM: stop accepting, let connections finish within the drain timeout, abort the rest, exit 0.</summary>
+public sealed class ShutdownTests
+{
+    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(30);
+
+    private static async Task<string> ConfigDirAsync(string upstream, string drain)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "bindproxy-shutdown-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(dir);
+        await File.WriteAllTextAsync(Path.Combine(dir, "appsettings.json"),
+            $$"""{ "BindProxy": { "DrainTimeout": "{{drain}}", "Routes": { "r": { "Listen": "127.0.0.1:0", "Upstream": "{{upstream}}", "Source": "127.0.0.2" } } } }""");
+        return dir;
+    }
+
+    [Fact]
+    public async Task Open_connections_finish_their_work_and_the_process_exits_0()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = ProxyProcess.Start(await ConfigDirAsync(upstream.Address, "00:00:20"));
+        var endpoint = await proxy.ListeningAsync("r", Prompt);
+
+        using var client = await SocketExtensions.ConnectAsync(endpoint);
+        await client.SendAsync(new byte[] { 1 });
+        await client.ReadExactlyAsync(1);
+        proxy.Terminate();
+        await Task.Delay(500);
+
+        // Draining: no new connections, but the open one still works until the client is done.
+        var refused = await Assert.ThrowsAsync<SocketException>(() => SocketExtensions.ConnectAsync(endpoint));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        await client.SendAsync(new byte[] { 2 });
+        Assert.Equal(2, (await client.ReadExactlyAsync(1))[0]);
+        var stopwatch = Stopwatch.StartNew();
+        client.Shutdown(SocketShutdown.Send);
+        await client.ReadToEndAsync();
+
+        Assert.Equal(0, await proxy.WaitForExitAsync(Prompt));
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(10), $"exit took {stopwatch.Elapsed} after the last connection closed");
+        Assert.Contains(proxy.Lines, l => l.Contains("closed: client FIN", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Connections_still_open_after_the_drain_timeout_are_aborted_and_the_process_exits_0()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = ProxyProcess.Start(await ConfigDirAsync(upstream.Address, "00:00:02"));
+        var endpoint = await proxy.ListeningAsync("r", Prompt);
+
+        using var client = await SocketExtensions.ConnectAsync(endpoint);
+        await client.SendAsync(new byte[] { 1 });
+        await client.ReadExactlyAsync(1);
+        var stopwatch = Stopwatch.StartNew();
+        proxy.Terminate();
+
+        var closed = await client.WaitForCloseAsync(Prompt);
+        var waited = stopwatch.Elapsed;
+        Assert.True(closed is SocketError.ConnectionReset or SocketError.Success, $"client saw {closed}");
+        Assert.InRange(waited, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(6));
+        Assert.Equal(0, await proxy.WaitForExitAsync(Prompt));
+    }
+}

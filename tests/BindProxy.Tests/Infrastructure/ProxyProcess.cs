@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+
+namespace BindProxy.Tests.Infrastructure;
+
+/// <summary>The real BindProxy executable as a child process, with its output collected.</summary>
+public sealed class ProxyProcess : IAsyncDisposable
+{
+    private static readonly string ProxyDll = Path.Combine(AppContext.BaseDirectory, "BindProxy.dll");
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+    private readonly Task _readers;
+
+    private ProxyProcess(Process process)
+    {
+        _process = process;
+        _readers = Task.WhenAll(Drain(process.StandardOutput), Drain(process.StandardError));
+    }
+
+    public IEnumerable<string> Lines => _lines;
+
+    public int Id => _process.Id;
+
+    public static ProxyProcess Start(string workingDirectory, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        info.ArgumentList.Add(ProxyDll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return new ProxyProcess(Process.Start(info)!);
+    }
+
+    private async Task Drain(StreamReader reader)
+    {
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            _lines.Enqueue(line);
+        }
+    }
+
+    /// <summary>Waits for a line containing <paramref name="fragment"/>.</summary>
+    public async Task<string> WaitForLineAsync(string fragment, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_lines.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal)) is { } line)
+            {
+                return line;
+            }
+
+            if (_process.HasExited)
+            {
+                break;
+            }
+
+            await Task.Delay(25);
+        }
+
+        throw new TimeoutException($"no line with '{fragment}'; output:\n{string.Join("\n", _lines)}");
+    }
+
+    /// <summary>The endpoint route <paramref name="route"/> listens on, read from the log.</summary>
+    public async Task<IPEndPoint> ListeningAsync(string route, TimeSpan timeout)
+    {
+        var marker = $"Route {route} listening on ";
+        var line = await WaitForLineAsync(marker, timeout);
+        return IPEndPoint.Parse(line[(line.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..].Trim());
+    }
+
+    /// <summary>The first endpoint any route listens on, read from the log.</summary>
+    public async Task<IPEndPoint> ListeningAsyncAny(TimeSpan timeout)
+    {
+        const string marker = " listening on ";
+        var line = await WaitForLineAsync(marker, timeout);
+        return IPEndPoint.Parse(line[(line.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..].Trim());
+    }
+
+    /// <summary>Sends SIGTERM, as a service manager does.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        await _readers.WaitAsync(timeout);
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
