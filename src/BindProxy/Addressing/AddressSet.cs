@@ -85,7 +85,8 @@ internal sealed class AddressSet
             var b = _blocks[i];
             if (i > 0)
             {
-                sb.Append(' ');
+                // Wireshark 4 (Debian 12's tshark 4.0) rejects whitespace between set members.
+                sb.Append(',');
             }
 
             sb.Append(ToAddress(b.Start, Family));

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using BindProxy.Forwarding;
@@ -23,6 +24,14 @@ internal sealed partial class KafkaSession
 
     /// <summary>Requests awaiting a response on one connection; librdkafka keeps far fewer in flight.</summary>
     public const int MaxInFlight = 10_000;
+
+    private const string BrokerRouteInfix = "/broker-";
+
+    /// <summary>
+    /// ApiVersions conflicts already reported, by cluster (bootstrap route) and entry: every
+    /// connection's ApiVersions exchange would otherwise repeat the same warning.
+    /// </summary>
+    private static readonly ConcurrentDictionary<(string Cluster, ApiVersionConflict Conflict), byte> s_reportedConflicts = new();
 
     private readonly PipeSocket _client;
     private readonly PipeSocket _upstream;
@@ -144,6 +153,15 @@ internal sealed partial class KafkaSession
                 return PumpEnd.SourceReset;
             }
 
+            if (result.IsCompleted && _client.ReceiveEnd == ReceiveEnd.Fin && (streaming > 0 || !buffer.IsEmpty))
+            {
+                // A FIN in the middle of a frame: passing the FIN on would leave the broker to
+                // guess; the client gets a line that says what it did instead.
+                Fail($"the client closed its side {Truncation(buffer, streaming, "request")}");
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.SourceReset;
+            }
+
             input.AdvanceTo(buffer.Start, buffer.End);
             if (buffer.IsEmpty && streaming == 0)
             {
@@ -187,7 +205,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Malformed when _saslTokensFollow:
                 return null; // a raw SASL token: passes through untouched
             case TrackStatus.Malformed:
-                return "a request header that cannot be parsed";
+                return $"a request header that cannot be parsed ({KafkaRequestHeader.TryParse(request, out _)})";
             case TrackStatus.TooManyInFlight:
                 return $"more than {MaxInFlight} requests in flight";
             case TrackStatus.DuplicateCorrelationId:
@@ -258,6 +276,13 @@ internal sealed partial class KafkaSession
                 return PumpEnd.SourceReset;
             }
 
+            if (result.IsCompleted && _upstream.ReceiveEnd == ReceiveEnd.Fin && !buffer.IsEmpty)
+            {
+                Fail($"the broker closed its side {Truncation(buffer, 0, "response")}");
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.SourceReset;
+            }
+
             input.AdvanceTo(buffer.Start, buffer.End);
             if (result.IsCompleted || result.IsCanceled)
             {
@@ -311,7 +336,10 @@ internal sealed partial class KafkaSession
 
         foreach (var conflict in result.Conflicts)
         {
-            Log.ApiVersionConflict(_logger, _route, conflict.ApiKey, conflict.MinVersion, conflict.MaxVersion, conflict.Cap);
+            if (s_reportedConflicts.TryAdd((ClusterOf(_route), conflict), 0))
+            {
+                Log.ApiVersionConflict(_logger, ClusterOf(_route), conflict.ApiKey, conflict.MinVersion, conflict.MaxVersion, conflict.Cap);
+            }
         }
 
         if (result.Status == RewriteStatus.Malformed)
@@ -343,6 +371,23 @@ internal sealed partial class KafkaSession
         _ => error.ToString(),
     };
 
+    /// <summary>Where in a frame the peer's FIN came: "in the middle of a 120-byte request (24 bytes sent)".</summary>
+    private static string Truncation(in ReadOnlySequence<byte> buffer, long streamingLeft, string what)
+    {
+        if (streamingLeft > 0)
+        {
+            return $"in the middle of a {what} ({streamingLeft} bytes of it never came)";
+        }
+
+        if (buffer.Length < KafkaFrameReader.SizePrefixLength)
+        {
+            return $"in the middle of a {what}'s size prefix ({buffer.Length} of {KafkaFrameReader.SizePrefixLength} bytes)";
+        }
+
+        long total = KafkaFrameReader.SizePrefixLength + (long)BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer));
+        return $"in the middle of a {total}-byte {what} ({buffer.Length} bytes sent)";
+    }
+
     private static ReadOnlySpan<byte> FirstBytes(in ReadOnlySequence<byte> buffer)
     {
         var first = buffer.FirstSpan;
@@ -354,6 +399,13 @@ internal sealed partial class KafkaSession
         var copy = new byte[4];
         buffer.Slice(0, 4).CopyTo(copy);
         return copy;
+    }
+
+    /// <summary>The bootstrap route's name for a broker listener's route ("kafka/broker-2" → "kafka").</summary>
+    private static string ClusterOf(string route)
+    {
+        int broker = route.LastIndexOf(BrokerRouteInfix, StringComparison.Ordinal);
+        return broker > 0 ? route[..broker] : route;
     }
 
     private static string ApiName(short apiKey) => apiKey switch
@@ -374,7 +426,7 @@ internal sealed partial class KafkaSession
         [LoggerMessage(500, LogLevel.Warning, "{Route}: {Client} (client.id {ClientId}) closed: {Error}")]
         public static partial void ProtocolError(ILogger logger, string route, IPEndPoint client, string clientId, string error);
 
-        [LoggerMessage(501, LogLevel.Warning, "{Route}: the broker's ApiVersions entry for api key {ApiKey} has min version {Min} above what the proxy parses ({Cap}); left as sent (max {Max})")]
+        [LoggerMessage(501, LogLevel.Warning, "{Route}: the broker's ApiVersions entry for api key {ApiKey} has min version {Min} above what the proxy parses ({Cap}); left as sent (max {Max}): a connection that uses it is closed rather than given unrewritten broker addresses (said once per route)")]
         public static partial void ApiVersionConflict(ILogger logger, string route, short apiKey, short min, short max, short cap);
     }
 }

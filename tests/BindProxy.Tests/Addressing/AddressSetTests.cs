@@ -52,7 +52,7 @@ public sealed class AddressSetTests
 
     [Theory]
     [InlineData("127.0.0.2", "ip.addr==127.0.0.2")]
-    [InlineData("127.0.0.2-127.0.0.4,127.0.0.9", "ip.addr in {127.0.0.2..127.0.0.4 127.0.0.9}")]
+    [InlineData("127.0.0.2-127.0.0.4,127.0.0.9", "ip.addr in {127.0.0.2..127.0.0.4,127.0.0.9}")]
     [InlineData("::1", "ipv6.addr==::1")]
     public void Builds_a_wireshark_filter(string text, string filter)
     {

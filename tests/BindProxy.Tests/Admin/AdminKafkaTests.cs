@@ -1,5 +1,6 @@
 using System.Text.Json;
 using BindProxy.Configuration;
+using BindProxy.Demo;
 using BindProxy.Tests.Kafka;
 using Confluent.Kafka;
 

@@ -1,3 +1,5 @@
+using BindProxy.Demo;
+using BindProxy.Kafka.Protocol;
 using Confluent.Kafka;
 
 namespace BindProxy.Tests.Kafka;
@@ -86,11 +88,17 @@ public sealed class GoldenCapture : IAsyncLifetime
 
             // The consumer keeps fetching from every leader; after this move its next fetch for
             // partition 1 goes to the old leader and gets NOT_LEADER_OR_FOLLOWER.
+            // Until that answer is captured (a loaded machine can take seconds), plus a little more.
             cluster.SetLeader(Topic, 1, 1);
-            var until = DateTime.UtcNow.AddSeconds(1.5);
-            while (DateTime.UtcNow < until && !timeout.IsCancellationRequested)
+            var until = DateTime.UtcNow.AddSeconds(15);
+            var after = DateTime.MaxValue;
+            while (DateTime.UtcNow < until && DateTime.UtcNow < after && !timeout.IsCancellationRequested)
             {
                 consumer.Consume(TimeSpan.FromMilliseconds(100));
+                if (after == DateTime.MaxValue && relay.Exchanges.Any(e => e.ApiKey == KafkaApiKeys.Fetch && CarriesNodeEndpoints(e)))
+                {
+                    after = DateTime.UtcNow.AddMilliseconds(300);
+                }
             }
 
             notes.Add($"consumed {received}");
@@ -102,4 +110,11 @@ public sealed class GoldenCapture : IAsyncLifetime
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private static bool CarriesNodeEndpoints(CapturedExchange exchange)
+    {
+        var seen = new RecordingMapper();
+        TestSupport.Rewrite(exchange.Response, exchange.ApiKey, exchange.ApiVersion, seen);
+        return seen.Seen.Count > 0;
+    }
 }

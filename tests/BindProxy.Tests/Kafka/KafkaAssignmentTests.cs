@@ -1,5 +1,6 @@
 using System.Net;
 using BindProxy.Configuration;
+using BindProxy.Demo;
 using BindProxy.Tests.Infrastructure;
 using Confluent.Kafka;
 

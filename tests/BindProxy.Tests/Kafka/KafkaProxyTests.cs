@@ -1,5 +1,6 @@
 using System.Net;
 using BindProxy.Configuration;
+using BindProxy.Demo;
 using BindProxy.Tests.Infrastructure;
 using Confluent.Kafka;
 
@@ -102,6 +103,107 @@ public sealed class KafkaProxyTests
         Assert.Equal(3, metadata.Brokers.Count);
         Assert.All(metadata.Brokers, b => Assert.Equal("127.0.0.1", b.Host));
         Assert.Equal([basePort, basePort + 1, basePort + 2], metadata.Brokers.Select(b => b.Port).Order());
+    }
+
+    [Fact]
+    public async Task Brokers_advertising_localhost_are_reached_from_the_source_address()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(3);
+        var ports = BrokerPorts(cluster);
+        for (int id = 1; id <= 3; id++)
+        {
+            // Still listening on 127.0.0.1; only what Metadata says changes. localhost may resolve to ::1 first.
+            cluster.SetHostPort(id, "localhost", ports[id - 1]);
+        }
+
+        cluster.CreateTopic("local", partitions: 3, replicationFactor: 1);
+        for (int p = 0; p < 3; p++)
+        {
+            cluster.SetLeader("local", p, p + 1);
+        }
+
+        await using var proxy = await StartProxyAsync(cluster);
+        using var timeout = new CancellationTokenSource(Timeout);
+        using (var producer = KafkaRoute.Producer(proxy, "local-producer"))
+        {
+            for (int i = 0; i < 30; i++)
+            {
+                var report = await producer.ProduceAsync(new TopicPartition("local", i % 3), new Message<string, string> { Key = $"k{i}", Value = $"local-{i}" }, timeout.Token);
+                Assert.Equal(PersistenceStatus.Persisted, report.Status);
+            }
+
+            var toBrokers = SocketTable.ConnectionsTo(ports);
+            Assert.Equal(3, toBrokers.Select(c => c.Remote.Port).Distinct().Count());
+            Assert.All(toBrokers, c => Assert.Equal(IPAddress.Parse("127.0.0.2"), c.Local.Address));
+        }
+
+        for (int id = 1; id <= 3; id++)
+        {
+            await proxy.Logs.WaitForAsync(TimeSpan.FromSeconds(5), $"broker {id} at localhost:{ports[id - 1]} is reached through");
+        }
+
+        var read = KafkaRoute.ReadAll(proxy, "local", 3, TimeSpan.FromSeconds(30));
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"local-{i}").Order(), read.Select(r => r.Value).Order());
+    }
+
+    [Fact]
+    public async Task Large_messages_pass_intact_through_streamed_requests_and_whole_fetch_responses()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(3);
+        cluster.CreateTopic("large", partitions: 3, replicationFactor: 1);
+        for (int p = 0; p < 3; p++)
+        {
+            cluster.SetLeader("large", p, p + 1);
+        }
+
+        await using var proxy = await StartProxyAsync(cluster);
+        using var timeout = new CancellationTokenSource(Timeout);
+
+        // Each Produce request is far above KafkaSession.StreamRequestsAbove, so it is streamed;
+        // the Fetch v16+ responses carrying them are walked whole for NodeEndpoints.
+        var random = new Random(7);
+        var sent = new Dictionary<string, byte[]>();
+        using (var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
+        {
+            BootstrapServers = proxy.Endpoint("kafka").ToString(),
+            ClientId = "large-producer",
+            EnableIdempotence = true,
+            Acks = Acks.All,
+            CompressionType = CompressionType.None,
+        }).SetLogHandler((_, _) => { }).Build())
+        {
+            for (int i = 0; i < 6; i++)
+            {
+                var value = new byte[200_000 + (i * 120_000)];
+                random.NextBytes(value);
+                sent[$"big-{i}"] = value;
+                var report = await producer.ProduceAsync(new TopicPartition("large", i % 3), new Message<string, byte[]> { Key = $"big-{i}", Value = value }, timeout.Token);
+                Assert.Equal(PersistenceStatus.Persisted, report.Status);
+            }
+        }
+
+        using var consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = proxy.Endpoint("kafka").ToString(),
+            ClientId = "large-consumer",
+            GroupId = "large-group",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).SetLogHandler((_, _) => { }).Build();
+        consumer.Assign(Enumerable.Range(0, 3).Select(p => new TopicPartitionOffset("large", p, Offset.Beginning)));
+        var received = new Dictionary<string, byte[]>();
+        while (received.Count < sent.Count && !timeout.IsCancellationRequested)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message is { } message)
+            {
+                received[message.Key] = message.Value;
+            }
+        }
+
+        Assert.Equal(sent.Keys.Order(), received.Keys.Order());
+        Assert.All(sent, pair => Assert.True(pair.Value.AsSpan().SequenceEqual(received[pair.Key]), $"{pair.Key} differs after the round trip"));
+        Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("(client.id large-", StringComparison.Ordinal) && m.Contains(" closed: ", StringComparison.Ordinal) && !m.Contains(" B up, ", StringComparison.Ordinal));
     }
 
     private static int FreePortRange(int count)

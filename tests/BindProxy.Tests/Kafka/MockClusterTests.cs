@@ -1,3 +1,4 @@
+using BindProxy.Demo;
 using Confluent.Kafka;
 
 namespace BindProxy.Tests.Kafka;

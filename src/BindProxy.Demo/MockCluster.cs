@@ -2,7 +2,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace BindProxy.Tests.Kafka;
+namespace BindProxy.Demo;
 
 /// <summary>
 /// librdkafka's in-process mock Kafka cluster, driven through its C API. Each broker listens on
@@ -16,7 +16,7 @@ namespace BindProxy.Tests.Kafka;
 /// </remarks>
 internal sealed class MockCluster : IDisposable
 {
-    private const string LibraryName = "bindproxy-test-librdkafka";
+    private const string LibraryName = "bindproxy-librdkafka";
     private const int ProducerType = 0;
     private const int ErrorBufferSize = 512;
 
@@ -49,7 +49,7 @@ internal sealed class MockCluster : IDisposable
 
     /// <summary>
     /// Loads the bundled librdkafka for both the P/Invokes here and Confluent.Kafka. Returns null on
-    /// success, or why it could not be loaded (tests skip on that).
+    /// success, or why it could not be loaded (tests skip on that, the demo reports it).
     /// </summary>
     public static string? EnsureNativeLibrary()
     {
@@ -84,7 +84,7 @@ internal sealed class MockCluster : IDisposable
             }
             catch (InvalidOperationException)
             {
-                // Already loaded by an earlier test in this process, which can only have been this path.
+                // Already loaded by an earlier caller in this process, which can only have been this path.
             }
 
             return null;
@@ -137,6 +137,12 @@ internal sealed class MockCluster : IDisposable
     /// <summary>Changes the address the broker advertises in Metadata (it keeps listening where it was).</summary>
     public void SetHostPort(int brokerId, string host, int port) =>
         Check(rd_kafka_mock_broker_set_host_port(_cluster, brokerId, Utf8(host), port), "broker_set_host_port");
+
+    /// <summary>
+    /// How long a new consumer group waits for more members before its first assignment
+    /// (the mock's default is 3 s, like a real broker's group.initial.rebalance.delay.ms).
+    /// </summary>
+    public void SetGroupInitialRebalanceDelay(int delayMs) => rd_kafka_mock_group_initial_rebalance_delay_ms(_cluster, delayMs);
 
     public void SetRtt(int brokerId, int rttMs) => Check(rd_kafka_mock_broker_set_rtt(_cluster, brokerId, rttMs), "broker_set_rtt");
 
@@ -227,7 +233,7 @@ internal sealed class MockCluster : IDisposable
 
     private static string PtrToString(IntPtr value) => Marshal.PtrToStringUTF8(value) ?? string.Empty;
 
-#pragma warning disable SYSLIB1054 // Plain DllImport with byte[] strings: no unsafe code needed in the test project.
+#pragma warning disable SYSLIB1054 // Plain DllImport with byte[] strings: no unsafe code needed.
     [DllImport(LibraryName)]
     private static extern IntPtr rd_kafka_conf_new();
 
@@ -266,6 +272,9 @@ internal sealed class MockCluster : IDisposable
 
     [DllImport(LibraryName)]
     private static extern int rd_kafka_mock_broker_set_rtt(IntPtr cluster, int brokerId, int rttMs);
+
+    [DllImport(LibraryName)]
+    private static extern void rd_kafka_mock_group_initial_rebalance_delay_ms(IntPtr cluster, int delayMs);
 
     [DllImport(LibraryName)]
     private static extern int rd_kafka_mock_coordinator_set(IntPtr cluster, byte[] keyType, byte[] key, int brokerId);
