@@ -15,6 +15,24 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
     /// </summary>
     public async Task<(AssignmentLease? Lease, bool Refused)> AssignAsync(RouteModel route, PipeSocket client, CancellationToken cancellationToken)
     {
+        var policy = route.Assignment.Policy;
+        if (policy == AssignPolicy.RoundRobin)
+        {
+            return (null, false);
+        }
+
+        var clientId = policy == AssignPolicy.KafkaClientId
+            ? await KafkaClientIdReader.PeekAsync(client, route.ConnectTimeout, cancellationToken).ConfigureAwait(false)
+            : null;
+        return await AssignAsync(route, client.RemoteEndPoint, client.LocalEndPoint, clientId).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The same for a client known by its endpoints (an Http request's connection), with the Kafka
+    /// client.id already read when the policy needs one.
+    /// </summary>
+    public async Task<(AssignmentLease? Lease, bool Refused)> AssignAsync(RouteModel route, IPEndPoint client, IPEndPoint proxy, string? kafkaClientId)
+    {
         var settings = route.Assignment;
         if (settings.Policy == AssignPolicy.RoundRobin)
         {
@@ -26,13 +44,13 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
         ClientIdentity identity;
         switch (settings.Policy)
         {
-            case AssignPolicy.Process when await FindProcessAsync(client).ConfigureAwait(false) is { } process:
+            case AssignPolicy.Process when await FindProcessAsync(client, proxy).ConfigureAwait(false) is { } process:
                 identity = new ClientIdentity(process.Key, process.ToString());
                 break;
-            case AssignPolicy.KafkaClientId when await KafkaClientIdReader.PeekAsync(client, route.ConnectTimeout, cancellationToken).ConfigureAwait(false) is { } clientId:
-                identity = ClientIdentity.ForKafkaClientId(clientId);
-                settings.ClientIds.TryGetValue(clientId, out pinned);
-                if (!registry.IsKnown(root, identity) && await FindProcessAsync(client).ConfigureAwait(false) is { } owner)
+            case AssignPolicy.KafkaClientId when kafkaClientId is not null:
+                identity = ClientIdentity.ForKafkaClientId(kafkaClientId);
+                settings.ClientIds.TryGetValue(kafkaClientId, out pinned);
+                if (!registry.IsKnown(root, identity) && await FindProcessAsync(client, proxy).ConfigureAwait(false) is { } owner)
                 {
                     identity = identity with { Display = $"{identity.Display} ({owner})" };
                 }
@@ -40,7 +58,7 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
                 break;
             default:
                 // client-address, and the fallback when a process or client.id cannot be told.
-                identity = ClientIdentity.ForAddress(client.RemoteEndPoint.Address);
+                identity = ClientIdentity.ForAddress(client.Address);
                 break;
         }
 
@@ -49,6 +67,6 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
     }
 
     // Reading /proc blocks; keep it off the socket threads that run the forwarding path.
-    private Task<ProcessInfo?> FindProcessAsync(PipeSocket client) =>
-        Task.Run(() => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
+    private Task<ProcessInfo?> FindProcessAsync(IPEndPoint client, IPEndPoint proxy) =>
+        Task.Run(() => processes.Find(client, proxy));
 }

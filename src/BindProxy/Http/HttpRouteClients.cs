@@ -17,12 +17,17 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
 {
     private readonly ConcurrentDictionary<string, RouteClient> _clients = new(StringComparer.Ordinal);
 
-    /// <summary>The client for <paramref name="route"/>; a new one when the route's model was replaced.</summary>
-    public RouteClient For(RouteModel route)
+    /// <summary>
+    /// The client for <paramref name="route"/>, or for one assigned source address of it (per-client
+    /// assignment: each address gets its own connection pool, so no connection carries two clients);
+    /// a new one when the route's model was replaced.
+    /// </summary>
+    public RouteClient For(RouteModel route, IPAddress? source = null)
     {
+        var key = source is null ? route.Name : $"{route.Name}|{source}";
         while (true)
         {
-            if (_clients.TryGetValue(route.Name, out var existing))
+            if (_clients.TryGetValue(key, out var existing))
             {
                 if (ReferenceEquals(existing.Route, route))
                 {
@@ -31,8 +36,8 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
 
                 // The old invoker is not disposed: requests in flight on it would fail. Its pooled
                 // connections close when idle, and the rest goes with the garbage collector.
-                var replacement = Create(route);
-                if (_clients.TryUpdate(route.Name, replacement, existing))
+                var replacement = Create(route, source);
+                if (_clients.TryUpdate(key, replacement, existing))
                 {
                     return replacement;
                 }
@@ -41,8 +46,8 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
                 continue;
             }
 
-            var created = Create(route);
-            if (_clients.TryAdd(route.Name, created))
+            var created = Create(route, source);
+            if (_clients.TryAdd(key, created))
             {
                 return created;
             }
@@ -51,7 +56,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
         }
     }
 
-    private RouteClient Create(RouteModel route)
+    private RouteClient Create(RouteModel route, IPAddress? source)
     {
         var handler = new SocketsHttpHandler
         {
@@ -65,15 +70,15 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
             // Trace headers travel as the client sent them; the proxy adds no span of its own.
             ActivityHeadersPropagator = null,
             MaxConnectionsPerServer = route.MaxConnections ?? int.MaxValue,
-            ConnectCallback = (context, cancellationToken) => ConnectAsync(route, cancellationToken),
+            ConnectCallback = (context, cancellationToken) => ConnectAsync(route, source, cancellationToken),
         };
 
         return new RouteClient(route, new HttpMessageInvoker(handler, disposeHandler: true), DestinationPrefix(route.Upstream));
     }
 
-    private async ValueTask<Stream> ConnectAsync(RouteModel route, CancellationToken cancellationToken)
+    private async ValueTask<Stream> ConnectAsync(RouteModel route, IPAddress? source, CancellationToken cancellationToken)
     {
-        var result = await connector.ConnectAsync(route, cancellationToken).ConfigureAwait(false);
+        var result = await connector.ConnectAsync(route, source, cancellationToken).ConfigureAwait(false);
         if (!result.IsConnected)
         {
             throw new UpstreamConnectException(route.Name, result);

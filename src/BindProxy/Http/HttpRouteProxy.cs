@@ -18,6 +18,7 @@ internal sealed partial class HttpRouteProxy
 {
     private readonly RouteTable _routes;
     private readonly HttpRouteClients _clients;
+    private readonly SourceAssigner _assigner;
     private readonly IHttpForwarder _forwarder;
     private readonly ILogger<HttpRouteProxy> _logger;
 
@@ -26,10 +27,11 @@ internal sealed partial class HttpRouteProxy
     private readonly HttpTransformer _withForwarded;
     private readonly HttpTransformer _withoutForwarded;
 
-    public HttpRouteProxy(RouteTable routes, HttpRouteClients clients, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<HttpRouteProxy> logger)
+    public HttpRouteProxy(RouteTable routes, HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<HttpRouteProxy> logger)
     {
         _routes = routes;
         _clients = clients;
+        _assigner = assigner;
         _forwarder = forwarder;
         _logger = logger;
         _withForwarded = transforms.Create(context => context.UseDefaultForwarders = true);
@@ -51,8 +53,22 @@ internal sealed partial class HttpRouteProxy
             bodySize.MaxRequestBodySize = null;
         }
 
+        // Per-client assignment: the request goes out from its client's own address, over that
+        // address's own connections.
+        var connection = context.Connection;
+        var (lease, refused) = await _assigner.AssignAsync(route,
+            new IPEndPoint(connection.RemoteIpAddress ?? IPAddress.Loopback, connection.RemotePort),
+            new IPEndPoint(connection.LocalIpAddress ?? IPAddress.Loopback, connection.LocalPort), kafkaClientId: null).ConfigureAwait(false);
+        if (refused)
+        {
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"BindProxy route '{route.Name}': every source address is assigned to another client and WhenExhausted is refuse").ConfigureAwait(false);
+            return;
+        }
+
+        using var held = lease;
         long started = Stopwatch.GetTimestamp();
-        var client = _clients.For(route);
+        var client = _clients.For(route, lease?.Assignment.Address);
         var config = new ForwarderRequestConfig
         {
             ActivityTimeout = settings.RequestTimeout,

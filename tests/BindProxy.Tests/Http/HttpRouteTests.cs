@@ -184,6 +184,47 @@ public sealed class HttpRouteTests
     }
 
     [Fact]
+    public async Task Per_client_assignment_gives_each_client_address_its_own_source_for_all_its_requests()
+    {
+        await using var server = await HttpTestServer.StartAsync();
+        await using var proxy = await TestProxy.StartAsync(Route(server.Address, source: "127.0.0.8-127.0.0.11") with { Assign = "client-address" });
+
+        // Two clients, each bound to its own loopback address, each making several requests.
+        HttpClient From(string address) => new(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                socket.Bind(new IPEndPoint(IPAddress.Parse(address), 0));
+                await socket.ConnectAsync(proxy.Endpoint(), ct);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        })
+        {
+            BaseAddress = new Uri($"http://{proxy.Endpoint()}/"),
+            Timeout = Timeout,
+        };
+
+        using var first = From("127.0.0.90");
+        using var second = From("127.0.0.91");
+        var sources = new Dictionary<string, HashSet<string>> { ["a"] = [], ["b"] = [] };
+        for (int i = 0; i < 3; i++)
+        {
+            foreach (var (name, client) in new[] { ("a", first), ("b", second) })
+            {
+                var seen = await client.GetFromJsonAsync<SeenRequest>("whoami", TestContext.Current.CancellationToken);
+                sources[name].Add(seen!.RemoteAddress);
+            }
+        }
+
+        Assert.Single(sources["a"]);
+        Assert.Single(sources["b"]);
+        Assert.NotEqual(sources["a"].Single(), sources["b"].Single());
+        await proxy.Logs.WaitForAsync(Timeout, "client 127.0.0.90 →", "Wireshark: ip.addr==");
+    }
+
+    [Fact]
     public async Task Upstream_connections_spread_over_the_source_pool()
     {
         await using var server = await HttpTestServer.StartAsync();
