@@ -12,7 +12,13 @@ namespace BindProxy.Tests.Kafka;
 /// </summary>
 public sealed class FuzzTests
 {
-    private const int Iterations = 20_000;
+    /// <summary>
+    /// 200,000 mutated frames per run (a few seconds); a long run sets
+    /// <c>BINDPROXY_FUZZ_ITERATIONS</c> (e.g. 50000000) and a fresh <c>BINDPROXY_FUZZ_SEED</c>.
+    /// </summary>
+    private static readonly int Iterations = int.TryParse(Environment.GetEnvironmentVariable("BINDPROXY_FUZZ_ITERATIONS"), out var n) && n > 0 ? n : 200_000;
+
+    private static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("BINDPROXY_FUZZ_SEED"), out var s) ? s : 20240611;
 
     // Generous: host strings, the edit list and the output all scale with the frame, by a small factor.
     private const long FixedAllowance = 32 * 1024;
@@ -45,7 +51,7 @@ public sealed class FuzzTests
     [Fact]
     public void Mutated_frames_never_throw_nor_allocate_by_forged_lengths()
     {
-        var random = new Random(20240611);
+        var random = new Random(Seed);
         var mapper = new TestMapper();
         for (var i = 0; i < Iterations; i++)
         {
