@@ -58,9 +58,16 @@ internal static class Forwarder
             upstream.Abort();
         }
 
+        // Both closed cleanly: whoever sent FIN first (the pumps may finish in either order when
+        // they run on different threads).
+        if (firstEnd == PumpEnd.SourceFin && secondEnd == PumpEnd.SourceFin)
+        {
+            return client.FinOrder <= upstream.FinOrder ? CloseReason.ClientClosed : CloseReason.UpstreamClosed;
+        }
+
         // The first abnormal end is the reason; when the first end was a clean FIN, a later
         // reset still says more about what happened.
-        return firstEnd == PumpEnd.SourceFin && secondEnd != PumpEnd.SourceFin
+        return firstEnd == PumpEnd.SourceFin
             ? Classify(secondEnd, !firstIsUpward)
             : Classify(firstEnd, firstIsUpward);
     }

@@ -121,6 +121,7 @@ internal sealed class PipeSocket : IAsyncDisposable
                 int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
+                    FinOrder = Interlocked.Increment(ref s_finCounter);
                     ReceiveEnd = ReceiveEnd.Fin;
                     break;
                 }
@@ -162,6 +163,14 @@ internal sealed class PipeSocket : IAsyncDisposable
             await writer.CompleteAsync().ConfigureAwait(false);
         }
     }
+
+    private static long s_finCounter;
+
+    /// <summary>
+    /// When the peer's FIN was seen, as a process-wide sequence number (0: not yet): tells which
+    /// side closed first even when the two directions end on different threads.
+    /// </summary>
+    public long FinOrder { get; private set; }
 
     private static ReceiveEnd Classify(SocketError error) => error switch
     {
