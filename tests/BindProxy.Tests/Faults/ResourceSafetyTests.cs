@@ -6,6 +6,8 @@ using BindProxy.Tests.Infrastructure;
 namespace BindProxy.Tests.Faults;
 
 /// <summary>Opening and closing many connections through the proxy leaves nothing behind.</summary>
+/// <remarks>Runs alone: its 100,000 connections load the machine and fill the kernel's socket table.</remarks>
+[Collection(nameof(Admin.RunsAlone))]
 public sealed class ResourceSafetyTests
 {
     private const int Connections = 100_000;

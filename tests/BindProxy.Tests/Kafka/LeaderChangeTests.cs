@@ -138,10 +138,10 @@ public sealed class LeaderChangeTests
         await WaitForAcksAsync(acknowledged, beforeLastMove + 50, timeout.Token);
 
         stopProducing.Cancel();
-        await producing.WaitAsync(TimeSpan.FromSeconds(10));
+        await producing.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(45)));
         stopWatching.Cancel();
-        await watching.WaitAsync(TimeSpan.FromSeconds(10));
+        await watching.WaitAsync(TimeSpan.FromSeconds(30)); // one pass reads the whole socket table
 
         var acked = acknowledged.ToList();
         while (!acked.All(a => tailed.ContainsKey(a.Value)) && !timeout.IsCancellationRequested)
