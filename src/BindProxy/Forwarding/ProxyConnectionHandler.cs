@@ -28,6 +28,7 @@ internal sealed partial class ProxyConnectionHandler(
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -116,7 +117,7 @@ internal sealed partial class ProxyConnectionHandler(
 
         // A Kafka response that may need rewriting is buffered whole, so its side may hold a full frame.
         var upstreamOptions = route.Kafka is { } kafka
-            ? options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, kafka.MaxFrameSize + options.ReceiveBufferSize) }
+            ? _kafkaOptions.GetOrAdd(kafka.MaxFrameSize, max => options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, max + options.ReceiveBufferSize) })
             : options;
         var upstream = new PipeSocket(connect.Socket!, upstreamOptions);
         await using (upstream.ConfigureAwait(false))

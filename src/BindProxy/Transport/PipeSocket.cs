@@ -51,14 +51,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     {
         _socket = socket;
         _receiveSize = options.ReceiveBufferSize;
-        _pipe = new Pipe(new PipeOptions(
-            pool: MemoryPool<byte>.Shared,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: options.MaxBufferedBytes,
-            resumeWriterThreshold: options.MaxBufferedBytes / 2,
-            minimumSegmentSize: options.ReceiveBufferSize,
-            useSynchronizationContext: false));
+        _pipe = new Pipe(options.PipeOptions);
         LocalEndPoint = (IPEndPoint)socket.LocalEndPoint!;
         RemoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
     }

@@ -14,4 +14,28 @@ internal sealed record TransportOptions
 
     /// <summary>Listen backlog (the kernel caps it at net.core.somaxconn).</summary>
     public int ListenBacklog { get; init; } = 4096;
+
+    private System.IO.Pipelines.PipeOptions? _pipeOptions;
+
+    public TransportOptions()
+    {
+    }
+
+    // `with` copies settings, never the pipe options made from the original's settings.
+    private TransportOptions(TransportOptions original)
+    {
+        ReceiveBufferSize = original.ReceiveBufferSize;
+        MaxBufferedBytes = original.MaxBufferedBytes;
+        ListenBacklog = original.ListenBacklog;
+    }
+
+    /// <summary>The receive pipes' options, made once and shared by every socket with these settings.</summary>
+    public System.IO.Pipelines.PipeOptions PipeOptions => _pipeOptions ??= new(
+        pool: System.Buffers.MemoryPool<byte>.Shared,
+        readerScheduler: System.IO.Pipelines.PipeScheduler.Inline,
+        writerScheduler: System.IO.Pipelines.PipeScheduler.Inline,
+        pauseWriterThreshold: MaxBufferedBytes,
+        resumeWriterThreshold: MaxBufferedBytes / 2,
+        minimumSegmentSize: ReceiveBufferSize,
+        useSynchronizationContext: false);
 }
