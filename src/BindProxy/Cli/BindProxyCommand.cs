@@ -32,7 +32,7 @@ internal static class BindProxyCommand
         };
         var upstream = new Option<string?>("--upstream") { Description = "Quick mode: the real server, HOST:PORT (or ADDR-RANGE:PORT)." };
         var source = new Option<string?>("--source") { Description = "Quick mode: source address(es) for upstream connections: 127.0.0.2, 127.0.0.2-127.0.0.40, 127.0.1.0/24 or a list." };
-        var protocol = new Option<string?>("--protocol") { Description = "Quick mode: tcp (default) or kafka." };
+        var protocol = new Option<string?>("--protocol") { Description = "Quick mode: tcp (default), kafka or http." };
         var connectTimeout = new Option<string?>("--connect-timeout") { Description = "Quick mode: upstream connect timeout (default 00:00:10)." };
         var brokerPorts = new Option<string?>("--broker-ports") { Description = "Quick mode, Kafka: proxy ports for brokers in discovery order, e.g. 19093-19120 (default: automatic)." };
         var assign = new Option<string?>("--assign") { Description = "Quick mode: source assignment per client: round-robin (default), client-address, process or kafka-client-id." };
