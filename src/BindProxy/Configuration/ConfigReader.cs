@@ -7,7 +7,7 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "MaxConnectionsPerClient", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "XForwarded", "RequestTimeout"];
+    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "MaxConnectionsPerClient", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "AllowedBrokers", "XForwarded", "RequestTimeout"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -56,6 +56,7 @@ internal static class ConfigReader
         BrokerPorts = section["BrokerPorts"],
         AdvertisedHost = section["AdvertisedHost"],
         MaxFrameSize = section["MaxFrameSize"],
+        AllowedBrokers = ReadList(section, "AllowedBrokers"),
         XForwarded = section["XForwarded"],
         RequestTimeout = section["RequestTimeout"],
         UnknownFields = [.. section.GetChildren().Select(c => c.Key)

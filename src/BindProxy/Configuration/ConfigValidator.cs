@@ -374,7 +374,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
     {
         if (protocol != RouteProtocol.Kafka)
         {
-            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize), ("FrameTimeout", route.FrameTimeout) })
+            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize), ("FrameTimeout", route.FrameTimeout), ("AllowedBrokers", route.AllowedBrokers) })
             {
                 if (value is not null)
                 {
@@ -423,7 +423,16 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             error("FrameTimeout", $"'{frameText}' is not a positive duration such as 00:00:30");
         }
 
-        return new KafkaRouteSettings { BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout };
+        BrokerAllowlist? allowedBrokers = null;
+        if (route.AllowedBrokers is { } allowedText && !BrokerAllowlist.TryParse(allowedText, out allowedBrokers, out var allowError))
+        {
+            error("AllowedBrokers", allowError);
+        }
+
+        return new KafkaRouteSettings
+        {
+            BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout, AllowedBrokers = allowedBrokers,
+        };
     }
 
     private static async Task CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)

@@ -58,6 +58,9 @@ internal sealed record RouteConfig
     /// <summary>Kafka: the host written into rewritten responses; the address the client connected to when absent.</summary>
     public string? AdvertisedHost { get; init; }
 
+    /// <summary>Kafka: broker hosts the proxy may connect to (names, addresses, ranges, CIDRs); default: any the cluster advertises.</summary>
+    public string? AllowedBrokers { get; init; }
+
     /// <summary>Kafka: the largest frame accepted, in bytes (default 100 MiB).</summary>
     public string? MaxFrameSize { get; init; }
 
@@ -77,7 +80,7 @@ internal sealed record RouteConfig
         ("MaxConnections", MaxConnections), ("MaxConnectionsPerClient", MaxConnectionsPerClient), ("IdleTimeout", IdleTimeout), ("FrameTimeout", FrameTimeout), ("Assign", Assign),
         ("ClientIds", ClientIds is null ? null : string.Join(",", ClientIds.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))),
         ("WhenExhausted", WhenExhausted), ("AssignmentIdleTimeout", AssignmentIdleTimeout),
-        ("BrokerPorts", BrokerPorts), ("AdvertisedHost", AdvertisedHost), ("MaxFrameSize", MaxFrameSize),
+        ("BrokerPorts", BrokerPorts), ("AdvertisedHost", AdvertisedHost), ("MaxFrameSize", MaxFrameSize), ("AllowedBrokers", AllowedBrokers),
     ];
 }
 

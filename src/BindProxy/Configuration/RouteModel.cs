@@ -92,6 +92,43 @@ internal sealed class ProxyModel
     public AdminModel? Admin { get; init; }
 }
 
+/// <summary>Broker hosts a Kafka route may connect to: host names (exact) and address sets.</summary>
+internal sealed class BrokerAllowlist(IReadOnlyList<string> names, IReadOnlyList<AddressSet> addresses, string text)
+{
+    public bool Allows(string host) =>
+        names.Contains(host, StringComparer.OrdinalIgnoreCase) ||
+        (AddressSet.TryParseAddress(host, out var address) && addresses.Any(a => a.Contains(address)));
+
+    public override string ToString() => text;
+
+    public static bool TryParse(string text, out BrokerAllowlist allowlist, out string error)
+    {
+        var names = new List<string>();
+        var addresses = new List<AddressSet>();
+        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (AddressSet.TryParse(item, out var set, out _))
+            {
+                addresses.Add(set);
+            }
+            else if (Uri.CheckHostName(item) == UriHostNameType.Dns)
+            {
+                names.Add(item);
+            }
+            else
+            {
+                allowlist = null!;
+                error = $"'{item}' is neither a host name nor an address, range or CIDR block";
+                return false;
+            }
+        }
+
+        allowlist = new BrokerAllowlist(names, addresses, text);
+        error = names.Count + addresses.Count == 0 ? "is empty" : "";
+        return error.Length == 0;
+    }
+}
+
 /// <summary>Per-client source assignment of a route.</summary>
 internal sealed record AssignmentSettings
 {
@@ -117,6 +154,9 @@ internal sealed record KafkaRouteSettings
     public string? AdvertisedHost { get; init; }
 
     public int MaxFrameSize { get; init; } = ProxyDefaults.MaxFrameSize;
+
+    /// <summary>Hosts the cluster's metadata may send the proxy to; null: any the cluster advertises.</summary>
+    public BrokerAllowlist? AllowedBrokers { get; init; }
 
     /// <summary>A client that leaves a request incomplete this long is closed.</summary>
     public TimeSpan FrameTimeout { get; init; } = ProxyDefaults.FrameTimeout;

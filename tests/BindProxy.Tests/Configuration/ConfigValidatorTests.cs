@@ -169,6 +169,19 @@ public sealed class ConfigValidatorTests
     }
 
     [Fact]
+    public async Task AllowedBrokers_is_checked_and_only_for_Kafka_routes()
+    {
+        var result = await ValidateAsync(
+            Route("k") with { Protocol = "Kafka", AllowedBrokers = "localhost, bad host!" },
+            Route("t") with { Listen = "127.0.0.1:19098", AllowedBrokers = "localhost" });
+        Assert.Equal(
+        [
+            "route 'k': AllowedBrokers: 'bad host!' is neither a host name nor an address, range or CIDR block",
+            "route 't': AllowedBrokers: applies to Kafka routes only; set \"Protocol\": \"Kafka\" or remove it",
+        ], result.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
     public async Task No_routes_is_an_error()
     {
         var result = await ValidateAsync();

@@ -59,6 +59,12 @@ internal sealed partial class BrokerDirectory
     /// <summary>The proxy port for <paramref name="nodeId"/>, opening its listener on first sight.</summary>
     public int PortFor(int nodeId, string host, int port)
     {
+        if (_route.Kafka?.AllowedBrokers is { } allowed && !allowed.Allows(host))
+        {
+            throw new InvalidOperationException(
+                $"route '{_route.Name}': broker {nodeId} advertises {host}:{port}, which is not in AllowedBrokers ({allowed}); the proxy connects nowhere else");
+        }
+
         lock (_lock)
         {
             if (_brokers.TryGetValue(nodeId, out var known))
