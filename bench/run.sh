@@ -381,6 +381,8 @@ for ((r = 1; r <= rounds; r++)); do
 done
 for ((r = 1; r <= rounds; r++)); do
     for c in $(rotated "$r"); do
+        # 1 s unmeasured first, as pingpong has its warm-up: steady state, not a cold start.
+        run_fg bench churn --target "$(target_of "$c" "$echo_port")" --duration 1s --concurrency "$churn_concurrency" >/dev/null 2>>"$work/bench.err" || true
         run_fg bench churn --target "$(target_of "$c" "$echo_port")" --duration "$churn_secs" --concurrency "$churn_concurrency" >"$work/out.json" 2>>"$work/bench.err" || true
         out=$(cat "$work/out.json")
         record "{\"test\":\"churn\",\"contender\":\"$c\",\"round\":$r,\"result\":${out:-null}}"
