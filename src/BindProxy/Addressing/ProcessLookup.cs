@@ -41,7 +41,11 @@ internal sealed class ProcessLookup
         var target = $"socket:[{inode}]";
         foreach (var known in _known.Values)
         {
-            if (Owns(known.Pid, target) && Describe(known.Pid) is { } alive && alive.StartTime == known.StartTime)
+            if (Describe(known.Pid)?.StartTime != known.StartTime)
+            {
+                _known.TryRemove(known.Pid, out _); // exited (or its pid was reused): forget it
+            }
+            else if (Owns(known.Pid, target))
             {
                 return known;
             }
@@ -58,18 +62,6 @@ internal sealed class ProcessLookup
         }
 
         return null;
-    }
-
-    /// <summary>Drops cached processes that have exited.</summary>
-    public void Prune()
-    {
-        foreach (var (pid, info) in _known)
-        {
-            if (Describe(pid)?.StartTime != info.StartTime)
-            {
-                _known.TryRemove(pid, out _);
-            }
-        }
     }
 
     private static long FindInode(IPEndPoint client, IPEndPoint proxy)

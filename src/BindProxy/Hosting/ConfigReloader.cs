@@ -37,9 +37,6 @@ internal sealed partial class ConfigReloader(
     private readonly List<Task> _background = [];
     private IDisposable? _watch;
 
-    /// <summary>Completes each time a reload has been applied or rejected (for tests and the admin API).</summary>
-    public event Action<bool>? Reloaded;
-
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (source.Configuration is { } configuration)
@@ -106,12 +103,10 @@ internal sealed partial class ConfigReloader(
             if (!result.IsValid)
             {
                 Log.Rejected(logger, result.Errors.Count, string.Join(Environment.NewLine + "  ", result.Errors));
-                Reloaded?.Invoke(false);
                 return false;
             }
 
             await ApplyAsync(routes.Current, result.Model!).ConfigureAwait(false);
-            Reloaded?.Invoke(true);
             return true;
         }
         finally

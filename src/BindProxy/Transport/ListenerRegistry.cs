@@ -20,8 +20,6 @@ internal sealed class ListenerRegistry
     public IReadOnlyList<IPEndPoint> For(string route) =>
         [.. _bound.Keys.Where(k => k.Route == route).Select(k => k.Address).OrderBy(a => a.ToString(), StringComparer.Ordinal)];
 
-    public IReadOnlyList<(string Route, IPEndPoint Address)> All => [.. _bound.Keys.OrderBy(k => k.Route, StringComparer.Ordinal)];
-
     /// <summary>
     /// Stops accepting on every listener of <paramref name="route"/> and of its Kafka brokers; the
     /// accept loops (Kestrel's or the proxy's) see the listener end. Established connections stay.
