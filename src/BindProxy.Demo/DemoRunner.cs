@@ -186,15 +186,15 @@ internal static class DemoRunner
             $"  {"client",-21} {"proxy listener",-21} {"source",-21} {"broker",-21} {"node",-5} {"client.id",-15} kernel")).ConfigureAwait(false);
         foreach (var connection in registry.Snapshot().OrderBy(c => c.Id))
         {
-            var upstream = connection.Upstream;
-            bool inKernel = kernel.Any(k => k.LocalEndPoint.Equals(upstream.LocalEndPoint) && k.RemoteEndPoint.Equals(upstream.RemoteEndPoint));
-            string node = nodeByPort.TryGetValue(upstream.RemoteEndPoint.Port, out var id) ? id.ToString(CultureInfo.InvariantCulture) : "?";
+            var (source, upstream) = (connection.Source, connection.Upstream);
+            bool inKernel = kernel.Any(k => k.LocalEndPoint.Equals(source) && k.RemoteEndPoint.Equals(upstream));
+            string node = nodeByPort.TryGetValue(upstream.Port, out var id) ? id.ToString(CultureInfo.InvariantCulture) : "?";
             await writer.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"  {connection.Client.RemoteEndPoint,-21} {connection.Client.LocalEndPoint,-21} {upstream.LocalEndPoint,-21} {upstream.RemoteEndPoint,-21} {node,-5} {connection.Kafka?.ClientId ?? "-",-15} {(inKernel ? "ESTABLISHED" : "missing")}"))
+                $"  {connection.Client,-21} {connection.Listener,-21} {source,-21} {upstream,-21} {node,-5} {connection.Kafka?.ClientId ?? "-",-15} {(inKernel ? "ESTABLISHED" : "missing")}"))
                 .ConfigureAwait(false);
             if (!inKernel)
             {
-                failures.Add($"{upstream.LocalEndPoint} → {upstream.RemoteEndPoint} is not in the kernel's TCP table");
+                failures.Add($"{source} → {upstream} is not in the kernel's TCP table");
             }
         }
 

@@ -46,12 +46,12 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
         return new ConnectionView(
             connection.Id,
             connection.Route,
-            connection.Client.RemoteEndPoint.ToString(),
-            connection.Client.LocalEndPoint.ToString(),
+            connection.Client.ToString(),
+            connection.Listener.ToString(),
             identity,
             connection.Kafka?.ClientId,
             connection.Source.ToString(),
-            connection.Upstream.RemoteEndPoint.ToString(),
+            connection.Upstream.ToString(),
             connection.BytesToUpstream,
             connection.BytesToClient,
             Math.Round(Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalSeconds, 3),
@@ -62,13 +62,5 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
     }
 
     /// <summary>open, half-closed by one side (its FIN passed on, the other direction still flowing), or closing.</summary>
-    internal static string State(ProxiedConnection connection) =>
-        (connection.Client.ReceiveEnd, connection.Upstream.ReceiveEnd) switch
-        {
-            _ when connection.Client.IsAborted || connection.Upstream.IsAborted => "closing",
-            (ReceiveEnd.Open, ReceiveEnd.Open) => "open",
-            (ReceiveEnd.Fin, ReceiveEnd.Open) => "half-closed by client",
-            (ReceiveEnd.Open, ReceiveEnd.Fin) => "half-closed by upstream",
-            _ => "closing",
-        };
+    internal static string State(ProxiedConnection connection) => connection.Legs.State;
 }

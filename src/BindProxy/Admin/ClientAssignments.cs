@@ -21,7 +21,7 @@ internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) 
             .GroupBy(c => (Identity: Identity(c), Source: c.Source.Address))
             .Select(g =>
             {
-                var ports = g.Select(c => c.Upstream.RemoteEndPoint.Port).Distinct().Order().ToList();
+                var ports = g.Select(c => c.Upstream.Port).Distinct().Order().ToList();
                 return new AssignmentView(
                     g.Key.Identity.Name,
                     g.Key.Identity.Kind,
@@ -64,7 +64,7 @@ internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) 
 
         return connection.Kafka?.ClientId is { Length: > 0 } clientId
             ? (clientId, KafkaClientId)
-            : (Unmapped(connection.Client.RemoteEndPoint.Address).ToString(), ClientAddress);
+            : (Unmapped(connection.Client.Address).ToString(), ClientAddress);
     }
 
     private static IPAddress Unmapped(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;

@@ -3,12 +3,11 @@ using System.Diagnostics;
 using System.Net;
 using System.Runtime.CompilerServices;
 using BindProxy.Configuration;
-using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 
 /// <summary>A live proxied connection.</summary>
-internal sealed class ProxiedConnection(long id, RouteModel route, PipeSocket client, PipeSocket upstream)
+internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLegs legs)
 {
     private int _proxyReason = -1;
     private long _lastTotal = -1;
@@ -20,13 +19,18 @@ internal sealed class ProxiedConnection(long id, RouteModel route, PipeSocket cl
 
     public RouteModel RouteModel { get; } = route;
 
-    public PipeSocket Client { get; } = client;
-
-    public PipeSocket Upstream { get; } = upstream;
+    /// <summary>The client and upstream sockets, on whichever forwarding path moves the bytes.</summary>
+    public IConnectionLegs Legs { get; } = legs;
 
     public long StartedTimestamp { get; } = Stopwatch.GetTimestamp();
 
-    public IPEndPoint Source => Upstream.LocalEndPoint;
+    public IPEndPoint Client => Legs.Client;
+
+    public IPEndPoint Listener => Legs.Listener;
+
+    public IPEndPoint Source => Legs.Source;
+
+    public IPEndPoint Upstream => Legs.Upstream;
 
     /// <summary>The client's sticky source assignment, under a per-client policy.</summary>
     public Addressing.Assignment? Assignment { get; set; }
@@ -34,12 +38,12 @@ internal sealed class ProxiedConnection(long id, RouteModel route, PipeSocket cl
     /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
     public Kafka.KafkaSession? Kafka { get; set; }
 
-    public long BytesToUpstream => Upstream.BytesSent;
+    public long BytesToUpstream => Legs.BytesToUpstream;
 
-    public long BytesToClient => Client.BytesSent;
+    public long BytesToClient => Legs.BytesToClient;
 
     /// <summary>Bytes the proxy holds for this connection right now, both directions.</summary>
-    public long BufferedBytes => (Client.BytesReceived - Upstream.BytesSent) + (Upstream.BytesReceived - Client.BytesSent);
+    public long BufferedBytes => Legs.BufferedBytes;
 
     /// <summary>Why the proxy itself ended the connection, if it did; the first reason given wins.</summary>
     public CloseReason? ProxyReason => Volatile.Read(ref _proxyReason) is var r and >= 0 ? (CloseReason)r : null;
@@ -48,14 +52,13 @@ internal sealed class ProxiedConnection(long id, RouteModel route, PipeSocket cl
     public void Abort(CloseReason reason)
     {
         Interlocked.CompareExchange(ref _proxyReason, (int)reason, -1);
-        Client.Abort();
-        Upstream.Abort();
+        Legs.Abort();
     }
 
     /// <summary>Milliseconds since a byte last moved either way, as seen by successive calls (one caller: the sweeper).</summary>
     internal long IdleMilliseconds(long now)
     {
-        long total = Client.BytesReceived + Upstream.BytesReceived;
+        long total = Legs.BytesReceived;
         if (total != _lastTotal)
         {
             _lastTotal = total;
@@ -147,9 +150,9 @@ internal sealed class ConnectionRegistry
 
     public IReadOnlyCollection<ProxiedConnection> Snapshot() => [.. _connections.Values];
 
-    public ProxiedConnection Add(RouteModel route, PipeSocket client, PipeSocket upstream)
+    public ProxiedConnection Add(RouteModel route, IConnectionLegs legs)
     {
-        var connection = new ProxiedConnection(Interlocked.Increment(ref _nextId), route, client, upstream);
+        var connection = new ProxiedConnection(Interlocked.Increment(ref _nextId), route, legs);
         _connections[connection.Id] = connection;
         return connection;
     }

@@ -32,15 +32,9 @@ internal sealed class ConnectionSweeper(ConnectionRegistry connections) : Backgr
     {
         foreach (var connection in connections.Snapshot())
         {
-            if (connection.Client.ReceivePaused && connection.Client.PendingError() != System.Net.Sockets.SocketError.Success)
+            if (connection.Legs.ResetWhilePaused() is { } reset)
             {
-                connection.Abort(CloseReason.ClientReset);
-                continue;
-            }
-
-            if (connection.Upstream.ReceivePaused && connection.Upstream.PendingError() != System.Net.Sockets.SocketError.Success)
-            {
-                connection.Abort(CloseReason.UpstreamReset);
+                connection.Abort(reset);
                 continue;
             }
 

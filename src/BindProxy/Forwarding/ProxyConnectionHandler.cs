@@ -8,6 +8,7 @@ using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
+using BindProxy.Transport.Linux;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
@@ -24,6 +25,7 @@ internal sealed partial class ProxyConnectionHandler(
     TransportOptions options,
     BrokerDirectories brokers,
     SourceAssigner assigner,
+    RelayEngine relays,
     ProxyMetrics metrics,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
@@ -34,66 +36,153 @@ internal sealed partial class ProxyConnectionHandler(
     {
         var inbound = connection.Features.Get<IInboundSocketFeature>()
             ?? throw new InvalidOperationException("Proxy listeners must use the BindProxy socket transport.");
-        var client = inbound.Socket;
         if (!routes.TryFind(inbound.Route, out var route))
         {
-            Log.RouteGone(logger, inbound.Route, client.RemoteEndPoint);
+            Log.RouteGone(logger, inbound.Route, inbound.Client);
             metrics.Rejected(inbound.Route, "route_gone");
-            client.Abort();
+            inbound.Reset();
             return;
         }
 
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
-            Refuse(route, client, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
+            Refuse(route, inbound, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
             return;
         }
 
-        var clientAddress = client.RemoteEndPoint.Address;
+        // A relayed connection outlives this call: its close releases the counts instead.
+        bool relayed = false;
         try
         {
-            if (!registry.TryEnterClient(route.Root.Name, clientAddress, route.MaxConnectionsPerClient))
+            if (!registry.TryEnterClient(route.Root.Name, inbound.Client.Address, route.MaxConnectionsPerClient))
             {
-                Refuse(route, client, "MaxConnectionsPerClient", route.MaxConnectionsPerClient ?? 0, "max_connections_per_client");
+                Refuse(route, inbound, "MaxConnectionsPerClient", route.MaxConnectionsPerClient ?? 0, "max_connections_per_client");
                 return;
             }
 
             try
             {
-                await ServeAsync(connection, route, client).ConfigureAwait(false);
+                relayed = await ServeAsync(connection, route, inbound).ConfigureAwait(false);
             }
             finally
             {
-                registry.LeaveClient(route.Root.Name, clientAddress);
+                if (!relayed)
+                {
+                    registry.LeaveClient(route.Root.Name, inbound.Client.Address);
+                }
             }
         }
         finally
         {
-            registry.Leave(route.Name);
+            if (!relayed)
+            {
+                registry.Leave(route.Name);
+            }
         }
     }
 
-    private void Refuse(RouteModel route, PipeSocket client, string limit, int max, string metric)
+    private void Refuse(RouteModel route, IInboundSocketFeature client, string limit, int max, string metric)
     {
-        _limitLogs.GetOrAdd($"{route.Name}|{limit}", _ => new LimitLog(logger)).Refused(route.Name, limit, max, client.RemoteEndPoint);
+        _limitLogs.GetOrAdd($"{route.Name}|{limit}", _ => new LimitLog(logger)).Refused(route.Name, limit, max, client.Client);
         metrics.Rejected(route.Name, metric);
-        client.Abort();
+        client.Reset();
     }
 
-    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client)
+    /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
+    private async Task<bool> ServeAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound)
     {
-        var (lease, refused) = await assigner.AssignAsync(route, client, connection.ConnectionClosed).ConfigureAwait(false);
+        var (lease, refused) = route.Assignment.Policy == AssignPolicy.KafkaClientId
+            ? await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false)
+            : await assigner.AssignAsync(route, inbound.Client, inbound.Listener, null).ConfigureAwait(false);
         if (refused)
         {
-            Log.NoFreeSource(logger, route.Name, client.RemoteEndPoint);
-            client.Abort();
-            return;
+            Log.NoFreeSource(logger, route.Name, inbound.Client);
+            inbound.Reset();
+            return false;
+        }
+
+        // Plain Tcp: the relay engine forwards it without a pipe, and holds it without this call.
+        if (route.Kafka is null && RelayEngine.IsSupported && inbound.TryDetach(out int clientFd))
+        {
+            bool started = false;
+            try
+            {
+                started = await RelayAsync(connection, route, inbound, clientFd, lease).ConfigureAwait(false);
+                return started;
+            }
+            finally
+            {
+                if (!started)
+                {
+                    lease?.Dispose();
+                }
+            }
         }
 
         using (lease)
         {
-            await ServeAsync(connection, route, client, lease?.Assignment).ConfigureAwait(false);
+            await ServeAsync(connection, route, inbound.Socket, lease?.Assignment).ConfigureAwait(false);
         }
+
+        return false;
+    }
+
+    /// <summary>Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect failed.</summary>
+    private async Task<bool> RelayAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease)
+    {
+        RawConnection upstream;
+        IPEndPoint source;
+        ConnectResult<RawConnection> connect;
+        try
+        {
+            connect = await connector.ConnectAsync(route, lease?.Assignment.Address, relays.ConnectAsync, connection.ConnectionClosed).ConfigureAwait(false);
+            if (!connect.IsConnected)
+            {
+                ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed);
+                RawSocket.CloseAbortive(clientFd);
+                return false;
+            }
+
+            upstream = connect.Connection!;
+            source = RawSocket.LocalEndPoint(upstream.Fd);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException)
+        {
+            RawSocket.CloseAbortive(clientFd);
+            throw;
+        }
+
+        var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
+        var live = registry.Add(route, relay);
+        live.Assignment = lease?.Assignment;
+        Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
+        metrics.Opened(live, connect.Elapsed);
+        relay.Start((_, reason) =>
+        {
+            reason = live.ProxyReason ?? reason;
+            Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
+                relay.BytesToUpstream, relay.BytesToClient, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), "");
+            metrics.Closed(live, reason);
+            registry.Remove(live);
+            lease?.Dispose();
+            registry.LeaveClient(route.Root.Name, relay.Client.Address);
+            registry.Leave(route.Name);
+        });
+        return true;
+    }
+
+    private void ConnectFailed(RouteModel route, IPEndPoint client, ConnectError error, string detail, TimeSpan elapsed)
+    {
+        var reason = error switch
+        {
+            ConnectError.Timeout => CloseReason.ConnectTimeout,
+            ConnectError.Refused => CloseReason.ConnectRefused,
+            ConnectError.SourcesExhausted => CloseReason.SourcesExhausted,
+            ConnectError.Cancelled => CloseReason.ProxyAborted,
+            _ => CloseReason.ConnectFailed,
+        };
+        Log.ConnectFailed(logger, route.Name, client, reason.Describe(), detail, elapsed.TotalMilliseconds);
+        metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
     private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, Assignment? assignment)
@@ -101,16 +190,7 @@ internal sealed partial class ProxyConnectionHandler(
         var connect = await connector.ConnectAsync(route, assignment?.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
-            var reason = connect.Error switch
-            {
-                ConnectError.Timeout => CloseReason.ConnectTimeout,
-                ConnectError.Refused => CloseReason.ConnectRefused,
-                ConnectError.SourcesExhausted => CloseReason.SourcesExhausted,
-                ConnectError.Cancelled => CloseReason.ProxyAborted,
-                _ => CloseReason.ConnectFailed,
-            };
-            Log.ConnectFailed(logger, route.Name, client.RemoteEndPoint, reason.Describe(), connect.Detail, connect.Elapsed.TotalMilliseconds);
-            metrics.ConnectFailed(route.Name, connect.Error, connect.Elapsed);
+            ConnectFailed(route, client.RemoteEndPoint, connect.Error, connect.Detail, connect.Elapsed);
             client.Abort();
             return;
         }
@@ -119,11 +199,11 @@ internal sealed partial class ProxyConnectionHandler(
         var upstreamOptions = route.Kafka is { } kafka
             ? _kafkaOptions.GetOrAdd(kafka.MaxFrameSize, max => options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, max + options.ReceiveBufferSize) })
             : options;
-        var upstream = new PipeSocket(connect.Socket!, upstreamOptions);
+        var upstream = new PipeSocket(connect.Connection!, upstreamOptions);
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
-            var live = registry.Add(route, client, upstream);
+            var live = registry.Add(route, new PipeLegs(client, upstream));
             live.Assignment = assignment;
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);

@@ -203,8 +203,7 @@ internal sealed partial class ConfigReloader(
             Log.Aborted(logger, route, left.Count, drain.TotalSeconds);
             foreach (var connection in left)
             {
-                connection.Client.Abort();
-                connection.Upstream.Abort();
+                connection.Abort(CloseReason.ProxyAborted);
             }
         }
     }

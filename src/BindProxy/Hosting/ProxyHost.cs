@@ -37,6 +37,8 @@ internal static partial class ProxyHost
         services.AddSingleton<ConnectionRegistry>();
         services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
+        services.AddSingleton<RelayEngine>();
+        services.AddHostedService(sp => sp.GetRequiredService<RelayEngine>());
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<SourceAddressProbe>();
         services.AddSingleton<ProcessLookup>();

@@ -84,7 +84,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
             throw new UpstreamConnectException(route.Name, result);
         }
 
-        var socket = result.Socket!;
+        var socket = result.Connection!;
         Log.UpstreamOpen(logger, route.Name, socket.LocalEndPoint, result.Upstream, result.Elapsed.TotalMilliseconds);
         return new UpstreamStream(socket, route.Name, logger);
     }

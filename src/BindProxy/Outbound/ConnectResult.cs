@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 
 namespace BindProxy.Outbound;
 
@@ -27,8 +26,9 @@ internal enum ConnectError
     Cancelled,
 }
 
-/// <summary>The outcome of <see cref="UpstreamConnector.ConnectAsync"/>: a connected socket, or the reason there is none.</summary>
-internal readonly record struct ConnectResult(Socket? Socket, ConnectError Error, string Detail, IPEndPoint? Upstream, TimeSpan Elapsed)
+/// <summary>The outcome of an upstream connect: the connection, or the reason there is none.</summary>
+internal readonly record struct ConnectResult<T>(T? Connection, ConnectError Error, string Detail, IPEndPoint? Upstream, TimeSpan Elapsed)
+    where T : class
 {
-    public bool IsConnected => Socket is not null;
+    public bool IsConnected => Connection is not null;
 }

@@ -25,14 +25,26 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
 
     private long _sequence = -1;
 
-    public Task<ConnectResult> ConnectAsync(RouteModel route, CancellationToken cancellationToken) =>
+    public Task<ConnectResult<Socket>> ConnectAsync(RouteModel route, CancellationToken cancellationToken) =>
         ConnectAsync(route, null, cancellationToken);
 
+    /// <summary>Connects a .NET <see cref="Socket"/> (pipe path, Http routes).</summary>
     /// <param name="assigned">
     /// The client's own source address (per-client assignment): only that one is tried, since
     /// falling over to another would mix this client's traffic with another's.
     /// </param>
-    public async Task<ConnectResult> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken)
+    public Task<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken) =>
+        ConnectAsync(route, assigned, ConnectSocketAsync, cancellationToken);
+
+    /// <summary>
+    /// Tries the route's source addresses and destinations in turn with <paramref name="attempt"/>,
+    /// which makes one connection from a source to a destination or throws (a
+    /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> at the timeout)
+    /// after releasing what it made.
+    /// </summary>
+    public async Task<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
+        Func<IPAddress, IPEndPoint, CancellationToken, ValueTask<T>> attempt, CancellationToken cancellationToken)
+        where T : class
     {
         long started = Stopwatch.GetTimestamp();
         var pool = assigned is null ? route.Sources : null;
@@ -47,9 +59,9 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(route.ConnectTimeout);
 
-        for (int attempt = 0; attempt < attempts; attempt++)
+        for (int tried = 0; tried < attempts; tried++)
         {
-            var source = pool is null ? assigned! : pool.Addresses[(first + attempt) % pool.Addresses.Count];
+            var source = pool is null ? assigned! : pool.Addresses[(first + tried) % pool.Addresses.Count];
             IPEndPoint[] destinations;
             try
             {
@@ -74,17 +86,13 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
             foreach (var destination in destinations)
             {
                 lastUpstream = destination;
-                var socket = new Socket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                 try
                 {
-                    SetBindAddressNoPort(socket);
-                    socket.Bind(new IPEndPoint(source, 0));
-                    await socket.ConnectAsync(destination, timeout.Token).ConfigureAwait(false);
-                    return new ConnectResult(socket, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
+                    var connected = await attempt(source, destination, timeout.Token).ConfigureAwait(false);
+                    return new ConnectResult<T>(connected, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
                 }
                 catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable)
                 {
-                    socket.Dispose();
                     exhausted.Add($"{source} ({e.Message})");
                     Log.SourceFailed(logger, route.Name, source, destination, e.Message);
                     sourceExhausted = true;
@@ -92,13 +100,11 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                 }
                 catch (SocketException e)
                 {
-                    socket.Dispose();
                     lastError = e.SocketErrorCode == SocketError.ConnectionRefused ? ConnectError.Refused : ConnectError.Failed;
                     lastDetail = $"{destination} from {source}: {e.Message}";
                 }
                 catch (OperationCanceledException)
                 {
-                    socket.Dispose();
                     return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
                         $"no answer from {destination} within {route.ConnectTimeout.TotalSeconds:0.###} s", destination);
                 }
@@ -114,8 +120,25 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         return Fail(ConnectError.SourcesExhausted,
             $"no usable source address for {route.Upstream}; tried {string.Join(", ", exhausted)}", lastUpstream);
 
-        ConnectResult Fail(ConnectError error, string detail, IPEndPoint? upstream) =>
+        ConnectResult<T> Fail(ConnectError error, string detail, IPEndPoint? upstream) =>
             new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
+    }
+
+    private static async ValueTask<Socket> ConnectSocketAsync(IPAddress source, IPEndPoint destination, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            SetBindAddressNoPort(socket);
+            socket.Bind(new IPEndPoint(source, 0));
+            await socket.ConnectAsync(destination, cancellationToken).ConfigureAwait(false);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     private static void SetBindAddressNoPort(Socket socket)

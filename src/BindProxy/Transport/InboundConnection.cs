@@ -10,7 +10,23 @@ internal interface IInboundSocketFeature
 {
     string Route { get; }
 
+    /// <summary>The client's address and port.</summary>
+    IPEndPoint Client { get; }
+
+    /// <summary>The listener's address and port.</summary>
+    IPEndPoint Listener { get; }
+
+    /// <summary>The socket with its receive pipe, made (and receiving) on first use.</summary>
     PipeSocket Socket { get; }
+
+    /// <summary>
+    /// Hands the socket's descriptor to the caller, who then owns it, if the socket has not been
+    /// used through <see cref="Socket"/>; false otherwise.
+    /// </summary>
+    bool TryDetach(out int fd);
+
+    /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
+    void Reset();
 }
 
 /// <summary>An accepted proxy connection as Kestrel sees it.</summary>
@@ -19,28 +35,87 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private static long s_nextId;
 
     private readonly CancellationTokenSource _closed = new();
+    private readonly System.Net.Sockets.Socket _accepted;
+    private readonly TransportOptions _options;
+    private PipeSocket? _socket;
+    private bool _detached;
     private IDuplexPipe? _transport;
 
-    public InboundConnection(PipeSocket socket, string route)
+    public InboundConnection(System.Net.Sockets.Socket accepted, string route, TransportOptions options)
     {
-        Socket = socket;
+        _accepted = accepted;
+        _options = options;
         Route = route;
         ConnectionId = Interlocked.Increment(ref s_nextId).ToString("x", System.Globalization.CultureInfo.InvariantCulture);
-        Features = new FeatureCollection();
+        Features = new FeatureCollection(1);
         Features.Set<IInboundSocketFeature>(this);
-        LocalEndPoint = socket.LocalEndPoint;
-        RemoteEndPoint = socket.RemoteEndPoint;
+        Client = (IPEndPoint)accepted.RemoteEndPoint!;
+        Listener = (IPEndPoint)accepted.LocalEndPoint!;
     }
 
     public string Route { get; }
 
-    public PipeSocket Socket { get; }
+    public IPEndPoint Client { get; }
+
+    public IPEndPoint Listener { get; }
+
+    public PipeSocket Socket
+    {
+        get
+        {
+            if (_socket is null)
+            {
+                ObjectDisposedException.ThrowIf(_detached, this);
+                _socket = new PipeSocket(_accepted, _options);
+                _socket.StartReceiving();
+            }
+
+            return _socket;
+        }
+    }
+
+    public bool TryDetach(out int fd)
+    {
+        if (_socket is not null || _detached)
+        {
+            fd = -1;
+            return false;
+        }
+
+        _detached = true;
+        fd = Linux.RawSocket.Detach(_accepted);
+        return true;
+    }
+
+    public void Reset()
+    {
+        if (_socket is not null)
+        {
+            _socket.Abort();
+        }
+        else if (!_detached)
+        {
+            try
+            {
+                _accepted.LingerState = new System.Net.Sockets.LingerOption(true, 0);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+            }
+
+            _accepted.Dispose();
+        }
+    }
 
     public override string ConnectionId { get; set; }
 
     public override IFeatureCollection Features { get; }
 
-    public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
+    public override IDictionary<object, object?> Items
+    {
+        get => field ??= new Dictionary<object, object?>();
+        set;
+    }
 
     /// <summary>
     /// A stream-backed pipe pair for code that wants the classic Kestrel shape. The forwarder does
@@ -52,9 +127,17 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         set => _transport = value;
     }
 
-    public override EndPoint? LocalEndPoint { get; set; }
+    public override EndPoint? LocalEndPoint
+    {
+        get => Listener;
+        set => throw new NotSupportedException();
+    }
 
-    public override EndPoint? RemoteEndPoint { get; set; }
+    public override EndPoint? RemoteEndPoint
+    {
+        get => Client;
+        set => throw new NotSupportedException();
+    }
 
     public override CancellationToken ConnectionClosed
     {
@@ -64,13 +147,21 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        Socket.Abort();
+        Reset();
         Signal();
     }
 
     public override async ValueTask DisposeAsync()
     {
-        await Socket.DisposeAsync().ConfigureAwait(false);
+        if (_socket is not null)
+        {
+            await _socket.DisposeAsync().ConfigureAwait(false);
+        }
+        else if (!_detached)
+        {
+            _accepted.Dispose();
+        }
+
         Signal();
         _closed.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);

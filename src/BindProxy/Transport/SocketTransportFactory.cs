@@ -84,9 +84,7 @@ internal sealed partial class SocketTransportFactory(TransportOptions options, L
                 }
 
                 accepted.NoDelay = true;
-                var pipeSocket = new PipeSocket(accepted, options);
-                pipeSocket.StartReceiving();
-                return new InboundConnection(pipeSocket, endpoint.Route);
+                return new InboundConnection(accepted, endpoint.Route, options);
             }
         }
 

@@ -30,7 +30,7 @@ public sealed class UpstreamConnectorTests
         var result = await connector.ConnectAsync(Route(upstream.Address, $"{Dead[0]},127.0.0.3"), CancellationToken.None);
 
         Assert.True(result.IsConnected, result.Detail);
-        using var socket = result.Socket!;
+        using var socket = result.Connection!;
         Assert.Equal(IPAddress.Parse("127.0.0.3"), ((IPEndPoint)socket.LocalEndPoint!).Address);
     }
 
@@ -71,7 +71,7 @@ public sealed class UpstreamConnectorTests
         await using var upstream = TestServer.Echo();
         var connector = new UpstreamConnector(NullLogger<UpstreamConnector>.Instance);
         var result = await connector.ConnectAsync(Route(upstream.Address, "127.0.0.2"), CancellationToken.None);
-        using var socket = result.Socket!;
+        using var socket = result.Connection!;
         var value = new byte[4];
         Assert.Equal(4, socket.GetRawSocketOption(0, 24, value));
         Assert.Equal(1, BitConverter.ToInt32(value));

@@ -1,0 +1,201 @@
+using System.Net;
+using BindProxy.Hosting;
+using BindProxy.Transport;
+using BindProxy.Transport.Linux;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Forwarding;
+
+/// <summary>
+/// The forwarding path of plain Tcp routes on Linux: one <see cref="EpollLoop"/> per core, each
+/// running many <see cref="TcpRelay"/>s. Also connects upstream sockets without a .NET
+/// <see cref="System.Net.Sockets.Socket"/>, so the descriptor is the loops' alone. At shutdown,
+/// relays get the drain timeout to finish and are then reset.
+/// </summary>
+internal sealed partial class RelayEngine(TransportOptions options, ConnectionRegistry connections, ShutdownSettings shutdown, ILogger<RelayEngine> logger)
+    : IHostedService, IDisposable
+{
+    private readonly Lock _gate = new();
+    private EpollLoop[]? _loops;
+    private uint _next;
+    private bool _disposed;
+
+    /// <summary>False where epoll is missing (not Linux); those routes use the pipe path.</summary>
+    public static bool IsSupported => OperatingSystem.IsLinux();
+
+    /// <summary>The loop for the next connection (round-robin).</summary>
+    public EpollLoop NextLoop()
+    {
+        var loops = _loops ?? Start();
+        return loops[Interlocked.Increment(ref _next) % (uint)loops.Length];
+    }
+
+    private EpollLoop[] Start()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_loops is null)
+            {
+                var loops = new EpollLoop[Environment.ProcessorCount];
+                for (int i = 0; i < loops.Length; i++)
+                {
+                    loops[i] = new EpollLoop($"BindProxy relay {i}", options.ReceiveBufferSize, e => Log.LoopError(logger, e));
+                }
+
+                _loops = loops;
+            }
+
+            return _loops;
+        }
+    }
+
+    /// <summary>
+    /// Connects from <paramref name="source"/> to <paramref name="destination"/>; the descriptor of
+    /// the connected socket. Throws <see cref="System.Net.Sockets.SocketException"/> when the
+    /// connect fails and <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires first.
+    /// </summary>
+    public async ValueTask<RawConnection> ConnectAsync(IPAddress source, IPEndPoint destination, CancellationToken cancellationToken)
+    {
+        var (fd, inProgress) = RawSocket.StartConnect(source, destination);
+        if (inProgress)
+        {
+            var waiter = new ConnectWaiter(NextLoop(), fd);
+            try
+            {
+                await waiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                Libc.Close(fd);
+                throw;
+            }
+        }
+
+        return new RawConnection(fd);
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Waits for relays to finish within the drain timeout, then resets the rest.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_loops is null)
+        {
+            return;
+        }
+
+        var deadline = DateTime.UtcNow + shutdown.DrainTimeout;
+        while (Relays().Count > 0 && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        var left = Relays();
+        if (left.Count > 0)
+        {
+            Log.Aborting(logger, left.Count, shutdown.DrainTimeout.TotalSeconds);
+            foreach (var connection in left)
+            {
+                connection.Abort(CloseReason.ProxyAborted);
+            }
+
+            // The resets are done on the loops; give them a moment to close and log.
+            for (int i = 0; i < 100 && Relays().Count > 0; i++)
+            {
+                await Task.Delay(20, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private List<ProxiedConnection> Relays() => [.. connections.Snapshot().Where(c => c.Legs is TcpRelay)];
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            foreach (var loop in _loops ?? [])
+            {
+                loop.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Waits on a loop for a non-blocking connect to finish.</summary>
+    private sealed class ConnectWaiter(EpollLoop loop, int fd) : IEpollHandler
+    {
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _slot = -1;
+
+        public async Task WaitAsync(CancellationToken cancellationToken)
+        {
+            loop.Post(static s => ((ConnectWaiter)s!).Register(), this);
+            await using (cancellationToken.UnsafeRegister(static s => ((ConnectWaiter)s!).Cancel(), this).ConfigureAwait(false))
+            {
+                await _done.Task.ConfigureAwait(false);
+            }
+        }
+
+        private void Cancel() => loop.Post(static s => ((ConnectWaiter)s!).Complete(new OperationCanceledException()), this);
+
+        private void Register()
+        {
+            if (_done.Task.IsCompleted)
+            {
+                return;
+            }
+
+            try
+            {
+                _slot = loop.Register(fd, Libc.EpollOut, this, 0);
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                _done.TrySetException(e);
+            }
+        }
+
+        public void OnEvents(uint events, int tag)
+        {
+            int error = RawSocket.PendingError(fd);
+            Complete(error == 0 ? null : RawSocket.Error(error));
+        }
+
+        private void Complete(Exception? error)
+        {
+            if (_done.Task.IsCompleted)
+            {
+                return;
+            }
+
+            if (_slot >= 0)
+            {
+                loop.Unregister(_slot, keepOpen: true);
+                _slot = -1;
+            }
+
+            if (error is null)
+            {
+                _done.TrySetResult();
+            }
+            else
+            {
+                _done.TrySetException(error);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(120, LogLevel.Error, "Relay loop error")]
+        public static partial void LoopError(ILogger logger, Exception exception);
+
+        [LoggerMessage(121, LogLevel.Warning, "Shutdown: {Count} Tcp connection(s) still open after the {Seconds} s drain; aborting them")]
+        public static partial void Aborting(ILogger logger, int count, double seconds);
+    }
+}
+
+/// <summary>A connected upstream socket's descriptor, owned by whoever receives it.</summary>
+internal sealed record RawConnection(int Fd);

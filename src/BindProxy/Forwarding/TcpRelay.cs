@@ -1,0 +1,336 @@
+using System.Buffers;
+using System.Net;
+using BindProxy.Transport.Linux;
+
+namespace BindProxy.Forwarding;
+
+/// <summary>
+/// One plain Tcp connection forwarded by an <see cref="EpollLoop"/>: both descriptors are
+/// watched edge-triggered, and on each event the relay reads what is there into the loop's
+/// buffer and sends it straight on. Only when the other side cannot take it all does the
+/// connection hold a buffer of its own (and stop reading that direction until it drains), so an
+/// idle connection holds no buffer, no pipe and no pending operation — about 200 bytes here.
+/// </summary>
+/// <remarks>
+/// Same semantics as the pipe path: a FIN is passed on as a half-close while the other direction
+/// keeps flowing; a reset or failure on either side resets both.
+/// </remarks>
+internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
+{
+    private const int ClientTag = 0;
+    private const int UpstreamTag = 1;
+    private const uint Watched = Libc.EpollIn | Libc.EpollOut | Libc.EpollRdHup;
+
+    private readonly EpollLoop _loop;
+    private Leg _client;
+    private Leg _upstream;
+    private Pending _toUpstream;
+    private Pending _toClient;
+    private Action<TcpRelay, CloseReason>? _onClosed;
+    private bool _clientFinFirst;
+    private volatile bool _closing;
+    private bool _finished;
+
+    public TcpRelay(EpollLoop loop, int clientFd, int upstreamFd, IPEndPoint client, IPEndPoint listener, IPEndPoint source, IPEndPoint upstream)
+    {
+        _loop = loop;
+        _client.Fd = clientFd;
+        _client.Slot = -1;
+        _upstream.Fd = upstreamFd;
+        _upstream.Slot = -1;
+        Client = client;
+        Listener = listener;
+        Source = source;
+        Upstream = upstream;
+    }
+
+    public IPEndPoint Client { get; }
+
+    public IPEndPoint Listener { get; }
+
+    public IPEndPoint Source { get; }
+
+    public IPEndPoint Upstream { get; }
+
+    public long BytesToUpstream => Volatile.Read(ref _upstream.Sent);
+
+    public long BytesToClient => Volatile.Read(ref _client.Sent);
+
+    public long BytesReceived => Volatile.Read(ref _client.Received) + Volatile.Read(ref _upstream.Received);
+
+    public long BufferedBytes => (Volatile.Read(ref _client.Received) - BytesToUpstream) + (Volatile.Read(ref _upstream.Received) - BytesToClient);
+
+    public string State => (_closing, Volatile.Read(ref _client.ReadEnded), Volatile.Read(ref _upstream.ReadEnded)) switch
+    {
+        (false, false, false) => "open",
+        (false, true, false) => "half-closed by client",
+        (false, false, true) => "half-closed by upstream",
+        _ => "closing",
+    };
+
+    /// <summary>Starts forwarding; <paramref name="onClosed"/> runs once, on the thread pool, after both descriptors are closed.</summary>
+    public void Start(Action<TcpRelay, CloseReason> onClosed)
+    {
+        _onClosed = onClosed;
+        _loop.Post(static state => ((TcpRelay)state!).Register(), this);
+    }
+
+    public void Abort()
+    {
+        _closing = true;
+        _loop.Post(static state => ((TcpRelay)state!).Fail(CloseReason.ProxyAborted), this);
+    }
+
+    // The loop reports a peer's reset itself (EPOLLERR), whether or not that side is being read.
+    public CloseReason? ResetWhilePaused() => null;
+
+    private void Register()
+    {
+        if (_finished)
+        {
+            return;
+        }
+
+        try
+        {
+            _client.Slot = _loop.Register(_client.Fd, Watched, this, ClientTag);
+            _upstream.Slot = _loop.Register(_upstream.Fd, Watched, this, UpstreamTag);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            Fail(CloseReason.ProxyAborted);
+        }
+    }
+
+    public void OnEvents(uint events, int tag)
+    {
+        if (_finished)
+        {
+            return;
+        }
+
+        ref var leg = ref tag == ClientTag ? ref _client : ref _upstream;
+        if ((events & (Libc.EpollIn | Libc.EpollRdHup | Libc.EpollHup | Libc.EpollErr)) != 0)
+        {
+            leg.Readable = true;
+        }
+
+        if ((events & (Libc.EpollRdHup | Libc.EpollHup)) != 0)
+        {
+            leg.FinPending = true;
+        }
+
+        if ((events & (Libc.EpollOut | Libc.EpollHup | Libc.EpollErr)) != 0)
+        {
+            leg.Writable = true;
+        }
+
+        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Fd) != 0)
+        {
+            Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
+            return;
+        }
+
+        if (Pump(ref _client, ref _upstream, ref _toUpstream, upward: true) &&
+            Pump(ref _upstream, ref _client, ref _toClient, upward: false) &&
+            _client.ReadEnded && _upstream.ReadEnded && _toUpstream.Count == 0 && _toClient.Count == 0)
+        {
+            Finish(_clientFinFirst ? CloseReason.ClientClosed : CloseReason.UpstreamClosed, abortive: false);
+        }
+    }
+
+    /// <summary>Moves bytes <paramref name="from"/> → <paramref name="to"/> until one would block; false once the relay has ended.</summary>
+    private bool Pump(ref Leg from, ref Leg to, ref Pending pending, bool upward)
+    {
+        while (true)
+        {
+            if (pending.Count > 0)
+            {
+                if (!to.Writable)
+                {
+                    return true;
+                }
+
+                if (!Send(ref to, ref pending, upward))
+                {
+                    return false;
+                }
+
+                if (pending.Count > 0)
+                {
+                    return true;
+                }
+
+                ArrayPool<byte>.Shared.Return(pending.Buffer!);
+                pending.Buffer = null;
+                continue;
+            }
+
+            if (from.ReadEnded || !from.Readable)
+            {
+                return true;
+            }
+
+            var buffer = _loop.Buffer;
+            nint received;
+            fixed (byte* p = buffer)
+            {
+                received = Libc.Recv(from.Fd, p, (nuint)_loop.BufferSize, Libc.MsgDontWait);
+            }
+
+            if (received > 0)
+            {
+                Volatile.Write(ref from.Received, from.Received + received);
+
+                // Short read: the socket is drained and the next arrival raises a new edge — unless
+                // the peer's FIN is already queued behind these bytes, which raises none.
+                if (received < _loop.BufferSize && !from.FinPending)
+                {
+                    from.Readable = false;
+                }
+
+                pending.Buffer = buffer;
+                pending.Offset = 0;
+                pending.Count = (int)received;
+                if (to.Writable && !Send(ref to, ref pending, upward))
+                {
+                    pending = default;
+                    return false;
+                }
+
+                if (pending.Count > 0)
+                {
+                    // The other side is full: this connection keeps the buffer until it drains.
+                    _loop.ReplaceBuffer();
+                    return true;
+                }
+
+                pending.Buffer = null;
+                continue;
+            }
+
+            if (received == 0)
+            {
+                from.ReadEnded = true;
+                _clientFinFirst |= upward && !to.ReadEnded;
+                Libc.Shutdown(to.Fd, Libc.ShutWr);
+                return true;
+            }
+
+            int errno = Libc.Errno;
+            if (errno == Libc.EAgain)
+            {
+                from.Readable = false;
+                return true;
+            }
+
+            if (errno != Libc.EIntr)
+            {
+                Fail(upward ? CloseReason.ClientReset : CloseReason.UpstreamReset);
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Sends what it can of <paramref name="pending"/>; false (relay failed) when the destination is gone.</summary>
+    private bool Send(ref Leg to, ref Pending pending, bool upward)
+    {
+        while (pending.Count > 0)
+        {
+            nint sent;
+            fixed (byte* p = pending.Buffer)
+            {
+                sent = Libc.Send(to.Fd, p + pending.Offset, (nuint)pending.Count, Libc.MsgDontWait | Libc.MsgNoSignal);
+            }
+
+            if (sent >= 0)
+            {
+                Volatile.Write(ref to.Sent, to.Sent + sent);
+                pending.Offset += (int)sent;
+                pending.Count -= (int)sent;
+                continue;
+            }
+
+            int errno = Libc.Errno;
+            if (errno == Libc.EAgain)
+            {
+                to.Writable = false;
+                return true;
+            }
+
+            if (errno != Libc.EIntr)
+            {
+                Fail(upward ? CloseReason.UpstreamReset : CloseReason.ClientReset);
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void Fail(CloseReason reason) => Finish(reason, abortive: true);
+
+    private void Finish(CloseReason reason, bool abortive)
+    {
+        if (_finished)
+        {
+            return;
+        }
+
+        _finished = true;
+        _closing = true;
+        Close(ref _client, abortive);
+        Close(ref _upstream, abortive);
+        Release(ref _toUpstream);
+        Release(ref _toClient);
+        ThreadPool.UnsafeQueueUserWorkItem(static s => s.Relay._onClosed!(s.Relay, s.Reason), (Relay: this, Reason: reason), preferLocal: false);
+    }
+
+    private void Close(ref Leg leg, bool abortive)
+    {
+        if (leg.Slot >= 0)
+        {
+            _loop.Unregister(leg.Slot, keepOpen: false);
+            leg.Slot = -1;
+        }
+
+        if (abortive)
+        {
+            RawSocket.CloseAbortive(leg.Fd);
+        }
+        else
+        {
+            Libc.Close(leg.Fd);
+        }
+    }
+
+    private void Release(ref Pending pending)
+    {
+        // The loop's own buffer is only ever borrowed within one call; a kept one is the connection's.
+        if (pending.Buffer is { } buffer && !ReferenceEquals(buffer, _loop.Buffer))
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        pending = default;
+    }
+
+    private struct Leg
+    {
+        public int Fd;
+        public int Slot;
+        public bool Readable;
+        public bool Writable;
+        public bool ReadEnded;
+        public bool FinPending;
+        public long Received;
+        public long Sent;
+    }
+
+    private struct Pending
+    {
+        public byte[]? Buffer;
+        public int Offset;
+        public int Count;
+    }
+}
