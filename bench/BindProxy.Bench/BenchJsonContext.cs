@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using BindProxy.Bench.Load;
 using BindProxy.Bench.Measurement;
+using BindProxy.Bench.Soak;
 
 namespace BindProxy.Bench;
 
@@ -10,6 +11,9 @@ namespace BindProxy.Bench;
 [JsonSerializable(typeof(ChurnResult))]
 [JsonSerializable(typeof(HoldResult))]
 [JsonSerializable(typeof(ProcStatResult))]
+[JsonSerializable(typeof(SoakSample))]
+[JsonSerializable(typeof(SoakRow))]
+[JsonSerializable(typeof(SoakSummary))]
 internal sealed partial class BenchJsonContext : JsonSerializerContext;
 
 /// <summary>A <see cref="TreeSample"/> as printed by the <c>procstat</c> subcommand.</summary>

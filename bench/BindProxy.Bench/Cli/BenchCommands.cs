@@ -6,6 +6,7 @@ using BindProxy.Bench.Echo;
 using BindProxy.Bench.Load;
 using BindProxy.Bench.Measurement;
 using BindProxy.Bench.Reporting;
+using BindProxy.Bench.Soak;
 
 namespace BindProxy.Bench.Cli;
 
@@ -19,13 +20,14 @@ internal static class BenchCommands
 
     public static RootCommand Root()
     {
-        var root = new RootCommand("BindProxy benchmark harness: echo server, latency, churn and connection-hold load tools.");
+        var root = new RootCommand("BindProxy benchmark harness: echo server, latency, churn, connection-hold and soak load tools.");
         root.Add(EchoServerCommand());
         root.Add(PingPongCommand());
         root.Add(ChurnCommand());
         root.Add(HoldCommand());
         root.Add(ProcStatCommand());
         root.Add(ReportCommand());
+        root.Add(SoakCommand());
         return root;
     }
 
@@ -171,6 +173,66 @@ internal static class BenchCommands
 
             Console.Write(markdown);
             return 0;
+        });
+        return command;
+    }
+
+    private static Command SoakCommand()
+    {
+        var echo = Options.Endpoint("--echo", "The echo server the Tcp route forwards to, ADDR:PORT.");
+        var proxy = new Option<FileInfo>("--proxy") { Description = "BindProxy.dll to run as a child process.", Required = true };
+        var tcpListen = Options.Endpoint("--tcp-listen", "The Tcp route's listener.", IPEndPoint.Parse("127.0.0.1:18601"));
+        var kafkaListen = Options.Endpoint("--kafka-listen", "The Kafka route's bootstrap listener.", IPEndPoint.Parse("127.0.0.1:18602"));
+        var admin = Options.Endpoint("--admin", "The proxy's admin endpoint.", IPEndPoint.Parse("127.0.0.1:18603"));
+        var duration = Options.Duration("--duration", "How long traffic runs.", TimeSpan.FromHours(1));
+        var sampleEvery = Options.Duration("--sample-every", "How often the proxy and the loads are sampled.", TimeSpan.FromSeconds(10));
+        var rowEvery = Options.OptionalDuration("--row-every", "Span of one report row (default: a twelfth of --duration, in whole samples).");
+        var connections = Options.Int("--connections", "Long-lived Tcp connections.", 500, 0, 100_000);
+        var pingEvery = Options.Duration("--ping-every", "Interval between exchanges on each long-lived connection.", TimeSpan.FromSeconds(1));
+        var size = Options.Int("--size", "Bytes per Tcp exchange.", 64, 1, 65536);
+        var churnRate = Options.Int("--churn-rate", "Tcp connections per second: connect, one exchange, close (0: none).", 100, 0, 10_000);
+        var produceRate = Options.Int("--produce-rate", "Kafka messages produced per second (0: none).", 200, 0, 50_000);
+        var consumers = Options.Int("--consumers", "Members of the consumer group.", 2, 1, SoakSettings.Partitions);
+        var leaderEvery = Options.OptionalDuration("--leader-move-every", "Move every partition's leader this often; 0 never (default: a twelfth of --duration, 30 s to 5 min).");
+        var timeout = Options.Duration("--timeout", "Connect and exchange timeout of every Tcp operation.", TimeSpan.FromSeconds(5));
+        var outputDir = new Option<DirectoryInfo>("--output-dir") { Description = "Where soak-STAMP.jsonl, .md and the logs go.", DefaultValueFactory = _ => new DirectoryInfo("bench/results") };
+        var commit = new Option<string?>("--commit") { Description = "The BindProxy revision, recorded in the report." };
+        var command = new Command("soak", "Mixed Tcp and Kafka traffic through a BindProxy process for a long time: RSS, descriptors and latency over time, every Kafka message checked.")
+        {
+            echo, proxy, tcpListen, kafkaListen, admin, duration, sampleEvery, rowEvery, connections, pingEvery, size, churnRate, produceRate,
+            consumers, leaderEvery, timeout, outputDir, commit,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var runFor = parse.GetValue(duration);
+            var every = parse.GetValue(sampleEvery);
+            if (runFor < every || every <= TimeSpan.Zero)
+            {
+                Console.Error.WriteLine("soak: --duration must be at least one --sample-every, which must be positive.");
+                return SoakRun.CannotStart;
+            }
+
+            var moveEvery = parse.GetValue(leaderEvery) ?? SoakSettings.DefaultLeaderMoveEvery(runFor);
+            var settings = new SoakSettings(
+                parse.GetValue(echo)!,
+                parse.GetValue(proxy)!.FullName,
+                parse.GetValue(tcpListen)!,
+                parse.GetValue(kafkaListen)!,
+                parse.GetValue(admin)!,
+                runFor,
+                every,
+                parse.GetValue(rowEvery) is { } row && row >= every ? row : SoakSettings.DefaultRowEvery(runFor, every),
+                parse.GetValue(connections),
+                parse.GetValue(pingEvery),
+                parse.GetValue(size),
+                parse.GetValue(churnRate),
+                parse.GetValue(produceRate),
+                parse.GetValue(consumers),
+                moveEvery > TimeSpan.Zero ? moveEvery : null,
+                parse.GetValue(timeout),
+                parse.GetValue(outputDir)!.FullName,
+                parse.GetValue(commit));
+            return await SoakRun.RunAsync(settings, Console.Error.WriteLine, Console.Out, ct);
         });
         return command;
     }

@@ -14,6 +14,13 @@ internal static class Options
         CustomParser = ParseEndpoint,
     };
 
+    public static Option<IPEndPoint> Endpoint(string name, string description, IPEndPoint defaultValue) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = ParseEndpoint,
+    };
+
     public static Option<IPEndPoint[]> EndpointList(string name, string description) => new(name)
     {
         Description = description,
@@ -26,6 +33,13 @@ internal static class Options
         Description = description,
         DefaultValueFactory = _ => defaultValue,
         CustomParser = ParseDuration,
+    };
+
+    /// <summary>A duration that may be left out (null), for options whose default depends on others.</summary>
+    public static Option<TimeSpan?> OptionalDuration(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = r => ParseDuration(r),
     };
 
     public static Option<int> Int(string name, string description, int defaultValue, int min, int max)
