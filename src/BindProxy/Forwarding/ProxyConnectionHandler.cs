@@ -160,13 +160,18 @@ internal sealed partial class ProxyConnectionHandler(
         relay.Start((_, reason) =>
         {
             reason = live.ProxyReason ?? reason;
-            Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
-                relay.BytesToUpstream, relay.BytesToClient, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, reason.Describe(), "");
             metrics.Closed(live, reason);
             registry.Remove(live);
             lease?.Dispose();
             registry.LeaveClient(route.Root.Name, relay.Client.Address);
             registry.Leave(route.Name);
+            if (logger.IsEnabled(LogLevel.Information))
+            {
+                // The close runs on the relay's loop; the log line is written off it.
+                double durationMs = Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds;
+                ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
+                    relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);
+            }
         });
         return true;
     }

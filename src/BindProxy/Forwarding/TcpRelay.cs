@@ -68,7 +68,10 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         _ => "closing",
     };
 
-    /// <summary>Starts forwarding; <paramref name="onClosed"/> runs once, on the thread pool, after both descriptors are closed.</summary>
+    /// <summary>
+    /// Starts forwarding; <paramref name="onClosed"/> runs once, on the loop thread, after both
+    /// descriptors are closed (so it must not block: slow work goes to the thread pool).
+    /// </summary>
     public void Start(Action<TcpRelay, CloseReason> onClosed)
     {
         _onClosed = onClosed;
@@ -283,7 +286,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         Close(ref _upstream, abortive);
         Release(ref _toUpstream);
         Release(ref _toClient);
-        ThreadPool.UnsafeQueueUserWorkItem(static s => s.Relay._onClosed!(s.Relay, s.Reason), (Relay: this, Reason: reason), preferLocal: false);
+        _onClosed!(this, reason);
     }
 
     private void Close(ref Leg leg, bool abortive)

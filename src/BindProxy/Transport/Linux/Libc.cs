@@ -43,6 +43,8 @@ internal static unsafe partial class Libc
     public const int EIntr = 4;
     public const int EAgain = 11;
     public const int EInProgress = 115;
+    public const int EIsConn = 106;
+    public const int EAlready = 114;
 
     /// <summary>
     /// struct epoll_event: packed (12 bytes) on x86-64, naturally aligned (16 bytes) elsewhere.

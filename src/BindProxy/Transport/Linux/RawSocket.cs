@@ -47,7 +47,24 @@ internal static unsafe class RawSocket
                 int errno = Libc.Errno;
                 if (errno == Libc.EInProgress)
                 {
-                    return (fd, true);
+                    // On loopback the handshake has usually finished (or failed) by now, which a
+                    // second connect() reports at once: 0 when established, EALREADY while the
+                    // SYN is still out. That spares a trip through the event loop.
+                    if (Libc.Connect(fd, address, length) == 0)
+                    {
+                        return (fd, false);
+                    }
+
+                    errno = Libc.Errno;
+                    if (errno is Libc.EAlready or Libc.EIntr)
+                    {
+                        return (fd, true);
+                    }
+
+                    if (errno == Libc.EIsConn)
+                    {
+                        return (fd, false);
+                    }
                 }
 
                 if (errno != Libc.EIntr)
