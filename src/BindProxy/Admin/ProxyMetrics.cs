@@ -27,13 +27,15 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _poolExhausted;
     private readonly Counter<long> _kafkaRequests;
 
-    // Forwarded bytes: a cursor per live connection remembers what has been counted already, so
-    // a collection adds only the difference and a close adds the rest; totals never go down.
-    private readonly ConcurrentDictionary<long, ByteCursor> _live = new();
+    // Forwarded bytes: each live connection remembers what of its counters has been added to its
+    // route's totals, so a collection adds only the difference and a close adds the rest; totals
+    // never go down.
+    private readonly ConnectionRegistry _connections;
     private readonly ConcurrentDictionary<string, RouteBytes> _bytes = new(StringComparer.Ordinal);
 
-    public ProxyMetrics(IMeterFactory meterFactory)
+    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections)
     {
+        _connections = connections;
         var meter = meterFactory.Create(MeterName);
         _active = meter.CreateUpDownCounter<long>("bindproxy.connections.active", "{connection}",
             "Proxied connections open now (upstream connected), by route");
@@ -62,15 +64,11 @@ internal sealed class ProxyMetrics
         _opened.Add(1, route);
         _active.Add(1, route);
         _connectDuration.Record(connectTime.TotalSeconds, route, new KeyValuePair<string, object?>("result", "connected"));
-        _live[connection.Id] = new ByteCursor(connection, BytesOf(connection.Route));
     }
 
     public void Closed(ProxiedConnection connection, CloseReason reason)
     {
-        if (_live.TryRemove(connection.Id, out var cursor))
-        {
-            cursor.Flush();
-        }
+        AddBytes(connection);
 
         var route = new KeyValuePair<string, object?>("route", connection.Route);
         _active.Add(-1, route);
@@ -98,11 +96,37 @@ internal sealed class ProxyMetrics
 
     private RouteBytes BytesOf(string route) => _bytes.GetOrAdd(route, _ => new RouteBytes());
 
+    /// <summary>Adds what <paramref name="connection"/> forwarded since it was last counted to its route's totals.</summary>
+    private void AddBytes(ProxiedConnection connection)
+    {
+        var totals = BytesOf(connection.Route);
+        Interlocked.Add(ref totals.ToUpstream, Advance(ref connection.CountedToUpstream, connection.BytesToUpstream));
+        Interlocked.Add(ref totals.ToClient, Advance(ref connection.CountedToClient, connection.BytesToClient));
+    }
+
+    /// <summary>Moves <paramref name="counted"/> up to <paramref name="now"/> (never down); returns by how much.</summary>
+    private static long Advance(ref long counted, long now)
+    {
+        long seen = Volatile.Read(ref counted);
+        while (now > seen)
+        {
+            long before = Interlocked.CompareExchange(ref counted, now, seen);
+            if (before == seen)
+            {
+                return now - seen;
+            }
+
+            seen = before;
+        }
+
+        return 0;
+    }
+
     private IEnumerable<Measurement<long>> ObserveBytes()
     {
-        foreach (var cursor in _live.Values)
+        foreach (var connection in _connections.Snapshot())
         {
-            cursor.Flush();
+            AddBytes(connection);
         }
 
         var measurements = new List<Measurement<long>>(_bytes.Count * 2);
@@ -145,27 +169,6 @@ internal sealed class ProxyMetrics
     {
         public long ToUpstream;
         public long ToClient;
-    }
-
-    /// <summary>What of one connection's byte counters has been added to its route's totals.</summary>
-    private sealed class ByteCursor(ProxiedConnection connection, RouteBytes totals)
-    {
-        private readonly Lock _lock = new();
-        private long _toUpstream;
-        private long _toClient;
-
-        public void Flush()
-        {
-            lock (_lock)
-            {
-                long up = connection.BytesToUpstream;
-                long down = connection.BytesToClient;
-                Interlocked.Add(ref totals.ToUpstream, up - _toUpstream);
-                Interlocked.Add(ref totals.ToClient, down - _toClient);
-                _toUpstream = up;
-                _toClient = down;
-            }
-        }
     }
 }
 

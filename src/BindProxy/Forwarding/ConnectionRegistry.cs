@@ -10,6 +10,11 @@ namespace BindProxy.Forwarding;
 internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLegs legs)
 {
     private int _proxyReason = -1;
+
+    // Bytes already added to the route's metric totals (see ProxyMetrics).
+    internal long CountedToUpstream;
+    internal long CountedToClient;
+
     private long _lastTotal = -1;
     private long _lastChangeTicks = Environment.TickCount64;
 
@@ -33,7 +38,10 @@ internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLe
     public IPEndPoint Upstream => Legs.Upstream;
 
     /// <summary>The client's sticky source assignment, under a per-client policy.</summary>
-    public Addressing.Assignment? Assignment { get; set; }
+    public Addressing.Assignment? Assignment => Lease?.Assignment;
+
+    /// <summary>This connection's hold on <see cref="Assignment"/>; released when it closes.</summary>
+    public Addressing.AssignmentLease? Lease { get; set; }
 
     /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
     public Kafka.KafkaSession? Kafka { get; set; }

@@ -27,10 +27,11 @@ internal sealed partial class ProxyConnectionHandler(
     SourceAssigner assigner,
     RelayEngine relays,
     ProxyMetrics metrics,
-    ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
+    ILogger<ProxyConnectionHandler> logger) : ConnectionHandler, IRelayOwner
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
+    private readonly Func<IPAddress, IPEndPoint, CancellationToken, ValueTask<RawConnection>> _connectRaw = relays.ConnectAsync;
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -121,7 +122,7 @@ internal sealed partial class ProxyConnectionHandler(
 
         using (lease)
         {
-            await ServeAsync(connection, route, inbound.Socket, lease?.Assignment).ConfigureAwait(false);
+            await ServeAsync(connection, route, inbound.Socket, lease).ConfigureAwait(false);
         }
 
         return false;
@@ -135,7 +136,7 @@ internal sealed partial class ProxyConnectionHandler(
         ConnectResult<RawConnection> connect;
         try
         {
-            connect = await connector.ConnectAsync(route, lease?.Assignment.Address, relays.ConnectAsync, connection.ConnectionClosed).ConfigureAwait(false);
+            connect = await connector.ConnectAsync(route, lease?.Assignment.Address, _connectRaw, connection.ConnectionClosed).ConfigureAwait(false);
             if (!connect.IsConnected)
             {
                 ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed);
@@ -154,26 +155,29 @@ internal sealed partial class ProxyConnectionHandler(
 
         var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
         var live = registry.Add(route, relay);
-        live.Assignment = lease?.Assignment;
+        live.Lease = lease;
         Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
         metrics.Opened(live, connect.Elapsed);
-        relay.Start((_, reason) =>
-        {
-            reason = live.ProxyReason ?? reason;
-            metrics.Closed(live, reason);
-            registry.Remove(live);
-            lease?.Dispose();
-            registry.LeaveClient(route.Root.Name, relay.Client.Address);
-            registry.Leave(route.Name);
-            if (logger.IsEnabled(LogLevel.Information))
-            {
-                // The close runs on the relay's loop; the log line is written off it.
-                double durationMs = Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds;
-                ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
-                    relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);
-            }
-        });
+        relay.Start(this, live);
         return true;
+    }
+
+    public void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason)
+    {
+        var route = connection.RouteModel;
+        reason = connection.ProxyReason ?? reason;
+        metrics.Closed(connection, reason);
+        registry.Remove(connection);
+        connection.Lease?.Dispose();
+        registry.LeaveClient(route.Root.Name, relay.Client.Address);
+        registry.Leave(route.Name);
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            // This runs on the relay's loop; the log line is written off it.
+            double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
+            ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
+                relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);
+        }
     }
 
     private void ConnectFailed(RouteModel route, IPEndPoint client, ConnectError error, string detail, TimeSpan elapsed)
@@ -190,9 +194,9 @@ internal sealed partial class ProxyConnectionHandler(
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, Assignment? assignment)
+    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, AssignmentLease? lease)
     {
-        var connect = await connector.ConnectAsync(route, assignment?.Address, connection.ConnectionClosed).ConfigureAwait(false);
+        var connect = await connector.ConnectAsync(route, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
             ConnectFailed(route, client.RemoteEndPoint, connect.Error, connect.Detail, connect.Elapsed);
@@ -209,7 +213,7 @@ internal sealed partial class ProxyConnectionHandler(
         {
             upstream.StartReceiving();
             var live = registry.Add(route, new PipeLegs(client, upstream));
-            live.Assignment = assignment;
+            live.Lease = lease;
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
             var reason = CloseReason.ProxyAborted;

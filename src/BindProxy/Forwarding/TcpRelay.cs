@@ -4,6 +4,13 @@ using BindProxy.Transport.Linux;
 
 namespace BindProxy.Forwarding;
 
+/// <summary>Hears when a <see cref="TcpRelay"/> has closed both its sockets.</summary>
+internal interface IRelayOwner
+{
+    /// <summary>Runs on the relay's loop thread: bookkeeping only, nothing that blocks.</summary>
+    void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason);
+}
+
 /// <summary>
 /// One plain Tcp connection forwarded by an <see cref="EpollLoop"/>: both descriptors are
 /// watched edge-triggered, and on each event the relay reads what is there into the loop's
@@ -26,7 +33,8 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private Leg _upstream;
     private Pending _toUpstream;
     private Pending _toClient;
-    private Action<TcpRelay, CloseReason>? _onClosed;
+    private IRelayOwner? _owner;
+    private ProxiedConnection? _connection;
     private bool _clientFinFirst;
     private volatile bool _closing;
     private bool _finished;
@@ -69,12 +77,13 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     };
 
     /// <summary>
-    /// Starts forwarding; <paramref name="onClosed"/> runs once, on the loop thread, after both
-    /// descriptors are closed (so it must not block: slow work goes to the thread pool).
+    /// Starts forwarding <paramref name="connection"/>; <paramref name="owner"/> hears once, on the
+    /// loop thread, after both descriptors are closed (so it must not block).
     /// </summary>
-    public void Start(Action<TcpRelay, CloseReason> onClosed)
+    public void Start(IRelayOwner owner, ProxiedConnection connection)
     {
-        _onClosed = onClosed;
+        _owner = owner;
+        _connection = connection;
         _loop.Post(static state => ((TcpRelay)state!).Register(), this);
     }
 
@@ -286,7 +295,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         Close(ref _upstream, abortive);
         Release(ref _toUpstream);
         Release(ref _toClient);
-        _onClosed!(this, reason);
+        _owner!.OnRelayClosed(_connection!, this, reason);
     }
 
     private void Close(ref Leg leg, bool abortive)

@@ -41,7 +41,8 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private bool _detached;
     private IDuplexPipe? _transport;
 
-    public InboundConnection(System.Net.Sockets.Socket accepted, string route, TransportOptions options)
+    /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
+    public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options)
     {
         _accepted = accepted;
         _options = options;
@@ -50,7 +51,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         Features = new FeatureCollection(1);
         Features.Set<IInboundSocketFeature>(this);
         Client = (IPEndPoint)accepted.RemoteEndPoint!;
-        Listener = (IPEndPoint)accepted.LocalEndPoint!;
+        Listener = listener ?? (IPEndPoint)accepted.LocalEndPoint!;
     }
 
     public string Route { get; }

@@ -48,6 +48,10 @@ internal sealed partial class SocketTransportFactory(TransportOptions options, L
     private sealed class SocketListener(Socket socket, RouteEndPoint endpoint, TransportOptions options, ListenerRegistry registry, ILogger logger)
         : IConnectionListener
     {
+        // Bound to one address (not a wildcard): every accepted socket's local end is this one.
+        private readonly IPEndPoint? _specificAddress =
+            endpoint.Address.Address.Equals(IPAddress.Any) || endpoint.Address.Address.Equals(IPAddress.IPv6Any) ? null : endpoint.Address;
+
         public EndPoint EndPoint => endpoint;
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
@@ -84,7 +88,7 @@ internal sealed partial class SocketTransportFactory(TransportOptions options, L
                 }
 
                 accepted.NoDelay = true;
-                return new InboundConnection(accepted, endpoint.Route, options);
+                return new InboundConnection(accepted, endpoint.Route, _specificAddress, options);
             }
         }
 
