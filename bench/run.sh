@@ -57,6 +57,9 @@ else
     churn_secs=4s; hold_count=4000; hold_secs=3s
 fi
 churn_concurrency=16
+# Connections each contender opens, echoes and closes before the idle-connection baseline is read:
+# per-connection memory is then the marginal cost, not first-use costs (code warm-up, threads).
+hold_warmup=500
 all_contenders=(direct haproxy nginx socat bindproxy)
 
 # The clients (iperf3, the bench tool) get the same limit as the contenders.
@@ -323,7 +326,7 @@ fi
 
 # ---- environment ---------------------------------------------------------------------------
 : >"$jsonl"
-record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers, hold $hold_count x $hold_secs"
+record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers, hold $hold_count x $hold_secs after $hold_warmup warm-up connections"
 record_env machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), $(free -g | awk '/Mem:/{print $2}') GiB"
 record_env limits "RLIMIT_NOFILE $nofile soft and hard for every process; tcp_tw_reuse=$(sysctl -n net.ipv4.tcp_tw_reuse), ip_local_port_range=$(sysctl -n net.ipv4.ip_local_port_range | xargs), somaxconn=$(sysctl -n net.core.somaxconn)"
 record_env versions "$(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); socat $(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p'); $(iperf3 --version | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version)"
@@ -394,8 +397,8 @@ stop_phase
 # ---- e. idle connections: a fresh proxy for every run, so memory starts from the same place ----
 log "idle connections: $hold_count held for $hold_secs"
 phase_contenders=("${contenders[@]}")
-hold_run() { # test contender round count parallel
-    local test=$1 c=$2 r=$3 count=$4 parallel=$5 pid_args=() out
+hold_run() { # test contender round count parallel [warmup]
+    local test=$1 c=$2 r=$3 count=$4 parallel=$5 warmup=${6:-0} pid_args=() out
     if ! start_contender "$c" "$echo_port"; then
         note "$c skipped in $test round $r: it did not start"
         return 0
@@ -403,14 +406,14 @@ hold_run() { # test contender round count parallel
     sleep 0.5
     [[ $c != direct ]] && pid_args=(--pid "${pgid_of[$c]}")
     run_fg bench hold --targets "$(target_of "$c" "$echo_port")" --count "$count" --parallel "$parallel" \
-        --bytes 16 --hold "$hold_secs" --timeout 10s "${pid_args[@]}" >"$work/out.json" 2>>"$work/bench.err" || true
+        --bytes 16 --hold "$hold_secs" --timeout 10s --warmup "$warmup" "${pid_args[@]}" >"$work/out.json" 2>>"$work/bench.err" || true
     out=$(cat "$work/out.json")
     record "{\"test\":\"$test\",\"contender\":\"$c\",\"round\":$r,\"result\":${out:-null}}"
     log "  $test round $r  $c  $(sed -n 's/.*"verified":\([0-9]*\).*"open_ms":\([0-9.]*\).*"rss_per_conn_kb":\([0-9.null-]*\).*/verified \1, open \2 ms, \3 KB\/conn/p' <<<"$out")"
     stop_bg "$c"
 }
 for ((r = 1; r <= rounds; r++)); do
-    for c in $(rotated "$r"); do hold_run hold "$c" "$r" "$hold_count" 128; done
+    for c in $(rotated "$r"); do hold_run hold "$c" "$r" "$hold_count" 128 "$hold_warmup"; done
 done
 
 # ---- max-conn: how many connections one proxy process holds under the fd limit -------------

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BindProxy.Cli;
+using BindProxy.Hosting;
 using Microsoft.Extensions.Configuration;
 using Serilog;
 
@@ -28,7 +29,7 @@ var root = BindProxyCommand.Create((builder, configuration) =>
             .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
     }
 
-    builder.Services.AddSerilog(logger.CreateLogger(), dispose: true);
+    builder.Services.AddSerilog(logger.CreateLogger(), dispose: true).WithoutKestrelConnectionScopes();
 });
 
 // SIGTERM and Ctrl-C are left to the host, which drains connections for up to DrainTimeout

@@ -120,9 +120,10 @@ internal static class BenchCommands
         var holdFor = Options.Duration("--hold", "How long to hold the connections once open.", TimeSpan.FromSeconds(10));
         var pid = new Option<int?>("--pid") { Description = "Proxy process whose tree's RSS/PSS is read before and after." };
         var timeout = Options.Duration("--timeout", "Connect and echo timeout.", TimeSpan.FromSeconds(10));
+        var warmup = Options.Int("--warmup", "Connections opened, echoed and closed first (1 s before the baseline is read), so one-time costs such as code warm-up stay out of the per-connection figure.", 0, 0, 1_000_000);
         var command = new Command("hold", "Open and hold N connections; report failures, open time and the proxy's memory per connection.")
         {
-            targets, count, parallel, interval, bytes, holdFor, pid, timeout,
+            targets, count, parallel, interval, bytes, holdFor, pid, timeout, warmup,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -131,6 +132,14 @@ internal static class BenchCommands
             var settings = new HoldSettings(
                 parse.GetValue(targets)!, parse.GetValue(count), parse.GetValue(parallel), parse.GetValue(interval),
                 parse.GetValue(bytes), parse.GetValue(holdFor), parse.GetValue(pid), parse.GetValue(timeout));
+            if (parse.GetValue(warmup) is > 0 and var warm)
+            {
+                var warmed = await new Hold(settings with { Count = warm, Interval = null, HoldFor = TimeSpan.Zero, Pid = null }, limit)
+                    .RunAsync(m => Console.Error.WriteLine("hold warm-up: " + m), ct);
+                Console.Error.WriteLine($"hold warm-up: {warmed.Verified} of {warm} connections echoed and closed");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+
             var result = await new Hold(settings, limit).RunAsync(m => Console.Error.WriteLine("hold: " + m), ct);
             var failures = string.Join(", ", result.Failures.Select(kv => $"{kv.Key}×{kv.Value}"));
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -168,7 +168,7 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
         }
 
         var requested = ResultSet.Number(records[0], "result", "requested") ?? 0;
-        md.Append(CultureInfo.InvariantCulture, $"## Idle connections ({requested:F0} held through each proxy, fresh proxy per run, median of {Rounds(records)} rounds)\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"## Idle connections ({requested:F0} held through each proxy, fresh proxy per run warmed by 500 connections opened and closed, median of {Rounds(records)} rounds)\n\n");
         md.Append("| contender | verified | open ms | verify ms | RSS KB/conn | PSS KB/conn | proxy RSS MB at end | processes | failed | failure reasons |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         foreach (var c in _contenders)
         {

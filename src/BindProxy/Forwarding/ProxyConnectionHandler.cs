@@ -31,7 +31,7 @@ internal sealed partial class ProxyConnectionHandler(
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
-    private readonly Func<IPAddress, IPEndPoint, CancellationToken, ValueTask<RawConnection>> _connectRaw = relays.ConnectAsync;
+    private readonly Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<RawConnection>> _connectRaw = relays.ConnectAsync;
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -92,9 +92,12 @@ internal sealed partial class ProxyConnectionHandler(
     /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
     private async Task<bool> ServeAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound)
     {
-        var (lease, refused) = route.Assignment.Policy == AssignPolicy.KafkaClientId
-            ? await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false)
-            : await assigner.AssignAsync(route, inbound.Client, inbound.Listener, null).ConfigureAwait(false);
+        var (lease, refused) = route.Assignment.Policy switch
+        {
+            AssignPolicy.RoundRobin => (null, false),
+            AssignPolicy.KafkaClientId => await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false),
+            _ => await assigner.AssignAsync(route, inbound.Client, inbound.Listener, null).ConfigureAwait(false),
+        };
         if (refused)
         {
             Log.NoFreeSource(logger, route.Name, inbound.Client);

@@ -1,5 +1,6 @@
 using System.Net;
 using BindProxy.Hosting;
+using BindProxy.Outbound;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
 using Microsoft.Extensions.Hosting;
@@ -54,9 +55,9 @@ internal sealed partial class RelayEngine(TransportOptions options, ConnectionRe
     /// <summary>
     /// Connects from <paramref name="source"/> to <paramref name="destination"/>; the descriptor of
     /// the connected socket. Throws <see cref="System.Net.Sockets.SocketException"/> when the
-    /// connect fails and <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires first.
+    /// connect fails and <see cref="OperationCanceledException"/> when the deadline passes first.
     /// </summary>
-    public async ValueTask<RawConnection> ConnectAsync(IPAddress source, IPEndPoint destination, CancellationToken cancellationToken)
+    public async ValueTask<RawConnection> ConnectAsync(IPAddress source, IPEndPoint destination, ConnectDeadline deadline)
     {
         var (fd, inProgress) = RawSocket.StartConnect(source, destination);
         if (inProgress)
@@ -64,7 +65,7 @@ internal sealed partial class RelayEngine(TransportOptions options, ConnectionRe
             var waiter = new ConnectWaiter(NextLoop(), fd);
             try
             {
-                await waiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await waiter.WaitAsync(deadline.Token).ConfigureAwait(false);
             }
             catch
             {

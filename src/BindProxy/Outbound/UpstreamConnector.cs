@@ -34,16 +34,18 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// falling over to another would mix this client's traffic with another's.
     /// </param>
     public Task<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken) =>
-        ConnectAsync(route, assigned, ConnectSocketAsync, cancellationToken);
+        ConnectAsync(route, assigned, s_connectSocket, cancellationToken);
+
+    private static readonly Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<Socket>> s_connectSocket = ConnectSocketAsync;
 
     /// <summary>
     /// Tries the route's source addresses and destinations in turn with <paramref name="attempt"/>,
     /// which makes one connection from a source to a destination or throws (a
-    /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> at the timeout)
-    /// after releasing what it made.
+    /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> when the
+    /// deadline's token fires) after releasing what it made.
     /// </summary>
     public async Task<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
-        Func<IPAddress, IPEndPoint, CancellationToken, ValueTask<T>> attempt, CancellationToken cancellationToken)
+        Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
         where T : class
     {
         long started = Stopwatch.GetTimestamp();
@@ -51,13 +53,12 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         long first = pool?.NextIndex() ?? 0;
         long sequence = Interlocked.Increment(ref _sequence);
         int attempts = pool is null ? 1 : (int)Math.Min(pool.Addresses.Count, MaxSourceAttempts);
-        var exhausted = new List<string>();
+        List<string>? exhausted = null;
         ConnectError lastError = ConnectError.SourcesExhausted;
         string lastDetail = "";
         IPEndPoint? lastUpstream = null;
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(route.ConnectTimeout);
+        using var deadline = new ConnectDeadline(route.ConnectTimeout, cancellationToken);
 
         for (int tried = 0; tried < attempts; tried++)
         {
@@ -65,7 +66,9 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
             IPEndPoint[] destinations;
             try
             {
-                destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, timeout.Token).ConfigureAwait(false);
+                // Address literals resolve at once: only a name lookup arms the deadline.
+                var token = route.Upstream.Endpoints is null ? deadline.Token : CancellationToken.None;
+                destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -88,12 +91,12 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                 lastUpstream = destination;
                 try
                 {
-                    var connected = await attempt(source, destination, timeout.Token).ConfigureAwait(false);
+                    var connected = await attempt(source, destination, deadline).ConfigureAwait(false);
                     return new ConnectResult<T>(connected, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
                 }
                 catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable)
                 {
-                    exhausted.Add($"{source} ({e.Message})");
+                    (exhausted ??= []).Add($"{source} ({e.Message})");
                     Log.SourceFailed(logger, route.Name, source, destination, e.Message);
                     sourceExhausted = true;
                     break;
@@ -118,14 +121,17 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         }
 
         return Fail(ConnectError.SourcesExhausted,
-            $"no usable source address for {route.Upstream}; tried {string.Join(", ", exhausted)}", lastUpstream);
+            $"no usable source address for {route.Upstream}; tried {string.Join(", ", exhausted ?? [])}", lastUpstream);
 
-        ConnectResult<T> Fail(ConnectError error, string detail, IPEndPoint? upstream) =>
-            new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
+        ConnectResult<T> Fail(ConnectError error, string detail, IPEndPoint? upstream) => Failed<T>(error, detail, upstream, started);
     }
 
-    private static async ValueTask<Socket> ConnectSocketAsync(IPAddress source, IPEndPoint destination, CancellationToken cancellationToken)
+    private static ConnectResult<T> Failed<T>(ConnectError error, string detail, IPEndPoint? upstream, long started)
+        where T : class => new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
+
+    private static async ValueTask<Socket> ConnectSocketAsync(IPAddress source, IPEndPoint destination, ConnectDeadline deadline)
     {
+        var cancellationToken = deadline.Token;
         var socket = new Socket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {

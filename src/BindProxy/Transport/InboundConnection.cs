@@ -34,8 +34,9 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 {
     private static long s_nextId;
 
-    private readonly CancellationTokenSource _closed = new();
     private readonly System.Net.Sockets.Socket _accepted;
+    private CancellationTokenSource? _closed;
+    private int _signalled;
     private readonly TransportOptions _options;
     private PipeSocket? _socket;
     private bool _detached;
@@ -48,8 +49,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         _options = options;
         Route = route;
         ConnectionId = Interlocked.Increment(ref s_nextId).ToString("x", System.Globalization.CultureInfo.InvariantCulture);
-        Features = new FeatureCollection(1);
-        Features.Set<IInboundSocketFeature>(this);
+        Features = new ConnectionFeatures(typeof(IInboundSocketFeature), this);
         Client = (IPEndPoint)accepted.RemoteEndPoint!;
         Listener = listener ?? (IPEndPoint)accepted.LocalEndPoint!;
     }
@@ -140,9 +140,27 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         set => throw new NotSupportedException();
     }
 
+    /// <summary>Fires when the connection is aborted or disposed; made on first use (a relayed connection never needs one).</summary>
     public override CancellationToken ConnectionClosed
     {
-        get => _closed.Token;
+        get
+        {
+            if (_closed is null)
+            {
+                var made = new CancellationTokenSource();
+                if (Interlocked.CompareExchange(ref _closed, made, null) is not null)
+                {
+                    made.Dispose();
+                }
+                else if (Volatile.Read(ref _signalled) != 0)
+                {
+                    Signal();
+                }
+            }
+
+            return _closed.Token;
+        }
+
         set => throw new NotSupportedException();
     }
 
@@ -164,15 +182,16 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         }
 
         Signal();
-        _closed.Dispose();
+        _closed?.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);
     }
 
     private void Signal()
     {
+        Volatile.Write(ref _signalled, 1);
         try
         {
-            _closed.Cancel();
+            Volatile.Read(ref _closed)?.Cancel();
         }
         catch (ObjectDisposedException)
         {

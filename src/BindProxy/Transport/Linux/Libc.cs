@@ -36,6 +36,10 @@ internal static unsafe partial class Libc
     public const int IpProtoTcp = 6;
     public const int TcpNoDelay = 1;
 
+    public const int FGetFl = 3;
+    public const int FSetFl = 4;
+    public const int ONonblock = 0x800;
+
     public const int MsgDontWait = 0x40;
     public const int MsgNoSignal = 0x4000;
     public const int ShutWr = 1;
@@ -82,6 +86,10 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    // fcntl is variadic; with int arguments the x86-64 and arm64 Linux calling conventions match a fixed signature.
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int Fcntl(int fd, int command, int argument);
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);

@@ -117,8 +117,16 @@ internal static unsafe class RawSocket
     /// </summary>
     public static int Detach(Socket socket)
     {
-        socket.Blocking = false;
         int fd = (int)socket.SafeHandle.DangerousGetHandle();
+
+        // O_NONBLOCK set here rather than through Socket.Blocking, which would make the socket
+        // an async context it never uses.
+        int flags = Libc.Fcntl(fd, Libc.FGetFl, 0);
+        if (flags < 0 || Libc.Fcntl(fd, Libc.FSetFl, flags | Libc.ONonblock) < 0)
+        {
+            throw Error(Libc.Errno);
+        }
+
         socket.SafeHandle.SetHandleAsInvalid();
 
         // The Socket's finalizer would close "its" descriptor number, which by then may be another socket's.
