@@ -30,23 +30,39 @@ internal sealed class AddressSet
 
     public bool IsSingle => Count == 1;
 
+    /// <summary>Sets up to this size keep the address objects they hand out (a source pool is read per connection).</summary>
+    private const int CachedCount = 4096;
+
+    private IPAddress?[]? _cache;
+
     public IPAddress this[long index]
     {
         get
         {
             ArgumentOutOfRangeException.ThrowIfNegative(index);
-            foreach (var block in _blocks)
+            if (Count <= CachedCount && index < Count)
             {
-                if ((UInt128)index < block.Count)
-                {
-                    return ToAddress(block.Start + (UInt128)index, Family);
-                }
-
-                index -= (long)block.Count;
+                var cache = _cache ??= new IPAddress?[Count];
+                return cache[index] ??= Compute(index);
             }
 
-            throw new ArgumentOutOfRangeException(nameof(index));
+            return Compute(index);
         }
+    }
+
+    private IPAddress Compute(long index)
+    {
+        foreach (var block in _blocks)
+        {
+            if ((UInt128)index < block.Count)
+            {
+                return ToAddress(block.Start + (UInt128)index, Family);
+            }
+
+            index -= (long)block.Count;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(index));
     }
 
     public IEnumerable<IPAddress> Take(long max)

@@ -48,6 +48,15 @@ internal sealed class EndpointSpec
         }
     }
 
+    /// <summary>Endpoint <paramref name="index"/> as a one-element array, made once and then shared.</summary>
+    public IPEndPoint[] AsArray(long index)
+    {
+        var arrays = _arrays ??= new IPEndPoint[Count][];
+        return arrays[index] ??= [this[index]];
+    }
+
+    private IPEndPoint[][]? _arrays;
+
     public IEnumerable<IPEndPoint> Endpoints
     {
         get

@@ -88,8 +88,8 @@ internal sealed class UpstreamSpec
     {
         if (Endpoints is { } endpoints)
         {
-            var chosen = endpoints[sequence % endpoints.Count];
-            return chosen.AddressFamily == family ? [chosen] : [];
+            var chosen = endpoints.AsArray(sequence % endpoints.Count);
+            return chosen[0].AddressFamily == family ? chosen : [];
         }
 
         var addresses = await Dns.GetHostAddressesAsync(Host!, cancellationToken).ConfigureAwait(false);

@@ -25,7 +25,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
 
     private long _sequence = -1;
 
-    public Task<ConnectResult<Socket>> ConnectAsync(RouteModel route, CancellationToken cancellationToken) =>
+    public ValueTask<ConnectResult<Socket>> ConnectAsync(RouteModel route, CancellationToken cancellationToken) =>
         ConnectAsync(route, null, cancellationToken);
 
     /// <summary>Connects a .NET <see cref="Socket"/> (pipe path, Http routes).</summary>
@@ -33,7 +33,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// The client's own source address (per-client assignment): only that one is tried, since
     /// falling over to another would mix this client's traffic with another's.
     /// </param>
-    public Task<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken) =>
+    public ValueTask<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken) =>
         ConnectAsync(route, assigned, s_connectSocket, cancellationToken);
 
     private static readonly Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<Socket>> s_connectSocket = ConnectSocketAsync;
@@ -44,7 +44,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> when the
     /// deadline's token fires) after releasing what it made.
     /// </summary>
-    public async Task<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
+    public async ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
         Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
         where T : class
     {

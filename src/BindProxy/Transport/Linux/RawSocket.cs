@@ -35,13 +35,13 @@ internal static unsafe class RawSocket
             Libc.SetSockOpt(fd, Libc.IpProtoIp, Libc.IpBindAddressNoPort, &on, sizeof(int));
 
             byte* address = stackalloc byte[SockAddrMax];
-            uint length = Encode(new IPEndPoint(source, 0), address);
+            uint length = Encode(source, 0, address);
             if (Libc.Bind(fd, address, length) != 0)
             {
                 throw Error(Libc.Errno);
             }
 
-            length = Encode(destination, address);
+            length = Encode(destination.Address, destination.Port, address);
             while (Libc.Connect(fd, address, length) != 0)
             {
                 int errno = Libc.Errno;
@@ -161,21 +161,21 @@ internal static unsafe class RawSocket
         _ => SocketError.SocketError,
     };
 
-    private static uint Encode(IPEndPoint endpoint, byte* address)
+    private static uint Encode(IPAddress ip, int port, byte* address)
     {
         var span = new Span<byte>(address, SockAddrMax);
         span.Clear();
-        BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)endpoint.Port);
-        if (endpoint.AddressFamily == AddressFamily.InterNetworkV6)
+        BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)port);
+        if (ip.AddressFamily == AddressFamily.InterNetworkV6)
         {
             MemoryMarshal.Write(span, (ushort)Libc.AfInet6);
-            endpoint.Address.TryWriteBytes(span[8..24], out _);
-            MemoryMarshal.Write(span[24..], (uint)endpoint.Address.ScopeId);
+            ip.TryWriteBytes(span[8..24], out _);
+            MemoryMarshal.Write(span[24..], (uint)ip.ScopeId);
             return 28;
         }
 
         MemoryMarshal.Write(span, (ushort)Libc.AfInet);
-        endpoint.Address.TryWriteBytes(span[4..8], out _);
+        ip.TryWriteBytes(span[4..8], out _);
         return 16;
     }
 
