@@ -16,7 +16,7 @@ internal interface IRelayOwner
 /// watched edge-triggered, and on each event the relay reads what is there into the loop's
 /// buffer and sends it straight on. Only when the other side cannot take it all does the
 /// connection hold a buffer of its own (and stop reading that direction until it drains), so an
-/// idle connection holds no buffer, no pipe and no pending operation — about 200 bytes here.
+/// idle connection holds no buffer, no pipe and no pending operation.
 /// </summary>
 /// <remarks>
 /// Same semantics as the pipe path: a FIN is passed on as a half-close while the other direction
