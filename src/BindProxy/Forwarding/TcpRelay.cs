@@ -225,7 +225,14 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             {
                 from.ReadEnded = true;
                 _clientFinFirst |= upward && !to.ReadEnded;
-                Libc.Shutdown(to.Fd, Libc.ShutWr);
+
+                // Pass the FIN on — unless the other direction is over too, so that both sockets
+                // are closed right after this (close sends the FIN).
+                if (!to.ReadEnded || (upward ? _toClient.Count : _toUpstream.Count) > 0)
+                {
+                    Libc.Shutdown(to.Fd, Libc.ShutWr);
+                }
+
                 return true;
             }
 

@@ -36,7 +36,6 @@ internal static unsafe partial class Libc
     public const int IpProtoTcp = 6;
     public const int TcpNoDelay = 1;
 
-    public const int FGetFl = 3;
     public const int FSetFl = 4;
     public const int ONonblock = 0x800;
 

@@ -120,9 +120,9 @@ internal static unsafe class RawSocket
         int fd = (int)socket.SafeHandle.DangerousGetHandle();
 
         // O_NONBLOCK set here rather than through Socket.Blocking, which would make the socket
-        // an async context it never uses.
-        int flags = Libc.Fcntl(fd, Libc.FGetFl, 0);
-        if (flags < 0 || Libc.Fcntl(fd, Libc.FSetFl, flags | Libc.ONonblock) < 0)
+        // an async context it never uses. A socket fresh from accept has no other status flag
+        // that F_SETFL changes, so no F_GETFL first.
+        if (Libc.Fcntl(fd, Libc.FSetFl, Libc.ONonblock) < 0)
         {
             throw Error(Libc.Errno);
         }
