@@ -167,9 +167,10 @@ internal static class DemoRunner
     private static async Task<List<string>> PrintConnectionsAsync(MockCluster cluster, BrokerDirectory directory, ConnectionRegistry registry, TextWriter writer)
     {
         var failures = new List<string>();
-        var kernel = IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpConnections()
-            .Where(c => c.State == TcpState.Established)
-            .ToList();
+
+        // The proxy's view first, then the kernel's, so no row can be newer than the kernel table.
+        var connections = registry.Snapshot().OrderBy(c => c.Id).ToList();
+        var kernel = EstablishedConnections();
         var brokerPorts = cluster.BrokerAddresses.Select(PortOf).ToHashSet();
         var nodeByPort = directory.Brokers.ToDictionary(b => b.Port, b => b.NodeId);
 
@@ -184,10 +185,15 @@ internal static class DemoRunner
         await writer.WriteLineAsync("Connection table (client → proxy listener | source → broker), checked against the kernel's TCP table:").ConfigureAwait(false);
         await writer.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"  {"client",-21} {"proxy listener",-21} {"source",-21} {"broker",-21} {"node",-5} {"client.id",-15} kernel")).ConfigureAwait(false);
-        foreach (var connection in registry.Snapshot().OrderBy(c => c.Id))
+        foreach (var connection in connections)
         {
             var (source, upstream) = (connection.Source, connection.Upstream);
             bool inKernel = kernel.Any(k => k.LocalEndPoint.Equals(source) && k.RemoteEndPoint.Equals(upstream));
+            if (!inKernel && connection.Legs.State != "open")
+            {
+                continue; // closing between the two reads: not a row to confirm
+            }
+
             string node = nodeByPort.TryGetValue(upstream.Port, out var id) ? id.ToString(CultureInfo.InvariantCulture) : "?";
             await writer.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"  {connection.Client,-21} {connection.Listener,-21} {source,-21} {upstream,-21} {node,-5} {connection.Kafka?.ClientId ?? "-",-15} {(inKernel ? "ESTABLISHED" : "missing")}"))
@@ -198,7 +204,9 @@ internal static class DemoRunner
             }
         }
 
-        var toBrokers = kernel.Where(k => brokerPorts.Contains(k.RemoteEndPoint.Port)).ToList();
+        // Brokers listen on loopback; other programs may use the same port numbers on other addresses.
+        var brokerHosts = directory.Brokers.Select(b => b.Host).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var toBrokers = kernel.Where(k => brokerPorts.Contains(k.RemoteEndPoint.Port) && IsBrokerHost(k.RemoteEndPoint.Address, brokerHosts)).ToList();
         var notFromSource = toBrokers.Where(k => !k.LocalEndPoint.Address.Equals(IPAddress.Parse(Source))).ToList();
         await writer.WriteLineAsync().ConfigureAwait(false);
         await writer.WriteLineAsync($"Kernel TCP table: {toBrokers.Count} connection(s) to broker ports, {toBrokers.Count - notFromSource.Count} from {Source}, {notFromSource.Count} from anywhere else.")
@@ -232,6 +240,12 @@ internal static class DemoRunner
 
             """).ConfigureAwait(false);
     }
+
+    private static List<TcpConnectionInformation> EstablishedConnections() =>
+        [.. IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpConnections().Where(c => c.State == TcpState.Established)];
+
+    private static bool IsBrokerHost(IPAddress address, HashSet<string> hosts) =>
+        hosts.Contains(address.ToString()) || (hosts.Contains("localhost") && IPAddress.IsLoopback(address));
 
     private static int PortOf(string hostPort) =>
         int.Parse(hostPort.AsSpan(hostPort.LastIndexOf(':') + 1), NumberStyles.None, CultureInfo.InvariantCulture);
