@@ -112,10 +112,16 @@ internal sealed partial class RelayEngine(TransportOptions options, ConnectionRe
 
     private List<ProxiedConnection> Relays() => [.. connections.Snapshot().Where(c => c.Legs is TcpRelay)];
 
+    // Registered as a singleton and as a hosted service, so the container may call this twice.
     public void Dispose()
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                return;
+            }
+
             _disposed = true;
             foreach (var loop in _loops ?? [])
             {

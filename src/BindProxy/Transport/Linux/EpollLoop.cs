@@ -27,6 +27,8 @@ internal sealed unsafe class EpollLoop : IDisposable
     private readonly ConcurrentQueue<(Action<object?> Action, object? State)> _posted = new();
     private readonly Action<Exception> _onError;
     private int _wakePending;
+    private int _disposed;
+    private int _posting;
     private volatile bool _stopping;
 
     // Registration slots: epoll_data carries (generation << 32 | slot), so an event still queued
@@ -76,10 +78,19 @@ internal sealed unsafe class EpollLoop : IDisposable
     public void Post(Action<object?> action, object? state)
     {
         _posted.Enqueue((action, state));
-        if (Interlocked.Exchange(ref _wakePending, 1) == 0)
+        Interlocked.Increment(ref _posting);
+        try
         {
-            ulong one = 1;
-            Libc.Write(_wake, &one, sizeof(ulong));
+            // After Dispose the eventfd's number may belong to another file: never write to it then.
+            if (Volatile.Read(ref _disposed) == 0 && Interlocked.Exchange(ref _wakePending, 1) == 0)
+            {
+                ulong one = 1;
+                Libc.Write(_wake, &one, sizeof(ulong));
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _posting);
         }
     }
 
@@ -207,15 +218,28 @@ internal sealed unsafe class EpollLoop : IDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the loop thread and closes the epoll and eventfd descriptors, once. If the thread does
+    /// not stop in time they are left open: closing a number still in use, or twice, would close
+    /// whatever socket got that number next.
+    /// </summary>
     public void Dispose()
     {
-        _stopping = true;
-        Post(static _ => { }, null);
-        if (!IsLoopThread)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            _thread.Join(TimeSpan.FromSeconds(5));
+            return;
         }
 
+        _stopping = true;
+        ulong one = 1;
+        Libc.Write(_wake, &one, sizeof(ulong));
+        if (IsLoopThread || !_thread.Join(TimeSpan.FromSeconds(5)))
+        {
+            return;
+        }
+
+        // A Post that read _disposed as 0 just before may still be writing to the eventfd.
+        SpinWait.SpinUntil(() => Volatile.Read(ref _posting) == 0, TimeSpan.FromSeconds(1));
         Libc.Close(_wake);
         Libc.Close(_epoll);
     }
