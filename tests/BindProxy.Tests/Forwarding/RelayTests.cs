@@ -81,3 +81,32 @@ public sealed class RelayTests
         Assert.Equal(4 * 1024 * 1024, received.Length);
     }
 }
+
+/// <summary>The engine is disposed by the container twice (singleton and hosted service).</summary>
+public sealed class RelayEngineDisposalTests
+{
+    [Fact]
+    public void A_second_dispose_leaves_descriptors_opened_in_between_alone()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        var engine = new RelayEngine(new BindProxy.Transport.TransportOptions(), new ConnectionRegistry(),
+            new BindProxy.Hosting.ShutdownSettings(TimeSpan.FromSeconds(1)), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
+        engine.NextLoop();
+        engine.Dispose();
+
+        // These take the lowest free numbers: the ones the loops' epoll and eventfd descriptors had.
+        var sockets = Enumerable.Range(0, 8).Select(_ => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)).ToList();
+        try
+        {
+            engine.Dispose();
+            foreach (var socket in sockets)
+            {
+                socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0)); // EBADF if its number was closed
+            }
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+}
