@@ -150,7 +150,7 @@ internal sealed partial class ProxyConnectionHandler(
             upstream = connect.Connection!;
             source = RawSocket.LocalEndPoint(upstream.Fd);
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException)
+        catch (System.Net.Sockets.SocketException)
         {
             RawSocket.CloseAbortive(clientFd);
             throw;

@@ -73,16 +73,16 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
             catch (OperationCanceledException)
             {
                 return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
-                    $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null);
+                    $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null, started);
             }
             catch (SocketException e)
             {
-                return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null);
+                return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null, started);
             }
 
             if (destinations.Length == 0)
             {
-                return Fail(ConnectError.Unresolved, $"{route.Upstream} has no {ConfigValidator.FamilyName(source.AddressFamily)} address to match source {source}", null);
+                return Fail(ConnectError.Unresolved, $"{route.Upstream} has no {ConfigValidator.FamilyName(source.AddressFamily)} address to match source {source}", null, started);
             }
 
             bool sourceExhausted = false;
@@ -109,25 +109,24 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                 catch (OperationCanceledException)
                 {
                     return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
-                        $"no answer from {destination} within {route.ConnectTimeout.TotalSeconds:0.###} s", destination);
+                        $"no answer from {destination} within {route.ConnectTimeout.TotalSeconds:0.###} s", destination, started);
                 }
             }
 
             if (!sourceExhausted)
             {
                 // The upstream itself failed; another source address would not change that.
-                return Fail(lastError, lastDetail, lastUpstream);
+                return Fail(lastError, lastDetail, lastUpstream, started);
             }
         }
 
         return Fail(ConnectError.SourcesExhausted,
-            $"no usable source address for {route.Upstream}; tried {string.Join(", ", exhausted ?? [])}", lastUpstream);
+            $"no usable source address for {route.Upstream}; tried {string.Join(", ", exhausted ?? [])}", lastUpstream, started);
 
-        ConnectResult<T> Fail(ConnectError error, string detail, IPEndPoint? upstream) => Failed<T>(error, detail, upstream, started);
+        // Static: a local function that captured a local of this async method would cost a closure per call.
+        static ConnectResult<T> Fail(ConnectError error, string detail, IPEndPoint? upstream, long started) =>
+            new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
     }
-
-    private static ConnectResult<T> Failed<T>(ConnectError error, string detail, IPEndPoint? upstream, long started)
-        where T : class => new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
 
     private static async ValueTask<Socket> ConnectSocketAsync(IPAddress source, IPEndPoint destination, ConnectDeadline deadline)
     {
