@@ -254,16 +254,8 @@ public sealed class ForwardingTests
     public async Task A_client_that_stops_reading_does_not_make_the_proxy_buffer_without_bound()
     {
         // Upstream writes as fast as it can; the client never reads.
-        long upstreamWrote = 0;
-        await using var upstream = TestServer.Start(async (socket, ct) =>
-        {
-            var chunk = new byte[64 * 1024];
-            while (!ct.IsCancellationRequested)
-            {
-                int n = await socket.SendAsync(chunk, SocketFlags.None, ct);
-                Interlocked.Add(ref upstreamWrote, n);
-            }
-        });
+        var upstreamWrote = new TestServer.SentCounter();
+        await using var upstream = TestServer.Flood(upstreamWrote);
         var transport = new BindProxy.Transport.TransportOptions { MaxBufferedBytes = 256 * 1024 };
         var validated = await new BindProxy.Configuration.ConfigValidator(new BindProxy.Addressing.SourceAddressProbe()).ValidateAsync(
             new BindProxy.Configuration.ProxyConfig { Routes = [new() { Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2" }] },
@@ -274,12 +266,7 @@ public sealed class ForwardingTests
         client.ReceiveBufferSize = 64 * 1024;
 
         // Wait until the upstream is stalled: its byte count stops growing.
-        long last = -1;
-        for (int i = 0; i < 100 && Interlocked.Read(ref upstreamWrote) != last; i++)
-        {
-            last = Interlocked.Read(ref upstreamWrote);
-            await Task.Delay(300);
-        }
+        long last = await upstreamWrote.WaitUntilStalledAsync();
 
         var connection = Assert.Single(proxy.Connections.Snapshot());
         Assert.True(last > 0, "the upstream never sent anything");
@@ -288,7 +275,7 @@ public sealed class ForwardingTests
         Assert.InRange(connection.BufferedBytes, 0, transport.MaxBufferedBytes + transport.ReceiveBufferSize);
 
         // ...and the whole path (kernel buffers included) stalled far below what a runaway buffer would take.
-        Assert.InRange(Interlocked.Read(ref upstreamWrote), 1, 64L * 1024 * 1024);
+        Assert.InRange(upstreamWrote.Value, 1, 64L * 1024 * 1024);
     }
 
     [Fact]

@@ -52,25 +52,12 @@ public sealed class RelayTests
     public async Task A_stalled_direction_holds_at_most_one_read_in_the_proxy()
     {
         Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
-        long upstreamWrote = 0;
-        await using var upstream = TestServer.Start(async (socket, ct) =>
-        {
-            var chunk = new byte[64 * 1024];
-            while (!ct.IsCancellationRequested)
-            {
-                int n = await socket.SendAsync(chunk, SocketFlags.None, ct);
-                Interlocked.Add(ref upstreamWrote, n);
-            }
-        });
+        var upstreamWrote = new TestServer.SentCounter();
+        await using var upstream = TestServer.Flood(upstreamWrote);
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
 
-        long last = -1;
-        for (int i = 0; i < 100 && Interlocked.Read(ref upstreamWrote) != last; i++)
-        {
-            last = Interlocked.Read(ref upstreamWrote);
-            await Task.Delay(300);
-        }
+        long last = await upstreamWrote.WaitUntilStalledAsync();
 
         var connection = Assert.Single(proxy.Connections.Snapshot());
         Assert.True(last > 0, "the upstream never sent anything");

@@ -52,6 +52,39 @@ public sealed class TestServer : IAsyncDisposable
         }
     }, address);
 
+    /// <summary>Sends 64 KiB at a time as fast as the peer takes it, counting into <paramref name="sent"/>.</summary>
+    public static TestServer Flood(SentCounter sent) => Start(async (socket, ct) =>
+    {
+        var chunk = new byte[64 * 1024];
+        while (!ct.IsCancellationRequested)
+        {
+            sent.Add(await socket.SendAsync(chunk, SocketFlags.None, ct));
+        }
+    });
+
+    /// <summary>Bytes a <see cref="Flood"/> server has sent.</summary>
+    public sealed class SentCounter
+    {
+        private long _value;
+
+        public long Value => Interlocked.Read(ref _value);
+
+        public void Add(int bytes) => Interlocked.Add(ref _value, bytes);
+
+        /// <summary>Waits until the count stops growing (read every 300 ms, at most 100 times); returns it.</summary>
+        public async Task<long> WaitUntilStalledAsync()
+        {
+            long last = -1;
+            for (int i = 0; i < 100 && Value != last; i++)
+            {
+                last = Value;
+                await Task.Delay(300);
+            }
+
+            return last;
+        }
+    }
+
     private async Task AcceptLoopAsync(Func<Socket, CancellationToken, Task> handler)
     {
         while (!_stop.IsCancellationRequested)
