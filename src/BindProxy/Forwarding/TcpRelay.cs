@@ -27,6 +27,9 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private const int ClientTag = 0;
     private const int UpstreamTag = 1;
     private const uint Watched = Libc.EpollIn | Libc.EpollOut | Libc.EpollRdHup;
+    private const int Registering = 0;
+    private const int Registered = 1;
+    private const int CloseDeferred = 2;
 
     private readonly EpollLoop _loop;
     private Leg _client;
@@ -38,6 +41,12 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private bool _clientFinFirst;
     private volatile bool _closing;
     private bool _finished;
+
+    // Start registers both sockets on the caller's thread while the loop may already be handling
+    // the first: a close the loop decides on before the second is registered waits for Start.
+    private int _registration;
+    private CloseReason _deferredReason;
+    private bool _deferredAbortive;
 
     public TcpRelay(EpollLoop loop, int clientFd, int upstreamFd, IPEndPoint client, IPEndPoint listener, IPEndPoint source, IPEndPoint upstream)
     {
@@ -84,7 +93,25 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     {
         _owner = owner;
         _connection = connection;
-        _loop.Post(static state => ((TcpRelay)state!).Register(), this);
+        bool registered = true;
+        try
+        {
+            _client.Slot = _loop.Register(_client.Fd, Watched, this, ClientTag);
+            _upstream.Slot = _loop.Register(_upstream.Fd, Watched, this, UpstreamTag);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            registered = false;
+        }
+
+        if (Interlocked.Exchange(ref _registration, Registered) == CloseDeferred)
+        {
+            _loop.Post(static state => ((TcpRelay)state!).FinishDeferred(), this);
+        }
+        else if (!registered)
+        {
+            Abort();
+        }
     }
 
     public void Abort()
@@ -95,24 +122,6 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     // The loop reports a peer's reset itself (EPOLLERR), whether or not that side is being read.
     public CloseReason? ResetWhilePaused() => null;
-
-    private void Register()
-    {
-        if (_finished)
-        {
-            return;
-        }
-
-        try
-        {
-            _client.Slot = _loop.Register(_client.Fd, Watched, this, ClientTag);
-            _upstream.Slot = _loop.Register(_upstream.Fd, Watched, this, UpstreamTag);
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            Fail(CloseReason.ProxyAborted);
-        }
-    }
 
     public void OnEvents(uint events, int tag)
     {
@@ -298,6 +307,23 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
         _finished = true;
         _closing = true;
+        if (Volatile.Read(ref _registration) != Registered)
+        {
+            _deferredReason = reason;
+            _deferredAbortive = abortive;
+            if (Interlocked.CompareExchange(ref _registration, CloseDeferred, Registering) == Registering)
+            {
+                return; // Start posts FinishDeferred once both sockets are registered.
+            }
+        }
+
+        Close(reason, abortive);
+    }
+
+    private void FinishDeferred() => Close(_deferredReason, _deferredAbortive);
+
+    private void Close(CloseReason reason, bool abortive)
+    {
         Close(ref _client, abortive);
         Close(ref _upstream, abortive);
         Release(ref _toUpstream);

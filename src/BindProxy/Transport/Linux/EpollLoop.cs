@@ -13,8 +13,8 @@ internal interface IEpollHandler
 
 /// <summary>
 /// One thread waiting on one epoll set (edge-triggered) and running the handlers of the
-/// descriptors registered with it; work from other threads is posted to it. Handlers own their
-/// descriptors; everything a handler does happens on this thread, so it needs no locks.
+/// descriptors registered with it; other work from other threads is posted to it. Any thread may
+/// register a descriptor; from then on its handler runs on this thread only, so it needs no locks.
 /// </summary>
 internal sealed unsafe class EpollLoop : IDisposable
 {
@@ -28,12 +28,14 @@ internal sealed unsafe class EpollLoop : IDisposable
     private readonly Action<Exception> _onError;
     private int _wakePending;
     private int _disposed;
-    private int _posting;
+    private int _callers;
     private volatile bool _stopping;
 
     // Registration slots: epoll_data carries (generation << 32 | slot), so an event still queued
-    // for a descriptor closed earlier in the same batch is recognised and dropped.
-    private Slot[] _slots = new Slot[256];
+    // for a descriptor closed earlier in the same batch is recognised and dropped. Taking and
+    // giving back a slot happens under _slotsGate; the loop reads entries without it.
+    private readonly Lock _slotsGate = new();
+    private volatile Slot[] _slots = new Slot[256];
     private readonly Stack<int> _freeSlots = new();
     private int _slotCount;
 
@@ -78,7 +80,7 @@ internal sealed unsafe class EpollLoop : IDisposable
     public void Post(Action<object?> action, object? state)
     {
         _posted.Enqueue((action, state));
-        Interlocked.Increment(ref _posting);
+        Interlocked.Increment(ref _callers);
         try
         {
             // After Dispose the eventfd's number may belong to another file: never write to it then.
@@ -90,31 +92,60 @@ internal sealed unsafe class EpollLoop : IDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _posting);
+            Interlocked.Decrement(ref _callers);
         }
     }
 
-    /// <summary>Watches <paramref name="fd"/> (loop thread only); returns the slot to pass to <see cref="Unregister"/>.</summary>
+    /// <summary>
+    /// Watches <paramref name="fd"/> (any thread): events may reach the handler on the loop thread
+    /// before this returns. Returns the slot to pass to <see cref="Unregister"/>.
+    /// </summary>
     public int Register(int fd, uint events, IEpollHandler handler, int tag)
     {
         int slot;
-        if (!_freeSlots.TryPop(out slot))
+        uint generation;
+        lock (_slotsGate)
         {
-            if (_slotCount == _slots.Length)
+            if (!_freeSlots.TryPop(out slot))
             {
-                Array.Resize(ref _slots, _slots.Length * 2);
+                if (_slotCount == _slots.Length)
+                {
+                    var grown = new Slot[_slots.Length * 2];
+                    Array.Copy(_slots, grown, _slotCount);
+                    _slots = grown;
+                }
+
+                slot = _slotCount++;
             }
 
-            slot = _slotCount++;
+            ref var entry = ref _slots[slot];
+            entry.Handler = handler;
+            entry.Tag = tag;
+            entry.Fd = fd;
+            generation = entry.Generation;
         }
 
-        ref var entry = ref _slots[slot];
-        entry.Handler = handler;
-        entry.Tag = tag;
-        entry.Fd = fd;
-        if (Control(Libc.EpollCtlAdd, fd, events | Libc.EpollEt, ((ulong)entry.Generation << 32) | (uint)slot) != 0)
+        int result, errno = 0;
+        Interlocked.Increment(ref _callers);
+        try
         {
-            int errno = Libc.Errno;
+            // After Dispose the epoll descriptor's number may belong to another file.
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            result = Control(Libc.EpollCtlAdd, fd, events | Libc.EpollEt, ((ulong)generation << 32) | (uint)slot);
+            errno = result != 0 ? Libc.Errno : 0;
+        }
+        catch
+        {
+            Release(slot);
+            throw;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _callers);
+        }
+
+        if (result != 0)
+        {
             Release(slot);
             throw RawSocket.Error(errno);
         }
@@ -138,10 +169,13 @@ internal sealed unsafe class EpollLoop : IDisposable
 
     private void Release(int slot)
     {
-        ref var entry = ref _slots[slot];
-        entry.Handler = null;
-        entry.Generation++;
-        _freeSlots.Push(slot);
+        lock (_slotsGate)
+        {
+            ref var entry = ref _slots[slot];
+            entry.Handler = null;
+            entry.Generation++;
+            _freeSlots.Push(slot);
+        }
     }
 
     private int Control(int op, int fd, uint events, ulong data)
@@ -238,8 +272,8 @@ internal sealed unsafe class EpollLoop : IDisposable
             return;
         }
 
-        // A Post that read _disposed as 0 just before may still be writing to the eventfd.
-        SpinWait.SpinUntil(() => Volatile.Read(ref _posting) == 0, TimeSpan.FromSeconds(1));
+        // A Post or Register that read _disposed as 0 just before may still be using the descriptors.
+        SpinWait.SpinUntil(() => Volatile.Read(ref _callers) == 0, TimeSpan.FromSeconds(1));
         Libc.Close(_wake);
         Libc.Close(_epoll);
     }
