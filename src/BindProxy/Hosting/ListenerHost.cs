@@ -43,7 +43,8 @@ internal sealed partial class ListenerHost(
         while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
         {
             running.RemoveAll(t => t.IsCompleted);
-            running.Add(ServeAsync(handler, connection));
+            // Off the accepting thread, as Kestrel does: on Linux that is a relay loop's.
+            running.Add(Task.Run(() => ServeAsync(handler, connection)));
         }
 
         await Task.WhenAll(running).ConfigureAwait(false);

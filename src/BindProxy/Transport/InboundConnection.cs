@@ -20,8 +20,9 @@ internal interface IInboundSocketFeature
     PipeSocket Socket { get; }
 
     /// <summary>
-    /// Hands the socket's descriptor to the caller, who then owns it, if the socket has not been
-    /// used through <see cref="Socket"/>; false otherwise.
+    /// Hands the socket's non-blocking descriptor to the caller, who then owns it, if the
+    /// connection was accepted as a bare descriptor (Linux) and not yet used through
+    /// <see cref="Socket"/>; false otherwise.
     /// </summary>
     bool TryDetach(out int fd);
 
@@ -29,29 +30,46 @@ internal interface IInboundSocketFeature
     void Reset();
 }
 
-/// <summary>An accepted proxy connection as Kestrel sees it.</summary>
+/// <summary>
+/// An accepted proxy connection as Kestrel sees it. On Linux it starts as a bare descriptor (made
+/// into a .NET socket only if the pipe path needs one); elsewhere as an accepted .NET socket.
+/// </summary>
 internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeature
 {
     private static long s_nextId;
 
-    private readonly System.Net.Sockets.Socket _accepted;
+    private readonly TransportOptions _options;
+    private System.Net.Sockets.Socket? _accepted;
+    private int _fd = -1;
     private CancellationTokenSource? _closed;
     private int _signalled;
-    private readonly TransportOptions _options;
     private PipeSocket? _socket;
-    private bool _detached;
+    private bool _released;
     private IDuplexPipe? _transport;
 
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
     public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options)
+        : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options)
     {
         _accepted = accepted;
+    }
+
+    /// <param name="fd">A non-blocking accepted socket, owned from here on.</param>
+    /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
+    public InboundConnection(int fd, IPEndPoint client, string route, IPEndPoint? listener, TransportOptions options)
+        : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(fd), options)
+    {
+        _fd = fd;
+    }
+
+    private InboundConnection(string route, IPEndPoint client, IPEndPoint listener, TransportOptions options)
+    {
         _options = options;
         Route = route;
+        Client = client;
+        Listener = listener;
         ConnectionId = Interlocked.Increment(ref s_nextId).ToString("x", System.Globalization.CultureInfo.InvariantCulture);
         Features = new ConnectionFeatures(typeof(IInboundSocketFeature), this);
-        Client = (IPEndPoint)accepted.RemoteEndPoint!;
-        Listener = listener ?? (IPEndPoint)accepted.LocalEndPoint!;
     }
 
     public string Route { get; }
@@ -66,7 +84,8 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         {
             if (_socket is null)
             {
-                ObjectDisposedException.ThrowIf(_detached, this);
+                ObjectDisposedException.ThrowIf(_released, this);
+                _accepted ??= new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(_fd, ownsHandle: true));
                 _socket = new PipeSocket(_accepted, _options);
                 _socket.StartReceiving();
             }
@@ -77,14 +96,14 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     public bool TryDetach(out int fd)
     {
-        if (_socket is not null || _detached)
+        fd = -1;
+        if (_socket is not null || _released || _accepted is not null)
         {
-            fd = -1;
             return false;
         }
 
-        _detached = true;
-        fd = Linux.RawSocket.Detach(_accepted);
+        _released = true;
+        fd = _fd;
         return true;
     }
 
@@ -93,19 +112,30 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         if (_socket is not null)
         {
             _socket.Abort();
+            return;
         }
-        else if (!_detached)
-        {
-            try
-            {
-                _accepted.LingerState = new System.Net.Sockets.LingerOption(true, 0);
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-            }
 
-            _accepted.Dispose();
+        if (_released)
+        {
+            return;
         }
+
+        _released = true;
+        if (_accepted is null)
+        {
+            Linux.RawSocket.CloseAbortive(_fd);
+            return;
+        }
+
+        try
+        {
+            _accepted.LingerState = new System.Net.Sockets.LingerOption(true, 0);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+        }
+
+        _accepted.Dispose();
     }
 
     public override string ConnectionId { get; set; }
@@ -176,9 +206,17 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         {
             await _socket.DisposeAsync().ConfigureAwait(false);
         }
-        else if (!_detached)
+        else if (!_released)
         {
-            _accepted.Dispose();
+            _released = true;
+            if (_accepted is null)
+            {
+                Linux.Libc.Close(_fd);
+            }
+            else
+            {
+                _accepted.Dispose();
+            }
         }
 
         Signal();

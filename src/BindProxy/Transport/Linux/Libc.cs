@@ -44,6 +44,9 @@ internal static unsafe partial class Libc
     public const int ShutWr = 1;
 
     public const int EIntr = 4;
+    public const int EBadF = 9;
+    public const int EInval = 22;
+    public const int EConnAborted = 103;
     public const int EAgain = 11;
     public const int EInProgress = 115;
     public const int EIsConn = 106;
@@ -98,6 +101,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
     public static partial int Connect(int fd, byte* address, uint length);
+
+    [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
+    public static partial int Accept4(int fd, byte* address, uint* length, int flags);
 
     [LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
     public static partial int GetSockName(int fd, byte* address, uint* length);

@@ -111,29 +111,36 @@ internal static unsafe class RawSocket
     }
 
     /// <summary>
-    /// Takes the descriptor of an accepted socket that has never run an asynchronous operation
-    /// (so .NET's own event loop does not watch it): non-blocking, and no longer closed by the
-    /// <see cref="Socket"/>, which must not be used or disposed afterwards.
+    /// Accepts one connection from a non-blocking listening socket: a non-blocking, close-on-exec
+    /// descriptor with TCP_NODELAY, and the client's address. -1 with <paramref name="errno"/> set
+    /// when there is none (EAGAIN) or accept failed.
     /// </summary>
-    public static int Detach(Socket socket)
+    public static int Accept(int listenFd, out IPEndPoint? client, out int errno)
     {
-        int fd = (int)socket.SafeHandle.DangerousGetHandle();
+        byte* address = stackalloc byte[SockAddrMax];
+        uint length = SockAddrMax;
+        int fd = Libc.Accept4(listenFd, address, &length, Libc.SockNonblock | Libc.SockCloexec);
+        if (fd < 0)
+        {
+            errno = Libc.Errno;
+            client = null;
+            return -1;
+        }
 
-        // O_NONBLOCK set here rather than through Socket.Blocking, which would make the socket
-        // an async context it never uses. A socket fresh from accept has no other status flag
-        // that F_SETFL changes, so no F_GETFL first.
+        int on = 1;
+        Libc.SetSockOpt(fd, Libc.IpProtoTcp, Libc.TcpNoDelay, &on, sizeof(int));
+        errno = 0;
+        client = Decode(new ReadOnlySpan<byte>(address, (int)Math.Min(length, SockAddrMax)));
+        return fd;
+    }
+
+    /// <summary>Makes a descriptor non-blocking; a socket has no other status flag that F_SETFL changes.</summary>
+    public static void SetNonBlocking(int fd)
+    {
         if (Libc.Fcntl(fd, Libc.FSetFl, Libc.ONonblock) < 0)
         {
             throw Error(Libc.Errno);
         }
-
-        socket.SafeHandle.SetHandleAsInvalid();
-
-        // The Socket's finalizer would close "its" descriptor number, which by then may be another socket's.
-#pragma warning disable CA1816
-        GC.SuppressFinalize(socket);
-#pragma warning restore CA1816
-        return fd;
     }
 
     /// <summary>A <see cref="SocketException"/> for a Linux errno, with the system's message.</summary>
