@@ -57,6 +57,8 @@ else
     churn_secs=4s; hold_count=4000; hold_secs=3s
 fi
 churn_concurrency=16
+# Churn is the noisiest figure on a shared machine: it gets this many interleaved runs per round.
+churn_passes=$([[ $quick == 1 ]] && echo 1 || echo 3)
 # Connections each contender opens, echoes and closes before the idle-connection baseline is read:
 # per-connection memory is then the marginal cost, not first-use costs (code warm-up, threads).
 hold_warmup=500
@@ -326,7 +328,7 @@ fi
 
 # ---- environment ---------------------------------------------------------------------------
 : >"$jsonl"
-record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers, hold $hold_count x $hold_secs after $hold_warmup warm-up connections"
+record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers x $((rounds * churn_passes)) runs, hold $hold_count x $hold_secs after $hold_warmup warm-up connections"
 record_env machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), $(free -g | awk '/Mem:/{print $2}') GiB"
 record_env limits "RLIMIT_NOFILE $nofile soft and hard for every process; tcp_tw_reuse=$(sysctl -n net.ipv4.tcp_tw_reuse), ip_local_port_range=$(sysctl -n net.ipv4.ip_local_port_range | xargs), somaxconn=$(sysctl -n net.core.somaxconn)"
 record_env versions "$(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); socat $(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p'); $(iperf3 --version | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version)"
@@ -382,7 +384,7 @@ for ((r = 1; r <= rounds; r++)); do
         log "  round $r  $c  pingpong $(sed -n 's/.*"p50_us":\([0-9.]*\).*"p99_us":\([0-9.]*\).*/p50 \1 µs, p99 \2 µs/p' <<<"$out")"
     done
 done
-for ((r = 1; r <= rounds; r++)); do
+for ((r = 1; r <= rounds * churn_passes; r++)); do
     for c in $(rotated "$r"); do
         # 1 s unmeasured first, as pingpong has its warm-up: steady state, not a cold start.
         run_fg bench churn --target "$(target_of "$c" "$echo_port")" --duration 1s --concurrency "$churn_concurrency" >/dev/null 2>>"$work/bench.err" || true
