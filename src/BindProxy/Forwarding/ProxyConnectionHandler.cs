@@ -176,7 +176,7 @@ internal sealed partial class ProxyConnectionHandler(
         registry.Leave(route.Name);
         if (logger.IsEnabled(LogLevel.Information))
         {
-            // This runs on the relay's loop; the log line is written off it.
+            // This usually runs on the relay's loop; the log line is written off it.
             double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
             ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
                 relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);

@@ -7,7 +7,10 @@ namespace BindProxy.Forwarding;
 /// <summary>Hears when a <see cref="TcpRelay"/> has closed both its sockets.</summary>
 internal interface IRelayOwner
 {
-    /// <summary>Runs on the relay's loop thread: bookkeeping only, nothing that blocks.</summary>
+    /// <summary>
+    /// Runs on the relay's loop thread (or on <see cref="TcpRelay.Start"/>'s, when the relay ends
+    /// before it is registered): bookkeeping only, nothing that blocks.
+    /// </summary>
     void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason);
 }
 
@@ -26,10 +29,16 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 {
     private const int ClientTag = 0;
     private const int UpstreamTag = 1;
-    private const uint Watched = Libc.EpollIn | Libc.EpollOut | Libc.EpollRdHup;
-    private const int Registering = 0;
-    private const int Registered = 1;
-    private const int CloseDeferred = 2;
+    // EPOLLOUT is added to a socket's set only once a send to it would block.
+    private const uint Watched = Libc.EpollIn | Libc.EpollRdHup;
+
+    // Start's phases. Unregistered: only Start's thread touches the relay. Registering: the loop
+    // may already handle the first socket, and a close it decides on waits (CloseDeferred) until
+    // Start is done. Registered: the loop's alone.
+    private const int Unregistered = 0;
+    private const int Registering = 1;
+    private const int Registered = 2;
+    private const int CloseDeferred = 3;
 
     private readonly EpollLoop _loop;
     private Leg _client;
@@ -41,20 +50,21 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private bool _clientFinFirst;
     private volatile bool _closing;
     private bool _finished;
-
-    // Start registers both sockets on the caller's thread while the loop may already be handling
-    // the first: a close the loop decides on before the second is registered waits for Start.
     private int _registration;
+    private int _abortRequested;
     private CloseReason _deferredReason;
     private bool _deferredAbortive;
+    private byte[]? _startBuffer;
 
     public TcpRelay(EpollLoop loop, int clientFd, int upstreamFd, IPEndPoint client, IPEndPoint listener, IPEndPoint source, IPEndPoint upstream)
     {
         _loop = loop;
         _client.Fd = clientFd;
         _client.Slot = -1;
+        _client.Writable = true; // fresh connected sockets: EPOLLOUT only matters once a send blocks
         _upstream.Fd = upstreamFd;
         _upstream.Slot = -1;
+        _upstream.Writable = true;
         Client = client;
         Listener = listener;
         Source = source;
@@ -86,39 +96,70 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     };
 
     /// <summary>
-    /// Starts forwarding <paramref name="connection"/>; <paramref name="owner"/> hears once, on the
-    /// loop thread, after both descriptors are closed (so it must not block).
+    /// Starts forwarding <paramref name="connection"/>; <paramref name="owner"/> hears once, after
+    /// both descriptors are closed (on the loop thread, or on this one if the relay ends before
+    /// its sockets are registered), so it must not block.
     /// </summary>
     public void Start(IRelayOwner owner, ProxiedConnection connection)
     {
         _owner = owner;
         _connection = connection;
-        bool registered = true;
-        try
+
+        // The client has usually sent its first bytes by now: pass them on from this thread, so
+        // the loop is not woken for them.
+        _client.Readable = true;
+        bool open = Pump(ref _client, ref _upstream, ref _toUpstream, upward: true);
+        if (_startBuffer is { } buffer)
         {
-            _client.Slot = _loop.Register(_client.Fd, Watched, this, ClientTag);
-            _upstream.Slot = _loop.Register(_upstream.Fd, Watched, this, UpstreamTag);
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
-        {
-            registered = false;
+            _startBuffer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
+        if (!open)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _registration, Registering);
+        bool registered = Register(ref _upstream, UpstreamTag) && Register(ref _client, ClientTag);
         if (Interlocked.Exchange(ref _registration, Registered) == CloseDeferred)
         {
             _loop.Post(static state => ((TcpRelay)state!).FinishDeferred(), this);
         }
-        else if (!registered)
+        else if (!registered || Volatile.Read(ref _abortRequested) != 0)
         {
-            Abort();
+            PostAbort();
+        }
+    }
+
+    private bool Register(ref Leg leg, int tag)
+    {
+        uint events = Watched | (Volatile.Read(ref leg.WantsOut) != 0 ? Libc.EpollOut : 0);
+        try
+        {
+            int slot = _loop.Register(leg.Fd, events, this, tag);
+            Interlocked.Exchange(ref leg.Slot, slot);
+
+            // The loop may have found this socket full since WantsOut was read (see WatchWritable).
+            return (events & Libc.EpollOut) != 0 || Volatile.Read(ref leg.WantsOut) == 0 || _loop.Modify(slot, leg.Fd, Watched | Libc.EpollOut);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 
     public void Abort()
     {
         _closing = true;
-        _loop.Post(static state => ((TcpRelay)state!).Fail(CloseReason.ProxyAborted), this);
+        Interlocked.Exchange(ref _abortRequested, 1);
+        if (Volatile.Read(ref _registration) >= Registered)
+        {
+            PostAbort(); // otherwise Start sees the request once it has registered
+        }
     }
+
+    private void PostAbort() => _loop.Post(static state => ((TcpRelay)state!).Fail(CloseReason.ProxyAborted), this);
 
     // The loop reports a peer's reset itself (EPOLLERR), whether or not that side is being read.
     public CloseReason? ResetWhilePaused() => null;
@@ -192,7 +233,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 return true;
             }
 
-            var buffer = _loop.Buffer;
+            var buffer = ReadBuffer;
             nint received;
             fixed (byte* p = buffer)
             {
@@ -222,7 +263,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 if (pending.Count > 0)
                 {
                     // The other side is full: this connection keeps the buffer until it drains.
-                    _loop.ReplaceBuffer();
+                    KeepReadBuffer();
                     return true;
                 }
 
@@ -283,7 +324,13 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             if (errno == Libc.EAgain)
             {
                 to.Writable = false;
-                return true;
+                if (WatchWritable(ref to))
+                {
+                    return true;
+                }
+
+                Fail(CloseReason.ProxyAborted);
+                return false;
             }
 
             if (errno != Libc.EIntr)
@@ -294,6 +341,42 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         }
 
         return true;
+    }
+
+    /// <summary>Reads go to the loop's buffer, or during Start (on another thread) to one of Start's own.</summary>
+    private byte[] ReadBuffer => Volatile.Read(ref _registration) == Unregistered
+        ? _startBuffer ??= ArrayPool<byte>.Shared.Rent(_loop.BufferSize)
+        : _loop.Buffer;
+
+    /// <summary>The buffer just read into now holds bytes the other side has not taken: the connection keeps it.</summary>
+    private void KeepReadBuffer()
+    {
+        if (Volatile.Read(ref _registration) == Unregistered)
+        {
+            _startBuffer = null;
+        }
+        else
+        {
+            _loop.ReplaceBuffer();
+        }
+    }
+
+    /// <summary>
+    /// Adds EPOLLOUT to the socket's set, once. Before Start has registered the socket it only
+    /// records the wish, which Start then honours; both sides use full fences, so at least one of
+    /// them sees the other's write.
+    /// </summary>
+    private bool WatchWritable(ref Leg leg)
+    {
+        if (leg.WatchingOut)
+        {
+            return true;
+        }
+
+        leg.WatchingOut = true;
+        Interlocked.Exchange(ref leg.WantsOut, 1);
+        int slot = Volatile.Read(ref leg.Slot);
+        return slot < 0 || _loop.Modify(slot, leg.Fd, Watched | Libc.EpollOut);
     }
 
     private void Fail(CloseReason reason) => Finish(reason, abortive: true);
@@ -307,7 +390,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
         _finished = true;
         _closing = true;
-        if (Volatile.Read(ref _registration) != Registered)
+        if (Volatile.Read(ref _registration) == Registering)
         {
             _deferredReason = reason;
             _deferredAbortive = abortive;
@@ -364,6 +447,8 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     {
         public int Fd;
         public int Slot;
+        public int WantsOut;
+        public bool WatchingOut;
         public bool Readable;
         public bool Writable;
         public bool ReadEnded;

@@ -67,6 +67,44 @@ public sealed class RelayTests
         var received = await client.ReadExactlyAsync(4 * 1024 * 1024, Prompt);
         Assert.Equal(4 * 1024 * 1024, received.Length);
     }
+
+    [Fact]
+    public async Task A_burst_the_client_sends_before_the_upstream_reads_arrives_whole_and_in_order()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        const int Size = 8 * 1024 * 1024;
+        var pattern = new byte[Size];
+        new Random(6).NextBytes(pattern);
+
+        // The upstream takes nothing for a while, so the relay's first sends (made before its
+        // sockets are registered) fill the upstream socket and have to wait for it to drain.
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            await Task.Delay(300, ct);
+            var received = new byte[Size + 1];
+            int total = 0;
+            int n;
+            while ((n = await socket.ReceiveAsync(received.AsMemory(total), SocketFlags.None, ct)) > 0)
+            {
+                total += n;
+            }
+
+            bool same = total == Size && received.AsSpan(0, total).SequenceEqual(pattern);
+            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(same ? "same" : $"diff {total}"), SocketFlags.None, ct);
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+
+        int sent = 0;
+        while (sent < Size)
+        {
+            sent += await client.SendAsync(pattern.AsMemory(sent), SocketFlags.None).AsTask().WaitAsync(Prompt);
+        }
+
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal("same", System.Text.Encoding.ASCII.GetString(await client.ReadToEndAsync(Prompt)));
+    }
 }
 
 /// <summary>The engine is disposed by the container twice (singleton and hosted service).</summary>
@@ -94,6 +132,109 @@ public sealed class RelayEngineDisposalTests
         finally
         {
             sockets.ForEach(s => s.Dispose());
+        }
+    }
+}
+
+/// <summary>A relay started on sockets that already hold more than the other side can take.</summary>
+public sealed class TcpRelayStartTests : IAsyncDisposable
+{
+    private readonly RelayEngine _engine = new(new BindProxy.Transport.TransportOptions(), new ConnectionRegistry(),
+        new BindProxy.Hosting.ShutdownSettings(TimeSpan.FromSeconds(1)), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
+
+    [Fact]
+    public async Task Bytes_waiting_when_the_relay_starts_reach_an_upstream_that_fills_up_first()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        const int Size = 4 * 1024 * 1024;
+        var pattern = new byte[Size];
+        new Random(7).NextBytes(pattern);
+        var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
+
+        using var clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        clientListener.Bind(loopback);
+        clientListener.Listen();
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(clientListener.LocalEndPoint!);
+        var proxyClient = await clientListener.AcceptAsync(); // its descriptor goes to the relay
+
+        // Small buffers on the upstream side: the relay's first sends fill them at once.
+        using var upstreamListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        upstreamListener.Bind(loopback);
+        upstreamListener.Listen();
+        var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { SendBufferSize = 4096 }; // likewise
+        await proxyUpstream.ConnectAsync(upstreamListener.LocalEndPoint!);
+        using var server = await upstreamListener.AcceptAsync();
+
+        // The client's bytes queue in the proxy's socket before the relay exists.
+        var sending = Task.Run(async () =>
+        {
+            int sent = 0;
+            while (sent < Size)
+            {
+                sent += await client.SendAsync(pattern.AsMemory(sent), SocketFlags.None);
+            }
+
+            client.Shutdown(SocketShutdown.Send);
+        });
+        for (int i = 0; i < 100 && proxyClient.Available < 64 * 1024; i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(proxyClient.Available >= 64 * 1024, $"only {proxyClient.Available} bytes queued before the start");
+
+        var owner = new Owner();
+        var (clientEnd, listenerEnd) = ((System.Net.IPEndPoint)proxyClient.RemoteEndPoint!, (System.Net.IPEndPoint)proxyClient.LocalEndPoint!);
+        var (sourceEnd, upstreamEnd) = ((System.Net.IPEndPoint)proxyUpstream.LocalEndPoint!, (System.Net.IPEndPoint)proxyUpstream.RemoteEndPoint!);
+        var relay = new TcpRelay(_engine.NextLoop(), Detach(proxyClient), Detach(proxyUpstream), clientEnd, listenerEnd, sourceEnd, upstreamEnd);
+        relay.Start(owner, new ConnectionRegistry().Add(Route(), relay));
+
+        var received = await server.ReadToEndAsync(TimeSpan.FromSeconds(20));
+        await sending.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(Size, received.Length);
+        Assert.True(received.AsSpan().SequenceEqual(pattern), "the bytes arrived changed or out of order");
+
+        // The upstream ends too: the relay closes both sockets and says so once.
+        server.Shutdown(SocketShutdown.Send);
+        Assert.Empty(await client.ReadToEndAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(CloseReason.ClientClosed, await owner.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>The descriptor, owned by the caller from now on; the socket must not be used or disposed again.</summary>
+    private static int Detach(Socket socket)
+    {
+        int fd = (int)socket.SafeHandle.DangerousGetHandle();
+        BindProxy.Transport.Linux.RawSocket.SetNonBlocking(fd);
+        socket.SafeHandle.SetHandleAsInvalid();
+        GC.SuppressFinalize(socket);
+        return fd;
+    }
+
+    private static BindProxy.Configuration.RouteModel Route()
+    {
+        Assert.True(BindProxy.Addressing.UpstreamSpec.TryParse("127.0.0.1:9", out var up, out var e1), e1);
+        Assert.True(BindProxy.Addressing.AddressSet.TryParse("127.0.0.1", out var set, out var e2), e2);
+        Assert.True(BindProxy.Addressing.EndpointSpec.TryParse("127.0.0.1:0", allowPortZero: true, out var listen, out var e3), e3);
+        return new BindProxy.Configuration.RouteModel { Name = "start", Listen = listen, Upstream = up, Sources = new BindProxy.Addressing.SourcePool(set) };
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _engine.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private sealed class Owner : IRelayOwner
+    {
+        public TaskCompletionSource<CloseReason> Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason)
+        {
+            if (!Closed.TrySetResult(reason))
+            {
+                throw new InvalidOperationException("closed twice");
+            }
         }
     }
 }

@@ -153,6 +153,10 @@ internal sealed unsafe class EpollLoop : IDisposable
         return slot;
     }
 
+    /// <summary>Changes the events watched for a registered descriptor (any thread); false when epoll refused.</summary>
+    public bool Modify(int slot, int fd, uint events) =>
+        Control(Libc.EpollCtlMod, fd, events | Libc.EpollEt, ((ulong)_slots[slot].Generation << 32) | (uint)slot) == 0;
+
     /// <summary>
     /// Stops watching (loop thread only). With <paramref name="keepOpen"/> the descriptor stays
     /// open and is taken out of the set; otherwise the caller closes it, which does that.
