@@ -434,8 +434,9 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     private void Release(ref Pending pending)
     {
-        // The loop's own buffer is only ever borrowed within one call; a kept one is the connection's.
-        if (pending.Buffer is { } buffer && !ReferenceEquals(buffer, _loop.Buffer))
+        // The loop's buffer and Start's are only borrowed within one call (Start gives its own
+        // back); a kept one is the connection's.
+        if (pending.Buffer is { } buffer && !ReferenceEquals(buffer, _loop.Buffer) && !ReferenceEquals(buffer, _startBuffer))
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }

@@ -201,6 +201,57 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         Assert.Equal(CloseReason.ClientClosed, await owner.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
+    [Fact]
+    public async Task A_relay_whose_upstream_is_gone_when_it_starts_resets_the_client_and_gives_its_buffer_back_once()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
+        using var clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        clientListener.Bind(loopback);
+        clientListener.Listen();
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(clientListener.LocalEndPoint!);
+        var proxyClient = await clientListener.AcceptAsync(); // its descriptor goes to the relay
+        using var upstreamListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        upstreamListener.Bind(loopback);
+        upstreamListener.Listen();
+        var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp); // likewise
+        await proxyUpstream.ConnectAsync(upstreamListener.LocalEndPoint!);
+        var (clientEnd, listenerEnd) = ((System.Net.IPEndPoint)proxyClient.RemoteEndPoint!, (System.Net.IPEndPoint)proxyClient.LocalEndPoint!);
+        var (sourceEnd, upstreamEnd) = ((System.Net.IPEndPoint)proxyUpstream.LocalEndPoint!, (System.Net.IPEndPoint)proxyUpstream.RemoteEndPoint!);
+        using (var server = await upstreamListener.AcceptAsync())
+        {
+            server.LingerState = new LingerOption(true, 0); // the upstream resets before the relay starts
+        }
+
+        await client.SendAsync(new byte[1000]);
+        for (int i = 0; i < 100 && proxyClient.Available < 1000; i++)
+        {
+            await Task.Delay(10);
+        }
+
+        await Task.Delay(50); // the reset reaches the proxy's upstream socket
+        var owner = new Owner();
+        var relay = new TcpRelay(_engine.NextLoop(), Detach(proxyClient), Detach(proxyUpstream), clientEnd, listenerEnd, sourceEnd, upstreamEnd);
+
+        relay.Start(owner, new ConnectionRegistry().Add(Route(), relay));
+
+        // Start's read buffer went back to the pool once: two rents on this thread (whose cache a
+        // second return would have filled twice) get two arrays.
+        int size = new BindProxy.Transport.TransportOptions().ReceiveBufferSize;
+        var first = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        var second = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        Assert.NotSame(first, second);
+        System.Buffers.ArrayPool<byte>.Shared.Return(second);
+        System.Buffers.ArrayPool<byte>.Shared.Return(first);
+
+        // The first send failed on this thread: the relay ended here, before registering anything.
+        Assert.True(owner.Closed.Task.IsCompleted, "the relay did not end during Start");
+        Assert.Equal(CloseReason.UpstreamReset, await owner.Closed.Task);
+        var reset = await Assert.ThrowsAsync<SocketException>(async () => await client.ReadToEndAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
+    }
+
     /// <summary>The descriptor, owned by the caller from now on; the socket must not be used or disposed again.</summary>
     private static int Detach(Socket socket)
     {
