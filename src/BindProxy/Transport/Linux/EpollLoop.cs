@@ -243,7 +243,10 @@ internal sealed unsafe class EpollLoop : IDisposable
         ulong value;
         Libc.Read(_wake, &value, sizeof(ulong));
         Volatile.Write(ref _wakePending, 0);
-        while (_posted.TryDequeue(out var work))
+
+        // Only what was queued by now: work posted while these run (an accept burst re-posting its
+        // wake-up) waits for the next turn, after the events already reported.
+        for (int count = _posted.Count; count > 0 && _posted.TryDequeue(out var work); count--)
         {
             try
             {
