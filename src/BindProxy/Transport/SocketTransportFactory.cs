@@ -46,9 +46,19 @@ internal sealed partial class SocketTransportFactory(
         }
 
         var bound = new RouteEndPoint(routeEndPoint.Route, (IPEndPoint)socket.LocalEndPoint!);
-        ProxyListener listener = RelayEngine.IsSupported
-            ? new EpollListener(socket, bound, relays.NextLoop(), options, registry, logger)
-            : new SocketListener(socket, bound, options, registry, logger);
+        ProxyListener listener;
+        try
+        {
+            listener = RelayEngine.IsSupported
+                ? new EpollListener(socket, bound, relays.NextLoop(), options, registry, logger)
+                : new SocketListener(socket, bound, options, registry, logger);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
         registry.Add(bound, listener);
         Log.Listening(logger, bound.Route, bound.Address);
         return new ValueTask<IConnectionListener>(listener);
@@ -167,7 +177,7 @@ internal sealed partial class SocketTransportFactory(
             while (!_stopped && !cancellationToken.IsCancellationRequested)
             {
                 Volatile.Write(ref _state, Idle);
-                int fd = _burst < MaxBurst ? RawSocket.Accept(_fd, out var client, out int errno) : Yield(out client, out errno);
+                int fd = _burst < MaxBurst ? Accept(out var client, out int errno) : Yield(out client, out errno);
                 if (fd >= 0)
                 {
                     _burst++;
@@ -202,6 +212,30 @@ internal sealed partial class SocketTransportFactory(
             }
 
             return null;
+        }
+
+        // The listening socket's number stays ours while accept4 runs, even if Unbind closes it meanwhile.
+        private int Accept(out IPEndPoint? client, out int errno)
+        {
+            bool added = false;
+            try
+            {
+                ListenSocket.SafeHandle.DangerousAddRef(ref added);
+                return RawSocket.Accept(_fd, out client, out errno);
+            }
+            catch (ObjectDisposedException)
+            {
+                client = null;
+                errno = Libc.EBadF;
+                return -1;
+            }
+            finally
+            {
+                if (added)
+                {
+                    ListenSocket.SafeHandle.DangerousRelease();
+                }
+            }
         }
 
         // Out of burst: report "none yet" so the caller waits for the posted wake-up below, which
