@@ -44,8 +44,14 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private CancellationTokenSource? _closed;
     private int _signalled;
     private PipeSocket? _socket;
-    private bool _released;
+    private int _holder = Held;
+    private int _resetPending;
     private IDuplexPipe? _transport;
+
+    // Who has the accepted socket; changed once, atomically, since Reset may come from another thread.
+    private const int Held = 0;
+    private const int Piped = 1;
+    private const int Released = 2;
 
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
     public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options)
@@ -84,10 +90,14 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         {
             if (_socket is null)
             {
-                ObjectDisposedException.ThrowIf(_released, this);
+                ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
                 _accepted ??= new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(_fd, ownsHandle: true));
-                _socket = new PipeSocket(_accepted, _options);
+                Interlocked.Exchange(ref _socket, new PipeSocket(_accepted, _options, Listener, Client));
                 _socket.StartReceiving();
+                if (Volatile.Read(ref _resetPending) != 0)
+                {
+                    _socket.Abort(); // a Reset came while the socket was being made
+                }
             }
 
             return _socket;
@@ -97,30 +107,30 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     public bool TryDetach(out int fd)
     {
         fd = -1;
-        if (_socket is not null || _released || _accepted is not null)
+        if (_accepted is not null || Interlocked.CompareExchange(ref _holder, Released, Held) != Held)
         {
             return false;
         }
 
-        _released = true;
         fd = _fd;
         return true;
     }
 
     public void Reset()
     {
-        if (_socket is not null)
+        int holder = Interlocked.CompareExchange(ref _holder, Released, Held);
+        if (holder == Piped)
         {
-            _socket.Abort();
+            Interlocked.Exchange(ref _resetPending, 1);
+            Volatile.Read(ref _socket)?.Abort();
             return;
         }
 
-        if (_released)
+        if (holder == Released)
         {
             return;
         }
 
-        _released = true;
         if (_accepted is null)
         {
             Linux.RawSocket.CloseAbortive(_fd);
@@ -202,13 +212,15 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     public override async ValueTask DisposeAsync()
     {
-        if (_socket is not null)
+        if (Volatile.Read(ref _holder) == Piped)
         {
-            await _socket.DisposeAsync().ConfigureAwait(false);
+            if (_socket is not null)
+            {
+                await _socket.DisposeAsync().ConfigureAwait(false);
+            }
         }
-        else if (!_released)
+        else if (Interlocked.CompareExchange(ref _holder, Released, Held) == Held)
         {
-            _released = true;
             if (_accepted is null)
             {
                 Linux.Libc.Close(_fd);

@@ -47,13 +47,16 @@ internal sealed class PipeSocket : IAsyncDisposable
     private int _disposed;
     private volatile bool _receivePaused;
 
-    public PipeSocket(Socket socket, TransportOptions options)
+    /// <param name="local">The socket's own address when the caller knows it already (asked of the socket otherwise).</param>
+    /// <param name="remote">The peer's address when the caller knows it already: a socket made from an
+    /// accepted descriptor cannot tell it once the peer has reset.</param>
+    public PipeSocket(Socket socket, TransportOptions options, IPEndPoint? local = null, IPEndPoint? remote = null)
     {
         _socket = socket;
         _receiveSize = options.ReceiveBufferSize;
         _pipe = new Pipe(options.PipeOptions);
-        LocalEndPoint = (IPEndPoint)socket.LocalEndPoint!;
-        RemoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
+        LocalEndPoint = local ?? (IPEndPoint)socket.LocalEndPoint!;
+        RemoteEndPoint = remote ?? (IPEndPoint)socket.RemoteEndPoint!;
     }
 
     /// <summary>The socket itself, for options and for stream-shaped callers.</summary>

@@ -121,6 +121,31 @@ public sealed class ListenerTests : IAsyncDisposable
         }
     }
 
+    [Fact]
+    public async Task A_client_that_reset_before_the_pipe_path_took_its_socket_keeps_its_address()
+    {
+        var listener = await Factory.BindAsync(new RouteEndPoint("reset", new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
+        try
+        {
+            var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(((RouteEndPoint)listener.EndPoint).Address, TestContext.Current.CancellationToken);
+            var clientAddress = (IPEndPoint)client.LocalEndPoint!;
+            await using var connection = (await listener.AcceptAsync(TestContext.Current.CancellationToken))!;
+            client.LingerState = new LingerOption(true, 0);
+            client.Dispose(); // RST before the proxy makes a socket of the descriptor
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+
+            var inbound = connection.Features.Get<IInboundSocketFeature>()!;
+            Assert.Equal(clientAddress, inbound.Client);
+            Assert.Equal(clientAddress, inbound.Socket.RemoteEndPoint);
+            Assert.Equal(((RouteEndPoint)listener.EndPoint).Address, inbound.Socket.LocalEndPoint);
+        }
+        finally
+        {
+            await listener.DisposeAsync();
+        }
+    }
+
     public ValueTask DisposeAsync()
     {
         _relays.Dispose();
