@@ -368,12 +368,11 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     /// </summary>
     private bool WatchWritable(ref Leg leg)
     {
-        if (leg.WatchingOut)
+        if (Volatile.Read(ref leg.WantsOut) != 0)
         {
             return true;
         }
 
-        leg.WatchingOut = true;
         Interlocked.Exchange(ref leg.WantsOut, 1);
         int slot = Volatile.Read(ref leg.Slot);
         return slot < 0 || _loop.Modify(slot, leg.Fd, Watched | Libc.EpollOut);
@@ -448,8 +447,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     {
         public int Fd;
         public int Slot;
-        public int WantsOut;
-        public bool WatchingOut;
+        public int WantsOut; // EPOLLOUT asked for (by the loop, or by Start before registering)
         public bool Readable;
         public bool Writable;
         public bool ReadEnded;

@@ -71,8 +71,6 @@ internal sealed partial class SocketTransportFactory(
 
         protected TransportOptions Options => options;
 
-        protected ILogger Logger => logger;
-
         // Bound to one address (not a wildcard): every accepted socket's local end is this one.
         protected IPEndPoint? SpecificAddress { get; } =
             endpoint.Address.Address.Equals(IPAddress.Any) || endpoint.Address.Address.Equals(IPAddress.IPv6Any) ? null : endpoint.Address;
@@ -177,7 +175,20 @@ internal sealed partial class SocketTransportFactory(
             while (!_stopped && !cancellationToken.IsCancellationRequested)
             {
                 Volatile.Write(ref _state, Idle);
-                int fd = _burst < MaxBurst ? Accept(out var client, out int errno) : Yield(out client, out errno);
+                if (_burst == MaxBurst)
+                {
+                    // Out of burst: wait for a posted wake-up, which the loop runs after the events it already has.
+                    _burst = 0;
+                    _loop.Post(static s => ((EpollListener)s!).Wake(), this);
+                    if (!await WaitAsync().ConfigureAwait(false))
+                    {
+                        return null;
+                    }
+
+                    continue;
+                }
+
+                int fd = Accept(out var client, out int errno);
                 if (fd >= 0)
                 {
                     _burst++;
@@ -236,16 +247,6 @@ internal sealed partial class SocketTransportFactory(
                     ListenSocket.SafeHandle.DangerousRelease();
                 }
             }
-        }
-
-        // Out of burst: report "none yet" so the caller waits for the posted wake-up below, which
-        // the loop runs after the events it already has.
-        private int Yield(out IPEndPoint? client, out int errno)
-        {
-            client = null;
-            errno = Libc.EAgain;
-            _loop.Post(static s => ((EpollListener)s!).Wake(), this);
-            return -1;
         }
 
         /// <summary>Completes when the listening socket may have a connection (true) or the listener stopped (false).</summary>

@@ -80,21 +80,35 @@ internal sealed unsafe class EpollLoop : IDisposable
     public void Post(Action<object?> action, object? state)
     {
         _posted.Enqueue((action, state));
-        Interlocked.Increment(ref _callers);
-        try
+        if (!Enter())
         {
-            // After Dispose the eventfd's number may belong to another file: never write to it then.
-            if (Volatile.Read(ref _disposed) == 0 && Interlocked.Exchange(ref _wakePending, 1) == 0)
-            {
-                ulong one = 1;
-                Libc.Write(_wake, &one, sizeof(ulong));
-            }
+            return;
         }
-        finally
+
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
-            Interlocked.Decrement(ref _callers);
+            ulong one = 1;
+            Libc.Write(_wake, &one, sizeof(ulong));
         }
+
+        Exit();
     }
+
+    // Other threads' use of the epoll and eventfd descriptors: after Dispose their numbers may
+    // belong to other files, so none starts then, and Dispose waits for those under way.
+    private bool Enter()
+    {
+        Interlocked.Increment(ref _callers);
+        if (Volatile.Read(ref _disposed) == 0)
+        {
+            return true;
+        }
+
+        Exit();
+        return false;
+    }
+
+    private void Exit() => Interlocked.Decrement(ref _callers);
 
     /// <summary>
     /// Watches <paramref name="fd"/> (any thread): events may reach the handler on the loop thread
@@ -125,25 +139,15 @@ internal sealed unsafe class EpollLoop : IDisposable
             generation = entry.Generation;
         }
 
-        int result, errno = 0;
-        Interlocked.Increment(ref _callers);
-        try
-        {
-            // After Dispose the epoll descriptor's number may belong to another file.
-            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-            result = Control(Libc.EpollCtlAdd, fd, events | Libc.EpollEt, ((ulong)generation << 32) | (uint)slot);
-            errno = result != 0 ? Libc.Errno : 0;
-        }
-        catch
+        if (!Enter())
         {
             Release(slot);
-            throw;
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _callers);
+            throw new ObjectDisposedException(nameof(EpollLoop));
         }
 
+        int result = Control(Libc.EpollCtlAdd, fd, events | Libc.EpollEt, ((ulong)generation << 32) | (uint)slot);
+        int errno = result != 0 ? Libc.Errno : 0;
+        Exit();
         if (result != 0)
         {
             Release(slot);
@@ -153,9 +157,18 @@ internal sealed unsafe class EpollLoop : IDisposable
         return slot;
     }
 
-    /// <summary>Changes the events watched for a registered descriptor (any thread); false when epoll refused.</summary>
-    public bool Modify(int slot, int fd, uint events) =>
-        Control(Libc.EpollCtlMod, fd, events | Libc.EpollEt, ((ulong)_slots[slot].Generation << 32) | (uint)slot) == 0;
+    /// <summary>Changes the events watched for a registered descriptor (any thread); false when epoll refused or the loop is disposed.</summary>
+    public bool Modify(int slot, int fd, uint events)
+    {
+        if (!Enter())
+        {
+            return false;
+        }
+
+        bool done = Control(Libc.EpollCtlMod, fd, events | Libc.EpollEt, ((ulong)_slots[slot].Generation << 32) | (uint)slot) == 0;
+        Exit();
+        return done;
+    }
 
     /// <summary>
     /// Stops watching (loop thread only). With <paramref name="keepOpen"/> the descriptor stays
