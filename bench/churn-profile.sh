@@ -60,23 +60,10 @@ wait_listen() { # port
     exit 1
 }
 
-cat >"$work/haproxy.cfg" <<EOF
-global
-    log stderr format raw local0 err
-defaults
-    mode tcp
-    log global
-    timeout connect 5s
-    timeout client 1h
-    timeout server 1h
-frontend fe
-    bind 127.0.0.1:$hap_port
-    default_backend be
-backend be
-    source 127.0.0.2
-    server upstream 127.0.0.1:$echo_port
-EOF
-echo '{ "Serilog": { "MinimumLevel": { "Default": "Warning" }, "WriteTo": [ { "Name": "Console" } ] } }' >"$work/bindproxy.json"
+# shellcheck source=bench/configs.sh
+source "$repo/bench/configs.sh"
+haproxy_config "$hap_port" 127.0.0.2 "$echo_port" >"$work/haproxy.cfg"
+bindproxy_config >"$work/bindproxy.json"
 
 start "$work/echo.log" dotnet "$bench_dll" echo-server --listen "127.0.0.1:$echo_port"
 wait_listen "$echo_port"

@@ -17,6 +17,8 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$script_dir/.." && pwd)
+# shellcheck source=bench/configs.sh
+source "$script_dir/configs.sh"
 
 quick=0
 max_conn=0
@@ -208,33 +210,8 @@ done
 write_configs() { # upstream_port: configs for every proxy, all forwarding to 127.0.0.1:upstream_port
     local up=$1
     mkdir -p "$work/nginx"
-    cat >"$work/haproxy.cfg" <<EOF
-global
-    # No maxconn: HAProxy derives it from RLIMIT_NOFILE, as the others use what they are given.
-    log stderr format raw local0 err
-defaults
-    mode tcp
-    log global
-    timeout connect 5s
-    timeout client 1h
-    timeout server 1h
-frontend fe
-    bind 127.0.0.1:${listen_port[haproxy]}
-    default_backend be
-backend be
-    source $source_addr
-    server upstream 127.0.0.1:$up
-EOF
-    # Quick mode replaces the file's routes; the file only sets logging to warnings, as the
-    # other proxies log only errors and warnings here (a line per connection would cost churn).
-    cat >"$work/bindproxy.json" <<EOF
-{
-  "Serilog": {
-    "MinimumLevel": { "Default": "Warning" },
-    "WriteTo": [ { "Name": "Console" } ]
-  }
-}
-EOF
+    haproxy_config "${listen_port[haproxy]}" "$source_addr" "$up" >"$work/haproxy.cfg"
+    bindproxy_config >"$work/bindproxy.json"
     local load_stream=""
     [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] && load_stream="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
     cat >"$work/nginx/nginx.conf" <<EOF

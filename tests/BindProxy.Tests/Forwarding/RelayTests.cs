@@ -149,22 +149,9 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         const int Size = 4 * 1024 * 1024;
         var pattern = new byte[Size];
         new Random(7).NextBytes(pattern);
-        var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
-
-        using var clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        clientListener.Bind(loopback);
-        clientListener.Listen();
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(clientListener.LocalEndPoint!);
-        var proxyClient = await clientListener.AcceptAsync(); // its descriptor goes to the relay
-
         // Small buffers on the upstream side: the relay's first sends fill them at once.
-        using var upstreamListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
-        upstreamListener.Bind(loopback);
-        upstreamListener.Listen();
-        var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { SendBufferSize = 4096 }; // likewise
-        await proxyUpstream.ConnectAsync(upstreamListener.LocalEndPoint!);
-        using var server = await upstreamListener.AcceptAsync();
+        using var legs = await Legs.ConnectAsync(upstreamBuffers: 4096);
+        var (client, server) = (legs.Client, legs.Server);
 
         // The client's bytes queue in the proxy's socket before the relay exists.
         var sending = Task.Run(async () =>
@@ -177,17 +164,15 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
 
             client.Shutdown(SocketShutdown.Send);
         });
-        for (int i = 0; i < 100 && proxyClient.Available < 64 * 1024; i++)
+        for (int i = 0; i < 100 && legs.QueuedAtProxy < 64 * 1024; i++)
         {
             await Task.Delay(20);
         }
 
-        Assert.True(proxyClient.Available >= 64 * 1024, $"only {proxyClient.Available} bytes queued before the start");
+        Assert.True(legs.QueuedAtProxy >= 64 * 1024, $"only {legs.QueuedAtProxy} bytes queued before the start");
 
         var owner = new Owner();
-        var (clientEnd, listenerEnd) = ((System.Net.IPEndPoint)proxyClient.RemoteEndPoint!, (System.Net.IPEndPoint)proxyClient.LocalEndPoint!);
-        var (sourceEnd, upstreamEnd) = ((System.Net.IPEndPoint)proxyUpstream.LocalEndPoint!, (System.Net.IPEndPoint)proxyUpstream.RemoteEndPoint!);
-        var relay = new TcpRelay(_engine.NextLoop(), Detach(proxyClient), Detach(proxyUpstream), clientEnd, listenerEnd, sourceEnd, upstreamEnd);
+        var relay = legs.Relay(_engine.NextLoop());
         relay.Start(owner, new ConnectionRegistry().Add(Route(), relay));
 
         var received = await server.ReadToEndAsync(TimeSpan.FromSeconds(20));
@@ -205,34 +190,20 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     public async Task A_relay_whose_upstream_is_gone_when_it_starts_resets_the_client_and_gives_its_buffer_back_once()
     {
         Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
-        var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
-        using var clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        clientListener.Bind(loopback);
-        clientListener.Listen();
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(clientListener.LocalEndPoint!);
-        var proxyClient = await clientListener.AcceptAsync(); // its descriptor goes to the relay
-        using var upstreamListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        upstreamListener.Bind(loopback);
-        upstreamListener.Listen();
-        var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp); // likewise
-        await proxyUpstream.ConnectAsync(upstreamListener.LocalEndPoint!);
-        var (clientEnd, listenerEnd) = ((System.Net.IPEndPoint)proxyClient.RemoteEndPoint!, (System.Net.IPEndPoint)proxyClient.LocalEndPoint!);
-        var (sourceEnd, upstreamEnd) = ((System.Net.IPEndPoint)proxyUpstream.LocalEndPoint!, (System.Net.IPEndPoint)proxyUpstream.RemoteEndPoint!);
-        using (var server = await upstreamListener.AcceptAsync())
-        {
-            server.LingerState = new LingerOption(true, 0); // the upstream resets before the relay starts
-        }
+        using var legs = await Legs.ConnectAsync();
+        var client = legs.Client;
+        legs.Server.LingerState = new LingerOption(true, 0);
+        legs.Server.Dispose(); // the upstream resets before the relay starts
 
         await client.SendAsync(new byte[1000]);
-        for (int i = 0; i < 100 && proxyClient.Available < 1000; i++)
+        for (int i = 0; i < 100 && legs.QueuedAtProxy < 1000; i++)
         {
             await Task.Delay(10);
         }
 
         await Task.Delay(50); // the reset reaches the proxy's upstream socket
         var owner = new Owner();
-        var relay = new TcpRelay(_engine.NextLoop(), Detach(proxyClient), Detach(proxyUpstream), clientEnd, listenerEnd, sourceEnd, upstreamEnd);
+        var relay = legs.Relay(_engine.NextLoop());
 
         relay.Start(owner, new ConnectionRegistry().Add(Route(), relay));
 
@@ -252,14 +223,86 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
     }
 
-    /// <summary>The descriptor, owned by the caller from now on; the socket must not be used or disposed again.</summary>
-    private static int Detach(Socket socket)
+    /// <summary>
+    /// Two real loopback connections, client ↔ proxy and proxy ↔ server, whose proxy ends become a
+    /// relay's descriptors.
+    /// </summary>
+    private sealed class Legs : IDisposable
     {
-        int fd = (int)socket.SafeHandle.DangerousGetHandle();
-        BindProxy.Transport.Linux.RawSocket.SetNonBlocking(fd);
-        socket.SafeHandle.SetHandleAsInvalid();
-        GC.SuppressFinalize(socket);
-        return fd;
+        private readonly Socket _clientListener;
+        private readonly Socket _upstreamListener;
+        private readonly Socket _proxyClient;
+        private readonly Socket _proxyUpstream;
+        private readonly System.Net.IPEndPoint[] _ends;
+
+        private Legs(Socket clientListener, Socket upstreamListener, Socket client, Socket proxyClient, Socket proxyUpstream, Socket server)
+        {
+            (_clientListener, _upstreamListener, Client, _proxyClient, _proxyUpstream, Server) = (clientListener, upstreamListener, client, proxyClient, proxyUpstream, server);
+
+            // Read now: a socket that has been reset no longer tells its peer.
+            _ends = [(System.Net.IPEndPoint)proxyClient.RemoteEndPoint!, (System.Net.IPEndPoint)proxyClient.LocalEndPoint!,
+                (System.Net.IPEndPoint)proxyUpstream.LocalEndPoint!, (System.Net.IPEndPoint)proxyUpstream.RemoteEndPoint!];
+        }
+
+        public Socket Client { get; }
+
+        public Socket Server { get; }
+
+        /// <summary>Bytes the client sent that wait in the proxy's socket.</summary>
+        public int QueuedAtProxy => _proxyClient.Available;
+
+        /// <param name="upstreamBuffers">Send and receive buffer size between proxy and server; the system's when null.</param>
+        public static async Task<Legs> ConnectAsync(int? upstreamBuffers = null)
+        {
+            var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
+            var clientListener = Listen(loopback, null);
+            var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(clientListener.LocalEndPoint!);
+            var proxyClient = await clientListener.AcceptAsync();
+            var upstreamListener = Listen(loopback, upstreamBuffers);
+            var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            if (upstreamBuffers is { } size)
+            {
+                proxyUpstream.SendBufferSize = size;
+            }
+
+            await proxyUpstream.ConnectAsync(upstreamListener.LocalEndPoint!);
+            var server = await upstreamListener.AcceptAsync();
+            return new Legs(clientListener, upstreamListener, client, proxyClient, proxyUpstream, server);
+        }
+
+        private static Socket Listen(System.Net.IPEndPoint address, int? receiveBuffer)
+        {
+            var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            if (receiveBuffer is { } size)
+            {
+                listener.ReceiveBufferSize = size; // accepted sockets inherit it
+            }
+
+            listener.Bind(address);
+            listener.Listen();
+            return listener;
+        }
+
+        /// <summary>A relay on the proxy ends, which it owns from now on (their sockets are never used or disposed again).</summary>
+        public TcpRelay Relay(BindProxy.Transport.Linux.EpollLoop loop) => new(loop, Detach(_proxyClient), Detach(_proxyUpstream), _ends[0], _ends[1], _ends[2], _ends[3]);
+
+        private static int Detach(Socket socket)
+        {
+            int fd = (int)socket.SafeHandle.DangerousGetHandle();
+            BindProxy.Transport.Linux.RawSocket.SetNonBlocking(fd);
+            socket.SafeHandle.SetHandleAsInvalid();
+            GC.SuppressFinalize(socket);
+            return fd;
+        }
+
+        public void Dispose()
+        {
+            Client.Dispose();
+            Server.Dispose();
+            _clientListener.Dispose();
+            _upstreamListener.Dispose();
+        }
     }
 
     private static BindProxy.Configuration.RouteModel Route()
