@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using BindProxy.Forwarding;
 using BindProxy.Outbound;
+using BindProxy.Transport;
 
 namespace BindProxy.Admin;
 
@@ -33,7 +34,7 @@ internal sealed class ProxyMetrics
     private readonly ConnectionRegistry _connections;
     private readonly ConcurrentDictionary<string, RouteBytes> _bytes = new(StringComparer.Ordinal);
 
-    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections)
+    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections, DescriptorBudget descriptors)
     {
         _connections = connections;
         var meter = meterFactory.Create(MeterName);
@@ -56,6 +57,15 @@ internal sealed class ProxyMetrics
             "Kafka requests forwarded, by route and API");
         meter.CreateObservableCounter("bindproxy.forwarded", ObserveBytes, "By",
             "Bytes handed to the kernel for the peer, by route and direction (to_upstream, to_client); live connections included");
+        meter.CreateObservableUpDownCounter("bindproxy.descriptors.used", () => descriptors.InUse, "{descriptor}",
+            "Descriptors held by proxy listeners and Tcp/Kafka connections (connecting ones included)");
+        if (descriptors.Limit is not null)
+        {
+            meter.CreateObservableUpDownCounter("bindproxy.descriptors.budget", () => descriptors.Capacity, "{descriptor}",
+                "Descriptors listeners and connections may hold together: the open-files limit less those open at startup and a reserve; clients past it are refused (rejected, reason descriptor_limit)");
+        }
+
+        descriptors.Refused += route => Rejected(route, "descriptor_limit");
     }
 
     public void Opened(ProxiedConnection connection, TimeSpan connectTime)
@@ -87,7 +97,7 @@ internal sealed class ProxyMetrics
         }
     }
 
-    /// <summary>A client closed before its upstream was tried; <paramref name="reason"/> is <c>max_connections</c> or <c>route_gone</c>.</summary>
+    /// <summary>A client closed before its upstream was tried; <paramref name="reason"/> is <c>max_connections</c>, <c>route_gone</c>, <c>descriptor_limit</c>, ...</summary>
     public void Rejected(string route, string reason) =>
         _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
 
@@ -151,6 +161,7 @@ internal sealed class ProxyMetrics
         CloseReason.SourcesExhausted => "sources_exhausted",
         CloseReason.ConnectFailed => "connect_failed",
         CloseReason.ProxyAborted => "proxy_aborted",
+        CloseReason.InternalError => "internal_error",
         _ => "other",
     };
 
@@ -162,6 +173,7 @@ internal sealed class ProxyMetrics
         ConnectError.Unresolved => "unresolved",
         ConnectError.Failed => "failed",
         ConnectError.Cancelled => "cancelled",
+        ConnectError.NoDescriptors => "no_descriptors",
         _ => "other",
     };
 

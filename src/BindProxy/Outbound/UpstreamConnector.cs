@@ -44,8 +44,20 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> when the
     /// deadline's token fires) after releasing what it made.
     /// </summary>
-    public async ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
+    public ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
         Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
+        where T : class =>
+        ConnectAsync(route, assigned, static (source, destination, deadline, attempt) => attempt(source, destination, deadline), attempt, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ConnectAsync{T}(RouteModel, IPAddress?, Func{IPAddress, IPEndPoint, ConnectDeadline, ValueTask{T}}, CancellationToken)"/>,
+    /// with <paramref name="state"/> passed to every attempt (so that a static delegate needs no
+    /// closure per connection). An attempt that calls <see cref="ConnectDeadline.Abandon"/> before
+    /// it throws <see cref="OperationCanceledException"/> ends the connect as
+    /// <see cref="ConnectError.Cancelled"/>: the client left.
+    /// </summary>
+    public async ValueTask<ConnectResult<T>> ConnectAsync<T, TState>(RouteModel route, IPAddress? assigned,
+        Func<IPAddress, IPEndPoint, ConnectDeadline, TState, ValueTask<T>> attempt, TState state, CancellationToken cancellationToken)
         where T : class
     {
         long started = Stopwatch.GetTimestamp();
@@ -91,7 +103,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                 lastUpstream = destination;
                 try
                 {
-                    var connected = await attempt(source, destination, deadline).ConfigureAwait(false);
+                    var connected = await attempt(source, destination, deadline, state).ConfigureAwait(false);
                     return new ConnectResult<T>(connected, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
                 }
                 catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable)
@@ -101,10 +113,19 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                     sourceExhausted = true;
                     break;
                 }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
+                {
+                    // Out of descriptors: another source or destination would need one too.
+                    return Fail(ConnectError.NoDescriptors, $"no socket for {destination} from {source}: {e.Message}", destination, started);
+                }
                 catch (SocketException e)
                 {
                     lastError = e.SocketErrorCode == SocketError.ConnectionRefused ? ConnectError.Refused : ConnectError.Failed;
                     lastDetail = $"{destination} from {source}: {e.Message}";
+                }
+                catch (OperationCanceledException) when (deadline.IsAbandoned)
+                {
+                    return Fail(ConnectError.Cancelled, $"the client left before the connect to {destination} finished", destination, started);
                 }
                 catch (OperationCanceledException)
                 {

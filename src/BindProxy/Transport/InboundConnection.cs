@@ -20,11 +20,11 @@ internal interface IInboundSocketFeature
     PipeSocket Socket { get; }
 
     /// <summary>
-    /// Hands the socket's non-blocking descriptor to the caller, who then owns it, if the
-    /// connection was accepted as a bare descriptor (Linux) and not yet used through
-    /// <see cref="Socket"/>; false otherwise.
+    /// Hands the non-blocking socket to the caller, who then owns it and the descriptors reserved
+    /// for the connection, if the connection was accepted as a bare descriptor (Linux) and not yet
+    /// used through <see cref="Socket"/>; false otherwise.
     /// </summary>
-    bool TryDetach(out int fd);
+    bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation);
 
     /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
     void Reset();
@@ -39,8 +39,10 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private static long s_nextId;
 
     private readonly TransportOptions _options;
+    private readonly Linux.SocketHandle? _handle;
+    private readonly DescriptorReservation _reservation;
     private System.Net.Sockets.Socket? _accepted;
-    private int _fd = -1;
+    private int _reserved;
     private CancellationTokenSource? _closed;
     private int _signalled;
     private PipeSocket? _socket;
@@ -54,23 +56,27 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private const int Released = 2;
 
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options)
-        : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options)
+    /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
+    public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
+        : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options, reservation)
     {
         _accepted = accepted;
     }
 
-    /// <param name="fd">A non-blocking accepted socket, owned from here on.</param>
+    /// <param name="socket">A non-blocking accepted socket, owned from here on.</param>
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    public InboundConnection(int fd, IPEndPoint client, string route, IPEndPoint? listener, TransportOptions options)
-        : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(fd), options)
+    /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
+    public InboundConnection(Linux.SocketHandle socket, IPEndPoint client, string route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
+        : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(socket), options, reservation)
     {
-        _fd = fd;
+        _handle = socket;
     }
 
-    private InboundConnection(string route, IPEndPoint client, IPEndPoint listener, TransportOptions options)
+    private InboundConnection(string route, IPEndPoint client, IPEndPoint listener, TransportOptions options, DescriptorReservation reservation)
     {
         _options = options;
+        _reservation = reservation;
+        _reserved = 1;
         Route = route;
         Client = client;
         Listener = listener;
@@ -91,7 +97,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                _accepted ??= new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(_fd, ownsHandle: true));
+                _accepted ??= new System.Net.Sockets.Socket(_handle!.ToSafeSocketHandle());
                 Interlocked.Exchange(ref _socket, new PipeSocket(_accepted, _options, Listener, Client));
                 _socket.StartReceiving();
                 if (Volatile.Read(ref _resetPending) != 0)
@@ -104,17 +110,21 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         }
     }
 
-    public bool TryDetach(out int fd)
+    public bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation)
     {
-        fd = -1;
+        socket = null;
+        reservation = default;
         if (_accepted is not null || Interlocked.CompareExchange(ref _holder, Released, Held) != Held)
         {
             return false;
         }
 
-        fd = _fd;
+        socket = _handle!;
+        reservation = TakeReservation();
         return true;
     }
+
+    private DescriptorReservation TakeReservation() => Interlocked.Exchange(ref _reserved, 0) != 0 ? _reservation : default;
 
     public void Reset()
     {
@@ -133,7 +143,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
         if (_accepted is null)
         {
-            Linux.RawSocket.CloseAbortive(_fd);
+            _handle!.CloseAbortive();
             return;
         }
 
@@ -223,7 +233,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         {
             if (_accepted is null)
             {
-                Linux.Libc.Close(_fd);
+                _handle!.Dispose();
             }
             else
             {
@@ -231,6 +241,9 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             }
         }
 
+        // Still here unless a relay took it: the client's socket is closed by now (the pipe path's
+        // upstream one was closed before the handler returned).
+        TakeReservation().Return();
         Signal();
         _closed?.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);

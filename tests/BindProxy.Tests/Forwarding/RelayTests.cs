@@ -223,6 +223,72 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
     }
 
+    [Fact]
+    public async Task A_bulk_transfer_lets_a_connection_on_the_same_loop_through_between_its_turns()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        using var loop = new BindProxy.Transport.Linux.EpollLoop("fair loop", 64 * 1024, e => throw e);
+        var registry = new ConnectionRegistry();
+
+        // Bulk: the server sends as fast as it can and the client reads as fast as it can, so the
+        // relay always has more to read.
+        using var bulk = await Legs.ConnectAsync();
+        var bulkRelay = bulk.Relay(loop);
+        var bulkOwner = new Owner();
+        bulkRelay.Start(bulkOwner, registry.Add(Route(), bulkRelay));
+        using var stop = new CancellationTokenSource();
+        long moved = 0;
+        var pump = Task.WhenAll(
+            Task.Run(async () =>
+            {
+                var chunk = new byte[256 * 1024];
+                while (!stop.IsCancellationRequested)
+                {
+                    await bulk.Server.SendAsync(chunk, SocketFlags.None, stop.Token);
+                }
+            }),
+            Task.Run(async () =>
+            {
+                var buffer = new byte[256 * 1024];
+                while (!stop.IsCancellationRequested)
+                {
+                    Interlocked.Add(ref moved, await bulk.Client.ReceiveAsync(buffer, SocketFlags.None, stop.Token));
+                }
+            }));
+        await Task.Delay(500);
+
+        // A light connection on the same loop: its round trips stay short.
+        using var light = await Legs.ConnectAsync();
+        var lightRelay = light.Relay(loop);
+        lightRelay.Start(new Owner(), registry.Add(Route(), lightRelay));
+        var worst = TimeSpan.Zero;
+        for (int i = 0; i < 50; i++)
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            await light.Client.SendAsync(new[] { (byte)i });
+            Assert.Equal((byte)i, (await light.Server.ReadExactlyAsync(1, TimeSpan.FromSeconds(20)))[0]);
+            await light.Server.SendAsync(new[] { (byte)i });
+            Assert.Equal((byte)i, (await light.Client.ReadExactlyAsync(1, TimeSpan.FromSeconds(20)))[0]);
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            worst = elapsed > worst ? elapsed : worst;
+            await Task.Delay(10);
+        }
+
+        long bulkMoved = Interlocked.Read(ref moved);
+        stop.Cancel();
+        try
+        {
+            await pump;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        TestContext.Current.TestOutputHelper?.WriteLine($"worst round trip {worst.TotalMilliseconds:0.0} ms beside {bulkMoved / 1e6:0} MB of bulk");
+        Assert.True(bulkMoved > 0, "the bulk transfer did not move");
+        Assert.True(worst < TimeSpan.FromSeconds(1), $"worst round trip {worst.TotalMilliseconds:0} ms beside the bulk transfer");
+    }
+
     /// <summary>
     /// Two real loopback connections, client ↔ proxy and proxy ↔ server, whose proxy ends become a
     /// relay's descriptors.
@@ -252,13 +318,24 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         public int QueuedAtProxy => _proxyClient.Available;
 
         /// <param name="upstreamBuffers">Send and receive buffer size between proxy and server; the system's when null.</param>
-        public static async Task<Legs> ConnectAsync(int? upstreamBuffers = null)
+        /// <param name="clientBuffers">Send and receive buffer size between proxy and client; the system's when null.</param>
+        public static async Task<Legs> ConnectAsync(int? upstreamBuffers = null, int? clientBuffers = null)
         {
             var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
-            var clientListener = Listen(loopback, null);
+            var clientListener = Listen(loopback, clientBuffers);
             var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            if (clientBuffers is { } clientSize)
+            {
+                client.ReceiveBufferSize = clientSize;
+            }
+
             await client.ConnectAsync(clientListener.LocalEndPoint!);
             var proxyClient = await clientListener.AcceptAsync();
+            if (clientBuffers is { } sent)
+            {
+                proxyClient.SendBufferSize = sent;
+            }
+
             var upstreamListener = Listen(loopback, upstreamBuffers);
             var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             if (upstreamBuffers is { } size)
@@ -285,15 +362,16 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         }
 
         /// <summary>A relay on the proxy ends, which it owns from now on (their sockets are never used or disposed again).</summary>
-        public TcpRelay Relay(BindProxy.Transport.Linux.EpollLoop loop) => new(loop, Detach(_proxyClient), Detach(_proxyUpstream), _ends[0], _ends[1], _ends[2], _ends[3]);
+        public TcpRelay Relay(BindProxy.Transport.Linux.EpollLoop loop) =>
+            new(loop, Detach(_proxyClient), Detach(_proxyUpstream), default, _ends[0], _ends[1], _ends[2], _ends[3]);
 
-        private static int Detach(Socket socket)
+        private static BindProxy.Transport.Linux.SocketHandle Detach(Socket socket)
         {
+            BindProxy.Transport.Linux.RawSocket.SetNonBlocking(socket.SafeHandle);
             int fd = (int)socket.SafeHandle.DangerousGetHandle();
-            BindProxy.Transport.Linux.RawSocket.SetNonBlocking(fd);
             socket.SafeHandle.SetHandleAsInvalid();
             GC.SuppressFinalize(socket);
-            return fd;
+            return new BindProxy.Transport.Linux.SocketHandle(fd);
         }
 
         public void Dispose()
@@ -305,12 +383,12 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         }
     }
 
-    private static BindProxy.Configuration.RouteModel Route()
+    private static BindProxy.Configuration.RouteModel Route(TimeSpan? idleTimeout = null)
     {
         Assert.True(BindProxy.Addressing.UpstreamSpec.TryParse("127.0.0.1:9", out var up, out var e1), e1);
         Assert.True(BindProxy.Addressing.AddressSet.TryParse("127.0.0.1", out var set, out var e2), e2);
         Assert.True(BindProxy.Addressing.EndpointSpec.TryParse("127.0.0.1:0", allowPortZero: true, out var listen, out var e3), e3);
-        return new BindProxy.Configuration.RouteModel { Name = "start", Listen = listen, Upstream = up, Sources = new BindProxy.Addressing.SourcePool(set) };
+        return new BindProxy.Configuration.RouteModel { Name = "start", Listen = listen, Upstream = up, Sources = new BindProxy.Addressing.SourcePool(set), IdleTimeout = idleTimeout };
     }
 
     public ValueTask DisposeAsync()
