@@ -289,6 +289,51 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         Assert.True(worst < TimeSpan.FromSeconds(1), $"worst round trip {worst.TotalMilliseconds:0} ms beside the bulk transfer");
     }
 
+    [Fact]
+    public async Task Bytes_draining_to_a_slow_reader_keep_the_connection_from_its_IdleTimeout()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        // Small buffers towards the client: the relay soon holds a read the client has not taken,
+        // stops reading the upstream, and sends the rest on only as fast as the client reads. For
+        // seconds nothing new is read, yet bytes keep moving.
+        using var legs = await Legs.ConnectAsync(clientBuffers: 4096);
+        var registry = new ConnectionRegistry();
+        var route = Route(idleTimeout: TimeSpan.FromSeconds(1));
+        var relay = legs.Relay(_engine.NextLoop());
+        var owner = new Owner();
+        relay.Start(owner, registry.Add(route, relay));
+        var flood = Task.Run(async () =>
+        {
+            try
+            {
+                await legs.Server.SendAsync(new byte[8 * 1024 * 1024], SocketFlags.None);
+            }
+            catch (SocketException)
+            {
+            }
+        });
+
+        var sweeper = new ConnectionSweeper(registry);
+        var buffer = new byte[1024];
+        long read = 0;
+        var started = DateTime.UtcNow;
+        while (DateTime.UtcNow - started < TimeSpan.FromSeconds(4) && !owner.Closed.Task.IsCompleted)
+        {
+            sweeper.Sweep(Environment.TickCount64);
+            int n = await legs.Client.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(n > 0, $"the client's side was closed after {read} bytes");
+            read += n;
+            await Task.Delay(50);
+        }
+
+        Assert.False(owner.Closed.Task.IsCompleted, $"closed after {read} bytes");
+        Assert.InRange(read, 1, 8 * 1024 * 1024 - 1);
+        relay.Abort();
+        await owner.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        legs.Server.Dispose();
+        await flood.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     /// <summary>
     /// Two real loopback connections, client ↔ proxy and proxy ↔ server, whose proxy ends become a
     /// relay's descriptors.
