@@ -292,6 +292,8 @@ internal sealed unsafe class EpollLoop : IDisposable
                 return;
             }
 
+            // Turns asked for before these events: one asked for while they run goes after the next wait.
+            int asked = _ready.Count;
             for (int i = 0; i < count; i++)
             {
                 byte* ev = events + (i * size);
@@ -313,8 +315,7 @@ internal sealed unsafe class EpollLoop : IDisposable
                 Dispatch(handler, flags, entry.Tag);
             }
 
-            // Only those that asked in an earlier turn: one asking again now goes after the next wait.
-            for (int ready = _ready.Count; ready > 0; ready--)
+            for (; asked > 0; asked--)
             {
                 var (handler, tag) = _ready.Dequeue();
                 Dispatch(handler, 0, tag);
