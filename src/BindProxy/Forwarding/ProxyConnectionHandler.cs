@@ -27,6 +27,7 @@ internal sealed partial class ProxyConnectionHandler(
     SourceAssigner assigner,
     RelayEngine relays,
     ProxyMetrics metrics,
+    UpstreamRefusals refusals,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler, IRelayOwner
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -159,6 +160,7 @@ internal sealed partial class ProxyConnectionHandler(
         var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
         var live = registry.Add(route, relay);
         live.Lease = lease;
+        refusals.Connected(route);
         Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
         metrics.Opened(live, connect.Elapsed);
         relay.Start(this, live);
@@ -193,7 +195,15 @@ internal sealed partial class ProxyConnectionHandler(
             ConnectError.Cancelled => CloseReason.ProxyAborted,
             _ => CloseReason.ConnectFailed,
         };
-        Log.ConnectFailed(logger, route.Name, client, reason.Describe(), detail, elapsed.TotalMilliseconds);
+        if (error == ConnectError.Refused)
+        {
+            refusals.Refused(route, client, detail);
+        }
+        else
+        {
+            Log.ConnectFailed(logger, route.Name, client, reason.Describe(), detail, elapsed.TotalMilliseconds);
+        }
+
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
@@ -217,6 +227,7 @@ internal sealed partial class ProxyConnectionHandler(
             upstream.StartReceiving();
             var live = registry.Add(route, new PipeLegs(client, upstream));
             live.Lease = lease;
+            refusals.Connected(route);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
             var reason = CloseReason.ProxyAborted;

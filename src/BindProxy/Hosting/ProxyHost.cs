@@ -40,6 +40,7 @@ internal static partial class ProxyHost
         services.AddSingleton<RelayEngine>();
         services.AddHostedService(sp => sp.GetRequiredService<RelayEngine>());
         services.AddSingleton<ProxyConnectionHandler>();
+        services.AddSingleton<UpstreamRefusals>();
         services.AddSingleton<SourceAddressProbe>();
         services.AddSingleton<ProcessLookup>();
         services.AddSingleton<AssignmentRegistry>();
