@@ -14,6 +14,7 @@ namespace BindProxy.Tests.Cli;
 /// README.md and run as written in a fresh copy of the repository, from its root, on the shipped
 /// configuration, with a real Kafka client (kcat) through it.
 /// </summary>
+[Collection(ShippedPorts.Name)]
 public sealed partial class FirstRunTests
 {
     private static readonly TimeSpan BuildAndStart = TimeSpan.FromMinutes(4);
