@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using BindProxy.Forwarding;
 using BindProxy.Outbound;
@@ -92,7 +91,7 @@ internal sealed class ProxyMetrics
         _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
 
     public void KafkaRequest(string route, short apiKey) =>
-        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", KafkaApiNames.Of(apiKey)));
+        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", Kafka.Protocol.KafkaApis.NameOf(apiKey)));
 
     private RouteBytes BytesOf(string route) => _bytes.GetOrAdd(route, _ => new RouteBytes());
 
@@ -169,49 +168,5 @@ internal sealed class ProxyMetrics
     {
         public long ToUpstream;
         public long ToClient;
-    }
-}
-
-/// <summary>Label values for Kafka API keys; unknown and out-of-range keys share one value so a bad client cannot grow the series.</summary>
-internal static class KafkaApiNames
-{
-    private static readonly string[] Names = Build();
-
-    public static string Of(short apiKey) => apiKey >= 0 && apiKey < Names.Length ? Names[apiKey] : "other";
-
-    private static string[] Build()
-    {
-        // Kafka's protocol API keys (fixed by the protocol; gaps are keys retired or never used).
-        string[] known =
-        [
-            "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica", "UpdateMetadata", "ControlledShutdown",
-            "OffsetCommit", "OffsetFetch", "FindCoordinator", "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups",
-            "ListGroups", "SaslHandshake", "ApiVersions", "CreateTopics", "DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
-            "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers", "TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls",
-            "DescribeConfigs", "AlterConfigs", "AlterReplicaLogDirs", "DescribeLogDirs", "SaslAuthenticate", "CreatePartitions", "CreateDelegationToken", "RenewDelegationToken",
-            "ExpireDelegationToken", "DescribeDelegationToken", "DeleteGroups", "ElectLeaders", "IncrementalAlterConfigs", "AlterPartitionReassignments", "ListPartitionReassignments", "OffsetDelete",
-            "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials", "AlterUserScramCredentials",
-        ];
-        var names = new string[128];
-        for (int i = 0; i < names.Length; i++)
-        {
-            names[i] = i < known.Length ? known[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        names[60] = "DescribeCluster";
-        names[61] = "DescribeProducers";
-        names[65] = "DescribeTransactions";
-        names[66] = "ListTransactions";
-        names[68] = "ConsumerGroupHeartbeat";
-        names[69] = "ConsumerGroupDescribe";
-        names[71] = "GetTelemetrySubscriptions";
-        names[72] = "PushTelemetry";
-        names[75] = "DescribeTopicPartitions";
-        names[76] = "ShareGroupHeartbeat";
-        names[77] = "ShareGroupDescribe";
-        names[78] = "ShareFetch";
-        names[79] = "ShareAcknowledge";
-        Debug.Assert(names[Kafka.Protocol.KafkaApiKeys.ApiVersions] == "ApiVersions");
-        return names;
     }
 }

@@ -344,7 +344,7 @@ internal sealed partial class KafkaSession
 
         if (result.Status == RewriteStatus.Malformed)
         {
-            error = $"a {ApiName(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses";
+            error = $"a {KafkaApis.NameOf(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses";
         }
 
         return result.Status;
@@ -407,19 +407,6 @@ internal sealed partial class KafkaSession
         int broker = route.LastIndexOf(BrokerRouteInfix, StringComparison.Ordinal);
         return broker > 0 ? route[..broker] : route;
     }
-
-    private static string ApiName(short apiKey) => apiKey switch
-    {
-        KafkaApiKeys.Produce => "Produce",
-        KafkaApiKeys.Fetch => "Fetch",
-        KafkaApiKeys.Metadata => "Metadata",
-        KafkaApiKeys.FindCoordinator => "FindCoordinator",
-        KafkaApiKeys.ApiVersions => "ApiVersions",
-        KafkaApiKeys.DescribeCluster => "DescribeCluster",
-        KafkaApiKeys.ShareFetch => "ShareFetch",
-        KafkaApiKeys.ShareAcknowledge => "ShareAcknowledge",
-        _ => $"api key {apiKey}",
-    };
 
     private static partial class Log
     {
