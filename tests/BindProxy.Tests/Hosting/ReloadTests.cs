@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
+using BindProxy.Tests.Http;
 using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Hosting;
@@ -104,5 +106,52 @@ public sealed class ReloadTests
         await traffic.WaitAsync(Prompt);
         Assert.True(pings > 10, $"only {pings} pings went through during the reloads");
         File.Delete(file);
+    }
+
+    [Fact]
+    public async Task An_XForwarded_edit_is_applied_to_the_next_request()
+    {
+        await using var server = await HttpTestServer.StartAsync();
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        string Http(string extra) => "{ \"BindProxy\": { \"Routes\": { \"web\": { \"Listen\": \"127.0.0.1:0\", \"Upstream\": \"" + server.Address +
+            "\", \"Source\": \"127.0.0.2\", \"Protocol\": \"Http\"" + extra + " } } } }";
+        await File.WriteAllTextAsync(file, Http(""), TestContext.Current.CancellationToken);
+        try
+        {
+            await using var proxy = await TestProxy.StartFromFileAsync(file);
+            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://{proxy.Endpoint("web")}/") };
+            async Task<string?> ForwardedForAsync() =>
+                (await client.GetFromJsonAsync<SeenRequest>("whoami", TestContext.Current.CancellationToken))!.XForwardedFor;
+            Assert.Equal("127.0.0.1", await ForwardedForAsync());
+
+            await File.WriteAllTextAsync(file, Http(", \"XForwarded\": false"), TestContext.Current.CancellationToken);
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: route web changed: XForwarded (default) → False");
+            Assert.Null(await ForwardedForAsync());
+            Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task Edits_above_the_routes_are_told_too_and_the_admin_endpoint_waits_for_a_restart()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        string With(string drain, string admin) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] + ", \"Admin\": { \"Listen\": \"" + admin + "\" } }";
+        await File.WriteAllTextAsync(file, With("00:00:02", "127.0.0.1:0"), TestContext.Current.CancellationToken);
+        try
+        {
+            await using var proxy = await TestProxy.StartFromFileAsync(file);
+            await File.WriteAllTextAsync(file, With("00:00:03", "off"), TestContext.Current.CancellationToken);
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed from now on; shutdown keeps 00:00:02 until the next restart");
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:Listen 127.0.0.1:0 → off takes effect at the next restart");
+            Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 }
