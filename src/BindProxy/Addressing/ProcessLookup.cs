@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 
@@ -66,59 +67,128 @@ internal sealed class ProcessLookup
 
     private static long FindInode(IPEndPoint client, IPEndPoint proxy)
     {
-        foreach (var file in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        foreach (var (local, remote, _, inode) in SocketTable())
         {
-            try
+            if (Same(local, client) && Same(remote, proxy))
             {
-                foreach (var line in File.ReadLines(file).Skip(1))
-                {
-                    var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                    if (f.Length > 9 && Matches(f[1], client) && Matches(f[2], proxy) &&
-                        long.TryParse(f[9], NumberStyles.None, CultureInfo.InvariantCulture, out long inode) && inode > 0)
-                    {
-                        return inode;
-                    }
-                }
-            }
-            catch (IOException)
-            {
+                return inode;
             }
         }
 
         return 0;
     }
 
-    // The kernel prints an address as the hex of its 32-bit words in host (little-endian) order.
-    private static bool Matches(string field, IPEndPoint endpoint)
+    /// <summary>
+    /// The process that holds a TCP socket listening on <paramref name="endpoint"/> (or on a
+    /// wildcard address with its port), or null when there is none or the OS does not say whose
+    /// it is (another user's process, or no /proc).
+    /// </summary>
+    public static ProcessInfo? FindListener(IPEndPoint endpoint)
     {
+        if (!IsSupported)
+        {
+            return null;
+        }
+
+        const string Listen = "0A"; // TCP_LISTEN in include/net/tcp_states.h
+        var inodes = SocketTable()
+            .Where(s => s.State == Listen && s.Local.Port == endpoint.Port && SameOrWildcard(s.Local.Address, endpoint.Address))
+            .Select(s => $"socket:[{s.Inode}]")
+            .ToHashSet(StringComparer.Ordinal);
+        if (inodes.Count == 0)
+        {
+            return null;
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) &&
+                inodes.Any(inode => Owns(pid, inode)) && Describe(pid) is { } found)
+            {
+                return found;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A process's command line on one line, or null when it cannot be read.</summary>
+    public static string? CommandLine(int pid)
+    {
+        try
+        {
+            // Arguments are NUL-separated and may hold line breaks of their own: one line of words.
+            var words = File.ReadAllText($"/proc/{pid}/cmdline").Split(['\0', ' ', '\t', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            return words.Length == 0 ? null : string.Join(' ', words);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static bool SameOrWildcard(IPAddress bound, IPAddress wanted) =>
+        Same(bound, wanted) || OwnListeners.IsAny(bound) || OwnListeners.IsAny(wanted);
+
+    private static bool Same(IPEndPoint a, IPEndPoint b) => a.Port == b.Port && Same(a.Address, b.Address);
+
+    private static bool Same(IPAddress a, IPAddress b) =>
+        (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).Equals(b.IsIPv4MappedToIPv6 ? b.MapToIPv4() : b);
+
+    /// <summary>The rows of <c>/proc/net/tcp</c> and <c>tcp6</c>: local and remote endpoints, state (hex) and inode.</summary>
+    private static IEnumerable<(IPEndPoint Local, IPEndPoint Remote, string State, long Inode)> SocketTable()
+    {
+        foreach (var file in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            List<string> lines;
+            try
+            {
+                lines = [.. File.ReadLines(file).Skip(1)];
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            foreach (var line in lines)
+            {
+                var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (f.Length > 9 && TryParseEndpoint(f[1], out var local) && TryParseEndpoint(f[2], out var remote) &&
+                    long.TryParse(f[9], NumberStyles.None, CultureInfo.InvariantCulture, out long inode) && inode > 0)
+                {
+                    yield return (local, remote, f[3], inode);
+                }
+            }
+        }
+    }
+
+    // The kernel prints an address as the hex of its 32-bit words in host (little-endian) order.
+    private static bool TryParseEndpoint(string field, [NotNullWhen(true)] out IPEndPoint? endpoint)
+    {
+        endpoint = null;
         int colon = field.IndexOf(':', StringComparison.Ordinal);
-        if (colon < 0 || !int.TryParse(field.AsSpan(colon + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int port) || port != endpoint.Port)
+        if (colon < 0 || !int.TryParse(field.AsSpan(colon + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int port))
         {
             return false;
         }
 
         var hex = field.AsSpan(0, colon);
-        var address = endpoint.Address;
-        if (hex.Length == 32 && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-        {
-            address = address.MapToIPv6();
-        }
-
-        var bytes = address.GetAddressBytes();
-        if (hex.Length != bytes.Length * 2)
+        if (hex.Length is not (8 or 32))
         {
             return false;
         }
 
+        var bytes = new byte[hex.Length / 2];
         for (int i = 0; i < bytes.Length; i++)
         {
             int word = i / 4, inWord = 3 - (i % 4);
-            if (!byte.TryParse(hex.Slice((word * 4 + inWord) * 2, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out byte b) || b != bytes[i])
+            if (!byte.TryParse(hex.Slice((word * 4 + inWord) * 2, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out bytes[i]))
             {
                 return false;
             }
         }
 
+        endpoint = new IPEndPoint(new IPAddress(bytes), port);
         return true;
     }
 

@@ -16,8 +16,10 @@ internal sealed record ReloadSource(IConfiguration? Configuration);
 /// <summary>
 /// Applies edits of the configuration file while the proxy runs: routes are added, removed or
 /// changed without a restart, connections on unchanged routes are untouched, a removed route stops
-/// listening and its connections get the drain timeout to finish. An invalid edit is rejected
-/// with the same errors as at startup and the running configuration stays.
+/// listening and its connections get the drain timeout to finish. An invalid edit (broken JSON,
+/// an empty file, invalid values) is rejected with the same words as at startup and the running
+/// configuration stays. What changed is told field by field from the route field table, and a
+/// field that cannot take effect until a restart is named.
 /// </summary>
 internal sealed partial class ConfigReloader(
     ReloadSource source,
@@ -27,6 +29,7 @@ internal sealed partial class ConfigReloader(
     ListenerRegistry bound,
     ConnectionRegistry connections,
     BrokerDirectories brokers,
+    ShutdownSettings shutdown,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -37,10 +40,15 @@ internal sealed partial class ConfigReloader(
     private readonly List<Task> _background = [];
     private IDisposable? _watch;
 
+    // The file's Admin:Listen as last applied. The running endpoint may come from --admin instead,
+    // so an edit is told by comparing the file with itself.
+    private string? _fileAdmin;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (source.Configuration is { } configuration)
         {
+            _fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
             _watch = ChangeToken.OnChange(configuration.GetReloadToken, () => Track(ReloadSoonAsync()));
         }
 
@@ -99,14 +107,29 @@ internal sealed partial class ConfigReloader(
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var result = await validator.ValidateAsync(ConfigReader.Read(configuration), cancellationToken).ConfigureAwait(false);
-            if (!result.IsValid)
+            // A file that no longer parses reads as an empty configuration: say why instead.
+            if (ConfigLoader.Problem(configuration) is { } problem)
             {
-                Log.Rejected(logger, result.Errors.Count, string.Join(Environment.NewLine + "  ", result.Errors));
+                Log.Rejected(logger, problem);
                 return false;
             }
 
-            await ApplyAsync(routes.Current, result.Model!).ConfigureAwait(false);
+            var result = await validator.ValidateAsync(ConfigReader.Read(configuration), cancellationToken).ConfigureAwait(false);
+            foreach (var warning in result.Warnings)
+            {
+                Log.Warning(logger, warning);
+            }
+
+            if (!result.IsValid)
+            {
+                Log.Rejected(logger, ProblemReport.Describe(result.Errors));
+                return false;
+            }
+
+            var fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
+            (string Before, string After)? adminEdit = fileAdmin == _fileAdmin ? null : (_fileAdmin ?? "(none)", fileAdmin ?? "(none)");
+            _fileAdmin = fileAdmin;
+            await ApplyAsync(routes.Current, result.Model!, adminEdit).ConfigureAwait(false);
             return true;
         }
         finally
@@ -115,24 +138,45 @@ internal sealed partial class ConfigReloader(
         }
     }
 
-    private async Task ApplyAsync(ProxyModel old, ProxyModel next)
+    private async Task ApplyAsync(ProxyModel old, ProxyModel next, (string Before, string After)? adminEdit)
     {
         var removed = old.Routes.Where(r => !next.ByName.ContainsKey(r.Name)).ToList();
         var added = next.Routes.Where(r => !old.ByName.ContainsKey(r.Name)).ToList();
-        var changed = next.Routes
-            .Where(r => old.ByName.TryGetValue(r.Name, out var before) && !Same(before, r))
-            .Select(r => (Before: old.ByName[r.Name], After: r))
-            .ToList();
-        if (removed.Count + added.Count + changed.Count == 0)
+        var changed = new List<RouteChange>();
+        var serving = new List<RouteModel>();
+        foreach (var route in next.Routes)
+        {
+            if (!old.ByName.TryGetValue(route.Name, out var before))
+            {
+                serving.Add(route);
+                continue;
+            }
+
+            var differences = RouteFields.Differences(before.Config!, route.Config!);
+            if (differences.Count == 0)
+            {
+                // The same instance: whatever is keyed by it (Http clients, broker directories) stays.
+                serving.Add(before);
+                continue;
+            }
+
+            var change = new RouteChange(before, route, differences);
+            changed.Add(change);
+            serving.Add(change.WaitsForRestart ? before : route);
+        }
+
+        bool drainChanged = old.DrainTimeout != next.DrainTimeout;
+        if (removed.Count + added.Count + changed.Count == 0 && !drainChanged && adminEdit is null)
         {
             Log.Unchanged(logger);
             return;
         }
 
-        // New connections see the new definitions from here on; established ones keep theirs.
-        routes.Replace(next);
+        // New connections see the new definitions from here on; established ones keep theirs. The
+        // admin endpoint is made once, at startup.
+        routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin });
 
-        var relisten = changed.Where(c => c.Before.Listen.Text != c.After.Listen.Text).ToList();
+        var relisten = changed.Where(c => !c.WaitsForRestart && c.Before.Listen.Text != c.After.Listen.Text).ToList();
         foreach (var route in removed.Concat(relisten.Select(c => c.Before)))
         {
             await bound.UnbindRouteAsync(route.Name).ConfigureAwait(false);
@@ -150,8 +194,13 @@ internal sealed partial class ConfigReloader(
         {
             if (route.Protocol == RouteProtocol.Http)
             {
-                // Http listeners are Kestrel HTTP endpoints, fixed when the server starts.
-                Log.HttpNeedsRestart(logger, route.Name);
+                // Http listeners are Kestrel HTTP endpoints, fixed when the server starts; a moved
+                // one is named below with the route's other changes.
+                if (added.Contains(route))
+                {
+                    Log.HttpNeedsRestart(logger, route.Name);
+                }
+
                 continue;
             }
 
@@ -174,17 +223,64 @@ internal sealed partial class ConfigReloader(
             }
         }
 
-        foreach (var (before, after) in changed)
+        foreach (var change in changed)
         {
-            var what = before.Config!.Fields().Zip(after.Config!.Fields())
-                .Where(pair => pair.First.Value != pair.Second.Value)
-                .Select(pair => $"{pair.First.Field} {pair.First.Value ?? "(default)"} → {pair.Second.Value ?? "(default)"}");
-            Log.Changed(logger, after.Name, string.Join("; ", what));
+            LogChange(change);
+        }
+
+        if (drainChanged)
+        {
+            Log.DrainTimeoutChanged(logger, old.DrainTimeout.ToString(), next.DrainTimeout.ToString(), shutdown.DrainTimeout.ToString());
+        }
+
+        if (adminEdit is var (adminBefore, adminAfter))
+        {
+            Log.AdminNeedsRestart(logger, adminBefore, adminAfter);
         }
     }
 
-    private static bool Same(RouteModel before, RouteModel after) =>
-        before.Config is { } a && after.Config is { } b && a.Fields().SequenceEqual(b.Fields());
+    private void LogChange(RouteChange change)
+    {
+        var (before, after, differences) = (change.Before, change.After, change.Differences);
+        Log.Changed(logger, after.Name, string.Join("; ", differences.Select(d => $"{d.Field.Name} {d.Before ?? "(default)"} → {d.After ?? "(default)"}")));
+        if (change.WaitsForRestart)
+        {
+            Log.ProtocolNeedsRestart(logger, after.Name, before.Protocol, after.Protocol);
+            return;
+        }
+
+        bool http = before.Protocol == RouteProtocol.Http || after.Protocol == RouteProtocol.Http;
+        foreach (var (field, _, _) in differences)
+        {
+            if (field.Reload == FieldReload.Restart)
+            {
+                Log.FieldNeedsRestart(logger, after.Name, field.Name, "the route's Kafka broker directory keeps what it was made with");
+            }
+            else if (field.Reload == FieldReload.RestartOnHttp && http)
+            {
+                Log.FieldNeedsRestart(logger, after.Name, field.Name, "Http listeners are Kestrel HTTP endpoints, fixed when the server starts");
+            }
+        }
+
+        // Broker listeners copy their bootstrap route's settings when they open.
+        var kept = differences.Where(d => d.Field.CopiedToBrokers && d.Field.Reload != FieldReload.Restart).Select(d => d.Field.Name).ToList();
+        if (kept.Count > 0 && before.Protocol == RouteProtocol.Kafka &&
+            brokers.All.TryGetValue(before.Name, out var directory) && directory.Brokers.Count > 0)
+        {
+            Log.BrokersKeep(logger, after.Name, directory.Brokers.Count, string.Join(", ", kept));
+        }
+    }
+
+    /// <summary>One edited route: its model before and after, and the fields that differ.</summary>
+    private sealed record RouteChange(RouteModel Before, RouteModel After, IReadOnlyList<(RouteField Field, string? Before, string? After)> Differences)
+    {
+        /// <summary>
+        /// A route that becomes or stops being an Http route changes its kind of listener (a Kestrel
+        /// HTTP endpoint, fixed at startup, against the proxy's own): it keeps running as it was.
+        /// </summary>
+        public bool WaitsForRestart => Before.Protocol != After.Protocol &&
+            (Before.Protocol == RouteProtocol.Http || After.Protocol == RouteProtocol.Http);
+    }
 
     private async Task AbortAfterDrainAsync(string route, TimeSpan drain)
     {
@@ -210,8 +306,8 @@ internal sealed partial class ConfigReloader(
 
     private static partial class Log
     {
-        [LoggerMessage(700, LogLevel.Error, "Reload rejected, the running configuration stays; {Count} problem(s):\n  {Errors}")]
-        public static partial void Rejected(ILogger logger, int count, string errors);
+        [LoggerMessage(700, LogLevel.Error, "Reload rejected, the running configuration stays: {Problems}")]
+        public static partial void Rejected(ILogger logger, string problems);
 
         [LoggerMessage(701, LogLevel.Information, "Reload: no route changed")]
         public static partial void Unchanged(ILogger logger);
@@ -228,10 +324,28 @@ internal sealed partial class ConfigReloader(
         [LoggerMessage(705, LogLevel.Error, "Reload: route {Route} cannot listen on {Endpoint}: {Reason}")]
         public static partial void BindFailed(ILogger logger, string route, IPEndPoint endpoint, string reason);
 
-        [LoggerMessage(707, LogLevel.Warning, "Reload: route {Route} is an Http route; new or moved Http listen endpoints take effect at the next restart (its other settings apply now)")]
-        public static partial void HttpNeedsRestart(ILogger logger, string route);
-
         [LoggerMessage(706, LogLevel.Warning, "Route {Route} (removed): {Count} connection(s) still open after the {Seconds} s drain; aborted")]
         public static partial void Aborted(ILogger logger, string route, int count, double seconds);
+
+        [LoggerMessage(707, LogLevel.Warning, "Reload: route {Route} is an Http route; its listen endpoints take effect at the next restart (its other settings apply now)")]
+        public static partial void HttpNeedsRestart(ILogger logger, string route);
+
+        [LoggerMessage(708, LogLevel.Warning, "Reload: route {Route}: {Field} takes effect at the next restart ({Reason})")]
+        public static partial void FieldNeedsRestart(ILogger logger, string route, string field, string reason);
+
+        [LoggerMessage(709, LogLevel.Warning, "Reload: route {Route}: Protocol {Before} → {After} takes effect at the next restart (an Http route's listener is a Kestrel HTTP endpoint, fixed when the server starts); until then the route runs as it was")]
+        public static partial void ProtocolNeedsRestart(ILogger logger, string route, RouteProtocol before, RouteProtocol after);
+
+        [LoggerMessage(710, LogLevel.Warning, "Reload: route {Route}: its {Count} open Kafka broker listener(s) keep their {Fields} until the next restart; new bootstrap connections use the new values")]
+        public static partial void BrokersKeep(ILogger logger, string route, int count, string fields);
+
+        [LoggerMessage(711, LogLevel.Information, "Reload: DrainTimeout {Before} → {After} for routes removed from now on; shutdown keeps {Shutdown} until the next restart")]
+        public static partial void DrainTimeoutChanged(ILogger logger, string before, string after, string shutdown);
+
+        [LoggerMessage(712, LogLevel.Warning, "Reload: Admin:Listen {Before} → {After} takes effect at the next restart (the admin endpoint is made once, at startup)")]
+        public static partial void AdminNeedsRestart(ILogger logger, string before, string after);
+
+        [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
+        public static partial void Warning(ILogger logger, string warning);
     }
 }

@@ -33,6 +33,7 @@ internal static partial class ProxyHost
         var services = builder.Services;
         services.AddSingleton(new TransportOptions());
         services.AddSingleton(new RouteTable(model));
+        services.AddSingleton<OwnListeners>();
         services.AddSingleton<ListenerRegistry>();
         services.AddSingleton<ConnectionRegistry>();
         services.AddHostedService<ConnectionSweeper>();
@@ -93,6 +94,17 @@ internal static partial class ProxyHost
         if (model.Admin is not null)
         {
             AdminEndpoint.Map(app);
+
+            // The admin endpoint is a listener of this process too: no route may connect to it.
+            var adminEndpoint = app.Services.GetRequiredService<AdminEndpoint>();
+            var own = app.Services.GetRequiredService<OwnListeners>();
+            app.Lifetime.ApplicationStarted.Register(() =>
+            {
+                if (adminEndpoint.BoundEndPoint is { } bound)
+                {
+                    own.Add(bound, "the admin endpoint");
+                }
+            });
         }
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");

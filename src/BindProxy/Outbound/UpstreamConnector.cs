@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using BindProxy.Addressing;
 using BindProxy.Configuration;
 using Microsoft.Extensions.Logging;
 
@@ -10,10 +11,13 @@ namespace BindProxy.Outbound;
 /// <summary>
 /// Opens the upstream side of a proxied connection: a new socket bound to one of the route's
 /// source addresses, connected within the route's timeout, failing over to the next source
-/// address when one is out of ports.
+/// address when one is out of ports. It never connects to one of the proxy's own listeners.
 /// </summary>
-internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logger)
+/// <param name="own">The proxy's listeners; none when absent (a connector used on its own).</param>
+internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logger, OwnListeners? own = null)
 {
+    private readonly OwnListeners _own = own ?? new OwnListeners();
+
     /// <summary>Source addresses one connection tries before giving up (large pools are not scanned whole).</summary>
     public const int MaxSourceAttempts = 16;
 
@@ -89,6 +93,16 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
             foreach (var destination in destinations)
             {
                 lastUpstream = destination;
+                if (_own.Reaches(destination, out var owner))
+                {
+                    // A loop found at run time (a name that now resolves here, a broker advertising
+                    // the proxy's own port): this client is closed instead of being connected back
+                    // in, which would repeat for every connection the loop makes.
+                    lastError = ConnectError.Failed;
+                    lastDetail = $"{destination} is this proxy's own listener ({owner}); connecting would loop back into the proxy";
+                    continue;
+                }
+
                 try
                 {
                     var connected = await attempt(source, destination, deadline).ConfigureAwait(false);

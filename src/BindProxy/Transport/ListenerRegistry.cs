@@ -1,21 +1,36 @@
 using System.Collections.Concurrent;
 using System.Net;
+using BindProxy.Addressing;
 using Microsoft.AspNetCore.Connections;
 
 namespace BindProxy.Transport;
 
 /// <summary>
 /// Every proxy listener bound right now (actual ports, also for port 0), whether Kestrel opened it
-/// at startup or it was opened later; a route's listeners can be closed by name.
+/// at startup or it was opened later; a route's listeners can be closed by name. Each is also
+/// kept in <see cref="OwnListeners"/>, so the connector never connects to one.
 /// </summary>
-internal sealed class ListenerRegistry
+/// <param name="own">The proxy's own listeners; a set of its own when absent (a registry used on its own).</param>
+internal sealed class ListenerRegistry(OwnListeners? own = null)
 {
+    private readonly OwnListeners _own = own ?? new OwnListeners();
+
     private readonly ConcurrentDictionary<(string Route, IPEndPoint Address), IConnectionListener?> _bound = new();
 
     /// <param name="listener">The proxy's own listener; null for an HTTP endpoint that Kestrel owns (it cannot be closed alone).</param>
-    public void Add(RouteEndPoint endpoint, IConnectionListener? listener = null) => _bound[(endpoint.Route, endpoint.Address)] = listener;
+    public void Add(RouteEndPoint endpoint, IConnectionListener? listener = null)
+    {
+        _bound[(endpoint.Route, endpoint.Address)] = listener;
+        _own.Add(endpoint.Address, $"route {endpoint.Route}");
+    }
 
-    public void Remove(RouteEndPoint endpoint) => _bound.TryRemove((endpoint.Route, endpoint.Address), out _);
+    public void Remove(RouteEndPoint endpoint)
+    {
+        if (_bound.TryRemove((endpoint.Route, endpoint.Address), out _))
+        {
+            _own.Remove(endpoint.Address);
+        }
+    }
 
     public IReadOnlyList<IPEndPoint> For(string route) =>
         [.. _bound.Keys.Where(k => k.Route == route).Select(k => k.Address).OrderBy(a => a.ToString(), StringComparer.Ordinal)];
@@ -31,6 +46,7 @@ internal sealed class ListenerRegistry
         {
             if (_bound.TryGetValue(key, out var owned) && owned is not null && _bound.TryRemove(key, out var listener) && listener is not null)
             {
+                _own.Remove(key.Address);
                 await listener.UnbindAsync().ConfigureAwait(false);
                 count++;
             }
