@@ -222,13 +222,18 @@ internal sealed class ProcessLookup
             var stat = File.ReadAllText($"/proc/{pid}/stat");
             int close = stat.LastIndexOf(')');
             int open = stat.IndexOf('(', StringComparison.Ordinal);
+            if (open < 0 || close < open || close + 2 > stat.Length)
+            {
+                return null;
+            }
+
             var rest = stat[(close + 2)..].Split(' ');
             var name = stat[(open + 1)..close];
-            return ulong.TryParse(rest[19], NumberStyles.None, CultureInfo.InvariantCulture, out ulong start)
+            return rest.Length > 19 && ulong.TryParse(rest[19], NumberStyles.None, CultureInfo.InvariantCulture, out ulong start)
                 ? new ProcessInfo(pid, start, name)
                 : null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }

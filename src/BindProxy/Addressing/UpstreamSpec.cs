@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 
@@ -32,9 +33,9 @@ internal sealed class UpstreamSpec
 
     public override string ToString() => Text;
 
-    public static bool TryParse(string? text, out UpstreamSpec spec, out string error)
+    public static bool TryParse(string? text, [NotNullWhen(true)] out UpstreamSpec? spec, out string error)
     {
-        spec = null!;
+        spec = null;
         if (string.IsNullOrWhiteSpace(text))
         {
             error = "is empty; expected HOST:PORT, e.g. localhost:9092";

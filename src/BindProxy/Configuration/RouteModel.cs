@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using BindProxy.Addressing;
 
@@ -101,7 +102,7 @@ internal sealed class BrokerAllowlist(IReadOnlyList<string> names, IReadOnlyList
 
     public override string ToString() => text;
 
-    public static bool TryParse(string text, out BrokerAllowlist allowlist, out string error)
+    public static bool TryParse(string text, [NotNullWhen(true)] out BrokerAllowlist? allowlist, out string error)
     {
         var names = new List<string>();
         var addresses = new List<AddressSet>();
@@ -117,7 +118,7 @@ internal sealed class BrokerAllowlist(IReadOnlyList<string> names, IReadOnlyList
             }
             else
             {
-                allowlist = null!;
+                allowlist = null;
                 error = $"'{item}' is neither a host name nor an address, range or CIDR block";
                 return false;
             }
