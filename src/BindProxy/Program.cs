@@ -13,13 +13,18 @@ if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
     Environment.SetEnvironmentVariable(InlineCompletions, "1");
 }
 
+// The sinks a Serilog section may name, given by assembly: a single-file build has no deps.json
+// for Serilog to find them in (it would stop at startup).
+var serilogSinks = new Serilog.Settings.Configuration.ConfigurationReaderOptions(typeof(ConsoleLoggerConfigurationExtensions).Assembly,
+    typeof(FileLoggerConfigurationExtensions).Assembly, typeof(Serilog.Formatting.Compact.CompactJsonFormatter).Assembly);
+
 // Serilog is wired here and nowhere else: everything below the host logs through ILogger<T>.
 var root = BindProxyCommand.Create((builder, configuration) =>
 {
     var logger = new LoggerConfiguration();
     if (configuration.GetSection("Serilog").Exists())
     {
-        logger.ReadFrom.Configuration(configuration);
+        logger.ReadFrom.Configuration(configuration, serilogSinks);
     }
     else
     {
