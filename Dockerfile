@@ -4,15 +4,17 @@
 #   holds your appsettings.json there (a folder, not the file, so edits reach the running proxy).
 #   Without a mount it runs the shipped configuration. See README, Docker.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
-# Set by BuildKit to the platform being built (amd64, arm64); the SDK takes it as -a.
-ARG TARGETARCH=amd64
+# Set by BuildKit to the platform being built (amd64, arm64), which the SDK takes as -a and then
+# precompiles for (ReadyToRun). No default here: a default would replace BuildKit's value. Without
+# it (the legacy builder) the build is a portable one.
+ARG TARGETARCH
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/BindProxy/BindProxy.csproj src/BindProxy/
-RUN dotnet restore src/BindProxy/BindProxy.csproj -a "$TARGETARCH"
+RUN dotnet restore src/BindProxy/BindProxy.csproj ${TARGETARCH:+-a $TARGETARCH}
 COPY appsettings.json ./
 COPY src/BindProxy/ src/BindProxy/
-RUN dotnet publish src/BindProxy/BindProxy.csproj -c Release -a "$TARGETARCH" --no-self-contained --no-restore -o /app
+RUN dotnet publish src/BindProxy/BindProxy.csproj -c Release ${TARGETARCH:+-a $TARGETARCH} --no-self-contained --no-restore -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 COPY --from=build /app /app
