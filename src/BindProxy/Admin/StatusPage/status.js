@@ -147,7 +147,7 @@ function render(status) {
     td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, r.name) : r.name, "wrap-narrow"),
     td(r.protocol),
     td(path(tokens((r.bound.length ? r.bound : [r.listen]).join(", ")), r.upstream, null), "addr wrap-narrow"),
-    td(el("span", { class: "list" }, tokens(r.sources), r.sourceCount > 1 ? ` (${r.sourceCount})` : null), "addr wrap"),
+    td(el("span", { class: "list" }, tokens(r.sources), r.sourceCount > 1 ? `\u00a0(${r.sourceCount})` : null), "addr wrap"),
     td(r.activeConnections, "n"),
     td(captures(r.wiresharkFilter, r.tsharkCommand)))));
 
