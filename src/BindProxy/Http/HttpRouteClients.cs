@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using BindProxy.Configuration;
+using BindProxy.Forwarding;
 using BindProxy.Outbound;
 using Microsoft.Extensions.Logging;
 
@@ -11,10 +12,17 @@ namespace BindProxy.Http;
 /// <summary>
 /// One <see cref="HttpMessageInvoker"/> per Http route, whose every upstream connection comes from
 /// <see cref="UpstreamConnector"/>: bound to the route's source pool with IP_BIND_ADDRESS_NO_PORT,
-/// with its failover and connect timeout, exactly as for Tcp routes.
+/// with its failover and connect timeout, exactly as for Tcp routes. Each upstream connection is a
+/// proxied connection of the route in the registry and the metrics, as a Tcp route's is.
 /// </summary>
-internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILogger<HttpRouteClients> logger) : IDisposable
+internal sealed partial class HttpRouteClients(UpstreamConnector connector, ConnectionRegistry registry, IHttpRouteMetrics metrics, ILogger<HttpRouteClients> logger)
+    : IDisposable
 {
+    /// <summary>Set on each request by the forwarder: the client and listener an upstream connection opened for it is shown with.</summary>
+    internal static readonly HttpRequestOptionsKey<HttpRequestOrigin> Origin = new("BindProxy.Origin");
+
+    private static readonly IPEndPoint Unknown = new(IPAddress.Any, 0);
+
     private readonly ConcurrentDictionary<string, RouteClient> _clients = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -70,23 +78,49 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
             // Trace headers travel as the client sent them; the proxy adds no span of its own.
             ActivityHeadersPropagator = null,
             MaxConnectionsPerServer = route.MaxConnections ?? int.MaxValue,
-            ConnectCallback = (context, cancellationToken) => ConnectAsync(route, source, cancellationToken),
+            ConnectCallback = (context, cancellationToken) => ConnectAsync(route, source, context.InitialRequestMessage, cancellationToken),
         };
 
         return new RouteClient(route, new HttpMessageInvoker(handler, disposeHandler: true), DestinationPrefix(route.Upstream));
     }
 
-    private async ValueTask<Stream> ConnectAsync(RouteModel route, IPAddress? source, CancellationToken cancellationToken)
+    private async ValueTask<Stream> ConnectAsync(RouteModel route, IPAddress? source, HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var result = await connector.ConnectAsync(route, source, cancellationToken).ConfigureAwait(false);
         if (!result.IsConnected)
         {
+            metrics.ConnectFailed(route.Name, result.Error, result.Elapsed);
             throw new UpstreamConnectException(route.Name, result);
         }
 
-        var socket = result.Connection!;
-        Log.UpstreamOpen(logger, route.Name, socket.LocalEndPoint, result.Upstream, result.Elapsed.TotalMilliseconds);
-        return new UpstreamStream(socket, route.Name, logger);
+        var origin = request.Options.TryGetValue(Origin, out var known) ? known : null;
+        var stream = new HttpUpstreamConnection(result.Connection!, origin?.Client ?? Unknown, origin?.Listener ?? Unknown, result.Upstream!, OnClosed);
+
+        // Counted like a Tcp route's connection (no limit here: MaxConnections is the pool's own).
+        registry.TryEnter(route.Name, max: null);
+        var live = registry.Add(route, stream);
+        Log.UpstreamOpen(logger, route.Name, stream.Source, result.Upstream, result.Elapsed.TotalMilliseconds);
+        metrics.Opened(live, result.Elapsed);
+        stream.Attach(live);
+        return stream;
+    }
+
+    private void OnClosed(HttpUpstreamConnection stream, ProxiedConnection live)
+    {
+        var reason = live.ProxyReason ?? stream.EndedByUpstream;
+        if (reason is { } known)
+        {
+            metrics.Closed(live, known);
+        }
+        else
+        {
+            metrics.ClosedByPool(live);
+        }
+
+        registry.Remove(live);
+        registry.Leave(live.Route);
+        Log.UpstreamClosed(logger, live.Route, stream.Source, stream.Upstream, reason?.Describe() ?? "closed by the proxy's connection pool",
+            stream.BytesToUpstream, stream.BytesToClient, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds);
     }
 
     /// <summary>
@@ -106,32 +140,13 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
         _clients.Clear();
     }
 
-    /// <summary>An upstream connection: logs its close with its lifetime, once.</summary>
-    private sealed class UpstreamStream(Socket socket, string route, ILogger logger) : NetworkStream(socket, ownsSocket: true)
-    {
-        private readonly long _opened = Stopwatch.GetTimestamp();
-        private readonly EndPoint? _source = socket.LocalEndPoint;
-        private readonly EndPoint? _upstream = socket.RemoteEndPoint;
-        private int _closed;
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing && Interlocked.Exchange(ref _closed, 1) == 0)
-            {
-                Log.UpstreamClosed(logger, route, _source, _upstream, Stopwatch.GetElapsedTime(_opened).TotalMilliseconds);
-            }
-
-            base.Dispose(disposing);
-        }
-    }
-
     private static partial class Log
     {
         [LoggerMessage(600, LogLevel.Information, "{Route}: upstream connection {Source} → {Upstream} open (connect {ConnectMs:0.0} ms)")]
         public static partial void UpstreamOpen(ILogger logger, string route, EndPoint? source, IPEndPoint? upstream, double connectMs);
 
-        [LoggerMessage(601, LogLevel.Debug, "{Route}: upstream connection {Source} → {Upstream} closed after {DurationMs:0} ms")]
-        public static partial void UpstreamClosed(ILogger logger, string route, EndPoint? source, EndPoint? upstream, double durationMs);
+        [LoggerMessage(601, LogLevel.Debug, "{Route}: upstream connection {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms")]
+        public static partial void UpstreamClosed(ILogger logger, string route, IPEndPoint source, IPEndPoint upstream, string reason, long bytesToUpstream, long bytesToClient, double durationMs);
     }
 }
 
