@@ -64,6 +64,20 @@ internal sealed class ProcessLookup
         return null;
     }
 
+    /// <summary>The command line of <paramref name="pid"/> (arguments joined by spaces, cut at <paramref name="max"/> characters), or null.</summary>
+    public static string? CommandLine(int pid, int max = 200)
+    {
+        try
+        {
+            var line = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Replace('\0', ' ');
+            return line.Length <= max ? line : string.Concat(line.AsSpan(0, max - 1), "…");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     private static long FindInode(IPEndPoint client, IPEndPoint proxy)
     {
         foreach (var file in new[] { "/proc/net/tcp", "/proc/net/tcp6" })

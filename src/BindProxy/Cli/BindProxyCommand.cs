@@ -56,6 +56,7 @@ internal static class BindProxyCommand
         };
         check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);
+        root.Subcommands.Add(ExecCommand.Create(config, admin, configureHost));
         return root;
     }
 

@@ -92,6 +92,12 @@ function fill(tableId, rows, emptyId) {
   if (emptyId) document.getElementById(emptyId).classList.toggle("hidden", rows.length > 0);
 }
 
+// An intercepted connection is told by its process (bindproxy exec); others by client.id or address.
+function identity(c) {
+  const name = c.kafkaClientId ?? c.clientIdentity;
+  return c.clientPid ? `pid ${c.clientPid} ${c.clientCommand ?? ""}${c.kafkaClientId ? ` (${c.kafkaClientId})` : ""}` : name;
+}
+
 function render(status) {
   fill("assignments", status.assignments.map((a) => el("tr", { "data-key": `${a.client}|${a.source}`, "data-source": a.source, "data-client": a.client },
     td(a.client, a.identityKind === "kafka-client-id" ? null : "addr"),
@@ -106,9 +112,9 @@ function render(status) {
   fill("connections", status.connections.map((c) => el("tr", { "data-key": c.id, "data-source": c.source },
     td(c.route),
     td(c.client, "addr"),
-    td(c.kafkaClientId ?? c.clientIdentity, c.kafkaClientId ? null : "addr"),
+    td(identity(c), c.kafkaClientId || c.clientPid ? null : "addr"),
     td(c.source, "addr source"),
-    td(c.upstream, "addr"),
+    td(c.originalDestination ? el("span", { title: "intercepted: the address the client connected to" }, `${c.upstream} (original destination)`) : c.upstream, "addr"),
     td(bytes(c.bytesToUpstream), "n"),
     td(bytes(c.bytesToClient), "n"),
     td(duration(c.ageSeconds), "n"),

@@ -1,0 +1,54 @@
+using System.Net;
+using BindProxy.Addressing;
+using BindProxy.Configuration;
+using BindProxy.Interception;
+using BindProxy.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Forwarding;
+
+/// <summary>
+/// The part of serving a connection that only intercepting routes have: its upstream is the
+/// original destination the kernel kept for the redirected socket, and its log line says which
+/// process it came from.
+/// </summary>
+internal sealed partial class InterceptedConnections(ProcessLookup processes, ILogger<InterceptedConnections> logger)
+{
+    /// <summary>
+    /// Starts serving an intercepted connection: its original destination, with the lookup of
+    /// its process under way. Null (logged) when the connection was not redirected: someone
+    /// connected to the listener itself, and forwarding it to itself would loop.
+    /// </summary>
+    public PendingInterception? Begin(RouteModel route, IInboundSocketFeature inbound)
+    {
+        var original = inbound.OriginalDestination;
+        if (original is null || original.Equals(inbound.Listener))
+        {
+            Log.NotRedirected(logger, route.Name, inbound.Client, inbound.Listener);
+            return null;
+        }
+
+        // Reading /proc blocks; it runs while the upstream connects.
+        var client = inbound.Client;
+        var owner = Task.Run(() => processes.Find(client, original));
+        return new PendingInterception(original, owner);
+    }
+
+    /// <summary>The connection's description once its upstream is open, logged once.</summary>
+    public async Task<InterceptedClient> OpenedAsync(string route, PendingInterception pending, IPEndPoint client, IPEndPoint source)
+    {
+        var owner = await pending.Owner.ConfigureAwait(false);
+        var described = new InterceptedClient(pending.OriginalDestination, owner?.Pid, owner is null ? null : ProcessLookup.CommandLine(owner.Pid) ?? owner.Name);
+        Log.Intercepted(logger, route, described.Process, client, described.OriginalDestination, source);
+        return described;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(930, LogLevel.Information, "{Route}: intercepted {Process}: {Client} → {OriginalDestination}, re-originated from {Source}")]
+        public static partial void Intercepted(ILogger logger, string route, string process, IPEndPoint client, IPEndPoint originalDestination, IPEndPoint source);
+
+        [LoggerMessage(931, LogLevel.Warning, "{Route}: {Client} connected to {Listener} directly, not through a redirect; closed (this listener serves only intercepted connections)")]
+        public static partial void NotRedirected(ILogger logger, string route, IPEndPoint client, IPEndPoint listener);
+    }
+}
