@@ -185,13 +185,16 @@ internal static partial class ExecCommand
             }
             finally
             {
+                // The command's connections drain first: the rules that NAT their last packets go after them.
                 intercepted.Detach();
-                table.Remove(out _);
+                var listeners = app.Services.GetRequiredService<ListenerRegistry>().For(RouteName).Select(e => e.Port).ToList();
                 using (var stop = new CancellationTokenSource(model.DrainTimeout + TimeSpan.FromSeconds(1)))
                 {
                     await app.StopAsync(stop.Token).ConfigureAwait(false);
                 }
 
+                await ClosingConnections.WaitAsync(listeners, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                table.Remove(out _);
                 group.Remove(logger);
             }
         }
