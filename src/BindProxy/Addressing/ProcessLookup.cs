@@ -69,7 +69,8 @@ internal sealed class ProcessLookup
     {
         try
         {
-            var line = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Replace('\0', ' ');
+            // Arguments are NUL-separated; those and other control characters (a script's newlines) would break a log line.
+            var line = string.Concat(File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Select(c => char.IsControl(c) ? ' ' : c));
             return line.Length <= max ? line : string.Concat(line.AsSpan(0, max - 1), "…");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

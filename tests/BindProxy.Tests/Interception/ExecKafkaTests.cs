@@ -93,6 +93,59 @@ public sealed partial class ExecKafkaTests
         Assert.Contains("Wireshark: ip.addr==127.0.0.7 && tcp.port==", run.Read("produce.log"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_bystander_outside_exec_is_not_intercepted_while_an_execd_consumer_runs_and_SIGTERM_ends_both_the_command_and_the_rules()
+    {
+        using var run = NamespaceRun.Require("kcat", "ss");
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < /dev/zero > cluster.out 2> cluster.log &
+            cluster=$!
+            trap 'kill $cluster $bystander 2>/dev/null' EXIT
+            wait_for cluster.out '^bootstrap' || exit 20
+            bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
+            seq 1 6 | kcat -b $first -P -t exec-test 2> seed.log
+            $PROXY exec --source {{Source}} --kafka $first --admin off -- kcat -u -b $first -C -t exec-test -o beginning > execd.txt 2> execd.log &
+            execd=$!
+            kcat -u -b $first -C -t exec-test -o beginning > bystander.txt 2> bystander.log &
+            bystander=$!
+            for _ in $(seq 1 200); do [ "$(wc -l < execd.txt)" -ge 6 ] && [ "$(wc -l < bystander.txt)" -ge 6 ] && break; sleep 0.1; done
+            echo "consumed: $(wc -l < execd.txt) $(wc -l < bystander.txt)"
+            echo "bystander pid $bystander"
+            ss -tnpH > ss.txt
+            kill -TERM $execd; wait $execd; echo "exec after SIGTERM: $?"
+            echo "ruleset after: [$(nft list ruleset)]"
+            """, Timeout);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var context = $"{stdout}\n{run.Logs()}\n--- ss\n{run.Read("ss.txt")}";
+        Assert.True(stdout.Contains("consumed: 6 6", StringComparison.Ordinal), context);
+        int bystanderPid = int.Parse(Regex.Match(stdout, @"bystander pid (\d+)").Groups[1].Value);
+        var log = run.Read("execd.log");
+        int execdPid = int.Parse(Regex.Match(log, @"exec: started pid (\d+)").Groups[1].Value);
+
+        // The kernel's view while both ran: a direct connection has the broker's socket at its other
+        // end; an intercepted one has the proxy's, so no socket faces it from the broker's port.
+        var sockets = run.Read("ss.txt").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length >= 5 && f[0] == "ESTAB")
+            .Select(f => (Local: f[3], Peer: f[4], Process: f.Length > 5 ? f[5] : ""))
+            .ToList();
+        bool Direct((string Local, string Peer, string Process) s) => sockets.Any(o => o.Local == s.Peer && o.Peer == s.Local);
+        var bystander = sockets.Where(s => s.Process.Contains($"pid={bystanderPid},", StringComparison.Ordinal)).ToList();
+        var execd = sockets.Where(s => s.Process.Contains($"pid={execdPid},", StringComparison.Ordinal)).ToList();
+        Assert.True(bystander.Count > 0 && execd.Count > 0, context);
+        Assert.True(bystander.All(Direct), $"a bystander connection was redirected\n{context}");
+        Assert.True(execd.All(s => !Direct(s)), $"an exec'd connection reached a broker directly\n{context}");
+        Assert.DoesNotContain($"intercepted pid {bystanderPid} ", log, StringComparison.Ordinal);
+        Assert.Contains($"intercepted pid {execdPid} ", log, StringComparison.Ordinal);
+
+        // SIGTERM to exec reaches the command; exec exits with its code once it is gone, rules removed.
+        var exited = Regex.Match(log, @"exec: the command exited with code (\d+)");
+        Assert.True(exited.Success, context);
+        Assert.Contains($"exec after SIGTERM: {exited.Groups[1].Value}", stdout, StringComparison.Ordinal);
+        Assert.Contains("ruleset after: []", stdout, StringComparison.Ordinal);
+    }
+
     [GeneratedRegex(@"^broker (\d+) 127\.0\.0\.1:(\d+)$", RegexOptions.Multiline)]
     private static partial Regex BrokerLine();
 }
