@@ -106,6 +106,31 @@ public sealed class ExecCommandTests
         Assert.Empty(run.Read("out.txt"));
     }
 
+    [Fact]
+    public async Task The_admin_api_shows_an_intercepted_connections_original_destination_and_process()
+    {
+        using var run = NamespaceRun.Require();
+        var bench = BenchTool();
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            dotnet '{{bench}}' echo-server --listen 127.0.0.1:9000 2> server.log &
+            server=$!
+            trap 'kill $server 2>/dev/null' EXIT
+            wait_for server.log 'listening on' || exit 20
+            $PROXY exec --source 127.0.0.7 --ports 9000 --admin 127.0.0.1:9901 -- bash -c '
+              exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3
+              exec 4<>/dev/tcp/127.0.0.1/9901; printf "GET /api/connections HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&4; cat <&4' > api.txt 2> exec.log
+            echo "exit $?"
+            """, Timeout);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var api = run.Read("api.txt");
+        Assert.Contains("\"originalDestination\":\"127.0.0.1:9000\"", api, StringComparison.Ordinal);
+        Assert.Matches("\"clientPid\":\\d+", api);
+        Assert.Contains("\"clientCommand\":\"bash -c ", api, StringComparison.Ordinal);
+        Assert.Matches("\"source\":\"127\\.0\\.0\\.7:\\d+\"", api);
+        Assert.Contains("\"upstream\":\"127.0.0.1:9000\"", api, StringComparison.Ordinal);
+    }
+
     internal static string BenchTool()
     {
         var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;

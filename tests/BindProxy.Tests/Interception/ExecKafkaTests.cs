@@ -146,6 +146,37 @@ public sealed partial class ExecKafkaTests
         Assert.Contains("ruleset after: []", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Per_client_assignment_by_kafka_client_id_works_under_exec()
+    {
+        using var run = NamespaceRun.Require();
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < /dev/zero > cluster.out 2> cluster.log &
+            cluster=$!
+            trap 'kill $cluster 2>/dev/null' EXIT
+            wait_for cluster.out '^bootstrap' || exit 20
+            bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
+            CLIENT="dotnet {{NamespaceRun.DemoDll}} client --bootstrap $first --topic exec-test --messages 10"
+            $PROXY exec --source 127.0.0.7-127.0.0.9 --kafka $first --assign kafka-client-id --admin off -- \
+              sh -c "$CLIENT --client-id alpha > alpha.out & $CLIENT --client-id beta > beta.out; wait" 2> exec.log
+            echo "exec: $? alpha: $(cat alpha.out) beta: $(cat beta.out)"
+            """, Timeout);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var context = $"{stdout}\n{run.Logs()}";
+        Assert.True(stdout.Contains("exec: 0 alpha: produced 10 consumed 10 beta: produced 10 consumed 10", StringComparison.Ordinal), context);
+
+        // Every connection of one client.id left from one address, and the two clients from different ones.
+        var sources = CloseLine().Matches(run.Read("exec.log"))
+            .GroupBy(m => m.Groups[2].Value, m => m.Groups[1].Value)
+            .ToDictionary(g => g.Key, g => g.Distinct().ToList());
+        Assert.True(sources.ContainsKey("alpha") && sources.ContainsKey("beta"), context);
+        Assert.True(sources["alpha"].Count == 1 && sources["beta"].Count == 1 && sources["alpha"][0] != sources["beta"][0], context);
+    }
+
+    [GeneratedRegex(@"→ (127\.0\.0\.\d+):\d+ → 127\.0\.0\.1:\d+ closed: .*\(client\.id (alpha|beta),")]
+    private static partial Regex CloseLine();
+
     [GeneratedRegex(@"^broker (\d+) 127\.0\.0\.1:(\d+)$", RegexOptions.Multiline)]
     private static partial Regex BrokerLine();
 }
