@@ -94,7 +94,7 @@ internal static partial class ExecCommand
         var missing = new List<string>();
         if (!InterceptionSupport.HasNetAdmin())
         {
-            missing.Add($"CAP_NET_ADMIN, which installing nftables rules needs (this process runs as uid {Environment.GetEnvironmentVariable("SUDO_UID") ?? Uid()} without it)");
+            missing.Add($"CAP_NET_ADMIN, which installing nftables rules needs (this process runs as uid {Uid()} without it)");
         }
 
         var hierarchy = CgroupHierarchy.Find(out var cgroupError);

@@ -62,7 +62,7 @@ public sealed class ExecCommandTests
             kill -KILL $p; wait $p 2>/dev/null
             echo "killed: $p [$(tables)]"
             kill $(sed -n 's/.*exec: started pid \([0-9]*\).*/\1/p' killed.log)
-            sleep 0.2
+            for _ in $(seq 1 100); do [ -z "$(cat /sys/fs/cgroup/bindproxy-$p/cgroup.procs)" ] && break; sleep 0.1; done
             $EXEC true 2> next.log; echo "next run: $? [$(tables)]"
             echo "groups: [$(ls /sys/fs/cgroup | grep bindproxy- | tr '\n' ' ')]"
             """, Timeout);
@@ -129,6 +129,24 @@ public sealed class ExecCommandTests
         Assert.Contains("\"clientCommand\":\"bash -c ", api, StringComparison.Ordinal);
         Assert.Matches("\"source\":\"127\\.0\\.0\\.7:\\d+\"", api);
         Assert.Contains("\"upstream\":\"127.0.0.1:9000\"", api, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--source", "127.0.0.7", "--", "true" }, "error: nothing to intercept: give --ports (9092-9094,8081) or --kafka BOOTSTRAP")]
+    [InlineData(new[] { "--source", "127.0.0.7", "--ports", "9092-9090", "--", "true" }, "error: --ports: '9092-9090' ends before it starts")]
+    [InlineData(new[] { "--source", "127.0.0.7", "--kafka", "localhost:9092", "--protocol", "tcp", "--", "true" }, "error: --kafka is a Kafka bootstrap, but --protocol is tcp")]
+    [InlineData(new[] { "--source", "198.51.100.10", "--ports", "9092", "--", "true" }, "--source: 198.51.100.10 is not assigned to this machine")]
+    public async Task Bad_options_are_one_line_each_and_exit_1_before_anything_starts(string[] args, string message)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "bindproxy-exec-args-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(dir);
+        await using var proxy = ProxyProcess.Start(dir, ["exec", "--admin", "off", .. args]);
+        int exitCode = await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var output = string.Join("\n", proxy.Lines);
+        Assert.True(exitCode == 1, output);
+        Assert.Contains(message, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+        Directory.Delete(dir, recursive: true);
     }
 
     internal static string BenchTool()
