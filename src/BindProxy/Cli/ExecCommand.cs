@@ -264,9 +264,7 @@ internal static partial class ExecCommand
             return (file, null);
         }
 
-        IConfiguration configuration = file.GetSection("Serilog").Exists()
-            ? file
-            : new ConfigurationBuilder().AddConfiguration(file).AddInMemoryCollection(StderrLogging).Build();
+        IConfiguration configuration = new ConfigurationBuilder().AddConfiguration(file).AddInMemoryCollection(LogToStderr(file)).Build();
 
         // Redirected connections arrive on loopback: IPv4 at 127.0.0.1, IPv6 at [::1] when the machine has it.
         var listen = Ipv6LoopbackWorks() ? "127.0.0.1:0,[::1]:0" : "127.0.0.1:0";
@@ -288,6 +286,23 @@ internal static partial class ExecCommand
         }
 
         return (configuration, result.Model);
+    }
+
+    /// <summary>
+    /// Logging settings that keep the proxy's log lines off stdout: the default console sink on
+    /// stderr, or, when the file configures Serilog, each of its console sinks moved to stderr.
+    /// </summary>
+    private static Dictionary<string, string?> LogToStderr(IConfiguration file)
+    {
+        var serilog = file.GetSection("Serilog");
+        if (!serilog.Exists())
+        {
+            return StderrLogging;
+        }
+
+        return serilog.GetSection("WriteTo").GetChildren()
+            .Where(sink => string.Equals(sink["Name"], "Console", StringComparison.OrdinalIgnoreCase))
+            .ToDictionary(sink => $"{sink.Path}:Args:standardErrorFromLevel", _ => (string?)"Verbose");
     }
 
     /// <summary>The same traffic without interception: a listener the client is pointed at.</summary>

@@ -23,7 +23,7 @@ public sealed class ExecCommandTests
             server=$!
             trap 'kill $server 2>/dev/null' EXIT
             wait_for server.log 'listening on' || exit 20
-            echo "hello through exec" | $PROXY exec --source 127.0.0.7 --ports 9000-9001,8081 --admin off -- bash -c '
+            echo "hello through exec" | $PROXY exec --config '{{Path.Combine(ShippedConfigTests.RepositoryRoot(), "appsettings.json")}}' --source 127.0.0.7 --ports 9000-9001,8081 --admin off -- bash -c '
               read -r line; echo "got: $line"; echo "to stderr" >&2
               exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3; echo "reply: $reply"
               exit 7' > out.txt 2> exec.log
@@ -124,6 +124,7 @@ public sealed class ExecCommandTests
 
         Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
         var api = run.Read("api.txt");
+        Assert.StartsWith("HTTP/1.1 200 OK", api, StringComparison.Ordinal); // the proxy's log lines are on stderr
         Assert.Contains("\"originalDestination\":\"127.0.0.1:9000\"", api, StringComparison.Ordinal);
         Assert.Matches("\"clientPid\":\\d+", api);
         Assert.Contains("\"clientCommand\":\"bash -c ", api, StringComparison.Ordinal);
