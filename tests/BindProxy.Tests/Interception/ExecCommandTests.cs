@@ -9,6 +9,7 @@ namespace BindProxy.Tests.Interception;
 /// through, its TCP connections are re-originated, the rules are gone after every way a run can
 /// end, and without CAP_NET_ADMIN nothing runs. Each in a private network namespace.
 /// </summary>
+[Collection(ExecTestGroup.Name)]
 public sealed class ExecCommandTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);

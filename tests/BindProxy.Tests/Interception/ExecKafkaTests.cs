@@ -7,6 +7,7 @@ namespace BindProxy.Tests.Interception;
 /// <c>bindproxy exec</c> with Kafka clients that only know the brokers' real addresses, against
 /// librdkafka's mock cluster in its own process, all inside a private network namespace.
 /// </summary>
+[Collection(ExecTestGroup.Name)]
 public sealed partial class ExecKafkaTests
 {
     private const string Source = "127.0.0.7";
@@ -108,7 +109,7 @@ public sealed partial class ExecKafkaTests
             execd=$!
             kcat -u -b $first -C -t exec-test -o beginning > bystander.txt 2> bystander.log &
             bystander=$!
-            for _ in $(seq 1 200); do [ "$(wc -l < execd.txt)" -ge 6 ] && [ "$(wc -l < bystander.txt)" -ge 6 ] && break; sleep 0.1; done
+            for _ in $(seq 1 600); do [ "$(wc -l < execd.txt)" -ge 6 ] && [ "$(wc -l < bystander.txt)" -ge 6 ] && break; sleep 0.1; done
             echo "consumed: $(wc -l < execd.txt) $(wc -l < bystander.txt)"
             echo "bystander pid $bystander"
             ss -tnpH > ss.txt

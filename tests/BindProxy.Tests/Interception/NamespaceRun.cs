@@ -42,7 +42,7 @@ internal sealed class NamespaceRun : IDisposable
 
     /// <summary>
     /// The lines every script starts with: lo up, cgroup2 at /sys/fs/cgroup, PROXY and DEMO
-    /// commands, and <c>wait_for FILE TEXT</c> (up to 20 s).
+    /// commands, and <c>wait_for FILE TEXT</c> (up to 60 s: the machine may be busy).
     /// </summary>
     public string Prelude => $$"""
         set -u
@@ -52,7 +52,7 @@ internal sealed class NamespaceRun : IDisposable
         mount -t cgroup2 none /sys/fs/cgroup
         PROXY="dotnet {{ProxyDll}}"
         DEMO="dotnet {{DemoDll}}"
-        wait_for() { for _ in $(seq 1 200); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timed out waiting for '$2' in $1" >&2; return 1; }
+        wait_for() { for _ in $(seq 1 600); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timed out waiting for '$2' in $1" >&2; return 1; }
 
         """;
 
