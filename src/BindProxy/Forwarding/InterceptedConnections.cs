@@ -37,7 +37,16 @@ internal sealed partial class InterceptedConnections(ProcessLookup processes, IL
     /// <summary>The connection's description once its upstream is open, logged once.</summary>
     public async Task<InterceptedClient> OpenedAsync(string route, PendingInterception pending, IPEndPoint client, IPEndPoint source)
     {
-        var owner = await pending.Owner.ConfigureAwait(false);
+        ProcessInfo? owner = null;
+        try
+        {
+            owner = await pending.Owner.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // /proc changed under the search (a process exited): the connection is served all the same.
+        }
+
         var described = new InterceptedClient(pending.OriginalDestination, owner?.Pid, owner is null ? null : ProcessLookup.CommandLine(owner.Pid) ?? owner.Name);
         Log.Intercepted(logger, route, described.Process, client, described.OriginalDestination, source);
         return described;
