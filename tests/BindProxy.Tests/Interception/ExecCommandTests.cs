@@ -45,6 +45,39 @@ public sealed class ExecCommandTests
     }
 
     [Fact]
+    public async Task On_the_machines_own_cgroup_layout_exec_intercepts_too()
+    {
+        using var run = NamespaceRun.Require();
+        var bench = BenchTool();
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            dotnet '{{bench}}' echo-server --listen 127.0.0.1:9000 2> server.log &
+            server=$!
+            trap 'kill $server 2>/dev/null' EXIT
+            wait_for server.log 'listening on' || exit 20
+            echo "cgroup2 at: $(awk '$9 == "cgroup2" { print $5 }' /proc/self/mountinfo | tr '\n' ' ')"
+            $PROXY exec --source 127.0.0.7 --ports 9000 --admin off -- bash -c '
+              exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3; echo "reply: $reply"' > out.txt 2> exec.log
+            echo "exit $?"
+            echo "ruleset after: [$(nft list ruleset)]"
+            """, Timeout, ownCgroupLayout: true);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var context = $"{stdout}\n{run.Logs()}";
+        if (stdout.Contains("cgroup2 at:  \n", StringComparison.Ordinal) || stdout.Contains("cgroup2 at: \n", StringComparison.Ordinal))
+        {
+            ExternalTool.Unavailable("this machine has no cgroup v2 hierarchy mounted");
+        }
+
+        Assert.True(stdout.Contains("exit 0", StringComparison.Ordinal), context);
+        Assert.Equal("reply: ping\n", run.Read("out.txt"));
+        var group = Regex.Match(run.Read("exec.log"), @"redirects TCP connections of cgroup (\S+) ");
+        Assert.True(group.Success, context);
+        Assert.False(Directory.Exists(group.Groups[1].Value), $"{group.Groups[1].Value} is left\n{context}");
+        Assert.Matches(@"re-originated from 127\.0\.0\.7:\d+", run.Read("exec.log"));
+        Assert.Contains("ruleset after: []", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task No_table_or_cgroup_remains_after_exit_after_SIGTERM_and_after_a_killed_run_and_the_next_start()
     {
         using var run = NamespaceRun.Require();

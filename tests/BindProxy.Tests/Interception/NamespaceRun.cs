@@ -45,11 +45,17 @@ internal sealed class NamespaceRun : IDisposable
     /// commands, and <c>wait_for FILE TEXT</c> (up to 60 s: the machine may be busy).
     /// </summary>
     public string Prelude => $$"""
+        {{Lines}}
+        mount -t cgroup2 none /sys/fs/cgroup
+
+        """;
+
+    /// <summary>The prelude without mounting cgroup2: the machine's own layout (hybrid systems have it at /sys/fs/cgroup/unified).</summary>
+    public string Lines => $$"""
         set -u
         export PATH="$PATH:/usr/sbin:/sbin"
         cd '{{Directory}}'
         ip link set lo up
-        mount -t cgroup2 none /sys/fs/cgroup
         PROXY="dotnet {{ProxyDll}}"
         DEMO="dotnet {{DemoDll}}"
         wait_for() { for _ in $(seq 1 600); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timed out waiting for '$2' in $1" >&2; return 1; }
@@ -57,10 +63,11 @@ internal sealed class NamespaceRun : IDisposable
         """;
 
     /// <summary>Runs <paramref name="script"/> (after <see cref="Prelude"/>) and returns its exit code, stdout and stderr.</summary>
-    public async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string script, TimeSpan timeout)
+    /// <param name="ownCgroupLayout">Leave the machine's cgroup mounts as they are instead of mounting cgroup2 at /sys/fs/cgroup.</param>
+    public async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string script, TimeSpan timeout, bool ownCgroupLayout = false)
     {
         var path = Path.Combine(Directory, "run.sh");
-        await File.WriteAllTextAsync(path, Prelude + script);
+        await File.WriteAllTextAsync(path, (ownCgroupLayout ? Lines : Prelude) + script);
         var info = new ProcessStartInfo(_unshare, ["-n", "-m", "--propagation", "private", "bash", path])
         {
             RedirectStandardOutput = true,
