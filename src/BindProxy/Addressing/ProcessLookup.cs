@@ -25,7 +25,13 @@ internal sealed class ProcessLookup
     public static bool IsSupported => OperatingSystem.IsLinux() && Directory.Exists("/proc/net");
 
     /// <summary>The process whose socket is <paramref name="client"/> connected to <paramref name="proxy"/>, or null.</summary>
-    public ProcessInfo? Find(IPEndPoint client, IPEndPoint proxy)
+    public ProcessInfo? Find(IPEndPoint client, IPEndPoint proxy) => Find(client, proxy, null);
+
+    /// <summary>
+    /// The same, searching only <paramref name="candidates"/> when given (the processes of a cgroup):
+    /// a scan of every process's descriptors costs more the busier the machine is.
+    /// </summary>
+    public ProcessInfo? Find(IPEndPoint client, IPEndPoint proxy, IReadOnlyCollection<int>? candidates)
     {
         if (!IsSupported || !IPAddress.IsLoopback(client.Address))
         {
@@ -39,6 +45,11 @@ internal sealed class ProcessLookup
         }
 
         var target = $"socket:[{inode}]";
+        if (candidates is not null)
+        {
+            return candidates.FirstOrDefault(pid => Owns(pid, target)) is int owner and > 0 ? Describe(owner) : null;
+        }
+
         foreach (var known in _known.Values)
         {
             if (Describe(known.Pid)?.StartTime != known.StartTime)

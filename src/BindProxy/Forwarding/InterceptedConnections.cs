@@ -28,19 +28,25 @@ internal sealed partial class InterceptedConnections(ProcessLookup processes, IL
             return null;
         }
 
-        // Reading /proc blocks; it runs while the upstream connects.
+        // Reading /proc blocks; it runs while the upstream connects. A cgroup's own process list
+        // names the few candidates, so the whole of /proc is not searched.
         var client = inbound.Client;
-        var owner = Task.Run(() => processes.Find(client, original));
+        var candidates = route.Intercept?.Selector is InterceptSelector.Cgroup cgroup ? cgroup.Directory : null;
+        var owner = Task.Run(() => processes.Find(client, original, candidates is null ? null : GroupProcesses(candidates)));
         return new PendingInterception(original, owner);
     }
 
     /// <summary>The connection's description once its upstream is open, logged once.</summary>
     public async Task<InterceptedClient> OpenedAsync(string route, PendingInterception pending, IPEndPoint client, IPEndPoint source)
     {
+        // The process only names the connection in its log line: a slow search does not hold it up.
         ProcessInfo? owner = null;
         try
         {
-            owner = await pending.Owner.ConfigureAwait(false);
+            if (await Task.WhenAny(pending.Owner, Task.Delay(LookupWait)).ConfigureAwait(false) == pending.Owner)
+            {
+                owner = await pending.Owner.ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -50,6 +56,22 @@ internal sealed partial class InterceptedConnections(ProcessLookup processes, IL
         var described = new InterceptedClient(pending.OriginalDestination, owner?.Pid, owner is null ? null : ProcessLookup.CommandLine(owner.Pid) ?? owner.Name);
         Log.Intercepted(logger, route, described.Process, client, described.OriginalDestination, source);
         return described;
+    }
+
+    private static readonly TimeSpan LookupWait = TimeSpan.FromMilliseconds(250);
+
+    private static int[] GroupProcesses(string directory)
+    {
+        try
+        {
+            return [.. File.ReadLines(Path.Combine(directory, "cgroup.procs"))
+                .Select(line => int.TryParse(line, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) ? pid : 0)
+                .Where(pid => pid > 0)];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 
     private static partial class Log

@@ -86,12 +86,12 @@ public sealed class ExecCommandTests
             tables() { nft list tables | tr '\n' ' '; }
             $EXEC true 2> exit.log; echo "after exit: $? [$(tables)]"
 
-            $EXEC sleep 30 2> term.log & p=$!
+            $EXEC sleep 30 > /dev/null 2> term.log & p=$!
             wait_for term.log 'exec: started pid' || exit 20
             echo "during: [$(tables)]"
             kill -TERM $p; wait $p; echo "after SIGTERM: $? [$(tables)]"
 
-            $EXEC sleep 30 2> killed.log & p=$!
+            $EXEC sleep 30 > /dev/null 2> killed.log & p=$!
             wait_for killed.log 'exec: started pid' || exit 21
             kill -KILL $p; wait $p 2>/dev/null
             echo "killed: $p [$(tables)]"

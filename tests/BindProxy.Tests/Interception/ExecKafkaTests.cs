@@ -99,8 +99,10 @@ public sealed partial class ExecKafkaTests
     {
         using var run = NamespaceRun.Require("kcat", "ss");
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < /dev/zero > cluster.out 2> cluster.log &
+            mkfifo cluster.in
+            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < cluster.in > cluster.out 2> cluster.log &
             cluster=$!
+            exec 3> cluster.in
             trap 'kill $cluster $bystander 2>/dev/null' EXIT
             wait_for cluster.out '^bootstrap' || exit 20
             bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
@@ -152,8 +154,10 @@ public sealed partial class ExecKafkaTests
     {
         using var run = NamespaceRun.Require();
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < /dev/zero > cluster.out 2> cluster.log &
+            mkfifo cluster.in
+            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < cluster.in > cluster.out 2> cluster.log &
             cluster=$!
+            exec 3> cluster.in
             trap 'kill $cluster 2>/dev/null' EXIT
             wait_for cluster.out '^bootstrap' || exit 20
             bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
