@@ -25,6 +25,41 @@ internal static class DemoCommand
             keep,
         };
         root.SetAction((parse, cancellationToken) => DemoRunner.RunAsync(output, parse.GetValue(keep), cancellationToken));
+        root.Subcommands.Add(MockClusterCommand(output));
+        root.Subcommands.Add(ClientCommand(output));
         return root;
+    }
+
+    /// <summary>The mock cluster as a process of its own, driven on stdin (for trying <c>bindproxy exec</c>, and for tests).</summary>
+    private static Command MockClusterCommand(TextWriter output)
+    {
+        var brokers = new Option<int>("--brokers") { Description = "Brokers, node ids 1..N.", DefaultValueFactory = _ => 3 };
+        var topic = new Option<string?>("--topic") { Description = "A topic to create, with partition leaders spread over the brokers." };
+        var partitions = new Option<int?>("--partitions") { Description = "Partitions of --topic (default: one per broker)." };
+        var command = new Command("mock-cluster",
+            "A mock Kafka cluster on 127.0.0.1 until stdin ends. Prints 'bootstrap HOST:PORT,...', then takes one command a line on stdin: " +
+            "add ID (a new broker), leader TOPIC PARTITION ID, move ID (the broker advertises a new port), quit.")
+        {
+            brokers, topic, partitions,
+        };
+        command.SetAction((parse, cancellationToken) =>
+            MockClusterTool.RunAsync(parse.GetValue(brokers), parse.GetValue(topic), parse.GetValue(partitions), Console.In, output, cancellationToken));
+        return command;
+    }
+
+    /// <summary>An unmodified Confluent.Kafka producer and consumer as a process of their own.</summary>
+    private static Command ClientCommand(TextWriter output)
+    {
+        var bootstrap = new Option<string>("--bootstrap") { Description = "Bootstrap servers, HOST:PORT[,...].", Required = true };
+        var topic = new Option<string>("--topic") { Description = "The topic to produce to and consume from.", Required = true };
+        var messages = new Option<int>("--messages") { Description = "Messages to produce and consume back.", DefaultValueFactory = _ => 20 };
+        var clientId = new Option<string>("--client-id") { Description = "The client.id both clients send.", DefaultValueFactory = _ => "bindproxy-demo-client" };
+        var command = new Command("client", "Produce N messages, consume them back; exit 0 when all came back.")
+        {
+            bootstrap, topic, messages, clientId,
+        };
+        command.SetAction((parse, cancellationToken) =>
+            KafkaClientTool.RunAsync(parse.GetValue(bootstrap)!, parse.GetValue(topic)!, parse.GetValue(messages), parse.GetValue(clientId)!, output, cancellationToken));
+        return command;
     }
 }

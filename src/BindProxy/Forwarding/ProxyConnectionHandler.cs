@@ -26,6 +26,7 @@ internal sealed partial class ProxyConnectionHandler(
     BrokerDirectories brokers,
     SourceAssigner assigner,
     RelayEngine relays,
+    InterceptedConnections interceptions,
     ProxyMetrics metrics,
     UpstreamRefusals refusals,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler, IRelayOwner
@@ -93,11 +94,20 @@ internal sealed partial class ProxyConnectionHandler(
     /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
     private async Task<bool> ServeAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound)
     {
+        // An intercepting route's upstream is where the client was going before the redirect.
+        PendingInterception? intercepted = null;
+        if (route.Intercept is not null && (intercepted = interceptions.Begin(route, inbound)) is null)
+        {
+            inbound.Reset();
+            return false;
+        }
+
+        // The client's own socket is connected to the original destination, not to the listener.
         var (lease, refused) = route.Assignment.Policy switch
         {
             AssignPolicy.RoundRobin => (null, false),
             AssignPolicy.KafkaClientId => await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false),
-            _ => await assigner.AssignAsync(route, inbound.Client, inbound.Listener, null).ConfigureAwait(false),
+            _ => await assigner.AssignAsync(route, inbound.Client, intercepted?.OriginalDestination ?? inbound.Listener, null).ConfigureAwait(false),
         };
         if (refused)
         {
@@ -112,7 +122,7 @@ internal sealed partial class ProxyConnectionHandler(
             bool started = false;
             try
             {
-                started = await RelayAsync(connection, route, inbound, clientFd, lease).ConfigureAwait(false);
+                started = await RelayAsync(connection, route, inbound, clientFd, lease, intercepted).ConfigureAwait(false);
                 return started;
             }
             finally
@@ -126,21 +136,21 @@ internal sealed partial class ProxyConnectionHandler(
 
         using (lease)
         {
-            await ServeAsync(connection, route, inbound.Socket, lease).ConfigureAwait(false);
+            await ServeAsync(connection, route, inbound.Socket, lease, intercepted).ConfigureAwait(false);
         }
 
         return false;
     }
 
     /// <summary>Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect failed.</summary>
-    private async Task<bool> RelayAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease)
+    private async Task<bool> RelayAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease, PendingInterception? intercepted)
     {
         RawConnection upstream;
         IPEndPoint source;
         ConnectResult<RawConnection> connect;
         try
         {
-            connect = await connector.ConnectAsync(route, lease?.Assignment.Address, _connectRaw, connection.ConnectionClosed).ConfigureAwait(false);
+            connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, _connectRaw, connection.ConnectionClosed).ConfigureAwait(false);
             if (!connect.IsConnected)
             {
                 ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed);
@@ -157,9 +167,11 @@ internal sealed partial class ProxyConnectionHandler(
             throw;
         }
 
+        var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
         var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
         var live = registry.Add(route, relay);
         live.Lease = lease;
+        live.Intercepted = who;
         refusals.Connected(route);
         Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
         metrics.Opened(live, connect.Elapsed);
@@ -207,9 +219,9 @@ internal sealed partial class ProxyConnectionHandler(
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, AssignmentLease? lease)
+    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, AssignmentLease? lease, PendingInterception? intercepted)
     {
-        var connect = await connector.ConnectAsync(route, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
+        var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
             ConnectFailed(route, client.RemoteEndPoint, connect.Error, connect.Detail, connect.Elapsed);
@@ -225,8 +237,10 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
+            var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
             var live = registry.Add(route, new PipeLegs(client, upstream));
             live.Lease = lease;
+            live.Intercepted = who;
             refusals.Connected(route);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
@@ -236,7 +250,7 @@ internal sealed partial class ProxyConnectionHandler(
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    var session = new KafkaSession(client, upstream, brokers.MapperFor(route, client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
                     {
                         Metrics = metrics,
                     };

@@ -49,6 +49,8 @@ internal static partial class ProxyHost
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();
+        services.AddSingleton<Interception.InterceptedPorts>();
+        services.AddSingleton<InterceptedConnections>();
         services.AddSingleton(new ShutdownSettings(model.DrainTimeout));
         services.Configure<HostOptions>(host =>
         {

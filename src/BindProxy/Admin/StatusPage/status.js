@@ -118,6 +118,12 @@ function fill(tableId, rows, emptyId) {
   if (emptyId) document.getElementById(emptyId).classList.toggle("hidden", rows.length > 0);
 }
 
+// An intercepted connection is told by its process (bindproxy exec); others by client.id or address.
+function identity(c) {
+  const name = c.kafkaClientId ?? c.clientIdentity;
+  return c.clientPid ? `pid ${c.clientPid} ${c.clientCommand ?? ""}${c.kafkaClientId ? ` (${c.kafkaClientId})` : ""}` : name;
+}
+
 function render(status) {
   fill("assignments", status.assignments.map((a) => el("tr", { "data-key": `${a.client}|${a.source}`, "data-source": a.source, "data-client": a.client },
     td(a.client, a.identityKind === "kafka-client-id" ? "wrap" : "addr"),
@@ -129,13 +135,14 @@ function render(status) {
     td(captures(a.wiresharkFilter, a.tsharkCommand)))), "assignments-empty");
 
   fill("connections", status.connections.map((c) => {
-    // The client's identity (a Kafka client.id, a process) under its address, when it says more than the address.
-    const identity = c.kafkaClientId ?? c.clientIdentity;
+    // The client's identity (a process under bindproxy exec, a Kafka client.id) under its address, when it says more than the address.
+    const who = identity(c);
     const clientIp = c.client.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+    const upstream = c.originalDestination ? `${c.upstream} (original destination)` : c.upstream;
     return el("tr", { "data-key": c.id, "data-source": c.source, "data-route": c.route },
       td(c.route, "wrap-narrow"),
-      td(el("div", { class: "stack" }, el("span", { class: "addr" }, c.client), identity === clientIp ? null : el("span", { class: "identity" }, identity))),
-      td(path(c.source, c.upstream, "addr source"), "addr wrap-narrow"),
+      td(el("div", { class: "stack" }, el("span", { class: "addr" }, c.client), who === clientIp ? null : el("span", { class: "identity" }, who))),
+      td(path(c.source, upstream, "addr source"), "addr wrap-narrow"),
       td(bytes(c.bytesToUpstream), "n"),
       td(bytes(c.bytesToClient), "n"),
       td(duration(c.ageSeconds), "n"),
