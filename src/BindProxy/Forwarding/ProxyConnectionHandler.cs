@@ -19,7 +19,6 @@ namespace BindProxy.Forwarding;
 /// source address, forwards both ways, and logs one open and one close line per connection.
 /// </summary>
 internal sealed partial class ProxyConnectionHandler(
-    RouteTable routes,
     UpstreamConnector connector,
     ConnectionRegistry registry,
     TransportOptions options,
@@ -28,6 +27,7 @@ internal sealed partial class ProxyConnectionHandler(
     RelayEngine relays,
     ProxyMetrics metrics,
     UpstreamRefusals refusals,
+    DrainCoordinator drains,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler, IRelayOwner
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -38,14 +38,17 @@ internal sealed partial class ProxyConnectionHandler(
     {
         var inbound = connection.Features.Get<IInboundSocketFeature>()
             ?? throw new InvalidOperationException("Proxy listeners must use the BindProxy socket transport.");
-        if (!routes.TryFind(inbound.Route, out var route))
+        var served = inbound.Route;
+        if (served.IsRemoved)
         {
-            Log.RouteGone(logger, inbound.Route, inbound.Client);
-            metrics.Rejected(inbound.Route, "route_gone");
+            // Accepted just before its listener closed.
+            Log.RouteGone(logger, served.Name, inbound.Client);
+            metrics.Rejected(served.Name, "route_gone");
             inbound.Reset();
             return;
         }
 
+        var route = served.Model;
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
             Refuse(route, inbound, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
@@ -64,7 +67,7 @@ internal sealed partial class ProxyConnectionHandler(
 
             try
             {
-                relayed = await ServeAsync(connection, route, inbound).ConfigureAwait(false);
+                relayed = await ServeAsync(connection, served, route, inbound).ConfigureAwait(false);
             }
             finally
             {
@@ -91,7 +94,7 @@ internal sealed partial class ProxyConnectionHandler(
     }
 
     /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
-    private async Task<bool> ServeAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound)
+    private async Task<bool> ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound)
     {
         var (lease, refused) = route.Assignment.Policy switch
         {
@@ -112,7 +115,7 @@ internal sealed partial class ProxyConnectionHandler(
             bool started = false;
             try
             {
-                started = await RelayAsync(connection, route, inbound, clientFd, lease).ConfigureAwait(false);
+                started = await RelayAsync(connection, served, route, inbound, clientFd, lease).ConfigureAwait(false);
                 return started;
             }
             finally
@@ -126,14 +129,14 @@ internal sealed partial class ProxyConnectionHandler(
 
         using (lease)
         {
-            await ServeAsync(connection, route, inbound.Socket, lease).ConfigureAwait(false);
+            await ServeAsync(connection, served, route, inbound.Socket, lease).ConfigureAwait(false);
         }
 
         return false;
     }
 
     /// <summary>Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect failed.</summary>
-    private async Task<bool> RelayAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease)
+    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease)
     {
         RawConnection upstream;
         IPEndPoint source;
@@ -158,12 +161,13 @@ internal sealed partial class ProxyConnectionHandler(
         }
 
         var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
-        var live = registry.Add(route, relay);
+        var live = registry.Add(served, route, relay);
         live.Lease = lease;
         refusals.Connected(route);
         Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
         metrics.Opened(live, connect.Elapsed);
         relay.Start(this, live);
+        AbortIfTooLate(live);
         return true;
     }
 
@@ -182,6 +186,18 @@ internal sealed partial class ProxyConnectionHandler(
             double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
             ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
                 relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);
+        }
+    }
+
+    /// <summary>
+    /// A connection that was still connecting its upstream when its route's drain (or the
+    /// shutdown's) ended, or after the user asked to stop now, is reset as the drain would have.
+    /// </summary>
+    private void AbortIfTooLate(ProxiedConnection live)
+    {
+        if (live.Served.IsRetired || drains.StoppingNow)
+        {
+            live.Abort(CloseReason.ProxyAborted);
         }
     }
 
@@ -207,7 +223,7 @@ internal sealed partial class ProxyConnectionHandler(
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, AssignmentLease? lease)
+    private async Task ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, PipeSocket client, AssignmentLease? lease)
     {
         var connect = await connector.ConnectAsync(route, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
@@ -225,8 +241,9 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
-            var live = registry.Add(route, new PipeLegs(client, upstream));
+            var live = registry.Add(served, route, new PipeLegs(client, upstream));
             live.Lease = lease;
+            AbortIfTooLate(live);
             refusals.Connected(route);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
@@ -236,7 +253,7 @@ internal sealed partial class ProxyConnectionHandler(
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    var session = new KafkaSession(client, upstream, brokers.MapperFor(served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
                     {
                         Metrics = metrics,
                     };

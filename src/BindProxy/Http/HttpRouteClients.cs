@@ -15,7 +15,7 @@ namespace BindProxy.Http;
 /// </summary>
 internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILogger<HttpRouteClients> logger) : IDisposable
 {
-    private readonly ConcurrentDictionary<string, RouteClient> _clients = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Route, IPAddress? Source), RouteClient> _clients = new();
 
     /// <summary>
     /// The client for <paramref name="route"/>, or for one assigned source address of it (per-client
@@ -24,7 +24,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
     /// </summary>
     public RouteClient For(RouteModel route, IPAddress? source = null)
     {
-        var key = source is null ? route.Name : $"{route.Name}|{source}";
+        var key = (route.Name, source);
         while (true)
         {
             if (_clients.TryGetValue(key, out var existing))
@@ -87,6 +87,21 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
         var socket = result.Connection!;
         Log.UpstreamOpen(logger, route.Name, socket.LocalEndPoint, result.Upstream, result.Elapsed.TotalMilliseconds);
         return new UpstreamStream(socket, route.Name, logger);
+    }
+
+    /// <summary>
+    /// Closes the pooled upstream connections of a removed route, once its clients' connections
+    /// have been drained: nothing is left for them to carry.
+    /// </summary>
+    public void Remove(string route)
+    {
+        foreach (var key in _clients.Keys.Where(k => k.Route == route))
+        {
+            if (_clients.TryRemove(key, out var client))
+            {
+                client.Invoker.Dispose();
+            }
+        }
     }
 
     /// <summary>

@@ -16,7 +16,6 @@ namespace BindProxy.Http;
 /// </summary>
 internal sealed partial class HttpRouteProxy
 {
-    private readonly RouteTable _routes;
     private readonly HttpRouteClients _clients;
     private readonly SourceAssigner _assigner;
     private readonly IHttpForwarder _forwarder;
@@ -27,9 +26,8 @@ internal sealed partial class HttpRouteProxy
     private readonly HttpTransformer _withForwarded;
     private readonly HttpTransformer _withoutForwarded;
 
-    public HttpRouteProxy(RouteTable routes, HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<HttpRouteProxy> logger)
+    public HttpRouteProxy(HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<HttpRouteProxy> logger)
     {
-        _routes = routes;
         _clients = clients;
         _assigner = assigner;
         _forwarder = forwarder;
@@ -38,12 +36,14 @@ internal sealed partial class HttpRouteProxy
         _withoutForwarded = transforms.Create(context => context.UseDefaultForwarders = false);
     }
 
-    public async Task ForwardAsync(HttpContext context, string routeName)
+    public async Task ForwardAsync(HttpContext context, ServedRoute served)
     {
-        if (!_routes.TryFind(routeName, out var route) || route.Http is not { } settings)
+        var route = served.Model;
+        if (served.IsRemoved || route.Http is not { } settings)
         {
-            Log.RouteGone(_logger, routeName, context.Connection.RemoteIpAddress);
-            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{routeName}' is no longer configured").ConfigureAwait(false);
+            // A request on a connection the route's drain has not closed yet (it closes after this one).
+            Log.RouteGone(_logger, served.Name, context.Connection.RemoteIpAddress);
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{served.Name}' is no longer configured").ConfigureAwait(false);
             return;
         }
 
