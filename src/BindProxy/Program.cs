@@ -54,7 +54,11 @@ static Serilog.Core.Logger CreateLogger(IConfiguration configuration, LogLevel? 
             Serilog.Debugging.SelfLog.Enable(notes.Add);
             try
             {
-                logger.ReadFrom.Configuration(configuration);
+                // The sinks a Serilog section may name, given by assembly: a single-file build has
+                // no deps.json for Serilog to find them in (it would stop at startup).
+                logger.ReadFrom.Configuration(configuration, new Serilog.Settings.Configuration.ConfigurationReaderOptions(
+                    typeof(ConsoleLoggerConfigurationExtensions).Assembly, typeof(FileLoggerConfigurationExtensions).Assembly,
+                    typeof(Serilog.Formatting.Compact.CompactJsonFormatter).Assembly));
             }
             finally
             {

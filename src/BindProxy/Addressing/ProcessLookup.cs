@@ -26,7 +26,13 @@ internal sealed class ProcessLookup
     public static bool IsSupported => OperatingSystem.IsLinux() && Directory.Exists("/proc/net");
 
     /// <summary>The process whose socket is <paramref name="client"/> connected to <paramref name="proxy"/>, or null.</summary>
-    public ProcessInfo? Find(IPEndPoint client, IPEndPoint proxy)
+    public ProcessInfo? Find(IPEndPoint client, IPEndPoint proxy) => Find(client, proxy, null);
+
+    /// <summary>
+    /// The same, searching only <paramref name="candidates"/> when given (the processes of a cgroup):
+    /// a scan of every process's descriptors costs more the busier the machine is.
+    /// </summary>
+    public ProcessInfo? Find(IPEndPoint client, IPEndPoint proxy, IReadOnlyCollection<int>? candidates)
     {
         if (!IsSupported || !IPAddress.IsLoopback(client.Address))
         {
@@ -40,6 +46,11 @@ internal sealed class ProcessLookup
         }
 
         var target = $"socket:[{inode}]";
+        if (candidates is not null)
+        {
+            return candidates.FirstOrDefault(pid => Owns(pid, target)) is int owner and > 0 ? Describe(owner) : null;
+        }
+
         foreach (var known in _known.Values)
         {
             if (Describe(known.Pid)?.StartTime != known.StartTime)
@@ -63,6 +74,21 @@ internal sealed class ProcessLookup
         }
 
         return null;
+    }
+
+    /// <summary>The command line of <paramref name="pid"/> (arguments joined by spaces, cut at <paramref name="max"/> characters), or null.</summary>
+    public static string? CommandLine(int pid, int max = 200)
+    {
+        try
+        {
+            // Arguments are NUL-separated; those and other control characters (a script's newlines) would break a log line.
+            var line = string.Concat(File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Select(c => char.IsControl(c) ? ' ' : c));
+            return line.Length <= max ? line : string.Concat(line.AsSpan(0, max - 1), "…");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static long FindInode(IPEndPoint client, IPEndPoint proxy)
@@ -222,13 +248,18 @@ internal sealed class ProcessLookup
             var stat = File.ReadAllText($"/proc/{pid}/stat");
             int close = stat.LastIndexOf(')');
             int open = stat.IndexOf('(', StringComparison.Ordinal);
+            if (open < 0 || close < open || close + 2 > stat.Length)
+            {
+                return null;
+            }
+
             var rest = stat[(close + 2)..].Split(' ');
             var name = stat[(open + 1)..close];
-            return ulong.TryParse(rest[19], NumberStyles.None, CultureInfo.InvariantCulture, out ulong start)
+            return rest.Length > 19 && ulong.TryParse(rest[19], NumberStyles.None, CultureInfo.InvariantCulture, out ulong start)
                 ? new ProcessInfo(pid, start, name)
                 : null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }

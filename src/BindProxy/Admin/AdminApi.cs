@@ -63,7 +63,10 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             State(connection),
             connection.Kafka?.RequestCount,
             // The source port tells this connection's upstream leg apart from every other one.
-            CaptureFilters.Wireshark(connection.Source.Address, [connection.Source.Port]));
+            CaptureFilters.Wireshark(connection.Source.Address, [connection.Source.Port]),
+            connection.Intercepted?.OriginalDestination.ToString(),
+            connection.Intercepted?.Pid,
+            connection.Intercepted?.CommandLine);
     }
 
     /// <summary>open, half-closed by one side (its FIN passed on, the other direction still flowing), or closing.</summary>

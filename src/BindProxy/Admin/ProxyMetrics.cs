@@ -1,18 +1,20 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using BindProxy.Forwarding;
+using BindProxy.Http;
 using BindProxy.Outbound;
 
 namespace BindProxy.Admin;
 
 /// <summary>
 /// The proxy's instruments, on the meter <c>BindProxy</c>. Every recording call is made once per
-/// connection event (open, close, connect failure, Kafka request), never per packet: forwarded
-/// bytes and open connections are read off the connections themselves when the metrics are
-/// collected, for the routes served then — a removed route's live series go with it; its event
-/// counters keep what it did.
+/// connection event (open, close, connect failure, Kafka request, HTTP response), never per packet:
+/// forwarded bytes and open connections are read off the connections themselves when the metrics
+/// are collected, for the routes served then — a removed route's live series go with it; its
+/// event counters keep what it did. An Http route's connections are its upstream connections, on
+/// the same series as a Tcp route's.
 /// </summary>
-internal sealed class ProxyMetrics
+internal sealed class ProxyMetrics : IHttpRouteMetrics
 {
     public const string MeterName = "BindProxy";
 
@@ -26,6 +28,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _connectFailures;
     private readonly Counter<long> _poolExhausted;
     private readonly Counter<long> _kafkaRequests;
+    private readonly Counter<long> _httpResponses;
 
     // Forwarded bytes: each live connection remembers what of its counters has been added to its
     // route's totals, so a collection adds only the difference and a close adds the rest; totals
@@ -56,6 +59,8 @@ internal sealed class ProxyMetrics
             "Connections refused because no source address of the route's pool had a port left (EADDRINUSE/EADDRNOTAVAIL on every address tried)");
         _kafkaRequests = meter.CreateCounter<long>("bindproxy.kafka.requests", "{request}",
             "Kafka requests forwarded, by route and API");
+        _httpResponses = meter.CreateCounter<long>("bindproxy.http.responses", "{response}",
+            "Http routes: responses sent to clients, by route, status code and whether the upstream or the proxy (502, 503, 504) gave it");
         meter.CreateObservableCounter("bindproxy.forwarded", ObserveBytes, "By",
             "Bytes handed to the kernel for the peer, by route and direction (to_upstream, to_client); live connections included");
     }
@@ -67,13 +72,21 @@ internal sealed class ProxyMetrics
         _connectDuration.Record(connectTime.TotalSeconds, route, new KeyValuePair<string, object?>("result", "connected"));
     }
 
-    public void Closed(ProxiedConnection connection, CloseReason reason)
+    public void Closed(ProxiedConnection connection, CloseReason reason) => Closed(connection, Tag(reason));
+
+    public void ClosedByPool(ProxiedConnection connection) => Closed(connection, "pool_closed");
+
+    private void Closed(ProxiedConnection connection, string reason)
     {
         AddBytes(connection);
 
         var route = new KeyValuePair<string, object?>("route", connection.Route);
-        _closed.Add(1, route, new KeyValuePair<string, object?>("reason", Tag(reason)));
+        _closed.Add(1, route, new KeyValuePair<string, object?>("reason", reason));
     }
+
+    public void Responded(string route, int statusCode, bool byProxy) =>
+        _httpResponses.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("code", StatusCodeLabels.Of(statusCode)),
+            new KeyValuePair<string, object?>("from", byProxy ? "proxy" : "upstream"));
 
     public void ConnectFailed(string route, ConnectError error, TimeSpan elapsed)
     {
@@ -172,6 +185,8 @@ internal sealed class ProxyMetrics
         CloseReason.SourcesExhausted => "sources_exhausted",
         CloseReason.ConnectFailed => "connect_failed",
         CloseReason.ProxyAborted => "proxy_aborted",
+        CloseReason.IdleTimeout => "idle_timeout",
+        CloseReason.FrameStalled => "frame_stalled",
         _ => "other",
     };
 

@@ -55,6 +55,7 @@ internal static class BindProxyCommand
         {
             Description = "Least level logged: verbose, debug, information (default), warning, error or fatal. Replaces the level of the file's Serilog section.",
             HelpName = "LEVEL",
+            Recursive = true,
         };
         logLevel.Validators.Add(result =>
         {
@@ -94,6 +95,7 @@ internal static class BindProxyCommand
         };
         check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);
+        root.Subcommands.Add(ExecCommand.Create(config, admin, parse => parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost));
         return root;
     }
 

@@ -49,6 +49,9 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
     /// <summary>This connection's hold on <see cref="Assignment"/>; released when it closes.</summary>
     public Addressing.AssignmentLease? Lease { get; set; }
 
+    /// <summary>An intercepted connection's original destination and process; null for a connection made to a listener.</summary>
+    public Interception.InterceptedClient? Intercepted { get; set; }
+
     /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
     public Kafka.KafkaSession? Kafka { get; set; }
 

@@ -25,6 +25,7 @@ internal sealed partial class ProxyConnectionHandler(
     BrokerDirectories brokers,
     SourceAssigner assigner,
     RelayEngine relays,
+    InterceptedConnections interceptions,
     ProxyMetrics metrics,
     UpstreamRefusals refusals,
     DrainCoordinator drains,
@@ -96,11 +97,20 @@ internal sealed partial class ProxyConnectionHandler(
     /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
     private async Task<bool> ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound)
     {
+        // An intercepting route's upstream is where the client was going before the redirect.
+        PendingInterception? intercepted = null;
+        if (route.Intercept is not null && (intercepted = interceptions.Begin(route, inbound)) is null)
+        {
+            inbound.Reset();
+            return false;
+        }
+
+        // The client's own socket is connected to the original destination, not to the listener.
         var (lease, refused) = route.Assignment.Policy switch
         {
             AssignPolicy.RoundRobin => (null, false),
             AssignPolicy.KafkaClientId => await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false),
-            _ => await assigner.AssignAsync(route, inbound.Client, inbound.Listener, null).ConfigureAwait(false),
+            _ => await assigner.AssignAsync(route, inbound.Client, intercepted?.OriginalDestination ?? inbound.Listener, null).ConfigureAwait(false),
         };
         if (refused)
         {
@@ -115,7 +125,7 @@ internal sealed partial class ProxyConnectionHandler(
             bool started = false;
             try
             {
-                started = await RelayAsync(connection, served, route, inbound, clientFd, lease).ConfigureAwait(false);
+                started = await RelayAsync(connection, served, route, inbound, clientFd, lease, intercepted).ConfigureAwait(false);
                 return started;
             }
             finally
@@ -129,21 +139,21 @@ internal sealed partial class ProxyConnectionHandler(
 
         using (lease)
         {
-            await ServeAsync(connection, served, route, inbound.Socket, lease).ConfigureAwait(false);
+            await ServeAsync(connection, served, route, inbound.Socket, lease, intercepted).ConfigureAwait(false);
         }
 
         return false;
     }
 
     /// <summary>Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect failed.</summary>
-    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease)
+    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease, PendingInterception? intercepted)
     {
         RawConnection upstream;
         IPEndPoint source;
         ConnectResult<RawConnection> connect;
         try
         {
-            connect = await connector.ConnectAsync(route, lease?.Assignment.Address, _connectRaw, connection.ConnectionClosed).ConfigureAwait(false);
+            connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, _connectRaw, connection.ConnectionClosed).ConfigureAwait(false);
             if (!connect.IsConnected)
             {
                 ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed);
@@ -160,9 +170,11 @@ internal sealed partial class ProxyConnectionHandler(
             throw;
         }
 
+        var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
         var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
         var live = registry.Add(served, route, relay);
         live.Lease = lease;
+        live.Intercepted = who;
         refusals.Connected(route);
         Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
         metrics.Opened(live, connect.Elapsed);
@@ -223,9 +235,9 @@ internal sealed partial class ProxyConnectionHandler(
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    private async Task ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, PipeSocket client, AssignmentLease? lease)
+    private async Task ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, PipeSocket client, AssignmentLease? lease, PendingInterception? intercepted)
     {
-        var connect = await connector.ConnectAsync(route, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
+        var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
             ConnectFailed(route, client.RemoteEndPoint, connect.Error, connect.Detail, connect.Elapsed);
@@ -241,8 +253,10 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
+            var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
             var live = registry.Add(served, route, new PipeLegs(client, upstream));
             live.Lease = lease;
+            live.Intercepted = who;
             AbortIfTooLate(live);
             refusals.Connected(route);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);

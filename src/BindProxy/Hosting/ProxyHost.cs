@@ -49,6 +49,8 @@ internal static partial class ProxyHost
         services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<BrokerDirectories>();
+        services.AddSingleton<Interception.InterceptedPorts>();
+        services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();
         services.AddSingleton<ListenerHost>();
         services.AddHostedService<AcceptLoops>();

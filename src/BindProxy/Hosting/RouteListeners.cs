@@ -118,22 +118,28 @@ internal sealed partial class RouteListeners(
 
     private async Task RetireAsync(ServedRoute route, Func<IDrainable, bool> which, TimeSpan drain, string what)
     {
-        var started = Stopwatch.GetTimestamp();
-        int aborted = 0;
-        if (route.Model.Protocol == RouteProtocol.Http)
-        {
-            // Clients first: once their requests are over, the route's pooled upstream connections can go.
-            aborted += (await drains.DrainAsync(d => d is HttpClientConnection && which(d), drain).ConfigureAwait(false)).Aborted;
-            httpClients.Remove(route.Name);
-        }
-
-        var left = drain - Stopwatch.GetElapsedTime(started);
-        aborted += (await drains.DrainAsync(which, left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false)).Aborted;
+        int aborted = await DrainAsync(which, drain, () => httpClients.Remove(route.Name)).ConfigureAwait(false);
         route.Retire();
         if (aborted > 0)
         {
             Log.Aborted(logger, route.Name, what, aborted, drain.TotalSeconds);
         }
+    }
+
+    /// <summary>
+    /// Lets what <paramref name="which"/> selects finish within <paramref name="drain"/> and resets
+    /// the rest; returns how many were reset. Http routes' client connections go first: once their
+    /// requests are over, <paramref name="closePools"/> closes the pooled upstream connections that
+    /// carried them (idle ones would otherwise wait out the drain), and the rest get the time left.
+    /// </summary>
+    public async Task<int> DrainAsync(Func<IDrainable, bool> which, TimeSpan drain, Action closePools)
+    {
+        var started = Stopwatch.GetTimestamp();
+        int aborted = (await drains.DrainAsync(d => d is HttpClientConnection && which(d), drain).ConfigureAwait(false)).Aborted;
+        closePools();
+        var left = drain - Stopwatch.GetElapsedTime(started);
+        aborted += (await drains.DrainAsync(which, left > TimeSpan.Zero ? left : TimeSpan.Zero).ConfigureAwait(false)).Aborted;
+        return aborted;
     }
 
     private async Task DrainAsync(string route, Func<IDrainable, bool> which, TimeSpan drain, string what)

@@ -1,4 +1,5 @@
 using BindProxy.Forwarding;
+using BindProxy.Http;
 using BindProxy.Transport;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -12,13 +13,16 @@ namespace BindProxy.Hosting;
 /// Ctrl-C, see <see cref="ProxyLifetime"/>, or the host's stop token).
 /// </summary>
 internal sealed partial class ShutdownDrain(
+    IHostLifetime lifetime,
     RouteTable routes,
     ListenerHost listeners,
     ListenerRegistry registry,
+    RouteListeners families,
+    HttpRouteClients httpClients,
     DrainCoordinator drains,
     ILogger<ShutdownDrain> logger) : IHostedLifecycleService
 {
-    private Task<DrainResult>? _drain;
+    private Task<int>? _drain;
     private TimeSpan _timeout;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -32,9 +36,10 @@ internal sealed partial class ShutdownDrain(
         listeners.Complete();
         await registry.UnbindAllAsync().ConfigureAwait(false);
         _timeout = routes.Current.DrainTimeout;
-        Log.Draining(logger, drains.Count(_ => true), _timeout.TotalSeconds);
+        // The hint only where a second signal does stop now (the proxy's own lifetime, not exec's or a test's).
+        Log.Draining(logger, drains.Count(_ => true), _timeout.TotalSeconds, lifetime is ProxyLifetime ? "; Ctrl-C again to stop now" : "");
 
-        _drain = drains.DrainAsync(_ => true, _timeout);
+        _drain = families.DrainAsync(_ => true, _timeout, httpClients.CloseAll);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -47,10 +52,10 @@ internal sealed partial class ShutdownDrain(
         // The host's own stop token (a test's, say) means "stop now" too.
         using (cancellationToken.UnsafeRegister(static d => ((DrainCoordinator)d!).StopNow(), drains))
         {
-            var result = await _drain.ConfigureAwait(false);
-            if (result.Aborted > 0)
+            int aborted = await _drain.ConfigureAwait(false);
+            if (aborted > 0)
             {
-                Log.Aborted(logger, result.Aborted, drains.StoppingNow ? "when asked to stop now" : $"after the {_timeout.TotalSeconds} s drain");
+                Log.Aborted(logger, aborted, drains.StoppingNow ? "when asked to stop now" : $"after the {_timeout.TotalSeconds} s drain");
             }
         }
 
@@ -65,8 +70,8 @@ internal sealed partial class ShutdownDrain(
 
     private static partial class Log
     {
-        [LoggerMessage(730, LogLevel.Warning, "Shutdown: draining {Count} connection(s), up to {Seconds} s; Ctrl-C again to stop now")]
-        public static partial void Draining(ILogger logger, int count, double seconds);
+        [LoggerMessage(730, LogLevel.Information, "Shutdown: draining {Count} connection(s), up to {Seconds} s{StopNow}")]
+        public static partial void Draining(ILogger logger, int count, double seconds, string stopNow);
 
         [LoggerMessage(731, LogLevel.Warning, "Shutdown: {Count} connection(s) still open {When}; aborted")]
         public static partial void Aborted(ILogger logger, int count, string when);

@@ -342,7 +342,7 @@ internal sealed partial class KafkaSession
         {
             if (s_reportedConflicts.TryAdd((_route.Root.Name, conflict), 0))
             {
-                Log.ApiVersionConflict(_logger, _route.Root.Name, conflict.ApiKey, conflict.MinVersion, conflict.MaxVersion, conflict.Cap);
+                Log.ApiVersionConflict(_logger, _route.Root.Name, KafkaApis.NameOf(conflict.ApiKey), conflict.ApiKey, conflict.MinVersion, conflict.Cap);
             }
         }
 
@@ -422,7 +422,8 @@ internal sealed partial class KafkaSession
         [LoggerMessage(500, LogLevel.Warning, "{Route}: {Client} (client.id {ClientId}) closed: {Error}")]
         public static partial void ProtocolError(ILogger logger, string route, IPEndPoint client, string clientId, string error);
 
-        [LoggerMessage(501, LogLevel.Warning, "{Route}: the broker's ApiVersions entry for api key {ApiKey} has min version {Min} above what the proxy parses ({Cap}); left as sent (max {Max}): a connection that uses it is closed rather than given unrewritten broker addresses (said once per route)")]
-        public static partial void ApiVersionConflict(ILogger logger, string route, short apiKey, short min, short max, short cap);
+        // Debug: only a client that uses the API is affected, and its close is logged as a warning with the reason.
+        [LoggerMessage(501, LogLevel.Debug, "{Route}: the brokers offer {Api} (api key {ApiKey}) from version {Min} only, and the proxy rewrites it up to version {Cap}; a client that uses it through this route is disconnected rather than given the brokers' own addresses (said once per route)")]
+        public static partial void ApiVersionConflict(ILogger logger, string route, string api, short apiKey, short min, short cap);
     }
 }

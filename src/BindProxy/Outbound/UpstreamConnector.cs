@@ -38,7 +38,11 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// falling over to another would mix this client's traffic with another's.
     /// </param>
     public ValueTask<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken) =>
-        ConnectAsync(route, assigned, s_connectSocket, cancellationToken);
+        ConnectAsync(route, null, assigned, s_connectSocket, cancellationToken);
+
+    /// <summary>The same towards <paramref name="destination"/> instead of the route's upstream (an intercepted connection's original destination).</summary>
+    public ValueTask<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPEndPoint? destination, IPAddress? assigned, CancellationToken cancellationToken) =>
+        ConnectAsync(route, destination, assigned, s_connectSocket, cancellationToken);
 
     private static readonly Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<Socket>> s_connectSocket = ConnectSocketAsync;
 
@@ -48,7 +52,17 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> when the
     /// deadline's token fires) after releasing what it made.
     /// </summary>
-    public async ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
+    public ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
+        Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
+        where T : class =>
+        ConnectAsync(route, null, assigned, attempt, cancellationToken);
+
+    /// <param name="target">
+    /// Where to connect instead of the route's upstream: an intercepted connection's original
+    /// destination. Source failover is the same; a destination of the other address family than
+    /// the sources fails as unresolved.
+    /// </param>
+    public async ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPEndPoint? target, IPAddress? assigned,
         Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
         where T : class
     {
@@ -68,20 +82,32 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         {
             var source = pool is null ? assigned! : pool.Addresses[(first + tried) % pool.Addresses.Count];
             IPEndPoint[] destinations;
-            try
+            if (target is not null)
             {
-                // Address literals resolve at once: only a name lookup arms the deadline.
-                var token = route.Upstream.Endpoints is null ? deadline.Token : CancellationToken.None;
-                destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, token).ConfigureAwait(false);
+                if (target.AddressFamily != source.AddressFamily)
+                {
+                    return Fail(ConnectError.Unresolved, $"original destination {target} is {ConfigValidator.FamilyName(target.AddressFamily)}, source {source} is not", target, started);
+                }
+
+                destinations = [target];
             }
-            catch (OperationCanceledException)
+            else
             {
-                return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
-                    $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null, started);
-            }
-            catch (SocketException e)
-            {
-                return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null, started);
+                try
+                {
+                    // Address literals resolve at once: only a name lookup arms the deadline.
+                    var token = route.Upstream.Endpoints is null ? deadline.Token : CancellationToken.None;
+                    destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
+                        $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null, started);
+                }
+                catch (SocketException e)
+                {
+                    return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null, started);
+                }
             }
 
             if (destinations.Length == 0)

@@ -30,6 +30,12 @@ internal interface IInboundSocketFeature
 
     /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
     void Reset();
+
+    /// <summary>
+    /// Where the client was connecting when netfilter redirected it to this listener; null when
+    /// the socket is no longer held here or the kernel has none (see <see cref="Interception.OriginalDestination"/>).
+    /// </summary>
+    IPEndPoint? OriginalDestination { get; }
 }
 
 /// <summary>
@@ -105,6 +111,14 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             return _socket;
         }
     }
+
+    public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
+    {
+        Held when _accepted is not null => Interception.OriginalDestination.Read(_accepted),
+        Held => Interception.OriginalDestination.Read(_fd, Listener.AddressFamily),
+        Piped when _socket is not null => Interception.OriginalDestination.Read(_socket.RawSocket),
+        _ => null,
+    };
 
     public bool TryDetach(out int fd)
     {

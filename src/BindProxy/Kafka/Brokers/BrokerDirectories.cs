@@ -1,12 +1,14 @@
 using System.Collections.Concurrent;
 using System.Net;
 using BindProxy.Configuration;
+using BindProxy.Interception;
+using BindProxy.Kafka.Rewriting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Kafka.Brokers;
 
 /// <summary>One <see cref="BrokerDirectory"/> per Kafka route family, made at its first client connection.</summary>
-internal sealed class BrokerDirectories(IBrokerListeners listeners, ILogger<BrokerDirectory> logger) : IDisposable
+internal sealed class BrokerDirectories(IBrokerListeners listeners, InterceptedPorts intercepted, ILogger<BrokerDirectory> logger) : IDisposable
 {
     private readonly ConcurrentDictionary<ServedRoute, BrokerDirectory> _directories = new();
 
@@ -16,9 +18,14 @@ internal sealed class BrokerDirectories(IBrokerListeners listeners, ILogger<Brok
     /// <summary>The directory of <paramref name="route"/>'s family (a broker listener's route shares its root's).</summary>
     public BrokerDirectory For(ServedRoute route) => _directories.GetOrAdd(route.Root, root => new BrokerDirectory(root, listeners, logger));
 
-    /// <summary>The broker address mapper for one client connection of <paramref name="served"/>, served with <paramref name="route"/>.</summary>
-    public IReconcilingBrokerMapper MapperFor(ServedRoute served, RouteModel route, IPEndPoint clientReachedUsAt) =>
-        For(served).MapperFor(route, clientReachedUsAt);
+    /// <summary>
+    /// The broker address mapper for one client connection of <paramref name="served"/>, served with
+    /// <paramref name="route"/>, which the client reached at <paramref name="clientReachedUsAt"/>.
+    /// An intercepting route leaves every address as the cluster advertises it and intercepts its
+    /// port instead.
+    /// </summary>
+    public IBrokerAddressMapper MapperFor(ServedRoute served, RouteModel route, IPEndPoint clientReachedUsAt) =>
+        route.Intercept is not null ? new InterceptedBrokerMapper(intercepted, route.Root.Name) : For(served).MapperFor(route, clientReachedUsAt);
 
     /// <summary>
     /// Tells the directory of a route whose definition changed; brokers it no longer allows (all of

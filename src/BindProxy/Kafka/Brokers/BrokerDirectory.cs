@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
@@ -178,7 +179,7 @@ internal sealed partial class BrokerDirectory : IDisposable
     private void Publish(BrokerEntry entry) =>
         Volatile.Write(ref _brokers, _brokers.Where(b => b.Key != entry.NodeId).Append(new(entry.NodeId, entry)).ToFrozenDictionary());
 
-    private bool TryPickPort(AdvertisedBroker broker, out int port, out string? problem)
+    private bool TryPickPort(AdvertisedBroker broker, out int port, [NotNullWhen(false)] out string? problem)
     {
         problem = null;
         port = 0;
@@ -203,7 +204,7 @@ internal sealed partial class BrokerDirectory : IDisposable
         return false;
     }
 
-    private bool TryUpstream(AdvertisedBroker broker, out UpstreamSpec upstream, out string? problem)
+    private bool TryUpstream(AdvertisedBroker broker, [NotNullWhen(true)] out UpstreamSpec? upstream, [NotNullWhen(false)] out string? problem)
     {
         var text = broker.Host.Contains(':', StringComparison.Ordinal) ? $"[{broker.Host}]:{broker.Port}" : $"{broker.Host}:{broker.Port}";
         if (UpstreamSpec.TryParse(text, out upstream, out var error))
@@ -217,11 +218,17 @@ internal sealed partial class BrokerDirectory : IDisposable
     }
 
     /// <summary>The broker listener's endpoints: the route's listen addresses, on <paramref name="port"/>.</summary>
-    private bool TryListen(int port, out EndpointSpec listen, out string? problem)
+    private bool TryListen(int port, [NotNullWhen(true)] out EndpointSpec? listen, [NotNullWhen(false)] out string? problem)
     {
         var text = string.Join(",", _listenAddresses.Select(a => new IPEndPoint(a, port).ToString()));
-        problem = EndpointSpec.TryParse(text, allowPortZero: true, out listen, out var error) ? null : $"route '{_root.Name}': listen endpoints {text}: {error}";
-        return problem is null;
+        if (EndpointSpec.TryParse(text, allowPortZero: true, out listen, out var error))
+        {
+            problem = null;
+            return true;
+        }
+
+        problem = $"route '{_root.Name}': listen endpoints {text}: {error}";
+        return false;
     }
 
     /// <summary>
