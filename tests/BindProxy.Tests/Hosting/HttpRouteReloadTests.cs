@@ -110,6 +110,9 @@ public sealed class HttpRouteReloadTests
         var removed = System.Diagnostics.Stopwatch.StartNew();
         Assert.Equal(SocketError.Success, await idle.WaitForCloseAsync(Prompt));
         Assert.True(removed.Elapsed < TimeSpan.FromSeconds(4), $"the idle connection closed {removed.Elapsed} after the removal; the drain is 5 s");
+
+        // Its pooled upstream connections go once its clients are gone, not at the drain's end.
+        await Poll.UntilAsync(() => !proxy.Connections.Snapshot().Any(c => c.Route == "web"), "no upstream connection of the removed route", TimeSpan.FromSeconds(4));
         refused = await Assert.ThrowsAsync<SocketException>(() => SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, second)));
         Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
     }

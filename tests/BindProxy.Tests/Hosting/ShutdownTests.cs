@@ -95,4 +95,27 @@ public sealed class ShutdownTests
         Assert.Contains(proxy.Lines, l => l.Contains("Shutdown: SIGINT again: stopping now", StringComparison.Ordinal));
         Assert.Contains(proxy.Lines, l => l.Contains("Shutdown: 1 connection(s) still open when asked to stop now; aborted", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task An_Http_routes_idle_connections_do_not_hold_up_the_stop()
+    {
+        await using var server = await Http.HttpTestServer.StartAsync();
+        var dir = Path.Combine(Path.GetTempPath(), "bindproxy-shutdown-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(dir);
+        await File.WriteAllTextAsync(Path.Combine(dir, "appsettings.json"),
+            $$"""{ "BindProxy": { "DrainTimeout": "00:00:20", "Routes": { "web": { "Listen": "127.0.0.1:0", "Upstream": "{{server.Address}}", "Source": "127.0.0.2", "Protocol": "Http" } } } }""");
+        await using var proxy = ProxyProcess.Start(dir);
+        var line = await proxy.WaitForLineAsync("Route web listening on ", Prompt);
+        var endpoint = System.Net.IPEndPoint.Parse(line[(line.IndexOf(" listening on ", StringComparison.Ordinal) + 14)..].Split(' ')[0]);
+
+        // A keep-alive client connection and a pooled upstream connection, both idle.
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://{endpoint}/") };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("whoami")).StatusCode);
+
+        var stopwatch = Stopwatch.StartNew();
+        proxy.Terminate();
+        Assert.Equal(0, await proxy.WaitForExitAsync(Prompt));
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"the stop took {stopwatch.Elapsed}; nothing was busy");
+        Assert.DoesNotContain(proxy.Lines, l => l.Contains("still open", StringComparison.Ordinal));
+    }
 }
