@@ -96,13 +96,13 @@ internal sealed partial class InterceptionTable : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(950, LogLevel.Information, "Interception: removed table inet {Table} left by process {Pid}, which no longer runs")]
+        [LoggerMessage(900, LogLevel.Information, "Interception: removed table inet {Table} left by process {Pid}, which no longer runs")]
         public static partial void StaleRemoved(ILogger logger, string table, int pid);
 
-        [LoggerMessage(951, LogLevel.Warning, "Interception: table inet {Table} of process {Pid}, which no longer runs, could not be removed: {Error}")]
+        [LoggerMessage(901, LogLevel.Warning, "Interception: table inet {Table} of process {Pid}, which no longer runs, could not be removed: {Error}")]
         public static partial void StaleNotRemoved(ILogger logger, string table, int pid, string error);
 
-        [LoggerMessage(952, LogLevel.Information, "Interception: removed table inet {Table}")]
+        [LoggerMessage(902, LogLevel.Information, "Interception: removed table inet {Table}")]
         public static partial void Removed(ILogger logger, string table);
     }
 }
