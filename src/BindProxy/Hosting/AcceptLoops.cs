@@ -102,7 +102,7 @@ internal sealed partial class AcceptLoops(ListenerHost listeners, ProxyConnectio
         [LoggerMessage(110, LogLevel.Error, "Route {Route}: connection from {Client} failed")]
         public static partial void HandlerFailed(ILogger logger, string route, EndPoint? client, Exception exception);
 
-        [LoggerMessage(111, LogLevel.Error, "Route {Route}: listener {Endpoint} stopped accepting")]
+        [LoggerMessage(112, LogLevel.Error, "Route {Route}: listener {Endpoint} stopped accepting")]
         public static partial void AcceptFailed(ILogger logger, string route, EndPoint endpoint, Exception exception);
     }
 }
