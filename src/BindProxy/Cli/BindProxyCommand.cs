@@ -5,6 +5,8 @@ using BindProxy.Configuration;
 using BindProxy.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Cli;
@@ -164,7 +166,13 @@ internal static class BindProxyCommand
         try
         {
             // Edits of the file are applied live; quick mode's one route has no file to watch.
-            app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration, logLevel), reload: quick.IsSet ? null : configuration);
+            app = ProxyHost.Build(model, configuration, builder =>
+            {
+                configureHost(builder, configuration, logLevel);
+
+                // Ctrl-C and SIGTERM: a drain that says what it waits for, and a second one to stop now.
+                builder.Services.AddSingleton<IHostLifetime, ProxyLifetime>();
+            }, reload: quick.IsSet ? null : configuration);
         }
         catch (ConfigurationException e)
         {
@@ -201,6 +209,11 @@ internal static class BindProxyCommand
     {
         for (var inner = e; inner is not null; inner = inner.InnerException)
         {
+            if (inner is ListenerUnavailableException)
+            {
+                return inner.Message;
+            }
+
             if (inner is SocketException or UnauthorizedAccessException or Microsoft.AspNetCore.Connections.AddressInUseException)
             {
                 // The outermost message names the route or endpoint; the socket's says why.
