@@ -34,12 +34,22 @@ internal static class DemoRunner
     public const int CheckFailed = 1;
     public const int CannotStart = 2;
 
-    /// <summary>Upper bound for the whole run.</summary>
+    /// <summary>Upper bound for the run up to its checks: a hung step ends it with a non-zero exit instead of hanging a terminal or CI.</summary>
     public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
 
-    public static async Task<int> RunAsync(TextWriter output, CancellationToken cancellationToken)
+    /// <summary>With <c>--keep</c>: one message out and back this often, and a line saying so this often.</summary>
+    private static readonly TimeSpan LivePeriod = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LiveReportPeriod = TimeSpan.FromSeconds(10);
+
+    public static Task<int> RunAsync(TextWriter output, CancellationToken cancellationToken) => RunAsync(output, keep: false, cancellationToken);
+
+    /// <param name="keep">After the checks, keep everything running with slow live traffic until <paramref name="cancellationToken"/> is cancelled (Ctrl-C).</param>
+    public static async Task<int> RunAsync(TextWriter output, bool keep, CancellationToken cancellationToken)
     {
         var writer = TextWriter.Synchronized(output);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(Deadline);
+        var checks = deadline.Token;
         var loadError = MockCluster.EnsureNativeLibrary();
         if (loadError is not null)
         {
@@ -70,7 +80,7 @@ internal static class DemoRunner
                     Protocol = "Kafka",
                 },
             ],
-        }, cancellationToken).ConfigureAwait(false);
+        }, checks).ConfigureAwait(false);
         if (!validation.IsValid)
         {
             await writer.WriteLineAsync($"cannot start the proxy: {string.Join("; ", validation.Errors)}").ConfigureAwait(false);
@@ -84,10 +94,10 @@ internal static class DemoRunner
                 .AddFilter("BindProxy.Kafka.Brokers", LogLevel.Information));
         await using (app.ConfigureAwait(false))
         {
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            await app.StartAsync(checks).ConfigureAwait(false);
             try
             {
-                return await ShowAsync(cluster, app, writer, cancellationToken).ConfigureAwait(false);
+                return await ShowAsync(cluster, app, writer, keep ? cancellationToken : null, checks).ConfigureAwait(false);
             }
             finally
             {
@@ -97,7 +107,8 @@ internal static class DemoRunner
         }
     }
 
-    private static async Task<int> ShowAsync(MockCluster cluster, WebApplication app, TextWriter writer, CancellationToken cancellationToken)
+    /// <param name="keepUntil">Set: after the checks, keep the clients busy until it is cancelled.</param>
+    private static async Task<int> ShowAsync(MockCluster cluster, WebApplication app, TextWriter writer, CancellationToken? keepUntil, CancellationToken cancellationToken)
     {
         var bootstrap = app.Services.GetRequiredService<ListenerRegistry>().For(RouteName)[0];
         await writer.WriteLineAsync($"""
@@ -145,7 +156,6 @@ internal static class DemoRunner
         var failures = await PrintConnectionsAsync(cluster, directory, app.Services.GetRequiredService<ConnectionRegistry>(), writer).ConfigureAwait(false);
         await PrintCaptureCommandsAsync(directory, writer).ConfigureAwait(false);
 
-        consumer.Close();
         if (consumed.Count != Messages)
         {
             failures.Add($"consumed {consumed.Count} of {Messages} messages");
@@ -157,7 +167,67 @@ internal static class DemoRunner
         }
 
         await writer.WriteLineAsync(failures.Count == 0 ? "demo finished: all checks passed" : "demo finished with failed checks").ConfigureAwait(false);
+        if (keepUntil is { } stop)
+        {
+            await KeepAsync(producer, consumer, writer, stop).ConfigureAwait(false);
+        }
+
+        consumer.Close();
         return failures.Count == 0 ? Success : CheckFailed;
+    }
+
+    /// <summary>
+    /// <c>--keep</c>: one message produced and consumed back through the proxy every second until
+    /// <paramref name="stop"/>, so a capture started from the printed commands has traffic to show.
+    /// </summary>
+    private static async Task KeepAsync(IProducer<string, string> producer, IConsumer<string, string> consumer, TextWriter writer, CancellationToken stop)
+    {
+        await writer.WriteLineAsync("""
+
+            Kept running (--keep): the cluster, the proxy and both clients stay up, and a message goes out
+            and comes back through the proxy every second, so the commands above show live traffic.
+            Press Ctrl-C to stop.
+
+            """).ConfigureAwait(false);
+
+        long produced = 0;
+        long consumed = 0;
+        var nextReport = DateTime.UtcNow;
+        while (!stop.IsCancellationRequested)
+        {
+            var turnEnds = DateTime.UtcNow + LivePeriod;
+            try
+            {
+                await producer.ProduceAsync(Topic, new Message<string, string> { Key = $"live-{produced}", Value = $"live {produced}" }, stop).ConfigureAwait(false);
+                produced++;
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            catch (KafkaException e)
+            {
+                await writer.WriteLineAsync($"live traffic stopped: the producer failed: {e.Error.Reason}").ConfigureAwait(false);
+                break;
+            }
+
+            // Consume for the rest of the second (bounded: each wait is at most 200 ms).
+            while (DateTime.UtcNow < turnEnds && !stop.IsCancellationRequested)
+            {
+                if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message is { Value: { } value } && value.StartsWith("live ", StringComparison.Ordinal))
+                {
+                    consumed++;
+                }
+            }
+
+            if (DateTime.UtcNow >= nextReport && consumed > 0)
+            {
+                await writer.WriteLineAsync($"live: {produced} message(s) produced and {consumed} consumed through the proxy so far (Ctrl-C to stop)").ConfigureAwait(false);
+                nextReport = DateTime.UtcNow + LiveReportPeriod;
+            }
+        }
+
+        await writer.WriteLineAsync($"stopped after {produced} live message(s) produced and {consumed} consumed").ConfigureAwait(false);
     }
 
     /// <summary>

@@ -134,6 +134,9 @@ internal sealed class MockCluster : IDisposable
 
     public void BrokerUp(int brokerId) => Check(rd_kafka_mock_broker_set_up(_cluster, brokerId), "broker_set_up");
 
+    /// <summary>Adds broker <paramref name="brokerId"/> to the running cluster; it listens on a new ephemeral port of 127.0.0.1.</summary>
+    public void AddBroker(int brokerId) => Check(rd_kafka_mock_broker_add(_cluster, brokerId), "broker_add");
+
     /// <summary>Changes the address the broker advertises in Metadata (it keeps listening where it was).</summary>
     public void SetHostPort(int brokerId, string host, int port) =>
         Check(rd_kafka_mock_broker_set_host_port(_cluster, brokerId, Utf8(host), port), "broker_set_host_port");
@@ -269,6 +272,9 @@ internal sealed class MockCluster : IDisposable
 
     [DllImport(LibraryName)]
     private static extern int rd_kafka_mock_broker_set_host_port(IntPtr cluster, int brokerId, byte[] host, int port);
+
+    [DllImport(LibraryName)]
+    private static extern int rd_kafka_mock_broker_add(IntPtr cluster, int brokerId);
 
     [DllImport(LibraryName)]
     private static extern int rd_kafka_mock_broker_set_rtt(IntPtr cluster, int brokerId, int rttMs);

@@ -1,8 +1,11 @@
 using System.CommandLine;
 using BindProxy.Cli;
+using BindProxy.Configuration;
 using BindProxy.Hosting;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Serilog;
+using Serilog.Events;
 
 // Socket completions run on the socket engine's own threads instead of hopping to the thread
 // pool: the forwarding path never blocks, and the hop was a large share of the added latency.
@@ -14,24 +17,80 @@ if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
 }
 
 // Serilog is wired here and nowhere else: everything below the host logs through ILogger<T>.
-var root = BindProxyCommand.Create((builder, configuration) =>
-{
-    var logger = new LoggerConfiguration();
-    if (configuration.GetSection("Serilog").Exists())
-    {
-        logger.ReadFrom.Configuration(configuration);
-    }
-    else
-    {
-        logger.MinimumLevel.Information()
-            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
-            .MinimumLevel.Override("Yarp", Serilog.Events.LogEventLevel.Error)
-            .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
-    }
+var root = BindProxyCommand.Create((builder, configuration, level) =>
+    builder.Services.AddSerilog(CreateLogger(configuration, level), dispose: true).WithoutKestrelConnectionScopes());
 
-    builder.Services.AddSerilog(logger.CreateLogger(), dispose: true).WithoutKestrelConnectionScopes();
-});
-
-// SIGTERM and Ctrl-C are left to the host, which drains connections for up to DrainTimeout
-// (System.CommandLine would otherwise end the process 2 s after the signal).
+// SIGTERM and Ctrl-C are left to the host (ProxyLifetime), which drains connections for up to
+// DrainTimeout, or stops at once on a second signal
+// (System.CommandLine would otherwise end the process 2 s after the first).
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+
+// The defaults (console, Information, quiet framework categories) come first and the Serilog
+// section on top, so a section that only sets a level (in the file, or as
+// BINDPROXY_Serilog__MinimumLevel__Default) changes the level and keeps the console; a section
+// that names its sinks under WriteTo has exactly those. --log-level has the last word on the level.
+static Serilog.Core.Logger CreateLogger(IConfiguration configuration, LogLevel? level)
+{
+    var serilog = configuration.GetSection("Serilog");
+    var logger = new LoggerConfiguration()
+        .MinimumLevel.Information()
+        .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+        .MinimumLevel.Override("Yarp", LogEventLevel.Error);
+    if (!serilog.GetSection("WriteTo").GetChildren().Any())
+    {
+        logger.WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
+    }
+
+    // The host logs a failure to start with its stack trace; the command line says the same in one line.
+    logger.Filter.ByExcluding(e => e.Exception is not null && e.MessageTemplate.Text == "Hosting failed to start");
+
+    try
+    {
+        if (serilog.Exists())
+        {
+            // Serilog skips a sink it cannot find with a note to its self-log only, which would
+            // leave a WriteTo with a typo and no output at all.
+            var notes = new List<string>();
+            Serilog.Debugging.SelfLog.Enable(notes.Add);
+            try
+            {
+                // The sinks a Serilog section may name, given by assembly: a single-file build has
+                // no deps.json for Serilog to find them in (it would stop at startup).
+                logger.ReadFrom.Configuration(configuration, new Serilog.Settings.Configuration.ConfigurationReaderOptions(
+                    typeof(ConsoleLoggerConfigurationExtensions).Assembly, typeof(FileLoggerConfigurationExtensions).Assembly,
+                    typeof(Serilog.Formatting.Compact.CompactJsonFormatter).Assembly));
+            }
+            finally
+            {
+                Serilog.Debugging.SelfLog.Disable();
+            }
+
+            const string Missing = "Unable to find a method called ";
+            if (notes.FirstOrDefault(n => n.Contains(Missing, StringComparison.Ordinal)) is { } note)
+            {
+                var name = note[(note.IndexOf(Missing, StringComparison.Ordinal) + Missing.Length)..].Split('.', '\n')[0].Trim();
+                throw new ConfigurationException($"the Serilog section cannot be used: there is no sink or setting called {name} (sinks that come with BindProxy: Console, File)");
+            }
+        }
+
+        if (level is { } least)
+        {
+            logger.MinimumLevel.Is(least switch
+            {
+                LogLevel.Trace => LogEventLevel.Verbose,
+                LogLevel.Debug => LogEventLevel.Debug,
+                LogLevel.Information => LogEventLevel.Information,
+                LogLevel.Warning => LogEventLevel.Warning,
+                LogLevel.Error => LogEventLevel.Error,
+                _ => LogEventLevel.Fatal,
+            });
+        }
+
+        return logger.CreateLogger();
+    }
+    catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or InvalidCastException
+        or System.Reflection.TargetInvocationException)
+    {
+        throw new ConfigurationException($"the Serilog section cannot be used: {(e.InnerException ?? e).Message}", e);
+    }
+}

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -121,9 +122,9 @@ internal sealed class AddressSet
         return new AddressSet([new Block(ToNumber(address), 1)], address.AddressFamily, Format(address));
     }
 
-    public static bool TryParse(string? text, out AddressSet set, out string error)
+    public static bool TryParse(string? text, [NotNullWhen(true)] out AddressSet? set, out string error)
     {
-        set = null!;
+        set = null;
         if (string.IsNullOrWhiteSpace(text))
         {
             error = "is empty; expected an address, a range (127.0.0.2-127.0.0.40), a CIDR block (127.0.1.0/24) or a comma-separated list";

@@ -183,13 +183,13 @@ internal sealed partial class AssignmentRegistry(ILogger<AssignmentRegistry> log
 
     private static partial class Log
     {
-        [LoggerMessage(600, LogLevel.Information, "{Route}: {Client} → {Address}{Shared}; Wireshark: {Filter}")]
+        [LoggerMessage(950, LogLevel.Information, "{Route}: {Client} → {Address}{Shared}; Wireshark: {Filter}")]
         public static partial void Assigned(ILogger logger, string route, string client, IPAddress address, string shared, string filter);
 
-        [LoggerMessage(601, LogLevel.Warning, "{Route}: every one of the {Count} source addresses is assigned to a client; {Fallback}")]
+        [LoggerMessage(951, LogLevel.Warning, "{Route}: every one of the {Count} source addresses is assigned to a client; {Fallback}")]
         public static partial void Exhausted(ILogger logger, string route, long count, string fallback);
 
-        [LoggerMessage(602, LogLevel.Information, "{Route}: {Client} idle; {Address} released")]
+        [LoggerMessage(952, LogLevel.Information, "{Route}: {Client} idle; {Address} released")]
         public static partial void Expired(ILogger logger, string route, string client, IPAddress address);
     }
 }

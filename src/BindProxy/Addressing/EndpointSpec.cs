@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 
@@ -70,9 +71,9 @@ internal sealed class EndpointSpec
 
     public override string ToString() => Text;
 
-    public static bool TryParse(string? text, bool allowPortZero, out EndpointSpec spec, out string error)
+    public static bool TryParse(string? text, bool allowPortZero, [NotNullWhen(true)] out EndpointSpec? spec, out string error)
     {
-        spec = null!;
+        spec = null;
         if (string.IsNullOrWhiteSpace(text))
         {
             error = "is empty; expected ADDR:PORT, e.g. 127.0.0.1:19092";

@@ -52,6 +52,9 @@ internal class SourceAddressProbe
         return Enumerable.Range(0, MaxProbes - 1).Select(i => sources[i * step]).Append(sources[sources.Count - 1]);
     }
 
+    /// <summary>True when <paramref name="address"/> belongs to this machine (a socket can be bound to it).</summary>
+    public bool IsAssigned(IPAddress address) => TryBind(address) is null;
+
     /// <summary>Returns null when <paramref name="address"/> can be bound, else the reason.</summary>
     protected virtual string? TryBind(IPAddress address)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 
@@ -32,9 +33,16 @@ internal sealed class UpstreamSpec
 
     public override string ToString() => Text;
 
-    public static bool TryParse(string? text, out UpstreamSpec spec, out string error)
+    /// <summary>
+    /// The upstream of an intercepting route: each connection's own original destination, which the
+    /// connection handler passes to the connector. Resolves to nothing on its own.
+    /// </summary>
+    public static UpstreamSpec OriginalDestination(PortSet ports) =>
+        new(null, null, ports.Ranges.Count > 0 ? ports.Ranges[0].First : 0, $"original destination (ports {ports})");
+
+    public static bool TryParse(string? text, [NotNullWhen(true)] out UpstreamSpec? spec, out string error)
     {
-        spec = null!;
+        spec = null;
         if (string.IsNullOrWhiteSpace(text))
         {
             error = "is empty; expected HOST:PORT, e.g. localhost:9092";
@@ -92,7 +100,12 @@ internal sealed class UpstreamSpec
             return chosen[0].AddressFamily == family ? chosen : [];
         }
 
-        var addresses = await Dns.GetHostAddressesAsync(Host!, cancellationToken).ConfigureAwait(false);
+        if (Host is null)
+        {
+            return [];
+        }
+
+        var addresses = await Dns.GetHostAddressesAsync(Host, cancellationToken).ConfigureAwait(false);
         return [.. addresses
             .Select(a => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a)
             .Where(a => a.AddressFamily == family)

@@ -42,6 +42,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
     {
         services.AddMetrics();
         services.AddSingleton<ProxyMetrics>();
+        services.AddSingleton<Http.IHttpRouteMetrics>(sp => sp.GetRequiredService<ProxyMetrics>());
     }
 
     public static void Add(WebApplicationBuilder builder, AdminModel model)

@@ -34,7 +34,10 @@ internal sealed record ConnectionView(
     double AgeSeconds,
     string State,
     long? KafkaRequests,
-    string WiresharkFilter);
+    string WiresharkFilter,
+    string? OriginalDestination = null,
+    int? ClientPid = null,
+    string? ClientCommand = null);
 
 /// <summary>One client → source address pair of <c>GET /api/assignments</c>, with filters that isolate it.</summary>
 internal sealed record AssignmentView(

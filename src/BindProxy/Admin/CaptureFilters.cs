@@ -6,7 +6,7 @@ namespace BindProxy.Admin;
 /// <summary>Wireshark display filters and tshark command lines that isolate one source address's upstream traffic.</summary>
 internal static class CaptureFilters
 {
-    /// <summary><c>ip.addr==127.0.0.2 &amp;&amp; tcp.port==9092</c>; several ports become a set.</summary>
+    /// <summary><c>ip.addr==127.0.0.2 &amp;&amp; tcp.port==9092</c>; several ports become a set (comma-separated: Wireshark 4 rejects spaces there).</summary>
     public static string Wireshark(IPAddress source, IReadOnlyCollection<int> ports)
     {
         var field = source.AddressFamily == AddressFamily.InterNetworkV6 ? "ipv6.addr" : "ip.addr";
@@ -14,7 +14,7 @@ internal static class CaptureFilters
         {
             0 => $"{field}=={source}",
             1 => $"{field}=={source} && tcp.port=={ports.First()}",
-            _ => $"{field}=={source} && tcp.port in {{{string.Join(' ', ports)}}}",
+            _ => $"{field}=={source} && tcp.port in {{{string.Join(',', ports)}}}",
         };
     }
 

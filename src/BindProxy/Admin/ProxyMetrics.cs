@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using BindProxy.Forwarding;
+using BindProxy.Http;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 
@@ -9,17 +9,19 @@ namespace BindProxy.Admin;
 
 /// <summary>
 /// The proxy's instruments, on the meter <c>BindProxy</c>. Every recording call is made once per
-/// connection event (open, close, connect failure, Kafka request), never per packet: forwarded
-/// bytes are read off the sockets' own counters when the metrics are collected.
+/// connection event (open, close, connect failure, Kafka request, HTTP response), never per packet:
+/// forwarded bytes and open connections are read off the connections themselves when the metrics
+/// are collected, for the routes served then — a removed route's live series go with it; its
+/// event counters keep what it did. An Http route's connections are its upstream connections, on
+/// the same series as a Tcp route's.
 /// </summary>
-internal sealed class ProxyMetrics
+internal sealed class ProxyMetrics : IHttpRouteMetrics
 {
     public const string MeterName = "BindProxy";
 
     /// <summary>Loopback connects take tens of microseconds; remote ones up to the connect timeout.</summary>
     private static readonly double[] ConnectBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-    private readonly UpDownCounter<long> _active;
     private readonly Counter<long> _opened;
     private readonly Counter<long> _closed;
     private readonly Counter<long> _rejected;
@@ -27,18 +29,21 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _connectFailures;
     private readonly Counter<long> _poolExhausted;
     private readonly Counter<long> _kafkaRequests;
+    private readonly Counter<long> _httpResponses;
 
     // Forwarded bytes: each live connection remembers what of its counters has been added to its
     // route's totals, so a collection adds only the difference and a close adds the rest; totals
     // never go down.
     private readonly ConnectionRegistry _connections;
+    private readonly RouteTable _routes;
     private readonly ConcurrentDictionary<string, RouteBytes> _bytes = new(StringComparer.Ordinal);
 
-    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections, DescriptorBudget descriptors)
+    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections, RouteTable routes, DescriptorBudget descriptors)
     {
         _connections = connections;
+        _routes = routes;
         var meter = meterFactory.Create(MeterName);
-        _active = meter.CreateUpDownCounter<long>("bindproxy.connections.active", "{connection}",
+        meter.CreateObservableUpDownCounter("bindproxy.connections.active", ObserveActive, "{connection}",
             "Proxied connections open now (upstream connected), by route");
         _opened = meter.CreateCounter<long>("bindproxy.connections.opened", "{connection}",
             "Proxied connections whose upstream connected, by route");
@@ -55,6 +60,8 @@ internal sealed class ProxyMetrics
             "Connections refused because no source address of the route's pool had a port left (EADDRINUSE/EADDRNOTAVAIL on every address tried)");
         _kafkaRequests = meter.CreateCounter<long>("bindproxy.kafka.requests", "{request}",
             "Kafka requests forwarded, by route and API");
+        _httpResponses = meter.CreateCounter<long>("bindproxy.http.responses", "{response}",
+            "Http routes: responses sent to clients, by route, status code and whether the upstream or the proxy (502, 503, 504) gave it");
         meter.CreateObservableCounter("bindproxy.forwarded", ObserveBytes, "By",
             "Bytes handed to the kernel for the peer, by route and direction (to_upstream, to_client); live connections included");
         meter.CreateObservableUpDownCounter("bindproxy.descriptors.used", () => descriptors.InUse, "{descriptor}",
@@ -72,18 +79,24 @@ internal sealed class ProxyMetrics
     {
         var route = new KeyValuePair<string, object?>("route", connection.Route);
         _opened.Add(1, route);
-        _active.Add(1, route);
         _connectDuration.Record(connectTime.TotalSeconds, route, new KeyValuePair<string, object?>("result", "connected"));
     }
 
-    public void Closed(ProxiedConnection connection, CloseReason reason)
+    public void Closed(ProxiedConnection connection, CloseReason reason) => Closed(connection, Tag(reason));
+
+    public void ClosedByPool(ProxiedConnection connection) => Closed(connection, "pool_closed");
+
+    private void Closed(ProxiedConnection connection, string reason)
     {
         AddBytes(connection);
 
         var route = new KeyValuePair<string, object?>("route", connection.Route);
-        _active.Add(-1, route);
-        _closed.Add(1, route, new KeyValuePair<string, object?>("reason", Tag(reason)));
+        _closed.Add(1, route, new KeyValuePair<string, object?>("reason", reason));
     }
+
+    public void Responded(string route, int statusCode, bool byProxy) =>
+        _httpResponses.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("code", StatusCodeLabels.Of(statusCode)),
+            new KeyValuePair<string, object?>("from", byProxy ? "proxy" : "upstream"));
 
     public void ConnectFailed(string route, ConnectError error, TimeSpan elapsed)
     {
@@ -102,7 +115,7 @@ internal sealed class ProxyMetrics
         _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
 
     public void KafkaRequest(string route, short apiKey) =>
-        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", KafkaApiNames.Of(apiKey)));
+        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", Kafka.Protocol.KafkaApis.NameOf(apiKey)));
 
     private RouteBytes BytesOf(string route) => _bytes.GetOrAdd(route, _ => new RouteBytes());
 
@@ -132,16 +145,37 @@ internal sealed class ProxyMetrics
         return 0;
     }
 
+    /// <summary>Open connections of every route served now (0 for one with none), none for a route that is gone.</summary>
+    private IEnumerable<Measurement<long>> ObserveActive()
+    {
+        var open = _connections.Snapshot().CountBy(c => c.Route, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
+        return [.. _routes.All.Select(r => r.Name).Distinct(StringComparer.Ordinal)
+            .Select(route => new Measurement<long>(open.GetValueOrDefault(route), new KeyValuePair<string, object?>("route", route)))];
+    }
+
     private IEnumerable<Measurement<long>> ObserveBytes()
     {
-        foreach (var connection in _connections.Snapshot())
+        var live = _connections.Snapshot();
+        foreach (var connection in live)
         {
             AddBytes(connection);
         }
 
+        // A removed route's totals stop being reported (and kept) once its last connection is gone.
+        var served = _routes.All.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
         var measurements = new List<Measurement<long>>(_bytes.Count * 2);
         foreach (var (route, bytes) in _bytes)
         {
+            if (!served.Contains(route))
+            {
+                if (!live.Any(c => c.Route == route))
+                {
+                    _bytes.TryRemove(route, out _);
+                }
+
+                continue;
+            }
+
             var routeTag = new KeyValuePair<string, object?>("route", route);
             measurements.Add(new Measurement<long>(Interlocked.Read(ref bytes.ToUpstream), routeTag, new KeyValuePair<string, object?>("direction", "to_upstream")));
             measurements.Add(new Measurement<long>(Interlocked.Read(ref bytes.ToClient), routeTag, new KeyValuePair<string, object?>("direction", "to_client")));
@@ -162,6 +196,8 @@ internal sealed class ProxyMetrics
         CloseReason.ConnectFailed => "connect_failed",
         CloseReason.ProxyAborted => "proxy_aborted",
         CloseReason.InternalError => "internal_error",
+        CloseReason.IdleTimeout => "idle_timeout",
+        CloseReason.FrameStalled => "frame_stalled",
         _ => "other",
     };
 
@@ -181,49 +217,5 @@ internal sealed class ProxyMetrics
     {
         public long ToUpstream;
         public long ToClient;
-    }
-}
-
-/// <summary>Label values for Kafka API keys; unknown and out-of-range keys share one value so a bad client cannot grow the series.</summary>
-internal static class KafkaApiNames
-{
-    private static readonly string[] Names = Build();
-
-    public static string Of(short apiKey) => apiKey >= 0 && apiKey < Names.Length ? Names[apiKey] : "other";
-
-    private static string[] Build()
-    {
-        // Kafka's protocol API keys (fixed by the protocol; gaps are keys retired or never used).
-        string[] known =
-        [
-            "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica", "UpdateMetadata", "ControlledShutdown",
-            "OffsetCommit", "OffsetFetch", "FindCoordinator", "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups",
-            "ListGroups", "SaslHandshake", "ApiVersions", "CreateTopics", "DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
-            "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers", "TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls",
-            "DescribeConfigs", "AlterConfigs", "AlterReplicaLogDirs", "DescribeLogDirs", "SaslAuthenticate", "CreatePartitions", "CreateDelegationToken", "RenewDelegationToken",
-            "ExpireDelegationToken", "DescribeDelegationToken", "DeleteGroups", "ElectLeaders", "IncrementalAlterConfigs", "AlterPartitionReassignments", "ListPartitionReassignments", "OffsetDelete",
-            "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials", "AlterUserScramCredentials",
-        ];
-        var names = new string[128];
-        for (int i = 0; i < names.Length; i++)
-        {
-            names[i] = i < known.Length ? known[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        names[60] = "DescribeCluster";
-        names[61] = "DescribeProducers";
-        names[65] = "DescribeTransactions";
-        names[66] = "ListTransactions";
-        names[68] = "ConsumerGroupHeartbeat";
-        names[69] = "ConsumerGroupDescribe";
-        names[71] = "GetTelemetrySubscriptions";
-        names[72] = "PushTelemetry";
-        names[75] = "DescribeTopicPartitions";
-        names[76] = "ShareGroupHeartbeat";
-        names[77] = "ShareGroupDescribe";
-        names[78] = "ShareFetch";
-        names[79] = "ShareAcknowledge";
-        Debug.Assert(names[Kafka.Protocol.KafkaApiKeys.ApiVersions] == "ApiVersions");
-        return names;
     }
 }

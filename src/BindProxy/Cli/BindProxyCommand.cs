@@ -1,9 +1,13 @@
 using System.CommandLine;
+using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Cli;
 
@@ -11,10 +15,31 @@ namespace BindProxy.Cli;
 internal static class BindProxyCommand
 {
     public const int ExitOk = 0;
+
+    /// <summary>The configuration is invalid, or the proxy cannot start with it (a busy port, a missing permission).</summary>
     public const int ExitConfigInvalid = 1;
 
-    /// <param name="configureHost">Host-level wiring (logging) applied to the served application.</param>
-    public static RootCommand Create(Action<WebApplicationBuilder, IConfiguration> configureHost)
+    /// <summary>The names <c>--log-level</c> takes: Serilog's and Microsoft.Extensions.Logging's, and short forms.</summary>
+    private static readonly Dictionary<string, LogLevel> LogLevels = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["verbose"] = LogLevel.Trace,
+        ["trace"] = LogLevel.Trace,
+        ["debug"] = LogLevel.Debug,
+        ["information"] = LogLevel.Information,
+        ["info"] = LogLevel.Information,
+        ["warning"] = LogLevel.Warning,
+        ["warn"] = LogLevel.Warning,
+        ["error"] = LogLevel.Error,
+        ["fatal"] = LogLevel.Critical,
+        ["critical"] = LogLevel.Critical,
+    };
+
+    /// <param name="configureHost">
+    /// Host-level wiring (logging) applied to the served application, given the configuration and
+    /// the <c>--log-level</c> option; throws <see cref="ConfigurationException"/> for a logging
+    /// configuration it cannot use.
+    /// </param>
+    public static RootCommand Create(Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost)
     {
         var config = new Option<string?>("--config", "-c")
         {
@@ -26,6 +51,19 @@ internal static class BindProxyCommand
             Description = "Admin HTTP endpoint (status page, /metrics, /api/*), ADDR:PORT on loopback, or off. Replaces the file's Admin:Listen.",
             Recursive = true,
         };
+        var logLevel = new Option<string?>("--log-level")
+        {
+            Description = "Least level logged: verbose, debug, information (default), warning, error or fatal. Replaces the level of the file's Serilog section.",
+            HelpName = "LEVEL",
+            Recursive = true,
+        };
+        logLevel.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } text && !LogLevels.ContainsKey(text))
+            {
+                result.AddError($"--log-level: '{text}' is not a level; expected verbose, debug, information, warning, error or fatal");
+            }
+        });
         var listen = new Option<string?>("--listen")
         {
             Description = "Quick mode: listen endpoint(s), ADDR:PORT or an address range/CIDR/list with one port. Replaces the file's routes.",
@@ -42,24 +80,30 @@ internal static class BindProxyCommand
             "BindProxy: a TCP proxy that re-originates every client connection from a configured source address (127.0.0.N), " +
             "so one client's traffic can be isolated in Wireshark and load tests get past one address pair's ephemeral ports.")
         {
-            config, admin, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
+            config, admin, logLevel, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
         };
 
         QuickRoute Quick(ParseResult p) => new(p.GetValue(listen), p.GetValue(upstream), p.GetValue(source), p.GetValue(protocol), p.GetValue(connectTimeout),
             p.GetValue(brokerPorts), p.GetValue(advertisedHost), p.GetValue(assign));
 
-        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), configureHost, cancellationToken));
+        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse),
+            parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost, cancellationToken));
 
-        var check = new Command("check", "Validate the configuration and test-bind every source address, without serving.")
+        var check = new Command("check", "Validate the configuration, test-bind every source address and listen endpoint, and serve nothing.")
         {
             listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
         };
         check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);
+        root.Subcommands.Add(ExecCommand.Create(config, admin, parse => parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost));
         return root;
     }
 
-    private static async Task<(IConfigurationRoot Configuration, ValidationResult? Result)> LoadAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken, bool watch = false)
+    /// <summary>
+    /// Loads, validates and test-binds the configuration; every problem goes to stderr (one line
+    /// when there is one) and the result is null then.
+    /// </summary>
+    private static async Task<(IConfigurationRoot Configuration, ProxyModel? Model)> LoadAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken, bool watch = false)
     {
         var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, reloadOnChange: watch && !quick.IsSet, out var loadError);
         if (loadError is not null)
@@ -75,22 +119,22 @@ internal static class BindProxyCommand
             await Console.Error.WriteLineAsync($"warning: {warning}").ConfigureAwait(false);
         }
 
-        if (!result.IsValid)
+        // Listeners are test-bound only for a configuration that is otherwise good: their problems
+        // (a busy port) are the machine's, not the file's, and come after the file is right.
+        var errors = result.Model is { } model ? ListenerCheck.Check(model) : result.Errors;
+        if (errors.Count > 0)
         {
-            await Console.Error.WriteLineAsync($"error: the configuration has {result.Errors.Count} problem(s):").ConfigureAwait(false);
-            foreach (var error in result.Errors)
-            {
-                await Console.Error.WriteLineAsync($"  {error}").ConfigureAwait(false);
-            }
+            await Console.Error.WriteLineAsync($"error: {ProblemReport.Describe(errors)}").ConfigureAwait(false);
+            return (configuration, null);
         }
 
-        return (configuration, result);
+        return (configuration, result.Model);
     }
 
     private static async Task<int> CheckAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken)
     {
-        var (_, result) = await LoadAsync(path, admin, quick, cancellationToken).ConfigureAwait(false);
-        if (result?.Model is not { } model)
+        var (_, model) = await LoadAsync(path, admin, quick, cancellationToken).ConfigureAwait(false);
+        if (model is null)
         {
             return ExitConfigInvalid;
         }
@@ -109,21 +153,74 @@ internal static class BindProxyCommand
         return ExitOk;
     }
 
-    private static async Task<int> ServeAsync(string? path, string? admin, QuickRoute quick, Action<WebApplicationBuilder, IConfiguration> configureHost, CancellationToken cancellationToken)
+    private static async Task<int> ServeAsync(string? path, string? admin, QuickRoute quick, LogLevel? logLevel,
+        Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost, CancellationToken cancellationToken)
     {
-        var (configuration, result) = await LoadAsync(path, admin, quick, cancellationToken, watch: true).ConfigureAwait(false);
-        if (result?.Model is not { } model)
+        var (configuration, model) = await LoadAsync(path, admin, quick, cancellationToken, watch: true).ConfigureAwait(false);
+        if (model is null)
         {
             return ExitConfigInvalid;
         }
 
-        // Edits of the file are applied live; quick mode's one route has no file to watch.
-        var app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration), reload: quick.IsSet ? null : configuration);
+        WebApplication app;
+        try
+        {
+            // Edits of the file are applied live; quick mode's one route has no file to watch.
+            app = ProxyHost.Build(model, configuration, builder =>
+            {
+                configureHost(builder, configuration, logLevel);
+
+                // Ctrl-C and SIGTERM: a drain that says what it waits for, and a second one to stop now.
+                builder.Services.AddSingleton<IHostLifetime, ProxyLifetime>();
+            }, reload: quick.IsSet ? null : configuration);
+        }
+        catch (ConfigurationException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            return ExitConfigInvalid;
+        }
+
         await using (app.ConfigureAwait(false))
         {
-            await app.RunAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (StartupFailure(e) is { } reason)
+            {
+                // Listeners were test-bound a moment ago; another process took one since, or the
+                // OS refused in a way the test did not show. One line, as for a bad file.
+                await Console.Error.WriteLineAsync($"error: {reason}").ConfigureAwait(false);
+
+                // Services that did start (the relay loops among them) stop before the process exits.
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await app.StopAsync(stop.Token).ConfigureAwait(false);
+                return ExitConfigInvalid;
+            }
+
+            await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
         }
 
         return ExitOk;
+    }
+
+    /// <summary>The words for an expected failure to start (a listener that cannot be bound), or null for anything else.</summary>
+    private static string? StartupFailure(Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is ListenerUnavailableException)
+            {
+                return inner.Message;
+            }
+
+            if (inner is SocketException or UnauthorizedAccessException or Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                // The outermost message names the route or endpoint; the socket's says why.
+                return e == inner || e.Message.Contains(inner.Message, StringComparison.Ordinal) ? e.Message : $"{e.Message.TrimEnd('.')} ({inner.Message})";
+            }
+        }
+
+        return null;
     }
 }

@@ -28,34 +28,40 @@ internal static class ConfigLoader
 {
     public const string DefaultFile = "appsettings.json";
 
+    public const string EnvironmentPrefix = "BINDPROXY_";
+
     /// <summary>
     /// Builds the configuration from <paramref name="path"/>. A missing file is an error only when
-    /// the user named it, or when no quick route stands in for the file's routes.
+    /// the user named it, or when no quick route stands in for the file's routes; a file that is
+    /// not a JSON object is an error naming its line and column.
     /// </summary>
     public static IConfigurationRoot Load(string? path, bool required, out string? error) => Load(path, required, reloadOnChange: false, out error);
 
     public static IConfigurationRoot Load(string? path, bool required, bool reloadOnChange, out string? error)
     {
         var file = Path.GetFullPath(path ?? DefaultFile);
-        error = null;
-        if (!File.Exists(file) && required)
-        {
-            error = $"configuration file {file} does not exist";
-        }
-
         try
         {
-            return new ConfigurationBuilder()
-                .AddJsonFile(file, optional: true, reloadOnChange: reloadOnChange)
-                .AddEnvironmentVariables("BINDPROXY_")
+            var configuration = new ConfigurationBuilder()
+                .Add(new CheckedJsonSource(file, reloadOnChange))
+                .AddEnvironmentVariables(EnvironmentPrefix)
                 .Build();
+            error = File.Exists(file) || required ? CheckedJsonProvider.ProblemOf(configuration) : null;
+            return configuration;
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            error = $"configuration file {file} is not valid JSON: {e.InnerException?.Message ?? e.Message}";
+            // The provider opens the file outside its own error handling.
+            error = $"configuration file {file} cannot be read: {e.Message}";
             return new ConfigurationBuilder().Build();
         }
     }
+
+    /// <summary>
+    /// What is wrong with the configuration file now (it no longer exists, or is not JSON), or null.
+    /// Read before each reload: a broken file reads as an empty configuration.
+    /// </summary>
+    public static string? Problem(IConfiguration configuration) => CheckedJsonProvider.ProblemOf(configuration);
 
     /// <param name="admin">The <c>--admin</c> option; replaces the file's <c>Admin:Listen</c> when set.</param>
     public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick, string? admin = null)

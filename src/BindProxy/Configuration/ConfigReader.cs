@@ -2,19 +2,39 @@ using Microsoft.Extensions.Configuration;
 
 namespace BindProxy.Configuration;
 
-/// <summary>Reads the <c>BindProxy</c> section into <see cref="ProxyConfig"/> without judging it.</summary>
+/// <summary>
+/// Reads the <c>BindProxy</c> and <c>Admin</c> sections into <see cref="ProxyConfig"/> without
+/// judging the values, and notes every key at every level that nothing reads.
+/// </summary>
 internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
-    internal static readonly string[] RouteFields = ["Listen", "Upstream", "Source", "Protocol", "ConnectTimeout", "IdleTimeout", "MaxConnections", "MaxConnectionsPerClient", "Assign", "ClientIds", "WhenExhausted", "AssignmentIdleTimeout", "BrokerPorts", "AdvertisedHost", "MaxFrameSize", "FrameTimeout", "AllowedBrokers", "XForwarded", "RequestTimeout"];
+    /// <summary>The keys of the <c>BindProxy</c> section.</summary>
+    internal static readonly string[] ProxyKeys = ["Routes", "DrainTimeout"];
+
+    /// <summary>The top-level sections the proxy reads.</summary>
+    internal static readonly string[] Sections = [SectionName, AdminConfig.SectionName, "Serilog"];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
-        var routes = configuration.GetSection(SectionName).GetSection("Routes").GetChildren()
-            .Select(ReadRoute)
-            .ToList();
-        return new ProxyConfig { Routes = routes, DrainTimeout = configuration.GetSection(SectionName)["DrainTimeout"], Admin = ReadAdmin(configuration) };
+        var unknown = new List<UnknownKey>();
+        foreach (var section in configuration.GetChildren())
+        {
+            if (!Sections.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                unknown.Add(new UnknownKey(section.Key, Sections, TopLevel: true));
+            }
+        }
+
+        var proxy = configuration.GetSection(SectionName);
+        foreach (var key in proxy.GetChildren().Select(c => c.Key).Where(k => !ProxyKeys.Contains(k, StringComparer.OrdinalIgnoreCase)))
+        {
+            unknown.Add(new UnknownKey($"{SectionName}:{key}", ProxyKeys));
+        }
+
+        var routes = proxy.GetSection("Routes").GetChildren().Select(ReadRoute).ToList();
+        return new ProxyConfig { Routes = routes, DrainTimeout = proxy["DrainTimeout"], Admin = ReadAdmin(configuration), UnknownKeys = unknown };
     }
 
     /// <summary>The top-level <c>Admin</c> section, or null when there is none.</summary>
@@ -35,44 +55,80 @@ internal static class ConfigReader
         };
     }
 
-    private static RouteConfig ReadRoute(IConfigurationSection section) => new()
+    private static RouteConfig ReadRoute(IConfigurationSection section)
     {
-        Name = section.Key,
-        Listen = ReadList(section, "Listen"),
-        Upstream = ReadList(section, "Upstream"),
-        Source = ReadList(section, "Source"),
-        Protocol = section["Protocol"],
-        ConnectTimeout = section["ConnectTimeout"],
-        MaxConnections = section["MaxConnections"],
-        MaxConnectionsPerClient = section["MaxConnectionsPerClient"],
-        IdleTimeout = section["IdleTimeout"],
-        FrameTimeout = section["FrameTimeout"],
-        Assign = section["Assign"],
-        ClientIds = section.GetSection("ClientIds").Exists()
-            ? section.GetSection("ClientIds").GetChildren().ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal)
-            : null,
-        WhenExhausted = section["WhenExhausted"],
-        AssignmentIdleTimeout = section["AssignmentIdleTimeout"],
-        BrokerPorts = section["BrokerPorts"],
-        AdvertisedHost = section["AdvertisedHost"],
-        MaxFrameSize = section["MaxFrameSize"],
-        AllowedBrokers = ReadList(section, "AllowedBrokers"),
-        XForwarded = section["XForwarded"],
-        RequestTimeout = section["RequestTimeout"],
-        UnknownFields = [.. section.GetChildren().Select(c => c.Key)
-            .Where(k => !RouteFields.Contains(k, StringComparer.OrdinalIgnoreCase))],
-    };
+        var misshapen = new List<(string Field, string Expected)>();
+        var route = new RouteConfig { Name = section.Key };
+        foreach (var field in RouteFields.All)
+        {
+            var child = section.GetSection(field.Name);
+            object? value = field.Shape switch
+            {
+                FieldShape.List => ReadList(child, misshapen),
+                FieldShape.Map => ReadMap(child, misshapen),
+                _ => ReadText(child, misshapen),
+            };
+            route = field.With(route, value);
+        }
+
+        return route with
+        {
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => RouteFields.Find(k) is null)],
+            MisshapenFields = misshapen,
+        };
+    }
+
+    private static string? ReadText(IConfigurationSection field, List<(string, string)> misshapen)
+    {
+        if (field.Value is null && field.GetChildren().Any())
+        {
+            misshapen.Add((field.Key, "a single value"));
+        }
+
+        return field.Value;
+    }
 
     /// <summary>A field may be a string or a JSON array of strings; arrays read as a comma-separated list.</summary>
-    private static string? ReadList(IConfigurationSection route, string key)
+    private static string? ReadList(IConfigurationSection field, List<(string, string)> misshapen)
     {
-        var field = route.GetSection(key);
         if (field.Value is { } value)
         {
             return value;
         }
 
-        var items = field.GetChildren().Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).ToList();
+        var children = field.GetChildren().ToList();
+        if (children.Any(c => c.Value is null && c.GetChildren().Any()))
+        {
+            misshapen.Add((field.Key, "a value or an array of values"));
+        }
+
+        var items = children.Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).ToList();
         return items.Count == 0 ? null : string.Join(",", items);
+    }
+
+    private static Dictionary<string, string?>? ReadMap(IConfigurationSection field, List<(string, string)> misshapen)
+    {
+        if (!field.Exists())
+        {
+            return null;
+        }
+
+        if (field.Value is not null)
+        {
+            misshapen.Add((field.Key, "an object of names and values"));
+        }
+
+        var map = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var entry in field.GetChildren())
+        {
+            if (entry.Value is null && entry.GetChildren().Any())
+            {
+                misshapen.Add(($"{field.Key}:{entry.Key}", "a single value"));
+            }
+
+            map[entry.Key] = entry.Value;
+        }
+
+        return map;
     }
 }

@@ -32,6 +32,15 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         var errors = new List<ConfigError>();
         var warnings = new List<string>();
         var routes = new List<RouteModel>();
+        var resolved = new Dictionary<string, IPAddress[]>(StringComparer.Ordinal);
+
+        foreach (var unknown in config.UnknownKeys)
+        {
+            if (DescribeUnknownKey(unknown) is { } message)
+            {
+                errors.Add(new ConfigError("", unknown.Path, message));
+            }
+        }
 
         if (config.Routes.Count == 0)
         {
@@ -40,7 +49,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
 
         foreach (var route in config.Routes)
         {
-            var model = await ValidateRouteAsync(route, errors, warnings, cancellationToken).ConfigureAwait(false);
+            var model = await ValidateRouteAsync(route, errors, warnings, resolved, cancellationToken).ConfigureAwait(false);
             if (model is not null)
             {
                 routes.Add(model);
@@ -49,6 +58,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
 
         CheckDuplicateListeners(routes, errors);
         var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
+        CheckLoops(routes, resolved, admin, errors);
 
         var drainTimeout = ProxyDefaults.DrainTimeout;
         if (config.DrainTimeout is { } drainText &&
@@ -75,7 +85,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
 
         foreach (var unknown in admin.UnknownFields)
         {
-            Error(unknown, $"unknown field; known fields are {string.Join(", ", AdminConfig.Fields)}");
+            Error(unknown, UnknownField(unknown, AdminConfig.Fields));
         }
 
         bool allowNonLoopback = false;
@@ -131,14 +141,20 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         return new AdminModel(endpoint, allowNonLoopback);
     }
 
-    private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
+    private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings,
+        Dictionary<string, IPAddress[]> resolved, CancellationToken cancellationToken)
     {
         int before = errors.Count;
         void Error(string field, string message) => errors.Add(new ConfigError(route.Name, field, message));
 
         foreach (var unknown in route.UnknownFields)
         {
-            Error(unknown, $"unknown field; known fields are {string.Join(", ", ConfigReader.RouteFields)}");
+            Error(unknown, UnknownField(unknown, RouteFields.Names));
+        }
+
+        foreach (var (field, expected) in route.MisshapenFields)
+        {
+            Error(field, $"expected {expected}, found an object or array");
         }
 
         EndpointSpec? listen = null;
@@ -238,9 +254,10 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         var assignment = ValidateAssignment(route, protocol, sources, Error);
         var http = ValidateHttp(route, protocol, Error);
 
-        if (sources is not null && upstream is not null)
+        if (sources is not null && upstream is not null &&
+            await CheckFamilyAsync(route.Name, sources, upstream, errors, warnings, cancellationToken).ConfigureAwait(false) is { } addresses)
         {
-            await CheckFamilyAsync(route.Name, sources, upstream, errors, warnings, cancellationToken).ConfigureAwait(false);
+            resolved[route.Name] = addresses;
         }
 
         if (errors.Count != before || listen is null || upstream is null || sources is null)
@@ -343,14 +360,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
     {
         if (protocol != RouteProtocol.Http)
         {
-            foreach (var (field, value) in new[] { ("XForwarded", route.XForwarded), ("RequestTimeout", route.RequestTimeout) })
-            {
-                if (value is not null)
-                {
-                    error(field, "applies to Http routes only; set \"Protocol\": \"Http\" or remove it");
-                }
-            }
-
+            RefuseFieldsOf(RouteProtocol.Http, route, error);
             return null;
         }
 
@@ -374,14 +384,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
     {
         if (protocol != RouteProtocol.Kafka)
         {
-            foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("MaxFrameSize", route.MaxFrameSize), ("FrameTimeout", route.FrameTimeout), ("AllowedBrokers", route.AllowedBrokers) })
-            {
-                if (value is not null)
-                {
-                    error(field, "applies to Kafka routes only; set \"Protocol\": \"Kafka\" or remove it");
-                }
-            }
-
+            RefuseFieldsOf(RouteProtocol.Kafka, route, error);
             return null;
         }
 
@@ -435,7 +438,8 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         };
     }
 
-    private static async Task CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
+    /// <summary>Checks that the sources can reach the upstream; returns what a host name resolved to (null: a literal, or unresolved).</summary>
+    private static async Task<IPAddress[]?> CheckFamilyAsync(string route, AddressSet sources, UpstreamSpec upstream, List<ConfigError> errors, List<string> warnings, CancellationToken cancellationToken)
     {
         if (upstream.LiteralFamily is { } literal)
         {
@@ -444,7 +448,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
                 errors.Add(new ConfigError(route, "Source", $"{sources} is {FamilyName(sources.Family)} but Upstream {upstream} is {FamilyName(literal)}; a socket bound to one family cannot reach the other"));
             }
 
-            return;
+            return null;
         }
 
         IPAddress[] addresses;
@@ -457,12 +461,116 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             warnings.Add($"route '{route}': Upstream: cannot resolve '{upstream.Host}' now ({e.Message}); it is resolved again at each connection");
-            return;
+            return null;
         }
 
         if (!addresses.Any(a => (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).AddressFamily == sources.Family))
         {
             errors.Add(new ConfigError(route, "Source", $"{sources} is {FamilyName(sources.Family)} but Upstream '{upstream.Host}' resolves only to {string.Join(", ", addresses.Select(a => a.ToString()))}; a socket bound to one family cannot reach the other"));
+        }
+
+        return addresses;
+    }
+
+    /// <summary>Fields set on a route of another protocol than the one they belong to, from the field table.</summary>
+    private static void RefuseFieldsOf(RouteProtocol protocol, RouteConfig route, Action<string, string> error)
+    {
+        foreach (var field in RouteFields.All.Where(f => f.OnlyFor == protocol && f.Get(route) is not null))
+        {
+            error(field.Name, $"applies to {protocol} routes only; set \"Protocol\": \"{protocol}\" or remove it");
+        }
+    }
+
+    private static string UnknownField(string key, IReadOnlyList<string> known) =>
+        KeySuggestions.Closest(key, known) is { } near
+            ? $"unknown field; did you mean {near}?"
+            : $"unknown field; known fields are {string.Join(", ", known)}";
+
+    /// <summary>
+    /// The error for a key nothing reads, or null for a top-level section that is not the proxy's
+    /// (other tools' sections and <c>BINDPROXY_</c> variables such as <c>BINDPROXY_REQUIRE_ALL</c>
+    /// are left alone) and not a near miss of one of its own names.
+    /// </summary>
+    private static string? DescribeUnknownKey(UnknownKey unknown)
+    {
+        var key = unknown.Key;
+        if (unknown.TopLevel)
+        {
+            if (KeySuggestions.Closest(key, unknown.Known) is { } section)
+            {
+                return $"unknown section; did you mean {section}?";
+            }
+
+            if (KeySuggestions.Closest(key, ConfigReader.ProxyKeys) is { } proxyKey)
+            {
+                return $"unknown section; {proxyKey} goes inside the {ConfigReader.SectionName} section ({ConfigReader.SectionName}:{proxyKey})";
+            }
+
+            return null;
+        }
+
+        if (KeySuggestions.Closest(key, unknown.Known) is { } near)
+        {
+            return $"unknown key; did you mean {near}?";
+        }
+
+        if (RouteFields.Find(key) is not null)
+        {
+            return $"unknown key; route fields such as {key} go inside a route, {ConfigReader.SectionName}:Routes:NAME:{key}";
+        }
+
+        return $"unknown key; known keys are {string.Join(", ", unknown.Known)}";
+    }
+
+    /// <summary>
+    /// A route whose upstream is one of the proxy's own listen endpoints (a route's, a Kafka route's
+    /// broker ports, the admin endpoint) would connect to itself once for every connection that
+    /// loop brings in, until descriptors run out. Host names are checked as they resolve now; the
+    /// connector checks every connection again at run time.
+    /// </summary>
+    private void CheckLoops(List<RouteModel> routes, Dictionary<string, IPAddress[]> resolved, AdminModel? admin, List<ConfigError> errors)
+    {
+        const string Loop = "every connection would come back into the proxy and connect again, without end";
+        var own = new List<(IPAddress Address, int First, int Last, string What, string Why)>();
+        foreach (var route in routes)
+        {
+            foreach (var endpoint in route.Listen.Endpoints.Where(e => e.Port != 0))
+            {
+                own.Add((endpoint.Address, endpoint.Port, endpoint.Port, $"a listen endpoint of route '{route.Name}'", Loop));
+            }
+
+            if (route.Kafka?.BrokerPorts is var (first, last))
+            {
+                foreach (var address in route.Listen.Endpoints.Select(e => e.Address).Distinct())
+                {
+                    own.Add((address, first, last, $"a broker port of route '{route.Name}' (BrokerPorts {first}-{last})", Loop));
+                }
+            }
+        }
+
+        if (admin is { Listen.Port: not 0 })
+        {
+            own.Add((admin.Listen.Address, admin.Listen.Port, admin.Listen.Port, "the admin endpoint", "the route would hand its clients to the proxy's own status page"));
+        }
+
+        var ports = own.SelectMany(o => Enumerable.Range(o.First, o.Last - o.First + 1)).ToHashSet();
+        foreach (var route in routes)
+        {
+            var destinations = route.Upstream.Endpoints?.Endpoints
+                ?? (resolved.TryGetValue(route.Name, out var addresses)
+                    ? addresses.Select(a => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).Where(a => a.AddressFamily == route.Family).Select(a => new IPEndPoint(a, route.Upstream.Port))
+                    : []);
+            foreach (var destination in destinations.Where(d => ports.Contains(d.Port)))
+            {
+                var hit = own.FirstOrDefault(o => destination.Port >= o.First && destination.Port <= o.Last &&
+                    OwnListeners.Covers(o.Address, destination.Address, probe.IsAssigned));
+                if (hit.What is not null)
+                {
+                    var what = route.Upstream.Host is { } host ? $"'{host}' resolves to {destination}, which" : $"{destination}";
+                    errors.Add(new ConfigError(route.Name, "Upstream", $"{what} is {hit.What} of this proxy: {hit.Why}"));
+                    break;
+                }
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using BindProxy.Addressing;
 
@@ -6,11 +7,18 @@ namespace BindProxy.Configuration;
 /// <summary>A validated route, ready to serve.</summary>
 internal sealed class RouteModel
 {
+    private UpstreamSpec _upstream = null!;
+    private InterceptSettings? _intercept;
+
     public required string Name { get; init; }
 
     public required EndpointSpec Listen { get; init; }
 
-    public required UpstreamSpec Upstream { get; init; }
+    public required UpstreamSpec Upstream
+    {
+        get => _upstream;
+        init => _upstream = value;
+    }
 
     public required SourcePool Sources { get; init; }
 
@@ -36,12 +44,22 @@ internal sealed class RouteModel
     /// <summary>Http settings; null for Tcp and Kafka routes.</summary>
     public HttpRouteSettings? Http { get; init; }
 
+    /// <summary>
+    /// Set when the route serves intercepted connections: each connection's upstream is then its
+    /// original destination, and <see cref="Upstream"/> only describes that.
+    /// </summary>
+    public InterceptSettings? Intercept
+    {
+        get => _intercept;
+        init => _intercept = value;
+    }
+
     public AddressFamily Family => Sources.Addresses.Family;
 
     /// <summary>The route as written (null for routes made at run time).</summary>
     public RouteConfig? Config { get; init; }
 
-    /// <summary>For a Kafka broker listener's route: the bootstrap route it was discovered through.</summary>
+    /// <summary>For a Kafka broker listener's route: the bootstrap route's definition it was made from.</summary>
     public RouteModel? Parent { get; init; }
 
     /// <summary>The bootstrap route of a Kafka cluster: this route, or its parent.</summary>
@@ -49,11 +67,17 @@ internal sealed class RouteModel
 
     /// <summary>
     /// The route of a Kafka broker listener: same sources and settings, its own listen endpoints
-    /// and the broker's real address as upstream.
+    /// and the broker's real address as upstream. Its name (<c>kafka/broker-1</c>) is made here
+    /// and nowhere else, for logs, metrics and the admin API; nothing reads a family from a name.
     /// </summary>
-    public RouteModel ForBroker(int nodeId, EndpointSpec listen, UpstreamSpec upstream) => new()
+    public RouteModel ForBroker(int nodeId, EndpointSpec listen, UpstreamSpec upstream) => Member($"{Name}/broker-{nodeId}", listen, upstream);
+
+    /// <summary>This member route with the settings of <paramref name="parent"/> (its root's new definition), keeping its own name, listen endpoints and upstream.</summary>
+    public RouteModel WithParent(RouteModel parent) => Parent is null ? this : parent.Member(Name, Listen, Upstream);
+
+    private RouteModel Member(string name, EndpointSpec listen, UpstreamSpec upstream) => new()
     {
-        Name = $"{Name}/broker-{nodeId}",
+        Name = name,
         Listen = listen,
         Upstream = upstream,
         Sources = Sources,
@@ -67,8 +91,22 @@ internal sealed class RouteModel
         Parent = this,
     };
 
+    /// <summary>
+    /// This route serving the connections <paramref name="intercept"/> selects, every other setting
+    /// kept (a copy, so settings added to the route later are carried over too).
+    /// </summary>
+    public RouteModel WithIntercept(InterceptSettings intercept)
+    {
+        var copy = (RouteModel)MemberwiseClone();
+        copy._intercept = intercept;
+        copy._upstream = UpstreamSpec.OriginalDestination(intercept.Ports);
+        return copy;
+    }
+
     /// <summary>The Wireshark display filter that shows exactly this route's upstream traffic.</summary>
-    public string WiresharkFilter => $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
+    public string WiresharkFilter => Intercept is { } intercept
+        ? $"{Sources.Addresses.ToWiresharkFilter()} && {intercept.Ports.ToWiresharkFilter()}"
+        : $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
 }
 
 /// <summary>All routes of one validated configuration; immutable, swapped whole.</summary>
@@ -101,7 +139,7 @@ internal sealed class BrokerAllowlist(IReadOnlyList<string> names, IReadOnlyList
 
     public override string ToString() => text;
 
-    public static bool TryParse(string text, out BrokerAllowlist allowlist, out string error)
+    public static bool TryParse(string text, [NotNullWhen(true)] out BrokerAllowlist? allowlist, out string error)
     {
         var names = new List<string>();
         var addresses = new List<AddressSet>();
@@ -117,7 +155,7 @@ internal sealed class BrokerAllowlist(IReadOnlyList<string> names, IReadOnlyList
             }
             else
             {
-                allowlist = null!;
+                allowlist = null;
                 error = $"'{item}' is neither a host name nor an address, range or CIDR block";
                 return false;
             }

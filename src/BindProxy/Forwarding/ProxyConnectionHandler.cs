@@ -19,7 +19,6 @@ namespace BindProxy.Forwarding;
 /// source address, forwards both ways, and logs one open and one close line per connection.
 /// </summary>
 internal sealed partial class ProxyConnectionHandler(
-    RouteTable routes,
     UpstreamConnector connector,
     ConnectionRegistry registry,
     TransportOptions options,
@@ -27,7 +26,10 @@ internal sealed partial class ProxyConnectionHandler(
     SourceAssigner assigner,
     RelayEngine relays,
     DescriptorBudget descriptors,
+    InterceptedConnections interceptions,
     ProxyMetrics metrics,
+    UpstreamRefusals refusals,
+    DrainCoordinator drains,
     ILogger<ProxyConnectionHandler> logger,
     HandoffFaults? faults = null) : ConnectionHandler, IRelayOwner
 {
@@ -41,14 +43,17 @@ internal sealed partial class ProxyConnectionHandler(
     {
         var inbound = connection.Features.Get<IInboundSocketFeature>()
             ?? throw new InvalidOperationException("Proxy listeners must use the BindProxy socket transport.");
-        if (!routes.TryFind(inbound.Route, out var route))
+        var served = inbound.Route;
+        if (served.IsRemoved)
         {
-            Log.RouteGone(logger, inbound.Route, inbound.Client);
-            metrics.Rejected(inbound.Route, "route_gone");
+            // Accepted just before its listener closed.
+            Log.RouteGone(logger, served.Name, inbound.Client);
+            metrics.Rejected(served.Name, "route_gone");
             inbound.Reset();
             return;
         }
 
+        var route = served.Model;
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
             Refuse(route, inbound, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
@@ -67,7 +72,7 @@ internal sealed partial class ProxyConnectionHandler(
 
             try
             {
-                relayed = await ServeAsync(connection, route, inbound).ConfigureAwait(false);
+                relayed = await ServeAsync(connection, served, route, inbound).ConfigureAwait(false);
             }
             finally
             {
@@ -94,13 +99,22 @@ internal sealed partial class ProxyConnectionHandler(
     }
 
     /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
-    private async Task<bool> ServeAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound)
+    private async Task<bool> ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound)
     {
+        // An intercepting route's upstream is where the client was going before the redirect.
+        PendingInterception? intercepted = null;
+        if (route.Intercept is not null && (intercepted = interceptions.Begin(route, inbound)) is null)
+        {
+            inbound.Reset();
+            return false;
+        }
+
+        // The client's own socket is connected to the original destination, not to the listener.
         var (lease, refused) = route.Assignment.Policy switch
         {
             AssignPolicy.RoundRobin => (null, false),
             AssignPolicy.KafkaClientId => await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false),
-            _ => await assigner.AssignAsync(route, inbound.Client, inbound.Listener, null).ConfigureAwait(false),
+            _ => await assigner.AssignAsync(route, inbound.Client, intercepted?.OriginalDestination ?? inbound.Listener, null).ConfigureAwait(false),
         };
         if (refused)
         {
@@ -115,7 +129,7 @@ internal sealed partial class ProxyConnectionHandler(
             bool started = false;
             try
             {
-                started = await RelayAsync(connection, route, inbound, client, reservation, lease).ConfigureAwait(false);
+                started = await RelayAsync(connection, served, route, inbound, client, reservation, lease, intercepted).ConfigureAwait(false);
                 return started;
             }
             finally
@@ -129,7 +143,7 @@ internal sealed partial class ProxyConnectionHandler(
 
         using (lease)
         {
-            await ServeAsync(connection, route, inbound.Socket, lease).ConfigureAwait(false);
+            await ServeAsync(connection, served, route, inbound.Socket, lease, intercepted).ConfigureAwait(false);
         }
 
         return false;
@@ -140,14 +154,14 @@ internal sealed partial class ProxyConnectionHandler(
     /// failed. Until the relay takes them, this owns the client's socket, the upstream one and the
     /// descriptors reserved for them, and releases all three on every way out, exceptions included.
     /// </summary>
-    private async Task<bool> RelayAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound,
-        SocketHandle client, DescriptorReservation reservation, AssignmentLease? lease)
+    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
+        SocketHandle client, DescriptorReservation reservation, AssignmentLease? lease, PendingInterception? intercepted)
     {
         SocketHandle? upstream = null;
         TcpRelay? relay = null;
         try
         {
-            var connect = await connector.ConnectAsync(route, lease?.Assignment.Address, s_connectRaw, (relays, client), connection.ConnectionClosed).ConfigureAwait(false);
+            var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, s_connectRaw, (relays, client), connection.ConnectionClosed).ConfigureAwait(false);
             if (!connect.IsConnected)
             {
                 ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed, client);
@@ -157,12 +171,15 @@ internal sealed partial class ProxyConnectionHandler(
             upstream = connect.Connection!;
             faults?.At(HandoffStep.Connected);
             var source = RawSocket.LocalEndPoint(upstream);
+            var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
             relay = new TcpRelay(relays.NextLoop(), client, upstream, reservation, inbound.Client, inbound.Listener, source, connect.Upstream!);
-            var live = registry.Add(route, relay);
+            var live = registry.Add(served, route, relay);
             try
             {
                 faults?.At(HandoffStep.Registered);
                 live.Lease = lease;
+                live.Intercepted = who;
+                refusals.Connected(route);
                 Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
                 metrics.Opened(live, connect.Elapsed);
             }
@@ -175,6 +192,7 @@ internal sealed partial class ProxyConnectionHandler(
 
             // From here the relay owns both sockets and the reservation, and ends on its own.
             relay.Start(this, live);
+            AbortIfTooLate(live);
             return true;
         }
         catch when (relay is not null)
@@ -219,6 +237,18 @@ internal sealed partial class ProxyConnectionHandler(
         }, null);
     }
 
+    /// <summary>
+    /// A connection that was still connecting its upstream when its route's drain (or the
+    /// shutdown's) ended, or after the user asked to stop now, is reset as the drain would have.
+    /// </summary>
+    private void AbortIfTooLate(ProxiedConnection live)
+    {
+        if (live.Served.IsRetired || drains.StoppingNow)
+        {
+            live.Abort(CloseReason.ProxyAborted);
+        }
+    }
+
     /// <param name="socket">The relay path's client socket: a cancelled connect is put down to the client when it left.</param>
     private void ConnectFailed(RouteModel route, IPEndPoint client, ConnectError error, string detail, TimeSpan elapsed, SocketHandle? socket = null)
     {
@@ -239,13 +269,21 @@ internal sealed partial class ProxyConnectionHandler(
             ConnectError.Cancelled => CloseReason.ProxyAborted,
             _ => CloseReason.ConnectFailed,
         };
-        Log.ConnectFailed(logger, route.Name, client, reason.Describe(), detail, elapsed.TotalMilliseconds);
+        if (error == ConnectError.Refused)
+        {
+            refusals.Refused(route, client, detail);
+        }
+        else
+        {
+            Log.ConnectFailed(logger, route.Name, client, reason.Describe(), detail, elapsed.TotalMilliseconds);
+        }
+
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, AssignmentLease? lease)
+    private async Task ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, PipeSocket client, AssignmentLease? lease, PendingInterception? intercepted)
     {
-        var connect = await connector.ConnectAsync(route, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
+        var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
             ConnectFailed(route, client.RemoteEndPoint, connect.Error, connect.Detail, connect.Elapsed);
@@ -261,8 +299,12 @@ internal sealed partial class ProxyConnectionHandler(
         await using (upstream.ConfigureAwait(false))
         {
             upstream.StartReceiving();
-            var live = registry.Add(route, new PipeLegs(client, upstream));
+            var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
+            var live = registry.Add(served, route, new PipeLegs(client, upstream));
             live.Lease = lease;
+            live.Intercepted = who;
+            AbortIfTooLate(live);
+            refusals.Connected(route);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
             var reason = CloseReason.ProxyAborted;
@@ -271,7 +313,7 @@ internal sealed partial class ProxyConnectionHandler(
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.For(route).MapperFor(client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    var session = new KafkaSession(client, upstream, brokers.MapperFor(served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
                     {
                         Metrics = metrics,
                     };

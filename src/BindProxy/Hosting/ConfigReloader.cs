@@ -1,8 +1,6 @@
-using System.Net;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
-using BindProxy.Transport;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -15,17 +13,18 @@ internal sealed record ReloadSource(IConfiguration? Configuration);
 
 /// <summary>
 /// Applies edits of the configuration file while the proxy runs: routes are added, removed or
-/// changed without a restart, connections on unchanged routes are untouched, a removed route stops
-/// listening and its connections get the drain timeout to finish. An invalid edit is rejected
-/// with the same errors as at startup and the running configuration stays.
+/// changed without a restart, connections on unchanged routes are untouched, a changed route's
+/// new definition reaches its whole family (its Kafka broker listeners), and a removed route's
+/// family stops listening while its connections get the drain timeout to finish. An invalid edit (broken JSON,
+/// an empty file, invalid values) is rejected with the same words as at startup and the running
+/// configuration stays. What changed is told field by field from the route field table, and a
+/// field that cannot take effect until a restart is named.
 /// </summary>
 internal sealed partial class ConfigReloader(
     ReloadSource source,
     ConfigValidator validator,
     RouteTable routes,
-    ListenerHost listeners,
-    ListenerRegistry bound,
-    ConnectionRegistry connections,
+    RouteListeners listeners,
     BrokerDirectories brokers,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
@@ -37,10 +36,15 @@ internal sealed partial class ConfigReloader(
     private readonly List<Task> _background = [];
     private IDisposable? _watch;
 
+    // The file's Admin:Listen as last applied. The running endpoint may come from --admin instead,
+    // so an edit is told by comparing the file with itself.
+    private string? _fileAdmin;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (source.Configuration is { } configuration)
         {
+            _fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
             _watch = ChangeToken.OnChange(configuration.GetReloadToken, () => Track(ReloadSoonAsync()));
         }
 
@@ -99,14 +103,29 @@ internal sealed partial class ConfigReloader(
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var result = await validator.ValidateAsync(ConfigReader.Read(configuration), cancellationToken).ConfigureAwait(false);
-            if (!result.IsValid)
+            // A file that no longer parses reads as an empty configuration: say why instead.
+            if (ConfigLoader.Problem(configuration) is { } problem)
             {
-                Log.Rejected(logger, result.Errors.Count, string.Join(Environment.NewLine + "  ", result.Errors));
+                Log.Rejected(logger, problem);
                 return false;
             }
 
-            await ApplyAsync(routes.Current, result.Model!).ConfigureAwait(false);
+            var result = await validator.ValidateAsync(ConfigReader.Read(configuration), cancellationToken).ConfigureAwait(false);
+            foreach (var warning in result.Warnings)
+            {
+                Log.Warning(logger, warning);
+            }
+
+            if (!result.IsValid)
+            {
+                Log.Rejected(logger, ProblemReport.Describe(result.Errors));
+                return false;
+            }
+
+            var fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
+            (string Before, string After)? adminEdit = fileAdmin == _fileAdmin ? null : (_fileAdmin ?? "(none)", fileAdmin ?? "(none)");
+            _fileAdmin = fileAdmin;
+            await ApplyAsync(routes.Current, result.Model!, adminEdit).ConfigureAwait(false);
             return true;
         }
         finally
@@ -115,103 +134,118 @@ internal sealed partial class ConfigReloader(
         }
     }
 
-    private async Task ApplyAsync(ProxyModel old, ProxyModel next)
+    private async Task ApplyAsync(ProxyModel old, ProxyModel next, (string Before, string After)? adminEdit)
     {
-        var removed = old.Routes.Where(r => !next.ByName.ContainsKey(r.Name)).ToList();
-        var added = next.Routes.Where(r => !old.ByName.ContainsKey(r.Name)).ToList();
-        var changed = next.Routes
-            .Where(r => old.ByName.TryGetValue(r.Name, out var before) && !Same(before, r))
-            .Select(r => (Before: old.ByName[r.Name], After: r))
-            .ToList();
-        if (removed.Count + added.Count + changed.Count == 0)
+        var changed = new List<RouteChange>();
+        var serving = new List<RouteModel>();
+        foreach (var route in next.Routes)
+        {
+            if (!old.ByName.TryGetValue(route.Name, out var before))
+            {
+                serving.Add(route);
+                continue;
+            }
+
+            var differences = RouteFields.Differences(before.Config!, route.Config!);
+            if (differences.Count == 0)
+            {
+                // The same instance: whatever is keyed by it (Http clients) stays.
+                serving.Add(before);
+                continue;
+            }
+
+            changed.Add(new RouteChange(before, route, differences));
+            serving.Add(route);
+        }
+
+        bool drainChanged = old.DrainTimeout != next.DrainTimeout;
+        bool sameRoutes = next.Routes.Count == old.Routes.Count && next.Routes.All(r => old.ByName.ContainsKey(r.Name));
+        if (changed.Count == 0 && sameRoutes && !drainChanged && adminEdit is null)
         {
             Log.Unchanged(logger);
             return;
         }
 
-        // New connections see the new definitions from here on; established ones keep theirs.
-        routes.Replace(next);
+        // New connections see the new definitions from here on (a changed route's members, such
+        // as its Kafka broker listeners, with it); established ones keep theirs. The admin
+        // endpoint is made once, at startup.
+        var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin });
 
-        var relisten = changed.Where(c => c.Before.Listen.Text != c.After.Listen.Text).ToList();
-        foreach (var route in removed.Concat(relisten.Select(c => c.Before)))
+        foreach (var family in removed)
         {
-            await bound.UnbindRouteAsync(route.Name).ConfigureAwait(false);
-            brokers.Remove(route.Name);
+            int draining = await listeners.RetireFamilyAsync(family).ConfigureAwait(false);
+            brokers.Remove(family);
+            Log.Removed(logger, family.Name, family.Model.Listen.Text, draining, next.DrainTimeout.TotalSeconds);
         }
 
-        foreach (var route in removed)
+        // Routes that listen elsewhere now, or on another kind of listener (HTTP or not), close
+        // theirs first, so two routes may trade endpoints in one edit.
+        var relisten = changed.Where(c => c.Before.Listen.Text != c.After.Listen.Text || IsHttp(c.Before) != IsHttp(c.After)).ToList();
+        foreach (var change in relisten)
         {
-            int draining = connections.Snapshot().Count(c => ListenerRegistry.BelongsTo(c.Route, route.Name));
-            Log.Removed(logger, route.Name, route.Listen.Text, draining, next.DrainTimeout.TotalSeconds);
-            Track(AbortAfterDrainAsync(route.Name, next.DrainTimeout));
-        }
-
-        foreach (var route in added.Concat(relisten.Select(c => c.After)))
-        {
-            if (route.Protocol == RouteProtocol.Http)
+            if (routes.TryGetRoot(change.After.Name, out var root))
             {
-                // Http listeners are Kestrel HTTP endpoints, fixed when the server starts.
-                Log.HttpNeedsRestart(logger, route.Name);
+                await listeners.CloseListenersAsync(root, IsHttp(change.Before)).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var change in changed)
+        {
+            if (!routes.TryGetRoot(change.After.Name, out var root))
+            {
                 continue;
             }
 
-            var endpoints = new List<IPEndPoint>();
-            foreach (var endpoint in route.Listen.Endpoints)
+            if (relisten.Contains(change))
             {
-                try
-                {
-                    endpoints.Add(await listeners.BindAsync(route.Name, endpoint).ConfigureAwait(false));
-                }
-                catch (IOException e)
-                {
-                    Log.BindFailed(logger, route.Name, endpoint, e.Message);
-                }
+                await listeners.OpenAsync(root).ConfigureAwait(false);
             }
 
-            if (added.Contains(route))
+            if (change.Before.Protocol == RouteProtocol.Kafka)
             {
-                Log.Added(logger, route.Name, string.Join(", ", endpoints), route.Upstream.Text, route.Sources.Addresses.ToString(), route.WiresharkFilter);
+                // Brokers it no longer allows, or all of them when it is no longer a Kafka route, lose their listeners.
+                await brokers.UpdateAsync(root).ConfigureAwait(false);
             }
+
+            LogChange(change);
         }
 
-        foreach (var (before, after) in changed)
+        foreach (var root in added)
         {
-            var what = before.Config!.Fields().Zip(after.Config!.Fields())
-                .Where(pair => pair.First.Value != pair.Second.Value)
-                .Select(pair => $"{pair.First.Field} {pair.First.Value ?? "(default)"} → {pair.Second.Value ?? "(default)"}");
-            Log.Changed(logger, after.Name, string.Join("; ", what));
+            var endpoints = await listeners.OpenAsync(root).ConfigureAwait(false);
+            var route = root.Model;
+            Log.Added(logger, route.Name, string.Join(", ", endpoints), route.Upstream.Text, route.Sources.Addresses.ToString(), route.WiresharkFilter);
+        }
+
+        if (drainChanged)
+        {
+            Log.DrainTimeoutChanged(logger, old.DrainTimeout.ToString(), next.DrainTimeout.ToString());
+        }
+
+        if (adminEdit is var (adminBefore, adminAfter))
+        {
+            Log.AdminNeedsRestart(logger, adminBefore, adminAfter);
         }
     }
 
-    private static bool Same(RouteModel before, RouteModel after) =>
-        before.Config is { } a && after.Config is { } b && a.Fields().SequenceEqual(b.Fields());
-
-    private async Task AbortAfterDrainAsync(string route, TimeSpan drain)
+    private void LogChange(RouteChange change)
     {
-        try
+        Log.Changed(logger, change.After.Name, string.Join("; ", change.Differences.Select(d => $"{d.Field.Name} {d.Before ?? "(default)"} → {d.After ?? "(default)"}")));
+        foreach (var (field, _, _) in change.Differences.Where(d => d.Field.Reload == FieldReload.Restart))
         {
-            await Task.Delay(drain, _stopping.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            return; // shutting down: the shutdown drain takes over
-        }
-
-        var left = connections.Snapshot().Where(c => ListenerRegistry.BelongsTo(c.Route, route) && !routes.TryFind(c.Route, out _)).ToList();
-        if (left.Count > 0)
-        {
-            Log.Aborted(logger, route, left.Count, drain.TotalSeconds);
-            foreach (var connection in left)
-            {
-                connection.Abort(CloseReason.ProxyAborted);
-            }
+            Log.FieldNeedsRestart(logger, change.After.Name, field.Name);
         }
     }
+
+    private static bool IsHttp(RouteModel route) => route.Protocol == RouteProtocol.Http;
+
+    /// <summary>One edited route: its model before and after, and the fields that differ.</summary>
+    private sealed record RouteChange(RouteModel Before, RouteModel After, IReadOnlyList<(RouteField Field, string? Before, string? After)> Differences);
 
     private static partial class Log
     {
-        [LoggerMessage(700, LogLevel.Error, "Reload rejected, the running configuration stays; {Count} problem(s):\n  {Errors}")]
-        public static partial void Rejected(ILogger logger, int count, string errors);
+        [LoggerMessage(700, LogLevel.Error, "Reload rejected, the running configuration stays: {Problems}")]
+        public static partial void Rejected(ILogger logger, string problems);
 
         [LoggerMessage(701, LogLevel.Information, "Reload: no route changed")]
         public static partial void Unchanged(ILogger logger);
@@ -225,13 +259,16 @@ internal sealed partial class ConfigReloader(
         [LoggerMessage(704, LogLevel.Information, "Reload: route {Route} changed: {Changes}")]
         public static partial void Changed(ILogger logger, string route, string changes);
 
-        [LoggerMessage(705, LogLevel.Error, "Reload: route {Route} cannot listen on {Endpoint}: {Reason}")]
-        public static partial void BindFailed(ILogger logger, string route, IPEndPoint endpoint, string reason);
+        [LoggerMessage(708, LogLevel.Warning, "Reload: route {Route}: {Field} takes effect at the next restart")]
+        public static partial void FieldNeedsRestart(ILogger logger, string route, string field);
 
-        [LoggerMessage(707, LogLevel.Warning, "Reload: route {Route} is an Http route; new or moved Http listen endpoints take effect at the next restart (its other settings apply now)")]
-        public static partial void HttpNeedsRestart(ILogger logger, string route);
+        [LoggerMessage(711, LogLevel.Information, "Reload: DrainTimeout {Before} → {After} for routes removed and for shutdown from now on")]
+        public static partial void DrainTimeoutChanged(ILogger logger, string before, string after);
 
-        [LoggerMessage(706, LogLevel.Warning, "Route {Route} (removed): {Count} connection(s) still open after the {Seconds} s drain; aborted")]
-        public static partial void Aborted(ILogger logger, string route, int count, double seconds);
+        [LoggerMessage(712, LogLevel.Warning, "Reload: Admin:Listen {Before} → {After} takes effect at the next restart (the admin endpoint is made once, at startup)")]
+        public static partial void AdminNeedsRestart(ILogger logger, string before, string after);
+
+        [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
+        public static partial void Warning(ILogger logger, string warning);
     }
 }

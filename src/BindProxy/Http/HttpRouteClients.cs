@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using BindProxy.Configuration;
+using BindProxy.Forwarding;
 using BindProxy.Outbound;
 using Microsoft.Extensions.Logging;
 
@@ -11,20 +12,32 @@ namespace BindProxy.Http;
 /// <summary>
 /// One <see cref="HttpMessageInvoker"/> per Http route, whose every upstream connection comes from
 /// <see cref="UpstreamConnector"/>: bound to the route's source pool with IP_BIND_ADDRESS_NO_PORT,
-/// with its failover and connect timeout, exactly as for Tcp routes.
+/// with its failover and connect timeout, exactly as for Tcp routes. Each upstream connection is a
+/// proxied connection of the route in the registry and the metrics, as a Tcp route's is.
 /// </summary>
-internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILogger<HttpRouteClients> logger) : IDisposable
+internal sealed partial class HttpRouteClients(UpstreamConnector connector, ConnectionRegistry registry, IHttpRouteMetrics metrics, ILogger<HttpRouteClients> logger)
+    : IDisposable
 {
-    private readonly ConcurrentDictionary<string, RouteClient> _clients = new(StringComparer.Ordinal);
+    /// <summary>Set on each request by the forwarder: the client and listener an upstream connection opened for it is shown with.</summary>
+    internal static readonly HttpRequestOptionsKey<HttpRequestOrigin> Origin = new("BindProxy.Origin");
+
+    private static readonly IPEndPoint Unknown = new(IPAddress.Any, 0);
+
+    private readonly ConcurrentDictionary<(string Route, IPAddress? Source), RouteClient> _clients = new();
+
+    // Clients of definitions a reload replaced: their pooled connections close when idle, or when
+    // the route is removed or the proxy stops.
+    private readonly ConcurrentDictionary<RouteClient, byte> _replaced = new();
 
     /// <summary>
     /// The client for <paramref name="route"/>, or for one assigned source address of it (per-client
     /// assignment: each address gets its own connection pool, so no connection carries two clients);
-    /// a new one when the route's model was replaced.
+    /// a new one when the route's model was replaced. Its connections are proxied connections of
+    /// <paramref name="served"/>.
     /// </summary>
-    public RouteClient For(RouteModel route, IPAddress? source = null)
+    public RouteClient For(ServedRoute served, RouteModel route, IPAddress? source = null)
     {
-        var key = source is null ? route.Name : $"{route.Name}|{source}";
+        var key = (route.Name, source);
         while (true)
         {
             if (_clients.TryGetValue(key, out var existing))
@@ -35,10 +48,11 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
                 }
 
                 // The old invoker is not disposed: requests in flight on it would fail. Its pooled
-                // connections close when idle, and the rest goes with the garbage collector.
-                var replacement = Create(route, source);
+                // connections close when idle.
+                var replacement = Create(served, route, source);
                 if (_clients.TryUpdate(key, replacement, existing))
                 {
+                    _replaced[existing] = 0;
                     return replacement;
                 }
 
@@ -46,7 +60,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
                 continue;
             }
 
-            var created = Create(route, source);
+            var created = Create(served, route, source);
             if (_clients.TryAdd(key, created))
             {
                 return created;
@@ -56,7 +70,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
         }
     }
 
-    private RouteClient Create(RouteModel route, IPAddress? source)
+    private RouteClient Create(ServedRoute served, RouteModel route, IPAddress? source)
     {
         var handler = new SocketsHttpHandler
         {
@@ -70,23 +84,72 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
             // Trace headers travel as the client sent them; the proxy adds no span of its own.
             ActivityHeadersPropagator = null,
             MaxConnectionsPerServer = route.MaxConnections ?? int.MaxValue,
-            ConnectCallback = (context, cancellationToken) => ConnectAsync(route, source, cancellationToken),
+            ConnectCallback = (context, cancellationToken) => ConnectAsync(served, route, source, context.InitialRequestMessage, cancellationToken),
         };
 
         return new RouteClient(route, new HttpMessageInvoker(handler, disposeHandler: true), DestinationPrefix(route.Upstream));
     }
 
-    private async ValueTask<Stream> ConnectAsync(RouteModel route, IPAddress? source, CancellationToken cancellationToken)
+    private async ValueTask<Stream> ConnectAsync(ServedRoute served, RouteModel route, IPAddress? source, HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var result = await connector.ConnectAsync(route, source, cancellationToken).ConfigureAwait(false);
         if (!result.IsConnected)
         {
+            metrics.ConnectFailed(route.Name, result.Error, result.Elapsed);
             throw new UpstreamConnectException(route.Name, result);
         }
 
-        var socket = result.Connection!;
-        Log.UpstreamOpen(logger, route.Name, socket.LocalEndPoint, result.Upstream, result.Elapsed.TotalMilliseconds);
-        return new UpstreamStream(socket, route.Name, logger);
+        var origin = request.Options.TryGetValue(Origin, out var known) ? known : null;
+        var stream = new HttpUpstreamConnection(result.Connection!, origin?.Client ?? Unknown, origin?.Listener ?? Unknown, result.Upstream!, OnClosed);
+
+        // Counted like a Tcp route's connection (no limit here: MaxConnections is the pool's own).
+        registry.TryEnter(route.Name, max: null);
+        var live = registry.Add(served, route, stream);
+        Log.UpstreamOpen(logger, route.Name, stream.Source, result.Upstream, result.Elapsed.TotalMilliseconds);
+        metrics.Opened(live, result.Elapsed);
+        stream.Attach(live);
+        return stream;
+    }
+
+    private void OnClosed(HttpUpstreamConnection stream, ProxiedConnection live)
+    {
+        var reason = live.ProxyReason ?? stream.EndedByUpstream;
+        if (reason is { } known)
+        {
+            metrics.Closed(live, known);
+        }
+        else
+        {
+            metrics.ClosedByPool(live);
+        }
+
+        registry.Remove(live);
+        registry.Leave(live.Route);
+        Log.UpstreamClosed(logger, live.Route, stream.Source, stream.Upstream, reason?.Describe() ?? "closed by the proxy's connection pool",
+            stream.BytesToUpstream, stream.BytesToClient, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds);
+    }
+
+    /// <summary>
+    /// Closes the pooled upstream connections of a removed route, once its clients' connections
+    /// have been drained: nothing is left for them to carry.
+    /// </summary>
+    public void Remove(string route)
+    {
+        foreach (var key in _clients.Keys.Where(k => k.Route == route))
+        {
+            if (_clients.TryRemove(key, out var client))
+            {
+                client.Invoker.Dispose();
+            }
+        }
+
+        foreach (var client in _replaced.Keys.Where(c => c.Route.Name == route))
+        {
+            if (_replaced.TryRemove(client, out _))
+            {
+                client.Invoker.Dispose();
+            }
+        }
     }
 
     /// <summary>
@@ -96,32 +159,25 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
     internal static string DestinationPrefix(Addressing.UpstreamSpec upstream) =>
         upstream.Host is { } host ? $"http://{host}:{upstream.Port}/" : $"http://{upstream.Endpoints![0]}/";
 
-    public void Dispose()
+    public void Dispose() => CloseAll();
+
+    /// <summary>Closes every pooled upstream connection (the proxy is stopping, and the clients' connections are drained).</summary>
+    public void CloseAll()
     {
-        foreach (var client in _clients.Values)
+        foreach (var key in _clients.Keys)
         {
-            client.Invoker.Dispose();
+            if (_clients.TryRemove(key, out var client))
+            {
+                client.Invoker.Dispose();
+            }
         }
 
-        _clients.Clear();
-    }
-
-    /// <summary>An upstream connection: logs its close with its lifetime, once.</summary>
-    private sealed class UpstreamStream(Socket socket, string route, ILogger logger) : NetworkStream(socket, ownsSocket: true)
-    {
-        private readonly long _opened = Stopwatch.GetTimestamp();
-        private readonly EndPoint? _source = socket.LocalEndPoint;
-        private readonly EndPoint? _upstream = socket.RemoteEndPoint;
-        private int _closed;
-
-        protected override void Dispose(bool disposing)
+        foreach (var client in _replaced.Keys)
         {
-            if (disposing && Interlocked.Exchange(ref _closed, 1) == 0)
+            if (_replaced.TryRemove(client, out _))
             {
-                Log.UpstreamClosed(logger, route, _source, _upstream, Stopwatch.GetElapsedTime(_opened).TotalMilliseconds);
+                client.Invoker.Dispose();
             }
-
-            base.Dispose(disposing);
         }
     }
 
@@ -130,8 +186,8 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, ILog
         [LoggerMessage(600, LogLevel.Information, "{Route}: upstream connection {Source} → {Upstream} open (connect {ConnectMs:0.0} ms)")]
         public static partial void UpstreamOpen(ILogger logger, string route, EndPoint? source, IPEndPoint? upstream, double connectMs);
 
-        [LoggerMessage(601, LogLevel.Debug, "{Route}: upstream connection {Source} → {Upstream} closed after {DurationMs:0} ms")]
-        public static partial void UpstreamClosed(ILogger logger, string route, EndPoint? source, EndPoint? upstream, double durationMs);
+        [LoggerMessage(601, LogLevel.Debug, "{Route}: upstream connection {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms")]
+        public static partial void UpstreamClosed(ILogger logger, string route, IPEndPoint source, IPEndPoint upstream, string reason, long bytesToUpstream, long bytesToClient, double durationMs);
     }
 }
 

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace BindProxy.Http;
@@ -16,34 +17,56 @@ namespace BindProxy.Http;
 /// </summary>
 internal sealed partial class HttpRouteProxy
 {
-    private readonly RouteTable _routes;
     private readonly HttpRouteClients _clients;
     private readonly SourceAssigner _assigner;
     private readonly IHttpForwarder _forwarder;
+    private readonly IHttpRouteMetrics _metrics;
     private readonly ILogger<HttpRouteProxy> _logger;
 
     // YARP's transforms: the original Host is replaced by the upstream's, and X-Forwarded-For,
-    // -Proto, -Host and -Prefix are set (replacing what the client sent) unless turned off.
+    // -Proto, -Host and -Prefix are set (replacing what the client sent) unless turned off. Either
+    // way the request carries its origin, for an upstream connection opened to send it.
     private readonly HttpTransformer _withForwarded;
     private readonly HttpTransformer _withoutForwarded;
 
-    public HttpRouteProxy(RouteTable routes, HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<HttpRouteProxy> logger)
+    public HttpRouteProxy(HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms,
+        IHttpRouteMetrics metrics, ILogger<HttpRouteProxy> logger)
     {
-        _routes = routes;
         _clients = clients;
         _assigner = assigner;
         _forwarder = forwarder;
+        _metrics = metrics;
         _logger = logger;
-        _withForwarded = transforms.Create(context => context.UseDefaultForwarders = true);
-        _withoutForwarded = transforms.Create(context => context.UseDefaultForwarders = false);
+        _withForwarded = transforms.Create(context =>
+        {
+            context.UseDefaultForwarders = true;
+            context.AddRequestTransform(TagOrigin);
+        });
+        _withoutForwarded = transforms.Create(context =>
+        {
+            context.UseDefaultForwarders = false;
+            context.AddRequestTransform(TagOrigin);
+        });
     }
 
-    public async Task ForwardAsync(HttpContext context, string routeName)
+    private static ValueTask TagOrigin(RequestTransformContext context)
     {
-        if (!_routes.TryFind(routeName, out var route) || route.Http is not { } settings)
+        var connection = context.HttpContext.Connection;
+        context.ProxyRequest.Options.Set(HttpRouteClients.Origin, new HttpRequestOrigin(
+            new IPEndPoint(connection.RemoteIpAddress ?? IPAddress.Any, connection.RemotePort),
+            new IPEndPoint(connection.LocalIpAddress ?? IPAddress.Any, connection.LocalPort)));
+        return ValueTask.CompletedTask;
+    }
+
+    public async Task ForwardAsync(HttpContext context, ServedRoute served)
+    {
+        var route = served.Model;
+        if (served.IsRemoved || route.Http is not { } settings)
         {
-            Log.RouteGone(_logger, routeName, context.Connection.RemoteIpAddress);
-            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{routeName}' is no longer configured").ConfigureAwait(false);
+            // A request on a connection the route's drain has not closed yet (it closes after this one).
+            Log.RouteGone(_logger, served.Name, context.Connection.RemoteIpAddress);
+            _metrics.Responded(served.Name, StatusCodes.Status503ServiceUnavailable, byProxy: true);
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{served.Name}' is no longer configured").ConfigureAwait(false);
             return;
         }
 
@@ -61,6 +84,7 @@ internal sealed partial class HttpRouteProxy
             new IPEndPoint(connection.LocalIpAddress ?? IPAddress.Loopback, connection.LocalPort), kafkaClientId: null).ConfigureAwait(false);
         if (refused)
         {
+            _metrics.Responded(route.Name, StatusCodes.Status503ServiceUnavailable, byProxy: true);
             await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable,
                 $"BindProxy route '{route.Name}': every source address is assigned to another client and WhenExhausted is refuse").ConfigureAwait(false);
             return;
@@ -68,7 +92,7 @@ internal sealed partial class HttpRouteProxy
 
         using var held = lease;
         long started = Stopwatch.GetTimestamp();
-        var client = _clients.For(route, lease?.Assignment.Address);
+        var client = _clients.For(served, route, lease?.Assignment.Address);
         var config = new ForwarderRequestConfig
         {
             ActivityTimeout = settings.RequestTimeout,
@@ -84,6 +108,7 @@ internal sealed partial class HttpRouteProxy
         double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (error == ForwarderError.None)
         {
+            _metrics.Responded(route.Name, context.Response.StatusCode, byProxy: false);
             Log.Forwarded(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, context.Request.Protocol,
                 context.Response.StatusCode, elapsedMs);
             return;
@@ -92,6 +117,12 @@ internal sealed partial class HttpRouteProxy
         var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
         if (IsClientSide(error))
         {
+            // The client left; what it had been sent, if anything, was the upstream's status.
+            if (context.Response.HasStarted)
+            {
+                _metrics.Responded(route.Name, context.Response.StatusCode, byProxy: false);
+            }
+
             Log.ClientGone(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, error, elapsedMs);
             return;
         }
@@ -101,11 +132,17 @@ internal sealed partial class HttpRouteProxy
         string detail = Describe(error, exception, settings, out bool connectFailed);
         Log.Failed(_logger, route.Name, context.Connection.RemoteIpAddress, context.Request.Method, context.Request.Path, error, detail, elapsedMs,
             connectFailed ? null : exception);
-        if (!context.Response.HasStarted)
+        if (context.Response.HasStarted)
+        {
+            // The upstream's status went out before its body failed.
+            _metrics.Responded(route.Name, context.Response.StatusCode, byProxy: false);
+        }
+        else
         {
             // YARP has chosen the status (502, or 504 for a timeout); the body says why, for the
             // person reading it in a client's error message.
             int status = context.Response.StatusCode >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
+            _metrics.Responded(route.Name, status, byProxy: true);
             await WriteErrorAsync(context, status, $"BindProxy route '{route.Name}': upstream {route.Upstream}: {detail}").ConfigureAwait(false);
         }
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using BindProxy.Addressing;
 using BindProxy.Configuration;
 using Microsoft.Extensions.Logging;
 
@@ -10,10 +11,13 @@ namespace BindProxy.Outbound;
 /// <summary>
 /// Opens the upstream side of a proxied connection: a new socket bound to one of the route's
 /// source addresses, connected within the route's timeout, failing over to the next source
-/// address when one is out of ports.
+/// address when one is out of ports. It never connects to one of the proxy's own listeners.
 /// </summary>
-internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logger)
+/// <param name="own">The proxy's listeners; none when absent (a connector used on its own).</param>
+internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logger, OwnListeners? own = null)
 {
+    private readonly OwnListeners _own = own ?? new OwnListeners();
+
     /// <summary>Source addresses one connection tries before giving up (large pools are not scanned whole).</summary>
     public const int MaxSourceAttempts = 16;
 
@@ -34,7 +38,11 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     /// falling over to another would mix this client's traffic with another's.
     /// </param>
     public ValueTask<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPAddress? assigned, CancellationToken cancellationToken) =>
-        ConnectAsync(route, assigned, s_connectSocket, cancellationToken);
+        ConnectAsync(route, null, assigned, s_connectSocket, cancellationToken);
+
+    /// <summary>The same towards <paramref name="destination"/> instead of the route's upstream (an intercepted connection's original destination).</summary>
+    public ValueTask<ConnectResult<Socket>> ConnectAsync(RouteModel route, IPEndPoint? destination, IPAddress? assigned, CancellationToken cancellationToken) =>
+        ConnectAsync(route, destination, assigned, s_connectSocket, cancellationToken);
 
     private static readonly Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<Socket>> s_connectSocket = ConnectSocketAsync;
 
@@ -47,16 +55,30 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     public ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPAddress? assigned,
         Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
         where T : class =>
-        ConnectAsync(route, assigned, static (source, destination, deadline, attempt) => attempt(source, destination, deadline), attempt, cancellationToken);
+        ConnectAsync(route, null, assigned, attempt, cancellationToken);
+
+    /// <param name="route">The route whose sources (and, without a target, upstream) are used.</param>
+    /// <param name="target">
+    /// Where to connect instead of the route's upstream: an intercepted connection's original
+    /// destination. Source failover is the same; a destination of the other address family than
+    /// the sources fails as unresolved.
+    /// </param>
+    /// <param name="assigned">The client's assigned source, or null for the route's pool.</param>
+    /// <param name="attempt">Makes one connection from a source to a destination.</param>
+    /// <param name="cancellationToken">Cancels the whole connect.</param>
+    public ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPEndPoint? target, IPAddress? assigned,
+        Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
+        where T : class =>
+        ConnectAsync(route, target, assigned, static (source, destination, deadline, attempt) => attempt(source, destination, deadline), attempt, cancellationToken);
 
     /// <summary>
-    /// As <see cref="ConnectAsync{T}(RouteModel, IPAddress?, Func{IPAddress, IPEndPoint, ConnectDeadline, ValueTask{T}}, CancellationToken)"/>,
+    /// As <see cref="ConnectAsync{T}(RouteModel, IPEndPoint?, IPAddress?, Func{IPAddress, IPEndPoint, ConnectDeadline, ValueTask{T}}, CancellationToken)"/>,
     /// with <paramref name="state"/> passed to every attempt (so that a static delegate needs no
     /// closure per connection). An attempt that calls <see cref="ConnectDeadline.Abandon"/> before
     /// it throws <see cref="OperationCanceledException"/> ends the connect as
     /// <see cref="ConnectError.Cancelled"/>: the client left.
     /// </summary>
-    public async ValueTask<ConnectResult<T>> ConnectAsync<T, TState>(RouteModel route, IPAddress? assigned,
+    public async ValueTask<ConnectResult<T>> ConnectAsync<T, TState>(RouteModel route, IPEndPoint? target, IPAddress? assigned,
         Func<IPAddress, IPEndPoint, ConnectDeadline, TState, ValueTask<T>> attempt, TState state, CancellationToken cancellationToken)
         where T : class
     {
@@ -76,20 +98,32 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         {
             var source = pool is null ? assigned! : pool.Addresses[(first + tried) % pool.Addresses.Count];
             IPEndPoint[] destinations;
-            try
+            if (target is not null)
             {
-                // Address literals resolve at once: only a name lookup arms the deadline.
-                var token = route.Upstream.Endpoints is null ? deadline.Token : CancellationToken.None;
-                destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, token).ConfigureAwait(false);
+                if (target.AddressFamily != source.AddressFamily)
+                {
+                    return Fail(ConnectError.Unresolved, $"original destination {target} is {ConfigValidator.FamilyName(target.AddressFamily)}, source {source} is not", target, started);
+                }
+
+                destinations = [target];
             }
-            catch (OperationCanceledException)
+            else
             {
-                return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
-                    $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null, started);
-            }
-            catch (SocketException e)
-            {
-                return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null, started);
+                try
+                {
+                    // Address literals resolve at once: only a name lookup arms the deadline.
+                    var token = route.Upstream.Endpoints is null ? deadline.Token : CancellationToken.None;
+                    destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
+                        $"resolving {route.Upstream.Host} took longer than {route.ConnectTimeout.TotalSeconds:0.###} s", null, started);
+                }
+                catch (SocketException e)
+                {
+                    return Fail(ConnectError.Unresolved, $"cannot resolve {route.Upstream.Host}: {e.Message}", null, started);
+                }
             }
 
             if (destinations.Length == 0)
@@ -101,6 +135,16 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
             foreach (var destination in destinations)
             {
                 lastUpstream = destination;
+                if (_own.Reaches(destination, out var owner))
+                {
+                    // A loop found at run time (a name that now resolves here, a broker advertising
+                    // the proxy's own port): this client is closed instead of being connected back
+                    // in, which would repeat for every connection the loop makes.
+                    lastError = ConnectError.Failed;
+                    lastDetail = $"{destination} is this proxy's own listener ({owner}); connecting would loop back into the proxy";
+                    continue;
+                }
+
                 try
                 {
                     var connected = await attempt(source, destination, deadline, state).ConfigureAwait(false);

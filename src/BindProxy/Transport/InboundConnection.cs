@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Net;
+using BindProxy.Configuration;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -8,7 +9,8 @@ namespace BindProxy.Transport;
 /// <summary>Gives a connection handler the accepted socket and the route it arrived on.</summary>
 internal interface IInboundSocketFeature
 {
-    string Route { get; }
+    /// <summary>The route whose listener accepted the connection.</summary>
+    ServedRoute Route { get; }
 
     /// <summary>The client's address and port.</summary>
     IPEndPoint Client { get; }
@@ -28,6 +30,12 @@ internal interface IInboundSocketFeature
 
     /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
     void Reset();
+
+    /// <summary>
+    /// Where the client was connecting when netfilter redirected it to this listener; null when
+    /// the socket is no longer held here or the kernel has none (see <see cref="Interception.OriginalDestination"/>).
+    /// </summary>
+    IPEndPoint? OriginalDestination { get; }
 }
 
 /// <summary>
@@ -57,7 +65,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
     /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
-    public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
+    public InboundConnection(System.Net.Sockets.Socket accepted, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
         : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options, reservation)
     {
         _accepted = accepted;
@@ -66,13 +74,13 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     /// <param name="socket">A non-blocking accepted socket, owned from here on.</param>
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
     /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
-    public InboundConnection(Linux.SocketHandle socket, IPEndPoint client, string route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
+    public InboundConnection(Linux.SocketHandle socket, IPEndPoint client, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
         : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(socket), options, reservation)
     {
         _handle = socket;
     }
 
-    private InboundConnection(string route, IPEndPoint client, IPEndPoint listener, TransportOptions options, DescriptorReservation reservation)
+    private InboundConnection(ServedRoute route, IPEndPoint client, IPEndPoint listener, TransportOptions options, DescriptorReservation reservation)
     {
         _options = options;
         _reservation = reservation;
@@ -84,7 +92,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         Features = new ConnectionFeatures(typeof(IInboundSocketFeature), this);
     }
 
-    public string Route { get; }
+    public ServedRoute Route { get; }
 
     public IPEndPoint Client { get; }
 
@@ -109,6 +117,14 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             return _socket;
         }
     }
+
+    public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
+    {
+        Held when _accepted is not null => Interception.OriginalDestination.Read(_accepted),
+        Held when _handle is not null => Interception.OriginalDestination.Read(_handle.Fd, Listener.AddressFamily),
+        Piped when _socket is not null => Interception.OriginalDestination.Read(_socket.RawSocket),
+        _ => null,
+    };
 
     public bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation)
     {

@@ -47,7 +47,7 @@ internal sealed partial class SocketTransportFactory(
         catch (SocketException e)
         {
             socket.Dispose();
-            throw new IOException($"route '{routeEndPoint.Route}': cannot listen on {routeEndPoint.Address}: {e.Message}", e);
+            throw new IOException($"route '{routeEndPoint.Route.Name}': cannot listen on {routeEndPoint.Address}: {e.Message}", e);
         }
 
         var bound = new RouteEndPoint(routeEndPoint.Route, (IPEndPoint)socket.LocalEndPoint!);
@@ -66,7 +66,7 @@ internal sealed partial class SocketTransportFactory(
         }
 
         registry.Add(bound, listener);
-        Log.Listening(logger, bound.Route, bound.Address);
+        Log.Listening(logger, bound.Route.Name, bound.Address);
         return new ValueTask<IConnectionListener>(listener);
     }
 
@@ -118,7 +118,7 @@ internal sealed partial class SocketTransportFactory(
                 return true;
             }
 
-            Budget.Refuse(Route.Route, client);
+            Budget.Refuse(Route.Route.Name, client);
             reservation = default;
             return false;
         }
@@ -126,7 +126,7 @@ internal sealed partial class SocketTransportFactory(
         /// <summary>After a failure that may pass (out of buffers or memory): keep the listener, wait a moment.</summary>
         protected async ValueTask BackOffAsync(SocketError error, string message, CancellationToken cancellationToken)
         {
-            Log.AcceptFailed(_context.Logger, Route.Route, Route.Address, error, message);
+            Log.AcceptFailed(_context.Logger, Route.Route.Name, Route.Address, error, message);
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
 
@@ -304,7 +304,7 @@ internal sealed partial class SocketTransportFactory(
                     _burst++;
                     if (_spare.TryRefuseOne(ListenSocket.SafeHandle, out var refused))
                     {
-                        Budget.Refuse(Route.Route, refused, system: true);
+                        Budget.Refuse(Route.Route.Name, refused, system: true);
                     }
                     else
                     {

@@ -5,6 +5,7 @@ using BindProxy.Tests.Infrastructure;
 namespace BindProxy.Tests.Admin;
 
 /// <summary><c>--admin</c> on the real executable, as a child process.</summary>
+[Collection(ShippedPorts.Name)]
 public sealed class AdminCliTests
 {
     private static readonly string ProxyDll = Path.Combine(AppContext.BaseDirectory, "BindProxy.dll");

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Tests.Http;
 using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Admin;
@@ -55,6 +56,68 @@ public sealed class MetricsTests
         Assert.Equal(2, (Value(closed, "bindproxy_connections_closed_total", ("route", Route), ("reason", "client_closed")) ?? 0) +
             (Value(closed, "bindproxy_connections_closed_total", ("route", Route), ("reason", "upstream_closed")) ?? 0));
         Assert.Equal(2, PrometheusText.Samples(closed).Where(s => s.Name == "bindproxy_connections_closed_total" && s.Labels["route"] == Route).Sum(s => s.Value));
+    }
+
+    [Fact]
+    public async Task Http_routes_count_their_upstream_connections_bytes_and_response_codes_on_the_Tcp_series()
+    {
+        const string Route = "metrics-http";
+        const string Refused = "metrics-http-refused";
+        await using var server = await HttpTestServer.StartAsync();
+        await using var admin = await AdminProxy.StartAsync(
+            new RouteConfig { Name = Route, Listen = "127.0.0.1:0", Upstream = server.Address, Source = "127.0.0.7", Protocol = "Http" },
+            new RouteConfig { Name = Refused, Listen = "127.0.0.1:0", Upstream = $"127.0.0.1:{HttpRouteTests.FreePort()}", Source = "127.0.0.7", Protocol = "Http" });
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = AdminProxy.Timeout };
+        string Url(string route, string path) => $"http://{admin.Proxy.Endpoint(route)}/{path}";
+        var cancel = TestContext.Current.CancellationToken;
+
+        // Two requests over one kept-alive upstream connection.
+        using (var ok = await client.GetAsync(Url(Route, "whoami"), cancel))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+
+        using (var missing = await client.GetAsync(Url(Route, "missing"), cancel))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        }
+
+        var text = await WaitForMetricAsync(admin, "bindproxy_http_responses_total", 1, ("route", Route), ("code", "404"), ("from", "upstream"));
+        Assert.Equal(1, Value(text, "bindproxy_http_responses_total", ("route", Route), ("code", "200"), ("from", "upstream")));
+        Assert.Equal(1, Value(text, "bindproxy_connections_active", ("route", Route)));
+        Assert.Equal(1, Value(text, "bindproxy_connections_opened_total", ("route", Route)));
+        Assert.Equal(1, Value(text, "bindproxy_upstream_connect_duration_seconds_count", ("route", Route), ("result", "connected")));
+        Assert.True(Value(text, "bindproxy_forwarded_bytes_total", ("route", Route), ("direction", "to_upstream")) > 0, text);
+        Assert.True(Value(text, "bindproxy_forwarded_bytes_total", ("route", Route), ("direction", "to_client")) > 0, text);
+
+        // The status page's sources: the route is active, its upstream connection is a live connection from the route's source.
+        var routes = await admin.GetJsonAsync("api/routes");
+        Assert.Equal(1, routes.EnumerateArray().Single(r => r.GetProperty("name").GetString() == Route).GetProperty("activeConnections").GetInt32());
+        var connection = (await admin.GetJsonAsync("api/connections")).EnumerateArray().Single(c => c.GetProperty("route").GetString() == Route);
+        Assert.StartsWith("127.0.0.7:", connection.GetProperty("source").GetString(), StringComparison.Ordinal);
+        Assert.Equal(server.Address, connection.GetProperty("upstream").GetString());
+        Assert.Equal(admin.Proxy.Endpoint(Route).ToString(), connection.GetProperty("listener").GetString());
+        Assert.True(connection.GetProperty("bytesToClient").GetInt64() > 0);
+
+        // The upstream ends the connection: it leaves the active count and is counted as closed.
+        using (var bye = await client.GetAsync(Url(Route, "close"), cancel))
+        {
+            Assert.Equal(HttpStatusCode.OK, bye.StatusCode);
+        }
+
+        var closed = await WaitForMetricAsync(admin, "bindproxy_connections_active", 0, ("route", Route));
+        Assert.Equal(1, PrometheusText.Samples(closed).Where(s => s.Name == "bindproxy_connections_closed_total" && s.Labels["route"] == Route).Sum(s => s.Value));
+        Assert.Equal(2, Value(closed, "bindproxy_http_responses_total", ("route", Route), ("code", "200"), ("from", "upstream")));
+
+        // A refused upstream: the connect failure on the Tcp series, and the proxy's own 502.
+        using (var refused = await client.GetAsync(Url(Refused, "whoami"), cancel))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+        }
+
+        var failed = await WaitForMetricAsync(admin, "bindproxy_http_responses_total", 1, ("route", Refused), ("code", "502"), ("from", "proxy"));
+        Assert.Equal(1, Value(failed, "bindproxy_upstream_connect_failures_total", ("route", Refused), ("error", "refused")));
+        Assert.Null(Value(failed, "bindproxy_connections_opened_total", ("route", Refused)));
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using BindProxy.Configuration;
+using BindProxy.Tests.Http;
 using BindProxy.Tests.Infrastructure;
 using Microsoft.Playwright;
 
@@ -114,6 +116,132 @@ public sealed class StatusPageBrowserTests
         Assert.Empty(consoleErrors);
         await context.CloseAsync();
     }
+
+    /// <summary>
+    /// Routes with long filters (a source list, a client on two upstream ports), an Http route and a
+    /// half-closed connection, at a wide and a narrow window: every table fits its panel (nothing to
+    /// scroll sideways, no column cut off) and filters and commands wrap only between their tokens.
+    /// The screenshots are kept for a person to look at.
+    /// </summary>
+    [Fact]
+    public async Task The_page_fits_1400_and_900_pixel_windows_and_wraps_filters_only_between_tokens()
+    {
+        var chromium = ExternalTool.Require("chromium");
+        await using var echo = TestServer.Echo();
+        await using var audit = TestServer.Echo();
+
+        // Reads until the client's FIN and then holds its side open: the connection stays half-closed.
+        await using var sink = TestServer.Start(async (socket, ct) =>
+        {
+            var buffer = new byte[4096];
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, ct) > 0)
+            {
+            }
+
+            await Task.Delay(System.Threading.Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+        });
+        await using var registry = await HttpTestServer.StartAsync();
+        await using var admin = await AdminProxy.StartAsync(
+            AdminProxy.Route("orders", echo, source: "127.0.0.2"),
+            AdminProxy.Route("orders-audit", audit, source: "127.0.0.2"),
+            AdminProxy.Route("billing", echo, source: "127.0.0.3-127.0.0.4"),
+            AdminProxy.Route("analytics-replicas", sink, source: "127.0.0.5,127.0.0.9,127.0.0.12-127.0.0.14,127.0.0.20,127.0.0.31-127.0.0.33"),
+            new RouteConfig { Name = "orders-schema-registry", Listen = "127.0.0.1:0", Upstream = registry.Address, Source = "127.0.0.6", Protocol = "Http" });
+
+        var open = new List<Socket>();
+        try
+        {
+            foreach (var route in new[] { "orders", "orders-audit", "billing", "analytics-replicas" })
+            {
+                var socket = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint(route));
+                open.Add(socket);
+                await socket.SendAsync(new byte[1500]);
+                if (route != "analytics-replicas")
+                {
+                    await socket.ReadExactlyAsync(1500);
+                }
+            }
+
+            open[^1].Shutdown(SocketShutdown.Send);
+            using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://{admin.Proxy.Endpoint("orders-schema-registry")}/") };
+            for (int i = 0; i < 2; i++)
+            {
+                using var response = await http.GetAsync("whoami", TestContext.Current.CancellationToken);
+                response.EnsureSuccessStatusCode();
+            }
+
+            using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+            {
+                ExecutablePath = chromium,
+                Headless = true,
+                Args = ChromiumArgs,
+                Timeout = 30_000,
+            });
+
+            foreach (int width in new[] { 1400, 900 })
+            {
+                var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = width, Height = 900 } });
+                var page = await context.NewPageAsync();
+                page.SetDefaultTimeout(Timeout);
+                await page.GotoAsync(admin.BaseAddress.ToString());
+                await page.Locator("#connections tbody tr[data-route='orders-schema-registry']").WaitForAsync();
+                await Assertions.Expect(page.Locator("#connections tbody tr")).ToHaveCountAsync(5);
+                await Assertions.Expect(page.Locator("#connections tbody")).ToContainTextAsync("half-closed by client");
+                await Assertions.Expect(page.Locator("#routes tbody tr[data-route='orders-schema-registry'] td.n")).ToHaveTextAsync("1");
+                await Assertions.Expect(page.Locator("#assignments tbody")).ToContainTextAsync("tcp.port in {");
+
+                var screenshot = Path.Combine(AppContext.BaseDirectory, "TestResults", $"status-page-{width}.png");
+                Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+                TestContext.Current.TestOutputHelper?.WriteLine($"status page at {width} px: {screenshot}");
+                TestContext.Current.AddAttachment($"status-page-{width}.png", await File.ReadAllBytesAsync(screenshot), "image/png");
+
+                var overflowing = await page.EvaluateAsync<string[]>(OverflowingPanels);
+                Assert.True(overflowing.Length == 0, $"at {width} px these scroll sideways: {string.Join("; ", overflowing)}");
+                var broken = await page.EvaluateAsync<string[]>(TokensBrokenAcrossLines);
+                Assert.True(broken.Length == 0, $"at {width} px these filter tokens are split across lines: {string.Join("; ", broken)}");
+                await context.CloseAsync();
+            }
+        }
+        finally
+        {
+            foreach (var socket in open)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The page and each panel: wider content than room (a cut-off or sideways-scrolling column).</summary>
+    private const string OverflowingPanels = """
+        () => [document.documentElement, ...document.querySelectorAll("main section")]
+          .filter((el) => el.scrollWidth > el.clientWidth)
+          .map((el) => `${el.id || el.querySelector("h2")?.textContent || el.tagName}: ${el.scrollWidth} > ${el.clientWidth}`)
+        """;
+
+    /// <summary>
+    /// Every token of every filter and command (up to a space; a set member with its comma) must
+    /// sit on one line: a line break may fall between tokens, never inside one.
+    /// </summary>
+    private const string TokensBrokenAcrossLines = """
+        () => {
+          const broken = [];
+          for (const code of document.querySelectorAll(".filter code")) {
+            const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+              for (const m of node.data.matchAll(/[^\s,]+,?/g)) {
+                const range = document.createRange();
+                range.setStart(node, m.index);
+                range.setEnd(node, m.index + m[0].length);
+                const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+                if (lines.size > 1) broken.push(`'${m[0]}' in '${code.textContent}'`);
+              }
+            }
+          }
+          return broken;
+        }
+        """;
 }
 
 [CollectionDefinition(nameof(RunsAlone), DisableParallelization = true)]

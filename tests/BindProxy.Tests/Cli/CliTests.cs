@@ -8,35 +8,11 @@ namespace BindProxy.Tests.Cli;
 /// <summary>The real executable as a child process.</summary>
 public sealed class CliTests
 {
-    private static readonly string ProxyDll = Path.Combine(AppContext.BaseDirectory, "BindProxy.dll");
+    private static Process Start(string workingDirectory, params string[] args) => BindProxyCli.Start(workingDirectory, null, args);
 
-    private static Process Start(string workingDirectory, params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        info.ArgumentList.Add(ProxyDll);
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
+    private static Task<(int Exit, string Out, string Err)> RunAsync(string workingDirectory, params string[] args) => BindProxyCli.RunAsync(workingDirectory, args);
 
-        return Process.Start(info)!;
-    }
-
-    private static async Task<(int Exit, string Out, string Err)> RunAsync(string workingDirectory, params string[] args)
-    {
-        using var process = Start(workingDirectory, args);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        return (process.ExitCode, await stdout, await stderr);
-    }
-
-    private static string TempDir()
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "bindproxy-cli-" + Guid.NewGuid().ToString("n"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
+    private static string TempDir() => BindProxyCli.TempDir();
 
     [Fact]
     public async Task Quick_mode_serves_one_route_end_to_end()

@@ -98,7 +98,7 @@ public sealed class ConfigValidatorTests
             ["BindProxy:Routes:r:Sauce"] = "127.0.0.3",
         }).Build();
         var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(ConfigReader.Read(configuration), CancellationToken.None);
-        Assert.StartsWith("route 'r': Sauce: unknown field; known fields are Listen, Upstream", Assert.Single(result.Errors).ToString(), StringComparison.Ordinal);
+        Assert.Equal("route 'r': Sauce: unknown field; did you mean Source?", Assert.Single(result.Errors).ToString());
     }
 
     [Fact]

@@ -1,5 +1,8 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
+using BindProxy.Tests.Cli;
+using BindProxy.Tests.Http;
 using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Hosting;
@@ -104,5 +107,100 @@ public sealed class ReloadTests
         await traffic.WaitAsync(Prompt);
         Assert.True(pings > 10, $"only {pings} pings went through during the reloads");
         File.Delete(file);
+    }
+
+    [Fact]
+    public async Task An_XForwarded_edit_is_applied_to_the_next_request()
+    {
+        await using var server = await HttpTestServer.StartAsync();
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        string Http(string extra) => "{ \"BindProxy\": { \"Routes\": { \"web\": { \"Listen\": \"127.0.0.1:0\", \"Upstream\": \"" + server.Address +
+            "\", \"Source\": \"127.0.0.2\", \"Protocol\": \"Http\"" + extra + " } } } }";
+        await File.WriteAllTextAsync(file, Http(""), TestContext.Current.CancellationToken);
+        try
+        {
+            await using var proxy = await TestProxy.StartFromFileAsync(file);
+            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri($"http://{proxy.Endpoint("web")}/") };
+            async Task<string?> ForwardedForAsync() =>
+                (await client.GetFromJsonAsync<SeenRequest>("whoami", TestContext.Current.CancellationToken))!.XForwardedFor;
+            Assert.Equal("127.0.0.1", await ForwardedForAsync());
+
+            await File.WriteAllTextAsync(file, Http(", \"XForwarded\": false"), TestContext.Current.CancellationToken);
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: route web changed: XForwarded (default) → False");
+            Assert.Null(await ForwardedForAsync());
+            Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>A file broken as an editor or a full disk may leave it.</summary>
+    public static TheoryData<string, string, string> BrokenFiles() => new()
+    {
+        { "broken", "{ \"BindProxy\": {\n  \"Routes\": {\n    \"a\": { \"Listen\": \"127.0.0.1:1\" \"Upstream\": \"x\" }\n  }\n}\n}\n", "is not valid JSON: line 3, column 36: '\"' is invalid after a value" },
+        { "truncated", "{ \"BindProxy\": {\n  \"Routes\": {\n    \"a\": { \"Listen\": ", "is not valid JSON: line 3, column 22: the file ends before the JSON does (4 object(s) or array(s) still open)" },
+        { "empty", "", "is empty" },
+        { "invalid values", "{ \"BindProxy\": { \"Routes\": { \"a\": { \"Listen\": \"127.0.0.1:70000\", \"Upstream\": \"127.0.0.1:9\", \"Source\": \"127.0.0.2\" } } } }",
+            "route 'a': Listen: '127.0.0.1:70000' has port 70000, out of range 0-65535" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BrokenFiles))]
+    public async Task A_broken_edit_is_logged_as_an_error_in_the_words_of_startup_and_the_running_routes_stay(string kind, string content, string expected)
+    {
+        TestContext.Current.TestOutputHelper?.WriteLine($"edit: {kind}");
+        await using var upstream = TestServer.Echo();
+        int port = FreePort();
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        var good = Config("00:00:02", ("a", $"127.0.0.1:{port}", upstream.Address, "127.0.0.2"));
+        await File.WriteAllTextAsync(file, good, TestContext.Current.CancellationToken);
+        try
+        {
+            await using var proxy = await TestProxy.StartFromFileAsync(file);
+            await File.WriteAllTextAsync(file, content, TestContext.Current.CancellationToken);
+            var line = await proxy.Logs.WaitForAsync(Prompt, "Reload rejected, the running configuration stays: ", expected);
+            Assert.Contains(proxy.Logs.Entries, e => e.Message == line && e.Level == Microsoft.Extensions.Logging.LogLevel.Error);
+
+            // The same words as the command line prints for this file.
+            var (exit, _, err) = await BindProxyCli.RunAsync(Path.GetTempPath(), "check", "--config", file);
+            Assert.Equal(1, exit);
+            Assert.Equal("error: " + line["Reload rejected, the running configuration stays: ".Length..], err.TrimEnd(), ignoreLineEndingDifferences: true);
+
+            using (var client = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port)))
+            {
+                await EchoOnceAsync(client, 7);
+            }
+
+            // Fixed again: the edit after it applies as usual.
+            await File.WriteAllTextAsync(file, good.Replace("127.0.0.2", "127.0.0.3", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: route a changed: Source 127.0.0.2 → 127.0.0.3");
+            Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("Reload: route a removed", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task Edits_above_the_routes_are_told_too_and_the_admin_endpoint_waits_for_a_restart()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        string With(string drain, string admin) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] + ", \"Admin\": { \"Listen\": \"" + admin + "\" } }";
+        await File.WriteAllTextAsync(file, With("00:00:02", "127.0.0.1:0"), TestContext.Current.CancellationToken);
+        try
+        {
+            await using var proxy = await TestProxy.StartFromFileAsync(file);
+            await File.WriteAllTextAsync(file, With("00:00:03", "off"), TestContext.Current.CancellationToken);
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed and for shutdown from now on");
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:Listen 127.0.0.1:0 → off takes effect at the next restart");
+            Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 }

@@ -24,7 +24,8 @@ public sealed record SeenRequest(string RemoteAddress, int RemotePort, string Me
 /// <item><c>/bytes?size=N</c>: N bytes of <see cref="Payload"/>, written as a stream;</item>
 /// <item><c>/ws</c>: a WebSocket that echoes every message;</item>
 /// <item><c>/silent</c>: no answer until the client goes away;</item>
-/// <item><c>/gather?n=N</c>: answers once N such requests are in flight together.</item>
+/// <item><c>/gather?n=N</c>: answers once N such requests are in flight together;</item>
+/// <item><c>/close</c>: answers with <c>Connection: close</c> and closes the connection.</item>
 /// </list>
 /// </summary>
 public sealed class HttpTestServer : IAsyncDisposable
@@ -147,6 +148,11 @@ public sealed class HttpTestServer : IAsyncDisposable
                 await context.Response.WriteAsJsonAsync(seen, aborted);
                 break;
             }
+
+            case "/close":
+                context.Response.Headers.Connection = "close";
+                await context.Response.WriteAsync("bye", aborted);
+                break;
 
             default:
                 context.Response.StatusCode = StatusCodes.Status404NotFound;

@@ -27,13 +27,12 @@ public sealed class RewriterRoundTripTests
             }
         }
 
-        Add(KafkaApiKeys.Metadata, 0, MetadataResponseWalker.MaxVersion);
-        Add(KafkaApiKeys.FindCoordinator, 0, FindCoordinatorResponseWalker.MaxVersion);
-        Add(KafkaApiKeys.DescribeCluster, 0, DescribeClusterResponseWalker.MaxVersion);
-        Add(KafkaApiKeys.Produce, NodeEndpointsResponseWalker.ProduceFirstEndpointsVersion, NodeEndpointsResponseWalker.ProduceMaxVersion);
-        Add(KafkaApiKeys.Fetch, NodeEndpointsResponseWalker.FetchFirstEndpointsVersion, NodeEndpointsResponseWalker.FetchMaxVersion);
-        Add(KafkaApiKeys.ShareFetch, 0, NodeEndpointsResponseWalker.ShareFetchMaxVersion);
-        Add(KafkaApiKeys.ShareAcknowledge, 0, NodeEndpointsResponseWalker.ShareAcknowledgeMaxVersion);
+        // Every API the table says carries broker addresses, over every version the proxy parses.
+        foreach (var api in KafkaApis.All.Where(a => a.FirstWithAddresses != KafkaApi.Never))
+        {
+            Add(api.Key, api.FirstWithAddresses, api.MaxParsed);
+        }
+
         return data;
     }
 
@@ -125,12 +124,12 @@ public sealed class RewriterRoundTripTests
     public void Versions_before_node_endpoints_and_other_apis_are_not_parsed()
     {
         byte[] garbage = [0, 0, 0, 3, 1, 2, 3];
-        for (short v = 0; v < NodeEndpointsResponseWalker.ProduceFirstEndpointsVersion; v++)
+        for (short v = 0; v < KafkaApis.Of(KafkaApiKeys.Produce).FirstWithAddresses; v++)
         {
             Assert.Equal(RewriteResult.Unchanged, TestSupport.Rewrite(garbage, KafkaApiKeys.Produce, v, Mapper).Result);
         }
 
-        for (short v = 0; v < NodeEndpointsResponseWalker.FetchFirstEndpointsVersion; v++)
+        for (short v = 0; v < KafkaApis.Of(KafkaApiKeys.Fetch).FirstWithAddresses; v++)
         {
             Assert.Equal(RewriteResult.Unchanged, TestSupport.Rewrite(garbage, KafkaApiKeys.Fetch, v, Mapper).Result);
         }

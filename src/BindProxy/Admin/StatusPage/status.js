@@ -9,6 +9,7 @@ let lastOk = 0;
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined) continue;
     if (key === "class") node.className = value;
     else node.setAttribute(key, value);
   }
@@ -55,9 +56,34 @@ async function copyText(text) {
   area.remove();
 }
 
+// Long filters, commands and address lists wrap between their tokens, never inside one: each
+// token stays on one line, a space between tokens may break, and so may the point after a
+// comma in a set or list ({127.0.0.5,127.0.0.9}).
+function tokens(text) {
+  const fragment = document.createDocumentFragment();
+  String(text).split(" ").forEach((token, i) => {
+    if (i > 0) fragment.append(" ");
+    token.split(/(?<=,)/).forEach((piece, j) => {
+      if (j > 0) fragment.append(el("wbr"));
+      fragment.append(el("span", { class: "tok" }, piece));
+    });
+  });
+  return fragment;
+}
+
 function copyable(text, what) {
   const button = el("button", { type: "button", class: "copy", "data-copy": text, title: `copy the ${what}` }, "Copy");
-  return el("span", { class: "filter" }, el("code", null, text), button);
+  return el("span", { class: "filter" }, el("code", null, tokens(text)), button);
+}
+
+// A Wireshark filter and a tshark command side by side, or one above the other when narrow.
+function captures(wireshark, tshark) {
+  return el("div", { class: "captures" }, copyable(wireshark, "Wireshark display filter"), copyable(tshark, "tshark command"));
+}
+
+// "from → to" that may break before the arrow.
+function path(from, to, fromClass) {
+  return el("span", { class: "path" }, el("span", { class: fromClass }, from), " ", el("span", { class: "tok" }, `→ ${to}`));
 }
 
 document.addEventListener("click", async (event) => {
@@ -92,38 +118,45 @@ function fill(tableId, rows, emptyId) {
   if (emptyId) document.getElementById(emptyId).classList.toggle("hidden", rows.length > 0);
 }
 
+// An intercepted connection is told by its process (bindproxy exec); others by client.id or address.
+function identity(c) {
+  const name = c.kafkaClientId ?? c.clientIdentity;
+  return c.clientPid ? `pid ${c.clientPid} ${c.clientCommand ?? ""}${c.kafkaClientId ? ` (${c.kafkaClientId})` : ""}` : name;
+}
+
 function render(status) {
   fill("assignments", status.assignments.map((a) => el("tr", { "data-key": `${a.client}|${a.source}`, "data-source": a.source, "data-client": a.client },
-    td(a.client, a.identityKind === "kafka-client-id" ? null : "addr"),
+    td(a.client, a.identityKind === "kafka-client-id" ? "wrap" : "addr"),
     td(a.source, "addr source"),
-    td(a.routes.join(", ")),
+    td(tokens(a.routes.join(", ")), "wrap"),
     td(a.connections, "n"),
     td(bytes(a.bytesToUpstream), "n"),
     td(bytes(a.bytesToClient), "n"),
-    td(copyable(a.wiresharkFilter, "Wireshark display filter")),
-    td(copyable(a.tsharkCommand, "tshark command")))), "assignments-empty");
+    td(captures(a.wiresharkFilter, a.tsharkCommand)))), "assignments-empty");
 
-  fill("connections", status.connections.map((c) => el("tr", { "data-key": c.id, "data-source": c.source },
-    td(c.route),
-    td(c.client, "addr"),
-    td(c.kafkaClientId ?? c.clientIdentity, c.kafkaClientId ? null : "addr"),
-    td(c.source, "addr source"),
-    td(c.upstream, "addr"),
-    td(bytes(c.bytesToUpstream), "n"),
-    td(bytes(c.bytesToClient), "n"),
-    td(duration(c.ageSeconds), "n"),
-    td(c.state, c.state === "open" ? "state-open" : "state-other"),
-    td(copyable(c.wiresharkFilter, "Wireshark display filter")))), "connections-empty");
+  fill("connections", status.connections.map((c) => {
+    // The client's identity (a process under bindproxy exec, a Kafka client.id) under its address, when it says more than the address.
+    const who = identity(c);
+    const clientIp = c.client.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+    const upstream = c.originalDestination ? `${c.upstream} (original destination)` : c.upstream;
+    return el("tr", { "data-key": c.id, "data-source": c.source, "data-route": c.route },
+      td(c.route, "wrap-narrow"),
+      td(el("div", { class: "stack" }, el("span", { class: "addr" }, c.client), who === clientIp ? null : el("span", { class: "identity" }, who))),
+      td(path(c.source, upstream, "addr source"), "addr wrap-narrow"),
+      td(bytes(c.bytesToUpstream), "n"),
+      td(bytes(c.bytesToClient), "n"),
+      td(duration(c.ageSeconds), "n"),
+      td(tokens(c.state), `wrap-narrow ${c.state === "open" ? "state-open" : "state-other"}`),
+      td(copyable(c.wiresharkFilter, "Wireshark display filter")));
+  }), "connections-empty");
 
   fill("routes", status.routes.map((r) => el("tr", { "data-key": r.name, "data-route": r.name },
-    td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, r.name) : r.name),
+    td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, r.name) : r.name, "wrap-narrow"),
     td(r.protocol),
-    td(r.bound.length ? r.bound.join(", ") : r.listen, "addr"),
-    td(r.upstream, "addr"),
-    td(`${r.sources}${r.sourceCount > 1 ? ` (${r.sourceCount})` : ""}`, "addr"),
+    td(path(tokens((r.bound.length ? r.bound : [r.listen]).join(", ")), r.upstream, null), "addr wrap-narrow"),
+    td(el("span", { class: "list" }, tokens(r.sources), r.sourceCount > 1 ? `\u00a0(${r.sourceCount})` : null), "addr wrap"),
     td(r.activeConnections, "n"),
-    td(copyable(r.wiresharkFilter, "Wireshark display filter")),
-    td(copyable(r.tsharkCommand, "tshark command")))));
+    td(captures(r.wiresharkFilter, r.tsharkCommand)))));
 
   const up = status.connections.reduce((sum, c) => sum + c.bytesToUpstream, 0);
   const down = status.connections.reduce((sum, c) => sum + c.bytesToClient, 0);

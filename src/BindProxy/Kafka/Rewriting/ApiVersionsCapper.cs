@@ -25,8 +25,6 @@ namespace BindProxy.Kafka.Rewriting;
 /// </remarks>
 internal static class ApiVersionsCapper
 {
-    public const short MaxVersion = 4;
-    private const short FirstFlexibleVersion = 3;
     private const int EntryLength = 2 + 2 + 2;
 
     /// <summary>Caps with <see cref="KafkaResponseRewriter.MaxSupportedVersion"/>.</summary>
@@ -109,12 +107,12 @@ internal static class ApiVersionsCapper
         ref List<(long Offset, short Cap)>? patches,
         ref List<ApiVersionConflict>? conflicts)
     {
-        if (version is < 0 or > MaxVersion)
+        if (version < 0 || version > KafkaApis.Of(KafkaApiKeys.ApiVersions).MaxParsed)
         {
             return MalformedReason.UnsupportedVersion;
         }
 
-        var flexible = version >= FirstFlexibleVersion;
+        var flexible = KafkaApis.Of(KafkaApiKeys.ApiVersions).IsFlexible(version);
         var reader = new KafkaWireReader(frame);
         reader.TrySkip(KafkaResponseHeader.MinFrameLength + 2);
         if (!reader.TryReadArrayCount(flexible, out var count))

@@ -14,7 +14,6 @@ namespace BindProxy.Kafka.Rewriting;
 /// </remarks>
 internal static class DescribeClusterResponseWalker
 {
-    public const short MaxVersion = 2;
 
     public static bool Walk(ref KafkaWireReader reader, short version, ResponseEditor editor)
     {

@@ -16,13 +16,11 @@ namespace BindProxy.Kafka.Rewriting;
 /// </remarks>
 internal static class FindCoordinatorResponseWalker
 {
-    public const short MaxVersion = 6;
-    private const short FirstFlexibleVersion = 3;
     private const short FirstBatchedVersion = 4;
 
     public static bool Walk(ref KafkaWireReader reader, short version, ResponseEditor editor)
     {
-        var flexible = version >= FirstFlexibleVersion;
+        var flexible = KafkaApis.Of(KafkaApiKeys.FindCoordinator).IsFlexible(version);
         if (version >= 1 && !reader.TrySkip(4))
         {
             return false;

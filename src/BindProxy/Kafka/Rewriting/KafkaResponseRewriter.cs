@@ -80,28 +80,10 @@ internal static class KafkaResponseRewriter
     /// Highest version of <paramref name="apiKey"/> whose response this class parses, or -1 for APIs it
     /// never touches. ApiVersions responses are capped to these values.
     /// </summary>
-    public static short MaxSupportedVersion(short apiKey) => apiKey switch
-    {
-        KafkaApiKeys.Produce => NodeEndpointsResponseWalker.ProduceMaxVersion,
-        KafkaApiKeys.Fetch => NodeEndpointsResponseWalker.FetchMaxVersion,
-        KafkaApiKeys.Metadata => MetadataResponseWalker.MaxVersion,
-        KafkaApiKeys.FindCoordinator => FindCoordinatorResponseWalker.MaxVersion,
-        KafkaApiKeys.ApiVersions => ApiVersionsCapper.MaxVersion,
-        KafkaApiKeys.DescribeCluster => DescribeClusterResponseWalker.MaxVersion,
-        KafkaApiKeys.ShareFetch => NodeEndpointsResponseWalker.ShareFetchMaxVersion,
-        KafkaApiKeys.ShareAcknowledge => NodeEndpointsResponseWalker.ShareAcknowledgeMaxVersion,
-        _ => -1,
-    };
+    public static short MaxSupportedVersion(short apiKey) => KafkaApis.Of(apiKey).MaxParsed;
 
     /// <summary>True when responses of this (key, version) may carry broker addresses.</summary>
-    public static bool Rewrites(short apiKey, short apiVersion) => apiKey switch
-    {
-        KafkaApiKeys.Metadata or KafkaApiKeys.FindCoordinator or KafkaApiKeys.DescribeCluster => true,
-        KafkaApiKeys.ShareFetch or KafkaApiKeys.ShareAcknowledge => true,
-        KafkaApiKeys.Produce => apiVersion >= NodeEndpointsResponseWalker.ProduceFirstEndpointsVersion,
-        KafkaApiKeys.Fetch => apiVersion >= NodeEndpointsResponseWalker.FetchFirstEndpointsVersion,
-        _ => false,
-    };
+    public static bool Rewrites(short apiKey, short apiVersion) => KafkaApis.Of(apiKey).CarriesBrokerAddresses(apiVersion);
 
     /// <summary>
     /// <code>

@@ -15,12 +15,10 @@ namespace BindProxy.Kafka.Rewriting;
 /// </remarks>
 internal static class MetadataResponseWalker
 {
-    public const short MaxVersion = 13;
-    private const short FirstFlexibleVersion = 9;
 
     public static bool Walk(ref KafkaWireReader reader, short version, ResponseEditor editor)
     {
-        var flexible = version >= FirstFlexibleVersion;
+        var flexible = KafkaApis.Of(KafkaApiKeys.Metadata).IsFlexible(version);
         if (version >= 3 && !reader.TrySkip(4))
         {
             return false;

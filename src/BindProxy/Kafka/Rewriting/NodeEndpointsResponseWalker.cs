@@ -22,13 +22,6 @@ namespace BindProxy.Kafka.Rewriting;
 /// </remarks>
 internal static class NodeEndpointsResponseWalker
 {
-    public const short ProduceMaxVersion = 11;
-    public const short ProduceFirstEndpointsVersion = 10;
-    public const short FetchMaxVersion = 17;
-    public const short FetchFirstEndpointsVersion = 16;
-    public const short ShareFetchMaxVersion = 0;
-    public const short ShareAcknowledgeMaxVersion = 0;
-
     private const uint NodeEndpointsTag = 0;
 
     /// <summary>

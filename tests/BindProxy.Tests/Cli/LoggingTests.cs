@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using BindProxy.Tests.Infrastructure;
+
+namespace BindProxy.Tests.Cli;
+
+/// <summary>
+/// Logging cannot go silent: a Serilog section that only sets a level keeps the console, from
+/// the file or from an environment variable, and --log-level sets the level. The real executable.
+/// </summary>
+public sealed class LoggingTests
+{
+    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(30);
+
+    private const string Route = "\"BindProxy\": { \"Routes\": { \"quiet\": { \"Listen\": \"127.0.0.1:0\", \"Upstream\": \"127.0.0.1:9\", \"Source\": \"127.0.0.2\" } } }";
+
+    private static async Task<string> DirAsync(string config)
+    {
+        var dir = BindProxyCli.TempDir();
+        await File.WriteAllTextAsync(Path.Combine(dir, "appsettings.json"), config);
+        return dir;
+    }
+
+    [Fact]
+    public async Task A_serilog_section_with_only_a_level_still_logs_to_the_console()
+    {
+        var dir = await DirAsync("{ " + Route + ", \"Serilog\": { \"MinimumLevel\": \"Debug\" } }");
+        await using var proxy = ProxyProcess.Start(dir);
+        var line = await proxy.WaitForLineAsync("Route quiet listening on", Prompt);
+        Assert.Matches(@"^\d\d:\d\d:\d\d\.\d\d\d INF Route quiet listening on 127\.0\.0\.1:\d+$", line);
+    }
+
+    [Fact]
+    public async Task The_level_alone_from_an_environment_variable_still_logs()
+    {
+        var dir = await DirAsync("{ " + Route + " }");
+        using var process = BindProxyCli.Start(dir, new Dictionary<string, string> { ["BINDPROXY_Serilog__MinimumLevel__Default"] = "Debug" });
+        try
+        {
+            var line = await ReadUntilAsync(process, "Route quiet listening on");
+            Assert.Contains(" INF Route quiet listening on 127.0.0.1:", line, StringComparison.Ordinal);
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Log_level_warning_leaves_out_information_and_an_unknown_level_is_refused()
+    {
+        var dir = BindProxyCli.TempDir();
+        int port;
+        using (var probe = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            port = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+
+        // Nothing answers on port 9: a client's connection is closed with a warning, the first
+        // line that may come out at this level.
+        using var process = BindProxyCli.Start(dir, null, "--log-level", "warning", "--listen", $"127.0.0.1:{port}", "--upstream", "127.0.0.1:9", "--source", "127.0.0.2");
+        try
+        {
+            await ConnectOnceListeningAsync(new IPEndPoint(IPAddress.Loopback, port), process);
+            var lines = new List<string>();
+            using var timeout = new CancellationTokenSource(Prompt);
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                lines.Add(line);
+                if (line.Contains(" WRN cli: 127.0.0.1:", StringComparison.Ordinal))
+                {
+                    break;
+                }
+            }
+
+            Assert.Contains(lines, l => l.Contains("connect refused", StringComparison.Ordinal));
+            Assert.DoesNotContain(lines, l => l.Contains(" INF ", StringComparison.Ordinal));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+
+        var (exit, _, err) = await BindProxyCli.RunAsync(dir, "--log-level", "loud");
+        Assert.Equal(1, exit);
+        Assert.Contains("--log-level: 'loud' is not a level; expected verbose, debug, information, warning, error or fatal", err, StringComparison.Ordinal);
+    }
+
+    /// <summary>Connects as soon as the proxy listens, and lets go at once.</summary>
+    private static async Task ConnectOnceListeningAsync(IPEndPoint endpoint, Process process)
+    {
+        var deadline = DateTime.UtcNow + Prompt;
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"the proxy exited with {process.ExitCode}: {await process.StandardError.ReadToEndAsync()}");
+            }
+
+            try
+            {
+                using var client = await SocketExtensions.ConnectAsync(endpoint);
+                return;
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
+    private static async Task<string> ReadUntilAsync(Process process, string fragment)
+    {
+        using var timeout = new CancellationTokenSource(Prompt);
+        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        {
+            if (line.Contains(fragment, StringComparison.Ordinal))
+            {
+                return line;
+            }
+        }
+
+        throw new InvalidOperationException($"no line with '{fragment}'; stderr: {await process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken)}");
+    }
+}

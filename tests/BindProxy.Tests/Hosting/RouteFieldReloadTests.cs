@@ -1,0 +1,149 @@
+using System.Reflection;
+using System.Text.Json;
+using BindProxy.Configuration;
+using BindProxy.Forwarding;
+using BindProxy.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace BindProxy.Tests.Hosting;
+
+/// <summary>
+/// Every field a route can set, edited in the file under a running proxy: the reload names the
+/// change and new connections are served with it, or — for the few fields that wait for a
+/// restart — the log says so by the field's name. The fields are found by reflection over
+/// <see cref="RouteConfig"/>, so a field added there without a way to change it fails here.
+/// </summary>
+public sealed class RouteFieldReloadTests
+{
+    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(15);
+
+    /// <summary>One way to edit a field and see the edit served.</summary>
+    /// <param name="Protocol">The route's protocol while the field is edited.</param>
+    /// <param name="Base">Other fields the route needs for this one to apply (e.g. Assign for ClientIds).</param>
+    /// <param name="Before">The field's value before the edit; null: not set.</param>
+    /// <param name="After">The value written by the edit (a string, or a map for ClientIds).</param>
+    /// <param name="Served">What the serving route model shows of the field; null: the field waits for a restart.</param>
+    private sealed record Edit(string Protocol, Dictionary<string, object> Base, string? Before, object After, Func<RouteModel, TestProxy, object?>? Served);
+
+    private static readonly Dictionary<string, object> None = [];
+
+    private static readonly Dictionary<string, Edit> Edits = new()
+    {
+        ["Listen"] = new("Tcp", None, "127.0.0.1:0", "127.0.0.3:0",
+            (route, proxy) => string.Join(",", proxy.Endpoints("r").Select(e => e.Address)) + " " + route.Listen.Text),
+        ["Upstream"] = new("Tcp", None, "127.0.0.1:9", "127.0.0.1:10", (route, _) => route.Upstream.Text),
+        ["Source"] = new("Tcp", None, "127.0.0.2", "127.0.0.3", (route, _) => route.Sources.Addresses.ToString()),
+        ["Protocol"] = new("Tcp", None, "Tcp", "Kafka", (route, _) => route.Protocol),
+        ["ConnectTimeout"] = new("Tcp", None, "00:00:05", "00:00:07", (route, _) => route.ConnectTimeout),
+        ["IdleTimeout"] = new("Tcp", None, null, "00:01:00", (route, _) => route.IdleTimeout),
+        ["MaxConnections"] = new("Tcp", None, null, "7", (route, _) => route.MaxConnections),
+        ["MaxConnectionsPerClient"] = new("Tcp", None, null, "3", (route, _) => route.MaxConnectionsPerClient),
+        ["Assign"] = new("Tcp", None, null, "client-address", (route, _) => route.Assignment.Policy),
+        ["ClientIds"] = new("Kafka", new() { ["Assign"] = "kafka-client-id", ["Source"] = "127.0.0.2-127.0.0.5" }, null,
+            new Dictionary<string, string> { ["billing"] = "127.0.0.4" },
+            (route, _) => string.Join(",", route.Assignment.ClientIds.Select(kv => $"{kv.Key}={kv.Value}"))),
+        ["WhenExhausted"] = new("Tcp", new() { ["Assign"] = "client-address" }, null, "refuse", (route, _) => route.Assignment.WhenExhausted),
+        ["AssignmentIdleTimeout"] = new("Tcp", new() { ["Assign"] = "client-address" }, "00:01:00", "00:02:00", (route, _) => route.Assignment.IdleTimeout),
+        ["BrokerPorts"] = new("Kafka", None, null, "19193-19194", (route, _) => route.Kafka!.BrokerPorts is { } ports ? $"{ports.First}-{ports.Last}" : null),
+        ["AdvertisedHost"] = new("Kafka", None, null, "proxy.example", (route, _) => route.Kafka!.AdvertisedHost),
+        ["AllowedBrokers"] = new("Kafka", None, null, "127.0.0.0/8", (route, _) => route.Kafka!.AllowedBrokers?.ToString()),
+        ["FrameTimeout"] = new("Kafka", None, null, "00:00:05", (route, _) => route.Kafka!.FrameTimeout),
+        ["MaxFrameSize"] = new("Kafka", None, null, "2048", (route, _) => route.Kafka!.MaxFrameSize),
+        ["XForwarded"] = new("Http", None, null, "false", (route, _) => route.Http!.XForwarded),
+        ["RequestTimeout"] = new("Http", None, null, "00:00:09", (route, _) => route.Http!.RequestTimeout),
+    };
+
+    /// <summary>Every property of <see cref="RouteConfig"/> a configuration file can set.</summary>
+    public static TheoryData<string> Fields()
+    {
+        string[] notFields = [nameof(RouteConfig.Name), nameof(RouteConfig.UnknownFields), nameof(RouteConfig.MisshapenFields)];
+        return [.. typeof(RouteConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite && !notFields.Contains(p.Name))
+            .Select(p => p.Name)];
+    }
+
+    [Fact]
+    public void Every_settable_route_property_is_a_field_of_the_table()
+    {
+        Assert.Equal(Fields().Select(row => (string)row.Data), RouteFields.Names);
+    }
+
+    [Theory]
+    [MemberData(nameof(Fields))]
+    public async Task An_edited_field_is_applied_by_reload_or_named_as_waiting_for_a_restart(string name)
+    {
+        Assert.True(Edits.TryGetValue(name, out var edit), $"RouteConfig.{name} has no edit in this test: add how to change it and how a reload shows it served");
+        var field = RouteFields.Find(name);
+        Assert.NotNull(field);
+
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-field-{name}-{Guid.NewGuid():n}.json");
+        await File.WriteAllTextAsync(file, Config(name, edit, edit.Before), TestContext.Current.CancellationToken);
+        try
+        {
+            await using var proxy = await TestProxy.StartFromFileAsync(file);
+            var routes = proxy.Services.GetRequiredService<RouteTable>();
+            Assert.True(routes.TryFind("r", out var before));
+            var servedBefore = edit.Served?.Invoke(before, proxy);
+
+            await File.WriteAllTextAsync(file, Config(name, edit, edit.After), TestContext.Current.CancellationToken);
+            var line = await proxy.Logs.WaitForAsync(Prompt, "Reload: route r changed: ", $"{name} ");
+            Assert.Contains($"{name} {Written(field, edit.Before) ?? "(default)"} → {Written(field, edit.After)}", line, StringComparison.Ordinal);
+
+            if (edit.Served is null)
+            {
+                Assert.Equal(FieldReload.Restart, field.Reload);
+                await proxy.Logs.WaitForAsync(Prompt, "Reload: route r: ", $"{name} takes effect at the next restart");
+                return;
+            }
+
+            Assert.True(routes.TryFind("r", out var after));
+            var served = edit.Served(after, proxy);
+            Assert.NotEqual(servedBefore, served);
+            Assert.Contains(Parsed(edit.After), served?.ToString() ?? "", StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("takes effect at the next restart", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>The text a served value shows for what was written (a duration as written, a map's first entry).</summary>
+    private static string Parsed(object written) => written switch
+    {
+        Dictionary<string, string> map => string.Join(",", map.Select(kv => $"{kv.Key}={kv.Value}")),
+        "client-address" => "ClientAddress",
+        var text => (string)text,
+    };
+
+    /// <summary>A value as the reload's diff line shows it, through the field table.</summary>
+    private static string? Written(RouteField field, object? value) =>
+        field.Text(field.With(new RouteConfig { Name = "r" }, value is Dictionary<string, string> map ? map.ToDictionary(kv => kv.Key, kv => (string?)kv.Value) : value));
+
+    /// <summary>A file with one route "r" in front of a port nothing answers on (no connection is made).</summary>
+    private static string Config(string name, Edit edit, object? value)
+    {
+        var route = new Dictionary<string, object>
+        {
+            ["Listen"] = "127.0.0.1:0",
+            ["Upstream"] = "127.0.0.1:9",
+            ["Source"] = "127.0.0.2",
+            ["Protocol"] = edit.Protocol,
+        };
+        foreach (var (key, extra) in edit.Base)
+        {
+            route[key] = extra;
+        }
+
+        if (value is null)
+        {
+            route.Remove(name);
+        }
+        else
+        {
+            route[name] = value;
+        }
+
+        return JsonSerializer.Serialize(new { BindProxy = new { Routes = new Dictionary<string, object> { ["r"] = route } } });
+    }
+}
