@@ -1,5 +1,6 @@
 using BindProxy.Forwarding;
 using BindProxy.Outbound;
+using BindProxy.Transport;
 
 namespace BindProxy.Http;
 
