@@ -162,6 +162,7 @@ internal static class BindProxyCommand
             Console.WriteLine($"admin endpoint: http://{adminModel.Listen}/");
         }
 
+        Console.WriteLine($"forwarding engine for Tcp routes: {model.Engine}");
         Console.WriteLine($"configuration OK: {model.Routes.Count} route(s)");
         return ExitOk;
     }

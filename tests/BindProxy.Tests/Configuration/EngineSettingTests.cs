@@ -73,6 +73,10 @@ public sealed class EngineSettingTests
         Assert.Equal(1, exit);
         Assert.Contains("--engine: 'fast' is not an engine; expected auto, relay or pipes", err, StringComparison.Ordinal);
 
+        var (ok, output, _) = await BindProxyCli.RunAsync(BindProxyCli.TempDir(), "check", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--source", "127.0.0.2", "--engine", "Pipes");
+        Assert.Equal(0, ok);
+        Assert.Contains("forwarding engine for Tcp routes: pipes", output, StringComparison.Ordinal);
+
         await using var upstream = TestServer.Echo();
         await using var proxy = ProxyProcess.Start(BindProxyCli.TempDir(), "--listen", "127.0.0.1:0", "--upstream", upstream.Address, "--source", "127.0.0.2", "--engine", "pipes");
         await proxy.WaitForLineAsync("Forwarding engine for Tcp routes: pipes (", Prompt);
