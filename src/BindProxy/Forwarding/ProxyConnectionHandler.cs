@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using BindProxy.Addressing;
-using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;

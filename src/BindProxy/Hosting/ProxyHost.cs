@@ -72,8 +72,10 @@ internal static partial class ProxyHost
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
 
-        // Admin: metrics are always recorded; the HTTP endpoint only when configured.
-        AdminEndpoint.AddMetrics(services);
+        // Metrics are recorded whether or not the admin endpoint is on; without a listener they
+        // cost next to nothing. The admin HTTP endpoint runs only when configured.
+        services.AddMetrics();
+        services.AddSingleton<ProxyMetrics>();
         if (model.Admin is { } admin)
         {
             AdminEndpoint.Add(builder, admin);

@@ -64,7 +64,7 @@ internal sealed partial class KafkaSession
     public string? ClientId => _clientId;
 
     /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
-    public Admin.ProxyMetrics? Metrics { get; init; }
+    public ProxyMetrics? Metrics { get; init; }
 
     /// <summary>
     /// When (<see cref="Environment.TickCount64"/>) the client left a request incomplete, or 0 when
@@ -193,7 +193,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
-                Metrics?.KafkaRequest(_route.Name, header.ApiKey);
+                Metrics?.KafkaRequest(_route.Name, KafkaApis.NameOf(header.ApiKey));
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;
