@@ -3,6 +3,7 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
+using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -51,6 +52,7 @@ internal static partial class ProxyHost
         services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<BrokerDirectories>();
+        services.AddSingleton<IKafkaForwarder, KafkaForwarder>();
         services.AddSingleton<Interception.InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();

@@ -19,7 +19,7 @@ namespace BindProxy.Kafka;
 /// their header is noted by correlation id; responses that can carry broker addresses are
 /// rewritten to the proxy's own, everything else is forwarded as the original slices.
 /// </summary>
-internal sealed partial class KafkaSession
+internal sealed partial class KafkaSession : IKafkaSessionInfo
 {
     /// <summary>A request larger than this is streamed through once its header has arrived, not buffered whole.</summary>
     public const int StreamRequestsAbove = 64 * 1024;
