@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
+using BindProxy.Interception;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -110,7 +111,7 @@ internal static class BindProxyCommand
             return (configuration, null);
         }
 
-        var validator = new ConfigValidator(new SourceAddressProbe());
+        var validator = new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe());
         var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick, admin), cancellationToken).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
