@@ -202,6 +202,11 @@ internal static class BindProxyCommand
     {
         for (var inner = e; inner is not null; inner = inner.InnerException)
         {
+            if (inner is InterceptionUnavailableException)
+            {
+                return inner.Message;
+            }
+
             if (inner is SocketException or UnauthorizedAccessException or Microsoft.AspNetCore.Connections.AddressInUseException)
             {
                 // The outermost message names the route or endpoint; the socket's says why.

@@ -30,6 +30,7 @@ internal sealed partial class ConfigReloader(
     ConnectionRegistry connections,
     BrokerDirectories brokers,
     ShutdownSettings shutdown,
+    InterceptionHost interception,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -130,6 +131,9 @@ internal sealed partial class ConfigReloader(
             (string Before, string After)? adminEdit = fileAdmin == _fileAdmin ? null : (_fileAdmin ?? "(none)", fileAdmin ?? "(none)");
             _fileAdmin = fileAdmin;
             await ApplyAsync(routes.Current, result.Model!, adminEdit).ConfigureAwait(false);
+
+            // Interception rules follow the routes as applied, with the ports their listeners got.
+            await interception.ReloadedAsync(cancellationToken).ConfigureAwait(false);
             return true;
         }
         finally

@@ -3,6 +3,7 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
+using BindProxy.Interception;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -49,7 +50,7 @@ internal static partial class ProxyHost
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();
-        services.AddSingleton<Interception.InterceptedPorts>();
+        services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddSingleton(new ShutdownSettings(model.DrainTimeout));
         services.Configure<HostOptions>(host =>
@@ -60,6 +61,9 @@ internal static partial class ProxyHost
         });
         services.AddSingleton<ListenerHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ListenerHost>());
+        services.AddSingleton<InterceptionHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<InterceptionHost>());
+        services.AddSingleton<IInterceptionProbe, InterceptionProbe>();
         services.AddSingleton<ConfigValidator>();
         services.AddSingleton(new ReloadSource(reload));
         services.AddSingleton<ConfigReloader>();
