@@ -21,13 +21,13 @@ CFG
 }
 
 # The route comes from the command line (--listen, --upstream, --source); the file only sets
-# logging to Warning, as the other proxies log only errors and warnings here (a line per
-# connection would cost churn).
-bindproxy_config() {
-    cat <<'CFG'
+# logging, to Warning unless told otherwise, as the other proxies log only errors and warnings
+# here (a line per connection would cost churn).
+bindproxy_config() { # [level]
+    cat <<CFG
 {
   "Serilog": {
-    "MinimumLevel": { "Default": "Warning" },
+    "MinimumLevel": { "Default": "${1:-Warning}" },
     "WriteTo": [ { "Name": "Console" } ]
   }
 }

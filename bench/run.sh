@@ -2,13 +2,17 @@
 # BindProxy side-by-side benchmark: direct, HAProxy, nginx stream, socat and BindProxy, all
 # forwarding loopback traffic from source address 127.0.0.2 to the same upstream.
 #
-#   bench/run.sh [--quick] [--max-conn [N]] [--rounds N] [--only LIST] [--skip-install]
+#   bench/run.sh [--quick] [--max-conn [N]] [--rounds N] [--only LIST] [--hold-count N]
+#                [--bindproxy-log LEVEL] [--skip-install]
 #
 #   --quick         one short round of everything (about two minutes once built)
 #   --max-conn [N]  also find how many connections one proxy process holds: asks for N
 #                   (default 10050, more than 20000 fds allow) and counts those that echo
 #   --rounds N      interleaved rounds (default 3, quick 1)
 #   --only LIST     comma-separated contenders, e.g. direct,haproxy,bindproxy
+#   --hold-count N  idle connections per hold run (default 4000, quick 2000), fresh and warmed
+#   --bindproxy-log LEVEL  BindProxy's log level (default Warning, as the others log errors only;
+#                   Information is what it logs out of the box: a line per connection)
 #   --skip-install  do not apt-get missing packages
 #
 # Writes bench/results/<timestamp>.md (and the raw .jsonl next to it) and prints the tables.
@@ -26,6 +30,8 @@ max_conn_count=10050   # above what 20000 fds allow at 2 fds per proxied connect
 rounds=""
 only=""
 skip_install=0
+hold_count_arg=""
+bindproxy_log=Warning
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -37,7 +43,13 @@ while [[ $# -gt 0 ]]; do
             rounds=$2; shift ;;
         --only) only=${2:?--only needs a list such as direct,haproxy,bindproxy}; shift ;;
         --skip-install) skip_install=1 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --hold-count)
+            [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "--hold-count needs a positive number" >&2; exit 2; }
+            hold_count_arg=$2; shift ;;
+        --bindproxy-log)
+            [[ "${2:-}" =~ ^(Verbose|Debug|Information|Warning|Error|Fatal)$ ]] || { echo "--bindproxy-log needs a Serilog level such as Information or Warning" >&2; exit 2; }
+            bindproxy_log=$2; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,6 +70,7 @@ else
     rounds=${rounds:-3}; iperf_secs=4; ping_count=20000; ping_warmup=5000
     churn_secs=4s; hold_count=4000; hold_secs=3s
 fi
+hold_count=${hold_count_arg:-$hold_count}
 churn_concurrency=16
 # Churn is the noisiest figure on a shared machine: it gets this many interleaved runs per round.
 churn_passes=$([[ $quick == 1 ]] && echo 1 || echo 3)
@@ -211,7 +224,7 @@ write_configs() { # upstream_port: configs for every proxy, all forwarding to 12
     local up=$1
     mkdir -p "$work/nginx"
     haproxy_config "${listen_port[haproxy]}" "$source_addr" "$up" >"$work/haproxy.cfg"
-    bindproxy_config >"$work/bindproxy.json"
+    bindproxy_config "$bindproxy_log" >"$work/bindproxy.json"
     local load_stream=""
     [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] && load_stream="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
     cat >"$work/nginx/nginx.conf" <<EOF
@@ -305,7 +318,7 @@ fi
 
 # ---- environment ---------------------------------------------------------------------------
 : >"$jsonl"
-record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers x $((rounds * churn_passes)) runs, hold $hold_count x $hold_secs after $hold_warmup warm-up connections"
+record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers x $((rounds * churn_passes)) runs, hold $hold_count x $hold_secs from a fresh proxy and after $hold_warmup warm-up connections; bindproxy logs at $bindproxy_log"
 record_env machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), $(free -g | awk '/Mem:/{print $2}') GiB"
 record_env limits "RLIMIT_NOFILE $nofile soft and hard for every process; tcp_tw_reuse=$(sysctl -n net.ipv4.tcp_tw_reuse), ip_local_port_range=$(sysctl -n net.ipv4.ip_local_port_range | xargs), somaxconn=$(sysctl -n net.core.somaxconn)"
 record_env versions "$(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); socat $(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p'); $(iperf3 --version | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version)"
@@ -374,6 +387,9 @@ done
 stop_phase
 
 # ---- e. idle connections: a fresh proxy for every run, so memory starts from the same place ----
+# Two runs per contender and round: "hold-fresh" measures the first connections the process ever
+# serves (what a user starting the proxy for a load test pays: code compiled on first use, threads
+# started under the burst, the GC heap growing), "hold" the marginal cost after a warm-up.
 log "idle connections: $hold_count held for $hold_secs"
 phase_contenders=("${contenders[@]}")
 hold_run() { # test contender round count parallel [warmup]
@@ -392,7 +408,10 @@ hold_run() { # test contender round count parallel [warmup]
     stop_bg "$c"
 }
 for ((r = 1; r <= rounds; r++)); do
-    for c in $(rotated "$r"); do hold_run hold "$c" "$r" "$hold_count" 128 "$hold_warmup"; done
+    for c in $(rotated "$r"); do
+        hold_run hold-fresh "$c" "$r" "$hold_count" 128 0
+        hold_run hold "$c" "$r" "$hold_count" 128 "$hold_warmup"
+    done
 done
 
 # ---- max-conn: how many connections one proxy process holds under the fd limit -------------

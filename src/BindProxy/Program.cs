@@ -20,8 +20,9 @@ if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
 var root = BindProxyCommand.Create((builder, configuration, level) =>
     builder.Services.AddSerilog(CreateLogger(configuration, level), dispose: true).WithoutKestrelConnectionScopes());
 
-// SIGTERM and Ctrl-C are left to the host, which drains connections for up to DrainTimeout
-// (System.CommandLine would otherwise end the process 2 s after the signal).
+// SIGTERM and Ctrl-C are left to the host (ProxyLifetime), which drains connections for up to
+// DrainTimeout, or stops at once on a second signal
+// (System.CommandLine would otherwise end the process 2 s after the first).
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
 
 // The defaults (console, Information, quiet framework categories) come first and the Serilog

@@ -13,6 +13,10 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
 {
     private const string Direct = "direct";
 
+    // Idle-connection runs: after a warm-up (the marginal cost of a connection) and from a fresh process.
+    private const string Warmed = "hold";
+    private const string Fresh = "hold-fresh";
+
     private static readonly (int Streams, bool Reverse, string Title)[] ThroughputModes =
     [
         (1, false, "1 stream"),
@@ -60,11 +64,11 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
     private void AppendSummary(StringBuilder md)
     {
         md.Append(CultureInfo.InvariantCulture, $"## Summary (value, and ×{baseline} in brackets)\n\n");
-        md.Append("| contender | Gbit/s 1 stream | Gbit/s 8 streams | CPU s/GB | added p50 µs | added p99 µs | churn conn/s | RSS KB/idle conn | PSS KB/idle conn |\n");
-        md.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.Append("| contender | Gbit/s 1 stream | Gbit/s 8 streams | CPU s/GB | added p50 µs | added p99 µs | churn conn/s | RSS KB/idle conn fresh | RSS KB/idle conn warmed | PSS KB/idle conn warmed |\n");
+        md.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         foreach (var c in _contenders)
         {
-            md.Append(CultureInfo.InvariantCulture, $"| {c} | {WithRatio(c, x => Throughput(x, 1, false), "F2")} | {WithRatio(c, x => Throughput(x, 8, false), "F2")} | {WithRatio(c, CpuPerGb, "F2")} | {WithRatio(c, x => AddedLatency(x, "p50_us"), "F1")} | {WithRatio(c, x => AddedLatency(x, "p99_us"), "F1")} | {WithRatio(c, ChurnRate, "F0")} | {WithRatio(c, x => HoldMedian(x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(x, "pss_per_conn_kb"), "F1")} |\n");
+            md.Append(CultureInfo.InvariantCulture, $"| {c} | {WithRatio(c, x => Throughput(x, 1, false), "F2")} | {WithRatio(c, x => Throughput(x, 8, false), "F2")} | {WithRatio(c, CpuPerGb, "F2")} | {WithRatio(c, x => AddedLatency(x, "p50_us"), "F1")} | {WithRatio(c, x => AddedLatency(x, "p99_us"), "F1")} | {WithRatio(c, ChurnRate, "F0")} | {WithRatio(c, x => HoldMedian(Fresh, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "pss_per_conn_kb"), "F1")} |\n");
         }
 
         md.Append("\nHigher is better for Gbit/s and conn/s; lower is better for CPU, latency and memory.\n\n");
@@ -161,27 +165,32 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
 
     private void AppendHold(StringBuilder md)
     {
-        var records = results.Records("hold").ToList();
-        if (records.Count == 0)
+        var warmed = results.Records(Warmed).ToList();
+        var fresh = results.Records(Fresh).ToList();
+        if (warmed.Count == 0 && fresh.Count == 0)
         {
             return;
         }
 
-        var requested = ResultSet.Number(records[0], "result", "requested") ?? 0;
-        md.Append(CultureInfo.InvariantCulture, $"## Idle connections ({requested:F0} held through each proxy, fresh proxy per run warmed by 500 connections opened and closed, median of {Rounds(records)} rounds)\n\n");
-        md.Append("| contender | verified | open ms | verify ms | RSS KB/conn | PSS KB/conn | proxy RSS MB at end | processes | failed | failure reasons |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        var all = warmed.Concat(fresh).ToList();
+        var requested = ResultSet.Number(all[0], "result", "requested") ?? 0;
+        md.Append(CultureInfo.InvariantCulture, $"## Idle connections ({requested:F0} held through each proxy, each exchanging one 16-byte echo; a fresh proxy process for every run, median of {Rounds(all)} rounds)\n\n");
+        md.Append("| contender | verified fresh / warmed | open ms fresh / warmed | RSS KB/conn fresh | RSS KB/conn warmed | PSS KB/conn fresh | PSS KB/conn warmed | proxy RSS MB at start | proxy RSS MB after fresh | proxy RSS MB after warmed | processes | failed | failure reasons |\n");
+        md.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         foreach (var c in _contenders)
         {
-            var mine = Of(records, c).ToList();
-            if (mine.Count == 0)
+            var mineWarmed = Of(warmed, c).ToList();
+            var mineFresh = Of(fresh, c).ToList();
+            if (mineWarmed.Count == 0 && mineFresh.Count == 0)
             {
                 continue;
             }
 
-            md.Append(CultureInfo.InvariantCulture, $"| {c} | {Fmt(Median(mine, "verified"), "F0")} | {Fmt(Median(mine, "open_ms"), "F0")} | {Fmt(Median(mine, "verify_ms"), "F0")} | {WithRatio(c, x => HoldMedian(x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(x, "pss_per_conn_kb"), "F1")} | {(c == Direct ? "—" : Fmt(Median(mine, "rss_end_kb") / 1024, "F1"))} | {(c == Direct ? "—" : Fmt(Median(mine, "proxy_processes"), "F0"))} | {Sum(mine, "failed"):F0} | {Reasons(mine)} |\n");
+            var proxy = c != Direct;
+            md.Append(CultureInfo.InvariantCulture, $"| {c} | {Fmt(Median(mineFresh, "verified"), "F0")} / {Fmt(Median(mineWarmed, "verified"), "F0")} | {Fmt(Median(mineFresh, "open_ms"), "F0")} / {Fmt(Median(mineWarmed, "open_ms"), "F0")} | {WithRatio(c, x => HoldMedian(Fresh, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Fresh, x, "pss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "pss_per_conn_kb"), "F1")} | {(proxy ? Fmt(Median(mineFresh, "rss_before_kb") / 1024, "F1") : "—")} | {(proxy ? Fmt(Median(mineFresh, "rss_end_kb") / 1024, "F1") : "—")} | {(proxy ? Fmt(Median(mineWarmed, "rss_end_kb") / 1024, "F1") : "—")} | {(proxy ? Fmt(Median(mineWarmed.Concat(mineFresh), "proxy_processes"), "F0") : "—")} | {Sum(mineWarmed.Concat(mineFresh), "failed"):F0} | {Reasons(mineWarmed.Concat(mineFresh))} |\n");
         }
 
-        md.Append("\nKB/conn = (proxy tree memory after the hold − before opening) / verified connections. RSS sums every process's resident set (socat's forked children share pages, so its RSS overstates); PSS splits shared pages.\n\n");
+        md.Append("\nKB/conn = (proxy tree memory after the hold − before opening) / verified connections. *Fresh*: the connections are the first the proxy process ever serves, so the figure includes what first use costs (code compiled on first use, threads started under the connect burst, the garbage collector's heap growing to its budget), as a user starting the proxy for a load test pays it. *Warmed*: 500 connections opened, echoed and closed first, then 1 s, before the baseline is read: the marginal cost of a connection. RSS at start is the fresh run's baseline, read 0.5 s after the proxy listens. RSS sums every process's resident set (socat's forked children share pages, so its RSS overstates); PSS splits shared pages.\n\n");
     }
 
     private void AppendMaxConn(StringBuilder md)
@@ -241,7 +250,7 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
 
     private double? ChurnRate(string contender) => Median(Of(results.Records("churn"), contender), "connections_per_second");
 
-    private double? HoldMedian(string contender, string key) => Median(Of(results.Records("hold"), contender), key);
+    private double? HoldMedian(string test, string contender, string key) => Median(Of(results.Records(test), contender), key);
 
     private string WithRatio(string contender, Func<string, double?> figure, string format)
     {

@@ -10,8 +10,9 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
 {
     private readonly long _started = Stopwatch.GetTimestamp();
 
+    /// <summary>The configured routes in the configuration's order, then the routes they opened (Kafka broker listeners) by name.</summary>
     public IReadOnlyList<RouteView> Routes() =>
-        [.. routes.Current.Routes.Concat(routes.Dynamic.OrderBy(r => r.Name, StringComparer.Ordinal)).Select(ToView)];
+        [.. routes.Roots.Concat(routes.Roots.SelectMany(r => r.Members).OrderBy(r => r.Name, StringComparer.Ordinal)).Select(ToView)];
 
     public IReadOnlyList<ConnectionView> Connections() =>
         [.. connections.Snapshot().OrderBy(c => c.Id).Select(ToView)];
@@ -25,20 +26,24 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
         Connections(),
         Assignments());
 
-    private RouteView ToView(RouteModel route) => new(
-        route.Name,
-        route.Protocol.ToString(),
-        route.Listen.Text,
-        [.. listeners.For(route.Name).Select(e => e.ToString())],
-        route.Upstream.Text,
-        route.Sources.Addresses.ToString(),
-        route.Sources.Addresses.Count,
-        route.ConnectTimeout.TotalSeconds,
-        route.MaxConnections,
-        connections.CountOf(route.Name),
-        route.Parent?.Name,
-        route.WiresharkFilter,
-        CaptureFilters.TsharkDisplay(route.Sources.Addresses[0], route.WiresharkFilter));
+    private RouteView ToView(ServedRoute served)
+    {
+        var route = served.Model;
+        return new(
+            route.Name,
+            route.Protocol.ToString(),
+            route.Listen.Text,
+            [.. listeners.For(served).Select(e => e.ToString())],
+            route.Upstream.Text,
+            route.Sources.Addresses.ToString(),
+            route.Sources.Addresses.Count,
+            route.ConnectTimeout.TotalSeconds,
+            route.MaxConnections,
+            connections.CountOf(route.Name),
+            served.IsRoot ? null : served.Root.Name,
+            route.WiresharkFilter,
+            CaptureFilters.TsharkDisplay(route.Sources.Addresses[0], route.WiresharkFilter));
+    }
 
     private static ConnectionView ToView(ProxiedConnection connection)
     {

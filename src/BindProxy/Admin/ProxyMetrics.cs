@@ -9,8 +9,10 @@ namespace BindProxy.Admin;
 /// <summary>
 /// The proxy's instruments, on the meter <c>BindProxy</c>. Every recording call is made once per
 /// connection event (open, close, connect failure, Kafka request, HTTP response), never per packet:
-/// forwarded bytes are read off the connections' own counters when the metrics are collected. An
-/// Http route's connections are its upstream connections, on the same series as a Tcp route's.
+/// forwarded bytes and open connections are read off the connections themselves when the metrics
+/// are collected, for the routes served then — a removed route's live series go with it; its
+/// event counters keep what it did. An Http route's connections are its upstream connections, on
+/// the same series as a Tcp route's.
 /// </summary>
 internal sealed class ProxyMetrics : IHttpRouteMetrics
 {
@@ -19,7 +21,6 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
     /// <summary>Loopback connects take tens of microseconds; remote ones up to the connect timeout.</summary>
     private static readonly double[] ConnectBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-    private readonly UpDownCounter<long> _active;
     private readonly Counter<long> _opened;
     private readonly Counter<long> _closed;
     private readonly Counter<long> _rejected;
@@ -33,13 +34,15 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
     // route's totals, so a collection adds only the difference and a close adds the rest; totals
     // never go down.
     private readonly ConnectionRegistry _connections;
+    private readonly RouteTable _routes;
     private readonly ConcurrentDictionary<string, RouteBytes> _bytes = new(StringComparer.Ordinal);
 
-    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections)
+    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections, RouteTable routes)
     {
         _connections = connections;
+        _routes = routes;
         var meter = meterFactory.Create(MeterName);
-        _active = meter.CreateUpDownCounter<long>("bindproxy.connections.active", "{connection}",
+        meter.CreateObservableUpDownCounter("bindproxy.connections.active", ObserveActive, "{connection}",
             "Proxied connections open now (upstream connected), by route");
         _opened = meter.CreateCounter<long>("bindproxy.connections.opened", "{connection}",
             "Proxied connections whose upstream connected, by route");
@@ -66,7 +69,6 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
     {
         var route = new KeyValuePair<string, object?>("route", connection.Route);
         _opened.Add(1, route);
-        _active.Add(1, route);
         _connectDuration.Record(connectTime.TotalSeconds, route, new KeyValuePair<string, object?>("result", "connected"));
     }
 
@@ -79,7 +81,6 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
         AddBytes(connection);
 
         var route = new KeyValuePair<string, object?>("route", connection.Route);
-        _active.Add(-1, route);
         _closed.Add(1, route, new KeyValuePair<string, object?>("reason", reason));
     }
 
@@ -134,16 +135,37 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
         return 0;
     }
 
+    /// <summary>Open connections of every route served now (0 for one with none), none for a route that is gone.</summary>
+    private IEnumerable<Measurement<long>> ObserveActive()
+    {
+        var open = _connections.Snapshot().CountBy(c => c.Route, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
+        return [.. _routes.All.Select(r => r.Name).Distinct(StringComparer.Ordinal)
+            .Select(route => new Measurement<long>(open.GetValueOrDefault(route), new KeyValuePair<string, object?>("route", route)))];
+    }
+
     private IEnumerable<Measurement<long>> ObserveBytes()
     {
-        foreach (var connection in _connections.Snapshot())
+        var live = _connections.Snapshot();
+        foreach (var connection in live)
         {
             AddBytes(connection);
         }
 
+        // A removed route's totals stop being reported (and kept) once its last connection is gone.
+        var served = _routes.All.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
         var measurements = new List<Measurement<long>>(_bytes.Count * 2);
         foreach (var (route, bytes) in _bytes)
         {
+            if (!served.Contains(route))
+            {
+                if (!live.Any(c => c.Route == route))
+                {
+                    _bytes.TryRemove(route, out _);
+                }
+
+                continue;
+            }
+
             var routeTag = new KeyValuePair<string, object?>("route", route);
             measurements.Add(new Measurement<long>(Interlocked.Read(ref bytes.ToUpstream), routeTag, new KeyValuePair<string, object?>("direction", "to_upstream")));
             measurements.Add(new Measurement<long>(Interlocked.Read(ref bytes.ToClient), routeTag, new KeyValuePair<string, object?>("direction", "to_client")));

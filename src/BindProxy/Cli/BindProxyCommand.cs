@@ -6,6 +6,8 @@ using BindProxy.Hosting;
 using BindProxy.Interception;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Cli;
@@ -165,7 +167,13 @@ internal static class BindProxyCommand
         try
         {
             // Edits of the file are applied live; quick mode's one route has no file to watch.
-            app = ProxyHost.Build(model, configuration, builder => configureHost(builder, configuration, logLevel), reload: quick.IsSet ? null : configuration);
+            app = ProxyHost.Build(model, configuration, builder =>
+            {
+                configureHost(builder, configuration, logLevel);
+
+                // Ctrl-C and SIGTERM: a drain that says what it waits for, and a second one to stop now.
+                builder.Services.AddSingleton<IHostLifetime, ProxyLifetime>();
+            }, reload: quick.IsSet ? null : configuration);
         }
         catch (ConfigurationException e)
         {
@@ -202,7 +210,7 @@ internal static class BindProxyCommand
     {
         for (var inner = e; inner is not null; inner = inner.InnerException)
         {
-            if (inner is InterceptionUnavailableException)
+            if (inner is ListenerUnavailableException or InterceptionUnavailableException)
             {
                 return inner.Message;
             }

@@ -24,11 +24,11 @@ internal sealed record RouteConfig
     public required string Name { get; init; }
 
     /// <summary>Where clients connect: endpoints, ranges, CIDR blocks or a list.</summary>
-    [RouteField(Shape = FieldShape.List, Reload = FieldReload.RestartOnHttp, CopiedToBrokers = false)]
+    [RouteField(Shape = FieldShape.List)]
     public string? Listen { get; init; }
 
     /// <summary>The real server: HOST:PORT, or an address range with a port.</summary>
-    [RouteField(Shape = FieldShape.List, CopiedToBrokers = false)]
+    [RouteField(Shape = FieldShape.List)]
     public string? Upstream { get; init; }
 
     /// <summary>The source address pool of upstream connections.</summary>
@@ -36,7 +36,7 @@ internal sealed record RouteConfig
     public string? Source { get; init; }
 
     /// <summary>Tcp (default), Kafka or Http.</summary>
-    [RouteField(Reload = FieldReload.RestartOnHttp)]
+    [RouteField]
     public string? Protocol { get; init; }
 
     [RouteField]
@@ -79,16 +79,16 @@ internal sealed record RouteConfig
     public string? AssignmentIdleTimeout { get; init; }
 
     /// <summary>Kafka: proxy ports for brokers, in discovery order (<c>19093-19120</c>); automatic when absent.</summary>
-    /// <remarks>The route's broker directory is made with the route and keeps it.</remarks>
-    [RouteField(Scope = FieldScope.KafkaOnly, Reload = FieldReload.Restart)]
+    /// <remarks>An edit applies to brokers discovered from then on; known brokers keep their ports.</remarks>
+    [RouteField(Scope = FieldScope.KafkaOnly)]
     public string? BrokerPorts { get; init; }
 
     /// <summary>Kafka: the host written into rewritten responses; the address the client connected to when absent.</summary>
-    [RouteField(Scope = FieldScope.KafkaOnly, Reload = FieldReload.Restart)]
+    [RouteField(Scope = FieldScope.KafkaOnly)]
     public string? AdvertisedHost { get; init; }
 
     /// <summary>Kafka: broker hosts the proxy may connect to (names, addresses, ranges, CIDRs); default: any the cluster advertises.</summary>
-    [RouteField(Shape = FieldShape.List, Scope = FieldScope.KafkaOnly, Reload = FieldReload.Restart)]
+    [RouteField(Shape = FieldShape.List, Scope = FieldScope.KafkaOnly)]
     public string? AllowedBrokers { get; init; }
 
     /// <summary>Kafka: close a client that leaves a request incomplete this long (default 00:00:30).</summary>
@@ -100,11 +100,11 @@ internal sealed record RouteConfig
     public string? MaxFrameSize { get; init; }
 
     /// <summary>Http: add X-Forwarded-For/-Proto/-Host/-Prefix (true, the default) or leave the headers as the client sent them.</summary>
-    [RouteField(Scope = FieldScope.HttpOnly, CopiedToBrokers = false)]
+    [RouteField(Scope = FieldScope.HttpOnly)]
     public string? XForwarded { get; init; }
 
     /// <summary>Http: the longest a request may sit idle (no headers, no body bytes either way) before it fails with 504.</summary>
-    [RouteField(Scope = FieldScope.HttpOnly, CopiedToBrokers = false)]
+    [RouteField(Scope = FieldScope.HttpOnly)]
     public string? RequestTimeout { get; init; }
 
     /// <summary>Keys present in the route's section that no field reads (typos).</summary>

@@ -13,8 +13,6 @@ internal sealed class RouteField(PropertyInfo property, RouteFieldAttribute defi
 
     public FieldReload Reload => definition.Reload;
 
-    public bool CopiedToBrokers => definition.CopiedToBrokers;
-
     /// <summary>The protocol the field is limited to; null when every route may set it.</summary>
     public RouteProtocol? OnlyFor => Scope switch
     {

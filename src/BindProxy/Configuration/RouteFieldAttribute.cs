@@ -13,10 +13,4 @@ internal sealed class RouteFieldAttribute : Attribute
     public FieldScope Scope { get; set; } = FieldScope.AnyProtocol;
 
     public FieldReload Reload { get; set; } = FieldReload.Live;
-
-    /// <summary>
-    /// A Kafka route's broker listeners copy the field from their bootstrap route when they open;
-    /// listeners already open keep the value they opened with.
-    /// </summary>
-    public bool CopiedToBrokers { get; set; } = true;
 }

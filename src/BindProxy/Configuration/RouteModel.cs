@@ -59,7 +59,7 @@ internal sealed class RouteModel
     /// <summary>The route as written (null for routes made at run time).</summary>
     public RouteConfig? Config { get; init; }
 
-    /// <summary>For a Kafka broker listener's route: the bootstrap route it was discovered through.</summary>
+    /// <summary>For a Kafka broker listener's route: the bootstrap route's definition it was made from.</summary>
     public RouteModel? Parent { get; init; }
 
     /// <summary>The bootstrap route of a Kafka cluster: this route, or its parent.</summary>
@@ -67,11 +67,17 @@ internal sealed class RouteModel
 
     /// <summary>
     /// The route of a Kafka broker listener: same sources and settings, its own listen endpoints
-    /// and the broker's real address as upstream.
+    /// and the broker's real address as upstream. Its name (<c>kafka/broker-1</c>) is made here
+    /// and nowhere else, for logs, metrics and the admin API; nothing reads a family from a name.
     /// </summary>
-    public RouteModel ForBroker(int nodeId, EndpointSpec listen, UpstreamSpec upstream) => new()
+    public RouteModel ForBroker(int nodeId, EndpointSpec listen, UpstreamSpec upstream) => Member($"{Name}/broker-{nodeId}", listen, upstream);
+
+    /// <summary>This member route with the settings of <paramref name="parent"/> (its root's new definition), keeping its own name, listen endpoints and upstream.</summary>
+    public RouteModel WithParent(RouteModel parent) => Parent is null ? this : parent.Member(Name, Listen, Upstream);
+
+    private RouteModel Member(string name, EndpointSpec listen, UpstreamSpec upstream) => new()
     {
-        Name = $"{Name}/broker-{nodeId}",
+        Name = name,
         Listen = listen,
         Upstream = upstream,
         Sources = Sources,

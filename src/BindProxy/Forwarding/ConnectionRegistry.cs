@@ -7,9 +7,13 @@ using BindProxy.Configuration;
 namespace BindProxy.Forwarding;
 
 /// <summary>A live proxied connection.</summary>
-internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLegs legs)
+/// <param name="served">The route whose listener it came in on (a Kafka broker listener's own route for a broker connection).</param>
+/// <param name="route">The route's definition when the connection was made; it keeps it for its lifetime.</param>
+internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel route, IConnectionLegs legs) : IDrainable
 {
     private int _proxyReason = -1;
+    private int _closed;
+    private TaskCompletionSource? _whenClosed;
 
     // Bytes already added to the route's metric totals (see ProxyMetrics).
     internal long CountedToUpstream;
@@ -23,6 +27,8 @@ internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLe
     public string Route => RouteModel.Name;
 
     public RouteModel RouteModel { get; } = route;
+
+    public ServedRoute Served { get; } = served;
 
     /// <summary>The client and upstream sockets, on whichever forwarding path moves the bytes.</summary>
     public IConnectionLegs Legs { get; } = legs;
@@ -66,6 +72,39 @@ internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLe
         Legs.Abort();
     }
 
+    void IDrainable.Abort() => Abort(CloseReason.ProxyAborted);
+
+    /// <summary>Nothing to ask: the proxy cannot tell a quiet moment of a byte stream; its peers end it.</summary>
+    void IDrainable.RequestClose()
+    {
+    }
+
+    /// <summary>Completes when the registry lets go of the connection (made only when someone waits: most never are).</summary>
+    public Task WhenClosed()
+    {
+        var signal = Volatile.Read(ref _whenClosed);
+        if (signal is null)
+        {
+            var made = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            signal = Interlocked.CompareExchange(ref _whenClosed, made, null) ?? made;
+        }
+
+        // A close that came before the signal existed completes it here.
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            signal.TrySetResult();
+        }
+
+        return signal.Task;
+    }
+
+    internal void MarkClosed()
+    {
+        // A full fence between the two, as in WhenClosed: one side or the other completes the signal.
+        Interlocked.Exchange(ref _closed, 1);
+        Volatile.Read(ref _whenClosed)?.TrySetResult();
+    }
+
     /// <summary>Milliseconds since a byte last moved either way, as seen by successive calls (one caller: the sweeper).</summary>
     internal long IdleMilliseconds(long now)
     {
@@ -80,8 +119,8 @@ internal sealed class ProxiedConnection(long id, RouteModel route, IConnectionLe
     }
 }
 
-/// <summary>Every live proxied connection; read by tests and the admin API.</summary>
-internal sealed class ConnectionRegistry
+/// <summary>Every live proxied connection; read by the drain, the sweeper, tests and the admin API.</summary>
+internal sealed class ConnectionRegistry : IDrainSource
 {
     private readonly ConcurrentDictionary<long, ProxiedConnection> _connections = new();
     private readonly ConcurrentDictionary<string, StrongBox<int>> _perRoute = new(StringComparer.Ordinal);
@@ -161,12 +200,23 @@ internal sealed class ConnectionRegistry
 
     public IReadOnlyCollection<ProxiedConnection> Snapshot() => [.. _connections.Values];
 
-    public ProxiedConnection Add(RouteModel route, IConnectionLegs legs)
+    IEnumerable<IDrainable> IDrainSource.Open() => _connections.Values;
+
+    /// <param name="served">The route whose listener the connection came in on.</param>
+    /// <param name="route">The definition it is served with (<paramref name="served"/>'s when it arrived).</param>
+    public ProxiedConnection Add(ServedRoute served, RouteModel route, IConnectionLegs legs)
     {
-        var connection = new ProxiedConnection(Interlocked.Increment(ref _nextId), route, legs);
+        var connection = new ProxiedConnection(Interlocked.Increment(ref _nextId), served, route, legs);
         _connections[connection.Id] = connection;
         return connection;
     }
 
-    public void Remove(ProxiedConnection connection) => _connections.TryRemove(connection.Id, out _);
+    /// <summary>Lets go of a connection that has closed; whoever waits for it (a drain) hears it now.</summary>
+    public void Remove(ProxiedConnection connection)
+    {
+        if (_connections.TryRemove(connection.Id, out _))
+        {
+            connection.MarkClosed();
+        }
+    }
 }

@@ -19,7 +19,6 @@ namespace BindProxy.Forwarding;
 /// source address, forwards both ways, and logs one open and one close line per connection.
 /// </summary>
 internal sealed partial class ProxyConnectionHandler(
-    RouteTable routes,
     UpstreamConnector connector,
     ConnectionRegistry registry,
     TransportOptions options,
@@ -29,6 +28,7 @@ internal sealed partial class ProxyConnectionHandler(
     InterceptedConnections interceptions,
     ProxyMetrics metrics,
     UpstreamRefusals refusals,
+    DrainCoordinator drains,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler, IRelayOwner
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -39,14 +39,17 @@ internal sealed partial class ProxyConnectionHandler(
     {
         var inbound = connection.Features.Get<IInboundSocketFeature>()
             ?? throw new InvalidOperationException("Proxy listeners must use the BindProxy socket transport.");
-        if (!routes.TryFind(inbound.Route, out var route))
+        var served = inbound.Route;
+        if (served.IsRemoved)
         {
-            Log.RouteGone(logger, inbound.Route, inbound.Client);
-            metrics.Rejected(inbound.Route, "route_gone");
+            // Accepted just before its listener closed.
+            Log.RouteGone(logger, served.Name, inbound.Client);
+            metrics.Rejected(served.Name, "route_gone");
             inbound.Reset();
             return;
         }
 
+        var route = served.Model;
         if (!registry.TryEnter(route.Name, route.MaxConnections))
         {
             Refuse(route, inbound, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
@@ -65,7 +68,7 @@ internal sealed partial class ProxyConnectionHandler(
 
             try
             {
-                relayed = await ServeAsync(connection, route, inbound).ConfigureAwait(false);
+                relayed = await ServeAsync(connection, served, route, inbound).ConfigureAwait(false);
             }
             finally
             {
@@ -92,7 +95,7 @@ internal sealed partial class ProxyConnectionHandler(
     }
 
     /// <summary>Serves one connection; true when it was handed to a relay that now runs on its own.</summary>
-    private async Task<bool> ServeAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound)
+    private async Task<bool> ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound)
     {
         // An intercepting route's upstream is where the client was going before the redirect.
         PendingInterception? intercepted = null;
@@ -122,7 +125,7 @@ internal sealed partial class ProxyConnectionHandler(
             bool started = false;
             try
             {
-                started = await RelayAsync(connection, route, inbound, clientFd, lease, intercepted).ConfigureAwait(false);
+                started = await RelayAsync(connection, served, route, inbound, clientFd, lease, intercepted).ConfigureAwait(false);
                 return started;
             }
             finally
@@ -136,14 +139,14 @@ internal sealed partial class ProxyConnectionHandler(
 
         using (lease)
         {
-            await ServeAsync(connection, route, inbound.Socket, lease, intercepted).ConfigureAwait(false);
+            await ServeAsync(connection, served, route, inbound.Socket, lease, intercepted).ConfigureAwait(false);
         }
 
         return false;
     }
 
     /// <summary>Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect failed.</summary>
-    private async Task<bool> RelayAsync(ConnectionContext connection, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease, PendingInterception? intercepted)
+    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease, PendingInterception? intercepted)
     {
         RawConnection upstream;
         IPEndPoint source;
@@ -169,13 +172,14 @@ internal sealed partial class ProxyConnectionHandler(
 
         var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
         var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
-        var live = registry.Add(route, relay);
+        var live = registry.Add(served, route, relay);
         live.Lease = lease;
         live.Intercepted = who;
         refusals.Connected(route);
         Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
         metrics.Opened(live, connect.Elapsed);
         relay.Start(this, live);
+        AbortIfTooLate(live);
         return true;
     }
 
@@ -194,6 +198,18 @@ internal sealed partial class ProxyConnectionHandler(
             double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
             ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
                 relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);
+        }
+    }
+
+    /// <summary>
+    /// A connection that was still connecting its upstream when its route's drain (or the
+    /// shutdown's) ended, or after the user asked to stop now, is reset as the drain would have.
+    /// </summary>
+    private void AbortIfTooLate(ProxiedConnection live)
+    {
+        if (live.Served.IsRetired || drains.StoppingNow)
+        {
+            live.Abort(CloseReason.ProxyAborted);
         }
     }
 
@@ -219,7 +235,7 @@ internal sealed partial class ProxyConnectionHandler(
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    private async Task ServeAsync(ConnectionContext connection, RouteModel route, PipeSocket client, AssignmentLease? lease, PendingInterception? intercepted)
+    private async Task ServeAsync(ConnectionContext connection, ServedRoute served, RouteModel route, PipeSocket client, AssignmentLease? lease, PendingInterception? intercepted)
     {
         var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
@@ -238,9 +254,10 @@ internal sealed partial class ProxyConnectionHandler(
         {
             upstream.StartReceiving();
             var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
-            var live = registry.Add(route, new PipeLegs(client, upstream));
+            var live = registry.Add(served, route, new PipeLegs(client, upstream));
             live.Lease = lease;
             live.Intercepted = who;
+            AbortIfTooLate(live);
             refusals.Connected(route);
             Log.Opened(logger, route.Name, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, connect.Elapsed.TotalMilliseconds);
             metrics.Opened(live, connect.Elapsed);
@@ -250,7 +267,7 @@ internal sealed partial class ProxyConnectionHandler(
                 string clientId = "";
                 if (route.Kafka is { } settings)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.MapperFor(route, client.LocalEndPoint), settings.MaxFrameSize, route.Name, logger)
+                    var session = new KafkaSession(client, upstream, brokers.MapperFor(served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
                     {
                         Metrics = metrics,
                     };

@@ -1,9 +1,7 @@
 using System.Net;
-using BindProxy.Hosting;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Forwarding;
@@ -11,11 +9,11 @@ namespace BindProxy.Forwarding;
 /// <summary>
 /// The forwarding path of plain Tcp routes on Linux: one <see cref="EpollLoop"/> per core, each
 /// running many <see cref="TcpRelay"/>s. Also connects upstream sockets without a .NET
-/// <see cref="System.Net.Sockets.Socket"/>, so the descriptor is the loops' alone. At shutdown,
-/// relays get the drain timeout to finish and are then reset.
+/// <see cref="System.Net.Sockets.Socket"/>, so the descriptor is the loops' alone. Its relays
+/// are proxied connections like any other: the drain (<see cref="DrainCoordinator"/>) lets them
+/// finish and resets the rest; the loops stop when the host is disposed, after the drain.
 /// </summary>
-internal sealed partial class RelayEngine(TransportOptions options, ConnectionRegistry connections, ShutdownSettings shutdown, ILogger<RelayEngine> logger)
-    : IHostedService, IDisposable
+internal sealed partial class RelayEngine(TransportOptions options, ILogger<RelayEngine> logger) : IDisposable
 {
     private readonly Lock _gate = new();
     private EpollLoop[]? _loops;
@@ -77,42 +75,7 @@ internal sealed partial class RelayEngine(TransportOptions options, ConnectionRe
         return new RawConnection(fd);
     }
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <summary>Waits for relays to finish within the drain timeout, then resets the rest.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (_loops is null)
-        {
-            return;
-        }
-
-        var deadline = DateTime.UtcNow + shutdown.DrainTimeout;
-        while (Relays().Count > 0 && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
-        {
-            await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
-        }
-
-        var left = Relays();
-        if (left.Count > 0)
-        {
-            Log.Aborting(logger, left.Count, shutdown.DrainTimeout.TotalSeconds);
-            foreach (var connection in left)
-            {
-                connection.Abort(CloseReason.ProxyAborted);
-            }
-
-            // The resets are done on the loops; give them a moment to close and log.
-            for (int i = 0; i < 100 && Relays().Count > 0; i++)
-            {
-                await Task.Delay(20, CancellationToken.None).ConfigureAwait(false);
-            }
-        }
-    }
-
-    private List<ProxiedConnection> Relays() => [.. connections.Snapshot().Where(c => c.Legs is TcpRelay)];
-
-    // Registered as a singleton and as a hosted service, so the container may call this twice.
+    // May be called more than once; the loops are disposed once.
     public void Dispose()
     {
         lock (_gate)
@@ -198,9 +161,6 @@ internal sealed partial class RelayEngine(TransportOptions options, ConnectionRe
     {
         [LoggerMessage(120, LogLevel.Error, "Relay loop error")]
         public static partial void LoopError(ILogger logger, Exception exception);
-
-        [LoggerMessage(121, LogLevel.Warning, "Shutdown: {Count} Tcp connection(s) still open after the {Seconds} s drain; aborting them")]
-        public static partial void Aborting(ILogger logger, int count, double seconds);
     }
 }
 

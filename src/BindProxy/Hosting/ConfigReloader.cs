@@ -1,8 +1,6 @@
-using System.Net;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
-using BindProxy.Transport;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -15,8 +13,9 @@ internal sealed record ReloadSource(IConfiguration? Configuration);
 
 /// <summary>
 /// Applies edits of the configuration file while the proxy runs: routes are added, removed or
-/// changed without a restart, connections on unchanged routes are untouched, a removed route stops
-/// listening and its connections get the drain timeout to finish. An invalid edit (broken JSON,
+/// changed without a restart, connections on unchanged routes are untouched, a changed route's
+/// new definition reaches its whole family (its Kafka broker listeners), and a removed route's
+/// family stops listening while its connections get the drain timeout to finish. An invalid edit (broken JSON,
 /// an empty file, invalid values) is rejected with the same words as at startup and the running
 /// configuration stays. What changed is told field by field from the route field table, and a
 /// field that cannot take effect until a restart is named.
@@ -25,11 +24,8 @@ internal sealed partial class ConfigReloader(
     ReloadSource source,
     ConfigValidator validator,
     RouteTable routes,
-    ListenerHost listeners,
-    ListenerRegistry bound,
-    ConnectionRegistry connections,
+    RouteListeners listeners,
     BrokerDirectories brokers,
-    ShutdownSettings shutdown,
     InterceptionHost interception,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
@@ -144,8 +140,6 @@ internal sealed partial class ConfigReloader(
 
     private async Task ApplyAsync(ProxyModel old, ProxyModel next, (string Before, string After)? adminEdit)
     {
-        var removed = old.Routes.Where(r => !next.ByName.ContainsKey(r.Name)).ToList();
-        var added = next.Routes.Where(r => !old.ByName.ContainsKey(r.Name)).ToList();
         var changed = new List<RouteChange>();
         var serving = new List<RouteModel>();
         foreach (var route in next.Routes)
@@ -159,82 +153,77 @@ internal sealed partial class ConfigReloader(
             var differences = RouteFields.Differences(before.Config!, route.Config!);
             if (differences.Count == 0)
             {
-                // The same instance: whatever is keyed by it (Http clients, broker directories) stays.
+                // The same instance: whatever is keyed by it (Http clients) stays.
                 serving.Add(before);
                 continue;
             }
 
-            var change = new RouteChange(before, route, differences);
-            changed.Add(change);
-            serving.Add(change.WaitsForRestart ? before : route);
+            changed.Add(new RouteChange(before, route, differences));
+            serving.Add(route);
         }
 
         bool drainChanged = old.DrainTimeout != next.DrainTimeout;
-        if (removed.Count + added.Count + changed.Count == 0 && !drainChanged && adminEdit is null)
+        bool sameRoutes = next.Routes.Count == old.Routes.Count && next.Routes.All(r => old.ByName.ContainsKey(r.Name));
+        if (changed.Count == 0 && sameRoutes && !drainChanged && adminEdit is null)
         {
             Log.Unchanged(logger);
             return;
         }
 
-        // New connections see the new definitions from here on; established ones keep theirs. The
-        // admin endpoint is made once, at startup.
-        routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin });
+        // New connections see the new definitions from here on (a changed route's members, such
+        // as its Kafka broker listeners, with it); established ones keep theirs. The admin
+        // endpoint is made once, at startup.
+        var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin });
 
-        var relisten = changed.Where(c => !c.WaitsForRestart && c.Before.Listen.Text != c.After.Listen.Text).ToList();
-        foreach (var route in removed.Concat(relisten.Select(c => c.Before)))
+        foreach (var family in removed)
         {
-            await bound.UnbindRouteAsync(route.Name).ConfigureAwait(false);
-            brokers.Remove(route.Name);
+            int draining = await listeners.RetireFamilyAsync(family).ConfigureAwait(false);
+            brokers.Remove(family);
+            Log.Removed(logger, family.Name, family.Model.Listen.Text, draining, next.DrainTimeout.TotalSeconds);
         }
 
-        foreach (var route in removed)
+        // Routes that listen elsewhere now, or on another kind of listener (HTTP or not), close
+        // theirs first, so two routes may trade endpoints in one edit.
+        var relisten = changed.Where(c => c.Before.Listen.Text != c.After.Listen.Text || IsHttp(c.Before) != IsHttp(c.After)).ToList();
+        foreach (var change in relisten)
         {
-            int draining = connections.Snapshot().Count(c => ListenerRegistry.BelongsTo(c.Route, route.Name));
-            Log.Removed(logger, route.Name, route.Listen.Text, draining, next.DrainTimeout.TotalSeconds);
-            Track(AbortAfterDrainAsync(route.Name, next.DrainTimeout));
-        }
-
-        foreach (var route in added.Concat(relisten.Select(c => c.After)))
-        {
-            if (route.Protocol == RouteProtocol.Http)
+            if (routes.TryGetRoot(change.After.Name, out var root))
             {
-                // Http listeners are Kestrel HTTP endpoints, fixed when the server starts; a moved
-                // one is named below with the route's other changes.
-                if (added.Contains(route))
-                {
-                    Log.HttpNeedsRestart(logger, route.Name);
-                }
-
-                continue;
-            }
-
-            var endpoints = new List<IPEndPoint>();
-            foreach (var endpoint in route.Listen.Endpoints)
-            {
-                try
-                {
-                    endpoints.Add(await listeners.BindAsync(route.Name, endpoint).ConfigureAwait(false));
-                }
-                catch (IOException e)
-                {
-                    Log.BindFailed(logger, route.Name, endpoint, e.Message);
-                }
-            }
-
-            if (added.Contains(route))
-            {
-                Log.Added(logger, route.Name, string.Join(", ", endpoints), route.Upstream.Text, route.Sources.Addresses.ToString(), route.WiresharkFilter);
+                await listeners.CloseListenersAsync(root, IsHttp(change.Before)).ConfigureAwait(false);
             }
         }
 
         foreach (var change in changed)
         {
+            if (!routes.TryGetRoot(change.After.Name, out var root))
+            {
+                continue;
+            }
+
+            if (relisten.Contains(change))
+            {
+                await listeners.OpenAsync(root).ConfigureAwait(false);
+            }
+
+            if (change.Before.Protocol == RouteProtocol.Kafka)
+            {
+                // Brokers it no longer allows, or all of them when it is no longer a Kafka route, lose their listeners.
+                await brokers.UpdateAsync(root).ConfigureAwait(false);
+            }
+
             LogChange(change);
+        }
+
+        foreach (var root in added)
+        {
+            var endpoints = await listeners.OpenAsync(root).ConfigureAwait(false);
+            var route = root.Model;
+            Log.Added(logger, route.Name, string.Join(", ", endpoints), route.Upstream.Text, route.Sources.Addresses.ToString(), route.WiresharkFilter);
         }
 
         if (drainChanged)
         {
-            Log.DrainTimeoutChanged(logger, old.DrainTimeout.ToString(), next.DrainTimeout.ToString(), shutdown.DrainTimeout.ToString());
+            Log.DrainTimeoutChanged(logger, old.DrainTimeout.ToString(), next.DrainTimeout.ToString());
         }
 
         if (adminEdit is var (adminBefore, adminAfter))
@@ -245,68 +234,17 @@ internal sealed partial class ConfigReloader(
 
     private void LogChange(RouteChange change)
     {
-        var (before, after, differences) = (change.Before, change.After, change.Differences);
-        Log.Changed(logger, after.Name, string.Join("; ", differences.Select(d => $"{d.Field.Name} {d.Before ?? "(default)"} → {d.After ?? "(default)"}")));
-        if (change.WaitsForRestart)
+        Log.Changed(logger, change.After.Name, string.Join("; ", change.Differences.Select(d => $"{d.Field.Name} {d.Before ?? "(default)"} → {d.After ?? "(default)"}")));
+        foreach (var (field, _, _) in change.Differences.Where(d => d.Field.Reload == FieldReload.Restart))
         {
-            Log.ProtocolNeedsRestart(logger, after.Name, before.Protocol, after.Protocol);
-            return;
-        }
-
-        bool http = before.Protocol == RouteProtocol.Http || after.Protocol == RouteProtocol.Http;
-        foreach (var (field, _, _) in differences)
-        {
-            if (field.Reload == FieldReload.Restart)
-            {
-                Log.FieldNeedsRestart(logger, after.Name, field.Name, "the route's Kafka broker directory keeps what it was made with");
-            }
-            else if (field.Reload == FieldReload.RestartOnHttp && http)
-            {
-                Log.FieldNeedsRestart(logger, after.Name, field.Name, "Http listeners are Kestrel HTTP endpoints, fixed when the server starts");
-            }
-        }
-
-        // Broker listeners copy their bootstrap route's settings when they open.
-        var kept = differences.Where(d => d.Field.CopiedToBrokers && d.Field.Reload != FieldReload.Restart).Select(d => d.Field.Name).ToList();
-        if (kept.Count > 0 && before.Protocol == RouteProtocol.Kafka &&
-            brokers.All.TryGetValue(before.Name, out var directory) && directory.Brokers.Count > 0)
-        {
-            Log.BrokersKeep(logger, after.Name, directory.Brokers.Count, string.Join(", ", kept));
+            Log.FieldNeedsRestart(logger, change.After.Name, field.Name);
         }
     }
+
+    private static bool IsHttp(RouteModel route) => route.Protocol == RouteProtocol.Http;
 
     /// <summary>One edited route: its model before and after, and the fields that differ.</summary>
-    private sealed record RouteChange(RouteModel Before, RouteModel After, IReadOnlyList<(RouteField Field, string? Before, string? After)> Differences)
-    {
-        /// <summary>
-        /// A route that becomes or stops being an Http route changes its kind of listener (a Kestrel
-        /// HTTP endpoint, fixed at startup, against the proxy's own): it keeps running as it was.
-        /// </summary>
-        public bool WaitsForRestart => Before.Protocol != After.Protocol &&
-            (Before.Protocol == RouteProtocol.Http || After.Protocol == RouteProtocol.Http);
-    }
-
-    private async Task AbortAfterDrainAsync(string route, TimeSpan drain)
-    {
-        try
-        {
-            await Task.Delay(drain, _stopping.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            return; // shutting down: the shutdown drain takes over
-        }
-
-        var left = connections.Snapshot().Where(c => ListenerRegistry.BelongsTo(c.Route, route) && !routes.TryFind(c.Route, out _)).ToList();
-        if (left.Count > 0)
-        {
-            Log.Aborted(logger, route, left.Count, drain.TotalSeconds);
-            foreach (var connection in left)
-            {
-                connection.Abort(CloseReason.ProxyAborted);
-            }
-        }
-    }
+    private sealed record RouteChange(RouteModel Before, RouteModel After, IReadOnlyList<(RouteField Field, string? Before, string? After)> Differences);
 
     private static partial class Log
     {
@@ -325,26 +263,11 @@ internal sealed partial class ConfigReloader(
         [LoggerMessage(704, LogLevel.Information, "Reload: route {Route} changed: {Changes}")]
         public static partial void Changed(ILogger logger, string route, string changes);
 
-        [LoggerMessage(705, LogLevel.Error, "Reload: route {Route} cannot listen on {Endpoint}: {Reason}")]
-        public static partial void BindFailed(ILogger logger, string route, IPEndPoint endpoint, string reason);
+        [LoggerMessage(708, LogLevel.Warning, "Reload: route {Route}: {Field} takes effect at the next restart")]
+        public static partial void FieldNeedsRestart(ILogger logger, string route, string field);
 
-        [LoggerMessage(706, LogLevel.Warning, "Route {Route} (removed): {Count} connection(s) still open after the {Seconds} s drain; aborted")]
-        public static partial void Aborted(ILogger logger, string route, int count, double seconds);
-
-        [LoggerMessage(707, LogLevel.Warning, "Reload: route {Route} is an Http route; its listen endpoints take effect at the next restart (its other settings apply now)")]
-        public static partial void HttpNeedsRestart(ILogger logger, string route);
-
-        [LoggerMessage(708, LogLevel.Warning, "Reload: route {Route}: {Field} takes effect at the next restart ({Reason})")]
-        public static partial void FieldNeedsRestart(ILogger logger, string route, string field, string reason);
-
-        [LoggerMessage(709, LogLevel.Warning, "Reload: route {Route}: Protocol {Before} → {After} takes effect at the next restart (an Http route's listener is a Kestrel HTTP endpoint, fixed when the server starts); until then the route runs as it was")]
-        public static partial void ProtocolNeedsRestart(ILogger logger, string route, RouteProtocol before, RouteProtocol after);
-
-        [LoggerMessage(710, LogLevel.Warning, "Reload: route {Route}: its {Count} open Kafka broker listener(s) keep their {Fields} until the next restart; new bootstrap connections use the new values")]
-        public static partial void BrokersKeep(ILogger logger, string route, int count, string fields);
-
-        [LoggerMessage(711, LogLevel.Information, "Reload: DrainTimeout {Before} → {After} for routes removed from now on; shutdown keeps {Shutdown} until the next restart")]
-        public static partial void DrainTimeoutChanged(ILogger logger, string before, string after, string shutdown);
+        [LoggerMessage(711, LogLevel.Information, "Reload: DrainTimeout {Before} → {After} for routes removed and for shutdown from now on")]
+        public static partial void DrainTimeoutChanged(ILogger logger, string before, string after);
 
         [LoggerMessage(712, LogLevel.Warning, "Reload: Admin:Listen {Before} → {After} takes effect at the next restart (the admin endpoint is made once, at startup)")]
         public static partial void AdminNeedsRestart(ILogger logger, string before, string after);

@@ -1,110 +1,76 @@
-using System.Collections.Concurrent;
 using System.Net;
-using BindProxy.Forwarding;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using BindProxy.Configuration;
+using BindProxy.Http;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Hosting;
 
 /// <summary>
-/// Proxy listeners opened while the proxy runs — Kafka broker listeners and routes added by a
-/// configuration reload. Same transport and connection handler as the listeners Kestrel opens at
-/// startup, with the accept loop Kestrel would run; stopped with a drain at shutdown.
+/// Opens every proxy listener, at startup and while the proxy runs: the proxy's own transport for
+/// Tcp and Kafka routes (Kafka broker listeners included), Kestrel's socket transport for Http
+/// routes. Each listener goes into the <see cref="ListenerRegistry"/> and to the one accept loop
+/// (<see cref="AcceptLoops"/>), which takes them from <see cref="Bound"/>.
 /// </summary>
 internal sealed partial class ListenerHost(
     SocketTransportFactory transport,
-    IServiceProvider services,
-    ShutdownSettings shutdown,
-    ILogger<ListenerHost> logger) : IHostedService
+    HttpRouteConnections http,
+    ListenerRegistry registry,
+    ILogger<ListenerHost> logger)
 {
-    private readonly ConcurrentDictionary<IConnectionListener, Task> _acceptLoops = new();
-    private readonly ConcurrentDictionary<ConnectionContext, string> _live = new();
-    private int _stopping;
+    private readonly Channel<BoundListener> _bound = Channel.CreateUnbounded<BoundListener>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>Binds <paramref name="endpoint"/> for <paramref name="route"/> and starts accepting; returns the bound endpoint.</summary>
-    public async Task<IPEndPoint> BindAsync(string route, IPEndPoint endpoint)
+    /// <summary>Listeners opened and not yet taken by the accept loop; complete once the proxy stops.</summary>
+    public ChannelReader<BoundListener> Bound => _bound.Reader;
+
+    /// <summary>Binds <paramref name="endpoint"/> for <paramref name="route"/> and starts accepting; the endpoint bound (the real port for port 0), or why not.</summary>
+    public async ValueTask<BindResult> BindAsync(ServedRoute route, IPEndPoint endpoint, CancellationToken cancellationToken)
     {
-        if (Volatile.Read(ref _stopping) != 0)
+        bool isHttp = route.Model.Protocol == RouteProtocol.Http;
+        IConnectionListener listener;
+        IPEndPoint bound;
+        try
         {
-            throw new InvalidOperationException("the proxy is shutting down");
-        }
-
-        var listener = await transport.BindAsync(new RouteEndPoint(route, endpoint)).ConfigureAwait(false);
-        _acceptLoops[listener] = AcceptLoopAsync(listener);
-        return ((RouteEndPoint)listener.EndPoint).Address;
-    }
-
-    private async Task AcceptLoopAsync(IConnectionListener listener)
-    {
-        var handler = (ProxyConnectionHandler)services.GetService(typeof(ProxyConnectionHandler))!;
-        var running = new List<Task>();
-        while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
-        {
-            running.RemoveAll(t => t.IsCompleted);
-            // Off the accepting thread, as Kestrel does: on Linux that is a relay loop's.
-            running.Add(Task.Run(() => ServeAsync(handler, connection)));
-        }
-
-        await Task.WhenAll(running).ConfigureAwait(false);
-        await listener.DisposeAsync().ConfigureAwait(false);
-    }
-
-    private async Task ServeAsync(ProxyConnectionHandler handler, ConnectionContext connection)
-    {
-        var route = connection.Features.Get<IInboundSocketFeature>()?.Route ?? "";
-        _live[connection] = route;
-        await using (connection.ConfigureAwait(false))
-        {
-            try
+            if (isHttp)
             {
-                await handler.OnConnectedAsync(connection).ConfigureAwait(false);
+                listener = await http.ListenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                bound = (IPEndPoint)listener.EndPoint;
+                registry.Add(new RouteEndPoint(route, bound), listener);
+                Log.HttpListening(logger, route.Name, bound);
             }
-            catch (Exception e) when (e is not OutOfMemoryException)
+            else
             {
-                Log.HandlerFailed(logger, route, connection.RemoteEndPoint, e);
-            }
-            finally
-            {
-                _live.TryRemove(connection, out _);
+                // The proxy's transport puts its listeners into the registry and logs them itself.
+                listener = await transport.BindAsync(new RouteEndPoint(route, endpoint), cancellationToken).ConfigureAwait(false);
+                bound = ((RouteEndPoint)listener.EndPoint).Address;
             }
         }
-    }
-
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <summary>Stops accepting, lets connections finish within the drain timeout, then aborts the rest.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        Interlocked.Exchange(ref _stopping, 1);
-        foreach (var listener in _acceptLoops.Keys)
+        catch (Exception e) when (e is IOException or SocketException or UnauthorizedAccessException or AddressInUseException)
         {
-            await listener.UnbindAsync(cancellationToken).ConfigureAwait(false);
+            var reason = e is IOException { InnerException: SocketException inner } ? inner.Message : e.Message;
+            return BindResult.Failed($"route '{route.Name}': cannot listen on {endpoint}: {reason}");
         }
 
-        var loops = Task.WhenAll(_acceptLoops.Values);
-        if (await Task.WhenAny(loops, Task.Delay(shutdown.DrainTimeout, cancellationToken)).ConfigureAwait(false) != loops)
+        if (!_bound.Writer.TryWrite(new BoundListener(route, listener, isHttp)))
         {
-            Log.Aborting(logger, _live.Count, shutdown.DrainTimeout.TotalSeconds);
-            foreach (var connection in _live.Keys)
-            {
-                connection.Abort();
-            }
+            registry.Remove(new RouteEndPoint(route, bound));
+            await listener.UnbindAsync(CancellationToken.None).ConfigureAwait(false);
+            await listener.DisposeAsync().ConfigureAwait(false);
+            return BindResult.Failed($"route '{route.Name}': cannot listen on {endpoint}: the proxy is stopping");
         }
 
-        await loops.ConfigureAwait(false);
+        return BindResult.Listening(bound);
     }
+
+    /// <summary>No listener is opened from here on (the proxy is stopping).</summary>
+    public void Complete() => _bound.Writer.TryComplete();
 
     private static partial class Log
     {
-        [LoggerMessage(110, LogLevel.Error, "Route {Route}: connection from {Client} failed")]
-        public static partial void HandlerFailed(ILogger logger, string route, EndPoint? client, Exception exception);
-
-        [LoggerMessage(111, LogLevel.Warning, "Shutdown: {Count} connection(s) still open after the {Seconds} s drain; aborting them")]
-        public static partial void Aborting(ILogger logger, int count, double seconds);
+        [LoggerMessage(620, LogLevel.Information, "Route {Route} listening on {Endpoint} (HTTP/1.1 and HTTP/2)")]
+        public static partial void HttpListening(ILogger logger, string route, IPEndPoint endpoint);
     }
 }
-
-/// <summary>How long connections may take to finish when the proxy stops or a route is removed.</summary>
-internal sealed record ShutdownSettings(TimeSpan DrainTimeout);

@@ -27,8 +27,8 @@ internal static partial class ProxyHost
         builder.Configuration.AddConfiguration(configuration);
         builder.WebHost.UseKestrelCore();
 
-        // The stock socket transport serves Http routes' endpoints (plain IPEndPoints); it must be
-        // registered before the proxy transport, which binds only RouteEndPoints.
+        // Kestrel serves the admin endpoint (a plain IPEndPoint, on its stock socket transport)
+        // and Http routes; every proxy listener is the proxy's own (ListenerHost).
         builder.WebHost.UseSockets();
 
         var services = builder.Services;
@@ -37,10 +37,11 @@ internal static partial class ProxyHost
         services.AddSingleton<OwnListeners>();
         services.AddSingleton<ListenerRegistry>();
         services.AddSingleton<ConnectionRegistry>();
+        services.AddSingleton<IDrainSource>(sp => sp.GetRequiredService<ConnectionRegistry>());
+        services.AddSingleton<DrainCoordinator>();
         services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<RelayEngine>();
-        services.AddHostedService(sp => sp.GetRequiredService<RelayEngine>());
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<UpstreamRefusals>();
         services.AddSingleton<SourceAddressProbe>();
@@ -48,19 +49,23 @@ internal static partial class ProxyHost
         services.AddSingleton<AssignmentRegistry>();
         services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
-        services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<SocketTransportFactory>());
         services.AddSingleton<BrokerDirectories>();
         services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
-        services.AddSingleton(new ShutdownSettings(model.DrainTimeout));
+        services.AddHttpRoutes();
+        services.AddSingleton<ListenerHost>();
+        services.AddHostedService<AcceptLoops>();
+        services.AddSingleton<RouteListeners>();
+        services.AddSingleton<IBrokerListeners>(sp => sp.GetRequiredService<RouteListeners>());
+        services.AddHostedService(sp => sp.GetRequiredService<RouteListeners>());
+        services.AddHostedService<ShutdownDrain>();
         services.Configure<HostOptions>(host =>
         {
-            // Kestrel's listeners and the proxy's own drain side by side, both within DrainTimeout.
-            host.ShutdownTimeout = model.DrainTimeout;
+            // The drain bounds the stop (DrainTimeout, as configured when it begins, or at once
+            // after a second Ctrl-C); the services stop side by side while it runs.
+            host.ShutdownTimeout = Timeout.InfiniteTimeSpan;
             host.ServicesStopConcurrently = true;
         });
-        services.AddSingleton<ListenerHost>();
-        services.AddHostedService(sp => sp.GetRequiredService<ListenerHost>());
         services.AddSingleton<InterceptionHost>();
         services.AddHostedService(sp => sp.GetRequiredService<InterceptionHost>());
         services.AddSingleton<IInterceptionProbe, InterceptionProbe>();
@@ -68,7 +73,6 @@ internal static partial class ProxyHost
         services.AddSingleton(new ReloadSource(reload));
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
-        services.AddHttpRoutes();
 
         // Admin: metrics are always recorded; the HTTP endpoint only when configured.
         AdminEndpoint.AddMetrics(services);
@@ -77,22 +81,7 @@ internal static partial class ProxyHost
             AdminEndpoint.Add(builder, admin);
         }
 
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            foreach (var route in model.Routes)
-            {
-                foreach (var endpoint in route.Listen.Endpoints)
-                {
-                    if (route.Protocol == RouteProtocol.Http)
-                    {
-                        kestrel.ListenHttpRoute(route, endpoint);
-                        continue;
-                    }
-
-                    kestrel.Listen(new RouteEndPoint(route.Name, endpoint), listen => listen.UseConnectionHandler<ProxyConnectionHandler>());
-                }
-            }
-        });
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenHttpRoutes());
 
         configure?.Invoke(builder);
         var app = builder.Build();

@@ -23,16 +23,21 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
 
     private static readonly IPEndPoint Unknown = new(IPAddress.Any, 0);
 
-    private readonly ConcurrentDictionary<string, RouteClient> _clients = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Route, IPAddress? Source), RouteClient> _clients = new();
+
+    // Clients of definitions a reload replaced: their pooled connections close when idle, or when
+    // the route is removed or the proxy stops.
+    private readonly ConcurrentDictionary<RouteClient, byte> _replaced = new();
 
     /// <summary>
     /// The client for <paramref name="route"/>, or for one assigned source address of it (per-client
     /// assignment: each address gets its own connection pool, so no connection carries two clients);
-    /// a new one when the route's model was replaced.
+    /// a new one when the route's model was replaced. Its connections are proxied connections of
+    /// <paramref name="served"/>.
     /// </summary>
-    public RouteClient For(RouteModel route, IPAddress? source = null)
+    public RouteClient For(ServedRoute served, RouteModel route, IPAddress? source = null)
     {
-        var key = source is null ? route.Name : $"{route.Name}|{source}";
+        var key = (route.Name, source);
         while (true)
         {
             if (_clients.TryGetValue(key, out var existing))
@@ -43,10 +48,11 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
                 }
 
                 // The old invoker is not disposed: requests in flight on it would fail. Its pooled
-                // connections close when idle, and the rest goes with the garbage collector.
-                var replacement = Create(route, source);
+                // connections close when idle.
+                var replacement = Create(served, route, source);
                 if (_clients.TryUpdate(key, replacement, existing))
                 {
+                    _replaced[existing] = 0;
                     return replacement;
                 }
 
@@ -54,7 +60,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
                 continue;
             }
 
-            var created = Create(route, source);
+            var created = Create(served, route, source);
             if (_clients.TryAdd(key, created))
             {
                 return created;
@@ -64,7 +70,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
         }
     }
 
-    private RouteClient Create(RouteModel route, IPAddress? source)
+    private RouteClient Create(ServedRoute served, RouteModel route, IPAddress? source)
     {
         var handler = new SocketsHttpHandler
         {
@@ -78,13 +84,13 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
             // Trace headers travel as the client sent them; the proxy adds no span of its own.
             ActivityHeadersPropagator = null,
             MaxConnectionsPerServer = route.MaxConnections ?? int.MaxValue,
-            ConnectCallback = (context, cancellationToken) => ConnectAsync(route, source, context.InitialRequestMessage, cancellationToken),
+            ConnectCallback = (context, cancellationToken) => ConnectAsync(served, route, source, context.InitialRequestMessage, cancellationToken),
         };
 
         return new RouteClient(route, new HttpMessageInvoker(handler, disposeHandler: true), DestinationPrefix(route.Upstream));
     }
 
-    private async ValueTask<Stream> ConnectAsync(RouteModel route, IPAddress? source, HttpRequestMessage request, CancellationToken cancellationToken)
+    private async ValueTask<Stream> ConnectAsync(ServedRoute served, RouteModel route, IPAddress? source, HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var result = await connector.ConnectAsync(route, source, cancellationToken).ConfigureAwait(false);
         if (!result.IsConnected)
@@ -98,7 +104,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
 
         // Counted like a Tcp route's connection (no limit here: MaxConnections is the pool's own).
         registry.TryEnter(route.Name, max: null);
-        var live = registry.Add(route, stream);
+        var live = registry.Add(served, route, stream);
         Log.UpstreamOpen(logger, route.Name, stream.Source, result.Upstream, result.Elapsed.TotalMilliseconds);
         metrics.Opened(live, result.Elapsed);
         stream.Attach(live);
@@ -124,20 +130,55 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
     }
 
     /// <summary>
+    /// Closes the pooled upstream connections of a removed route, once its clients' connections
+    /// have been drained: nothing is left for them to carry.
+    /// </summary>
+    public void Remove(string route)
+    {
+        foreach (var key in _clients.Keys.Where(k => k.Route == route))
+        {
+            if (_clients.TryRemove(key, out var client))
+            {
+                client.Invoker.Dispose();
+            }
+        }
+
+        foreach (var client in _replaced.Keys.Where(c => c.Route.Name == route))
+        {
+            if (_replaced.TryRemove(client, out _))
+            {
+                client.Invoker.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
     /// The URI the requests are addressed to. Only its authority matters (it becomes the Host
     /// header): the connection itself is always made by the connector.
     /// </summary>
     internal static string DestinationPrefix(Addressing.UpstreamSpec upstream) =>
         upstream.Host is { } host ? $"http://{host}:{upstream.Port}/" : $"http://{upstream.Endpoints![0]}/";
 
-    public void Dispose()
+    public void Dispose() => CloseAll();
+
+    /// <summary>Closes every pooled upstream connection (the proxy is stopping, and the clients' connections are drained).</summary>
+    public void CloseAll()
     {
-        foreach (var client in _clients.Values)
+        foreach (var key in _clients.Keys)
         {
-            client.Invoker.Dispose();
+            if (_clients.TryRemove(key, out var client))
+            {
+                client.Invoker.Dispose();
+            }
         }
 
-        _clients.Clear();
+        foreach (var client in _replaced.Keys)
+        {
+            if (_replaced.TryRemove(client, out _))
+            {
+                client.Invoker.Dispose();
+            }
+        }
     }
 
     private static partial class Log

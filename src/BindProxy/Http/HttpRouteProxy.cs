@@ -17,7 +17,6 @@ namespace BindProxy.Http;
 /// </summary>
 internal sealed partial class HttpRouteProxy
 {
-    private readonly RouteTable _routes;
     private readonly HttpRouteClients _clients;
     private readonly SourceAssigner _assigner;
     private readonly IHttpForwarder _forwarder;
@@ -30,10 +29,9 @@ internal sealed partial class HttpRouteProxy
     private readonly HttpTransformer _withForwarded;
     private readonly HttpTransformer _withoutForwarded;
 
-    public HttpRouteProxy(RouteTable routes, HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms,
+    public HttpRouteProxy(HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms,
         IHttpRouteMetrics metrics, ILogger<HttpRouteProxy> logger)
     {
-        _routes = routes;
         _clients = clients;
         _assigner = assigner;
         _forwarder = forwarder;
@@ -60,13 +58,15 @@ internal sealed partial class HttpRouteProxy
         return ValueTask.CompletedTask;
     }
 
-    public async Task ForwardAsync(HttpContext context, string routeName)
+    public async Task ForwardAsync(HttpContext context, ServedRoute served)
     {
-        if (!_routes.TryFind(routeName, out var route) || route.Http is not { } settings)
+        var route = served.Model;
+        if (served.IsRemoved || route.Http is not { } settings)
         {
-            Log.RouteGone(_logger, routeName, context.Connection.RemoteIpAddress);
-            _metrics.Responded(routeName, StatusCodes.Status503ServiceUnavailable, byProxy: true);
-            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{routeName}' is no longer configured").ConfigureAwait(false);
+            // A request on a connection the route's drain has not closed yet (it closes after this one).
+            Log.RouteGone(_logger, served.Name, context.Connection.RemoteIpAddress);
+            _metrics.Responded(served.Name, StatusCodes.Status503ServiceUnavailable, byProxy: true);
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, $"BindProxy route '{served.Name}' is no longer configured").ConfigureAwait(false);
             return;
         }
 
@@ -92,7 +92,7 @@ internal sealed partial class HttpRouteProxy
 
         using var held = lease;
         long started = Stopwatch.GetTimestamp();
-        var client = _clients.For(route, lease?.Assignment.Address);
+        var client = _clients.For(served, route, lease?.Assignment.Address);
         var config = new ForwarderRequestConfig
         {
             ActivityTimeout = settings.RequestTimeout,

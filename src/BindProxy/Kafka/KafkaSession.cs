@@ -3,7 +3,9 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Kafka.Brokers;
 using BindProxy.Kafka.Framing;
 using BindProxy.Kafka.Protocol;
 using BindProxy.Kafka.Rewriting;
@@ -25,8 +27,6 @@ internal sealed partial class KafkaSession
     /// <summary>Requests awaiting a response on one connection; librdkafka keeps far fewer in flight.</summary>
     public const int MaxInFlight = 10_000;
 
-    private const string BrokerRouteInfix = "/broker-";
-
     /// <summary>
     /// ApiVersions conflicts already reported, by cluster (bootstrap route) and entry: every
     /// connection's ApiVersions exchange would otherwise repeat the same warning.
@@ -37,7 +37,7 @@ internal sealed partial class KafkaSession
     private readonly PipeSocket _upstream;
     private readonly IBrokerAddressMapper _mapper;
     private readonly int _maxFrameSize;
-    private readonly string _route;
+    private readonly RouteModel _route;
     private readonly ILogger _logger;
     private readonly CorrelationTracker _tracker = new(MaxInFlight);
     private readonly ArrayBufferWriter<byte> _rewritten = new();
@@ -45,7 +45,12 @@ internal sealed partial class KafkaSession
     private long _partialSinceTicks;
     private bool _saslTokensFollow;
 
-    public KafkaSession(PipeSocket client, PipeSocket upstream, IBrokerAddressMapper mapper, int maxFrameSize, string route, ILogger logger)
+    /// <param name="mapper">
+    /// Decides the broker addresses the client is told; an <see cref="IReconcilingBrokerMapper"/>
+    /// has the brokers a response names made reachable first.
+    /// </param>
+    /// <param name="route">The route the connection is served with (a broker listener's for a broker connection).</param>
+    public KafkaSession(PipeSocket client, PipeSocket upstream, IBrokerAddressMapper mapper, int maxFrameSize, RouteModel route, ILogger logger)
     {
         _client = client;
         _upstream = upstream;
@@ -188,7 +193,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
-                Metrics?.KafkaRequest(_route, header.ApiKey);
+                Metrics?.KafkaRequest(_route.Name, header.ApiKey);
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;
@@ -242,7 +247,7 @@ internal sealed partial class KafkaSession
                     break;
                 }
 
-                var rewrite = Rewrite(frame, out error);
+                (var rewrite, error) = await RewriteAsync(frame).ConfigureAwait(false);
                 if (rewrite == RewriteStatus.Unchanged)
                 {
                     pendingLength += frame.Length;
@@ -291,63 +296,74 @@ internal sealed partial class KafkaSession
         }
     }
 
-    private RewriteStatus Rewrite(in ReadOnlySequence<byte> frame, out string? error)
+    private async ValueTask<(RewriteStatus Status, string? Error)> RewriteAsync(ReadOnlySequence<byte> frame)
     {
-        error = null;
         if (!KafkaResponseHeader.TryReadCorrelationId(frame, out int correlationId))
         {
-            if (_saslTokensFollow)
-            {
-                return RewriteStatus.Unchanged;
-            }
-
-            error = "a response too short to carry a correlation id";
-            return RewriteStatus.Malformed;
+            return _saslTokensFollow ? (RewriteStatus.Unchanged, null) : (RewriteStatus.Malformed, "a response too short to carry a correlation id");
         }
 
         if (!_tracker.TryTake(correlationId, out var request))
         {
             // Not a response to a tracked request: a raw SASL token reply after SaslHandshake v0.
-            if (_saslTokensFollow)
-            {
-                return RewriteStatus.Unchanged;
-            }
-
-            error = $"a response with correlation id {correlationId}, which answers no request in flight";
-            return RewriteStatus.Malformed;
+            return _saslTokensFollow
+                ? (RewriteStatus.Unchanged, null)
+                : (RewriteStatus.Malformed, $"a response with correlation id {correlationId}, which answers no request in flight");
         }
 
         if (request.ApiKey != KafkaApiKeys.ApiVersions && !KafkaResponseRewriter.Rewrites(request.ApiKey, request.ApiVersion))
         {
-            return RewriteStatus.Unchanged;
+            return (RewriteStatus.Unchanged, null);
         }
 
-        _rewritten.ResetWrittenCount();
-        RewriteResult result;
-        try
+        var (result, error) = RewriteOnce(frame, request);
+        if (error is null && result.Status != RewriteStatus.Malformed && _mapper is IReconcilingBrokerMapper { HasPending: true } reconciling)
         {
-            result = KafkaResponseRewriter.TryRewrite(frame, request.ApiKey, request.ApiVersion, _mapper, _rewritten);
+            // The response names brokers no listener serves yet: open theirs, then write it again
+            // with their ports. The frame stays in the pipe's buffer until it is sent.
+            if (await reconciling.ReconcileAsync(CancellationToken.None).ConfigureAwait(false) is { } problem)
+            {
+                return (RewriteStatus.Malformed, $"a broker address the proxy cannot serve: {problem}");
+            }
+
+            (result, error) = RewriteOnce(frame, request);
+            if (error is null && reconciling.HasPending)
+            {
+                return (RewriteStatus.Malformed, "broker addresses that changed again while their listeners were opened; closed rather than pass on unrewritten ones");
+            }
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException)
+
+        if (error is not null)
         {
-            error = $"a broker address the proxy cannot serve: {e.Message}";
-            return RewriteStatus.Malformed;
+            return (RewriteStatus.Malformed, error);
         }
 
         foreach (var conflict in result.Conflicts)
         {
-            if (s_reportedConflicts.TryAdd((ClusterOf(_route), conflict), 0))
+            if (s_reportedConflicts.TryAdd((_route.Root.Name, conflict), 0))
             {
-                Log.ApiVersionConflict(_logger, ClusterOf(_route), KafkaApis.NameOf(conflict.ApiKey), conflict.ApiKey, conflict.MinVersion, conflict.Cap);
+                Log.ApiVersionConflict(_logger, _route.Root.Name, KafkaApis.NameOf(conflict.ApiKey), conflict.ApiKey, conflict.MinVersion, conflict.Cap);
             }
         }
 
-        if (result.Status == RewriteStatus.Malformed)
-        {
-            error = $"a {KafkaApis.NameOf(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses";
-        }
+        return result.Status == RewriteStatus.Malformed
+            ? (RewriteStatus.Malformed, $"a {KafkaApis.NameOf(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses")
+            : (result.Status, null);
+    }
 
-        return result.Status;
+    /// <summary>One pass of the rewriter over <paramref name="frame"/>; the new frame, if any, is in <see cref="_rewritten"/>.</summary>
+    private (RewriteResult Result, string? Error) RewriteOnce(in ReadOnlySequence<byte> frame, InFlightRequest request)
+    {
+        _rewritten.ResetWrittenCount();
+        try
+        {
+            return (KafkaResponseRewriter.TryRewrite(frame, request.ApiKey, request.ApiVersion, _mapper, _rewritten), null);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A mapper refuses a broker it cannot serve this way (see IBrokerAddressMapper).
+            return (RewriteResult.Malformed(MalformedReason.None), $"a broker address the proxy cannot serve: {e.Message}");
+        }
     }
 
     // ---- helpers -----------------------------------------------------------------------------
@@ -358,7 +374,7 @@ internal sealed partial class KafkaSession
     private void Fail(string error)
     {
         ProtocolError = error;
-        Log.ProtocolError(_logger, _route, _client.RemoteEndPoint, _clientId ?? "-", error);
+        Log.ProtocolError(_logger, _route.Name, _client.RemoteEndPoint, _clientId ?? "-", error);
         _client.Abort();
         _upstream.Abort();
     }
@@ -399,13 +415,6 @@ internal sealed partial class KafkaSession
         var copy = new byte[4];
         buffer.Slice(0, 4).CopyTo(copy);
         return copy;
-    }
-
-    /// <summary>The bootstrap route's name for a broker listener's route ("kafka/broker-2" → "kafka").</summary>
-    private static string ClusterOf(string route)
-    {
-        int broker = route.LastIndexOf(BrokerRouteInfix, StringComparison.Ordinal);
-        return broker > 0 ? route[..broker] : route;
     }
 
     private static partial class Log

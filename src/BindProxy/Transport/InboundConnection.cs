@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Net;
+using BindProxy.Configuration;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -8,7 +9,8 @@ namespace BindProxy.Transport;
 /// <summary>Gives a connection handler the accepted socket and the route it arrived on.</summary>
 internal interface IInboundSocketFeature
 {
-    string Route { get; }
+    /// <summary>The route whose listener accepted the connection.</summary>
+    ServedRoute Route { get; }
 
     /// <summary>The client's address and port.</summary>
     IPEndPoint Client { get; }
@@ -60,7 +62,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private const int Released = 2;
 
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    public InboundConnection(System.Net.Sockets.Socket accepted, string route, IPEndPoint? listener, TransportOptions options)
+    public InboundConnection(System.Net.Sockets.Socket accepted, ServedRoute route, IPEndPoint? listener, TransportOptions options)
         : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options)
     {
         _accepted = accepted;
@@ -68,13 +70,13 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     /// <param name="fd">A non-blocking accepted socket, owned from here on.</param>
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    public InboundConnection(int fd, IPEndPoint client, string route, IPEndPoint? listener, TransportOptions options)
+    public InboundConnection(int fd, IPEndPoint client, ServedRoute route, IPEndPoint? listener, TransportOptions options)
         : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(fd), options)
     {
         _fd = fd;
     }
 
-    private InboundConnection(string route, IPEndPoint client, IPEndPoint listener, TransportOptions options)
+    private InboundConnection(ServedRoute route, IPEndPoint client, IPEndPoint listener, TransportOptions options)
     {
         _options = options;
         Route = route;
@@ -84,7 +86,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         Features = new ConnectionFeatures(typeof(IInboundSocketFeature), this);
     }
 
-    public string Route { get; }
+    public ServedRoute Route { get; }
 
     public IPEndPoint Client { get; }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Configuration;
 
 namespace BindProxy.Transport;
 
@@ -8,9 +9,9 @@ namespace BindProxy.Transport;
 /// Kestrel hands it only to <see cref="SocketTransportFactory"/>, so proxy ports get the
 /// project's transport while HTTP endpoints keep Kestrel's own.
 /// </summary>
-internal sealed class RouteEndPoint(string route, IPEndPoint address) : EndPoint
+internal sealed class RouteEndPoint(ServedRoute route, IPEndPoint address) : EndPoint
 {
-    public string Route { get; } = route;
+    public ServedRoute Route { get; } = route;
 
     public IPEndPoint Address { get; } = address;
 

@@ -42,7 +42,7 @@ internal sealed partial class SocketTransportFactory(
         catch (SocketException e)
         {
             socket.Dispose();
-            throw new IOException($"route '{routeEndPoint.Route}': cannot listen on {routeEndPoint.Address}: {e.Message}", e);
+            throw new IOException($"route '{routeEndPoint.Route.Name}': cannot listen on {routeEndPoint.Address}: {e.Message}", e);
         }
 
         var bound = new RouteEndPoint(routeEndPoint.Route, (IPEndPoint)socket.LocalEndPoint!);
@@ -60,7 +60,7 @@ internal sealed partial class SocketTransportFactory(
         }
 
         registry.Add(bound, listener);
-        Log.Listening(logger, bound.Route, bound.Address);
+        Log.Listening(logger, bound.Route.Name, bound.Address);
         return new ValueTask<IConnectionListener>(listener);
     }
 
@@ -84,7 +84,7 @@ internal sealed partial class SocketTransportFactory(
         /// <summary>After a failure that may pass (out of descriptors or buffers): keep the listener, wait a moment.</summary>
         protected async ValueTask BackOffAsync(SocketError error, string message, CancellationToken cancellationToken)
         {
-            Log.AcceptFailed(logger, endpoint.Route, endpoint.Address, error, message);
+            Log.AcceptFailed(logger, endpoint.Route.Name, endpoint.Address, error, message);
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
 

@@ -114,8 +114,7 @@ public sealed class RelayEngineDisposalTests
     public void A_second_dispose_leaves_descriptors_opened_in_between_alone()
     {
         Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
-        var engine = new RelayEngine(new BindProxy.Transport.TransportOptions(), new ConnectionRegistry(),
-            new BindProxy.Hosting.ShutdownSettings(TimeSpan.FromSeconds(1)), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
+        var engine = new RelayEngine(new BindProxy.Transport.TransportOptions(), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
         engine.NextLoop();
         engine.Dispose();
 
@@ -139,8 +138,7 @@ public sealed class RelayEngineDisposalTests
 /// <summary>A relay started on sockets that already hold more than the other side can take.</summary>
 public sealed class TcpRelayStartTests : IAsyncDisposable
 {
-    private readonly RelayEngine _engine = new(new BindProxy.Transport.TransportOptions(), new ConnectionRegistry(),
-        new BindProxy.Hosting.ShutdownSettings(TimeSpan.FromSeconds(1)), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
+    private readonly RelayEngine _engine = new(new BindProxy.Transport.TransportOptions(), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
 
     [Fact]
     public async Task Bytes_waiting_when_the_relay_starts_reach_an_upstream_that_fills_up_first()
@@ -173,7 +171,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
 
         var owner = new Owner();
         var relay = legs.Relay(_engine.NextLoop());
-        relay.Start(owner, new ConnectionRegistry().Add(Route(), relay));
+        relay.Start(owner, Registered(relay));
 
         var received = await server.ReadToEndAsync(TimeSpan.FromSeconds(20));
         await sending.WaitAsync(TimeSpan.FromSeconds(5));
@@ -205,7 +203,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         var owner = new Owner();
         var relay = legs.Relay(_engine.NextLoop());
 
-        relay.Start(owner, new ConnectionRegistry().Add(Route(), relay));
+        relay.Start(owner, Registered(relay));
 
         // Start's read buffer went back to the pool once: two rents on this thread (whose cache a
         // second return would have filled twice) get two arrays.
@@ -303,6 +301,13 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
             _clientListener.Dispose();
             _upstreamListener.Dispose();
         }
+    }
+
+    /// <summary>The relay as a registered connection of a route of its own.</summary>
+    private static ProxiedConnection Registered(TcpRelay relay)
+    {
+        var route = Route();
+        return new ConnectionRegistry().Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay);
     }
 
     private static BindProxy.Configuration.RouteModel Route()

@@ -194,7 +194,7 @@ public sealed class ReloadTests
         {
             await using var proxy = await TestProxy.StartFromFileAsync(file);
             await File.WriteAllTextAsync(file, With("00:00:03", "off"), TestContext.Current.CancellationToken);
-            await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed from now on; shutdown keeps 00:00:02 until the next restart");
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed and for shutdown from now on");
             await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:Listen 127.0.0.1:0 → off takes effect at the next restart");
             Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
         }

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using BindProxy.Forwarding;
-using BindProxy.Hosting;
+using BindProxy.Configuration;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -11,17 +11,25 @@ namespace BindProxy.Tests.Transport;
 /// <summary>The proxy's own listeners, driven the way Kestrel's accept loop drives them.</summary>
 public sealed class ListenerTests : IAsyncDisposable
 {
-    private readonly RelayEngine _relays = new(new TransportOptions(), new ConnectionRegistry(),
-        new ShutdownSettings(TimeSpan.FromSeconds(1)), NullLogger<RelayEngine>.Instance);
+    private readonly RelayEngine _relays = new(new TransportOptions(), NullLogger<RelayEngine>.Instance);
 
     private readonly ListenerRegistry _registry = new();
+
+    /// <summary>A configured route of that name (its definition does not matter to a listener).</summary>
+    private static ServedRoute Served(string name)
+    {
+        Assert.True(BindProxy.Addressing.UpstreamSpec.TryParse("127.0.0.1:9", out var upstream, out var e1), e1);
+        Assert.True(BindProxy.Addressing.AddressSet.TryParse("127.0.0.1", out var sources, out var e2), e2);
+        Assert.True(BindProxy.Addressing.EndpointSpec.TryParse("127.0.0.1:0", allowPortZero: true, out var listen, out var e3), e3);
+        return ServedRoute.Configured(new RouteModel { Name = name, Listen = listen, Upstream = upstream, Sources = new BindProxy.Addressing.SourcePool(sources) });
+    }
 
     private SocketTransportFactory Factory => new(new TransportOptions(), _registry, _relays, NullLogger<SocketTransportFactory>.Instance);
 
     [Fact]
     public async Task A_backlog_of_connections_is_accepted_whole_with_each_clients_address()
     {
-        var listener = await Factory.BindAsync(new RouteEndPoint("burst", new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
+        var listener = await Factory.BindAsync(new RouteEndPoint(Served("burst"), new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
         var address = ((RouteEndPoint)listener.EndPoint).Address;
         var clients = new List<Socket>();
         var accepted = new List<ConnectionContext>();
@@ -75,7 +83,7 @@ public sealed class ListenerTests : IAsyncDisposable
     [Fact]
     public async Task Unbind_ends_a_waiting_accept_and_closes_the_port()
     {
-        var listener = await Factory.BindAsync(new RouteEndPoint("unbind", new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
+        var listener = await Factory.BindAsync(new RouteEndPoint(Served("unbind"), new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
         var address = ((RouteEndPoint)listener.EndPoint).Address;
         var waiting = listener.AcceptAsync(TestContext.Current.CancellationToken).AsTask();
         await Task.Delay(100, TestContext.Current.CancellationToken);
@@ -95,7 +103,7 @@ public sealed class ListenerTests : IAsyncDisposable
     [Fact]
     public async Task A_connection_the_pipe_path_takes_reads_and_writes_through_a_socket_made_from_its_descriptor()
     {
-        var listener = await Factory.BindAsync(new RouteEndPoint("pipe", new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
+        var listener = await Factory.BindAsync(new RouteEndPoint(Served("pipe"), new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
         try
         {
             using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -124,7 +132,7 @@ public sealed class ListenerTests : IAsyncDisposable
     [Fact]
     public async Task A_client_that_reset_before_the_pipe_path_took_its_socket_keeps_its_address()
     {
-        var listener = await Factory.BindAsync(new RouteEndPoint("reset", new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
+        var listener = await Factory.BindAsync(new RouteEndPoint(Served("reset"), new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
         try
         {
             var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

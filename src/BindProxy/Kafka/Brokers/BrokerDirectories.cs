@@ -1,35 +1,61 @@
 using System.Collections.Concurrent;
+using System.Net;
 using BindProxy.Configuration;
-using BindProxy.Forwarding;
-using BindProxy.Hosting;
 using BindProxy.Interception;
 using BindProxy.Kafka.Rewriting;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Kafka.Brokers;
 
-/// <summary>One <see cref="BrokerDirectory"/> per Kafka bootstrap route.</summary>
-internal sealed class BrokerDirectories(ListenerHost listeners, RouteTable routes, InterceptedPorts intercepted, ILogger<BrokerDirectory> logger)
+/// <summary>One <see cref="BrokerDirectory"/> per Kafka route family, made at its first client connection.</summary>
+internal sealed class BrokerDirectories(IBrokerListeners listeners, InterceptedPorts intercepted, ILogger<BrokerDirectory> logger) : IDisposable
 {
-    private readonly ConcurrentDictionary<string, BrokerDirectory> _directories = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ServedRoute, BrokerDirectory> _directories = new();
 
-    public IReadOnlyDictionary<string, BrokerDirectory> All => _directories;
+    /// <summary>The directories by route name (as logs and the admin API name the routes).</summary>
+    public IReadOnlyDictionary<string, BrokerDirectory> All => _directories.ToDictionary(d => d.Key.Name, d => d.Value, StringComparer.Ordinal);
 
-    /// <summary>The directory of <paramref name="route"/>'s cluster (a broker route shares its bootstrap's).</summary>
-    public BrokerDirectory For(RouteModel route)
+    /// <summary>The directory of <paramref name="route"/>'s family (a broker listener's route shares its root's).</summary>
+    public BrokerDirectory For(ServedRoute route) => _directories.GetOrAdd(route.Root, root => new BrokerDirectory(root, listeners, logger));
+
+    /// <summary>
+    /// The broker address mapper for one client connection of <paramref name="served"/>, served with
+    /// <paramref name="route"/>, which the client reached at <paramref name="clientReachedUsAt"/>.
+    /// An intercepting route leaves every address as the cluster advertises it and intercepts its
+    /// port instead.
+    /// </summary>
+    public IBrokerAddressMapper MapperFor(ServedRoute served, RouteModel route, IPEndPoint clientReachedUsAt) =>
+        route.Intercept is not null ? new InterceptedBrokerMapper(intercepted, route.Root.Name) : For(served).MapperFor(route, clientReachedUsAt);
+
+    /// <summary>
+    /// Tells the directory of a route whose definition changed; brokers it no longer allows (all of
+    /// them when it is no longer a Kafka route) lose their listeners.
+    /// </summary>
+    public async Task UpdateAsync(ServedRoute root)
     {
-        var root = route.Root;
-        return _directories.GetOrAdd(root.Name, _ => new BrokerDirectory(root, listeners, routes, logger));
+        if (_directories.TryGetValue(root, out var directory))
+        {
+            await directory.UpdateAsync().ConfigureAwait(false);
+            if (root.Model.Kafka is null)
+            {
+                _directories.TryRemove(root, out _);
+            }
+        }
     }
 
     /// <summary>
-    /// The broker address mapper for one client connection of <paramref name="route"/>, which the
-    /// client reached at <paramref name="clientReachedUsAt"/>. An intercepting route leaves every
-    /// address as the cluster advertises it and intercepts its port instead.
+    /// Forgets a removed family's brokers (its listeners are closed with the family). Not disposed
+    /// here: a client's response may still be waiting for its gate, which holds no handle anyway.
     /// </summary>
-    public IBrokerAddressMapper MapperFor(RouteModel route, System.Net.IPEndPoint clientReachedUsAt) =>
-        route.Intercept is not null ? new InterceptedBrokerMapper(intercepted, route.Root.Name) : For(route).MapperFor(clientReachedUsAt);
+    public void Remove(ServedRoute root) => _directories.TryRemove(root, out _);
 
-    /// <summary>Forgets a removed route's brokers (its listeners are closed by the caller).</summary>
-    public void Remove(string route) => _directories.TryRemove(route, out _);
+    public void Dispose()
+    {
+        foreach (var directory in _directories.Values)
+        {
+            directory.Dispose();
+        }
+
+        _directories.Clear();
+    }
 }
