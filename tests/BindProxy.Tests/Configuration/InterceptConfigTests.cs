@@ -114,6 +114,25 @@ public sealed class InterceptConfigTests
     }
 
     [Fact]
+    public async Task Without_a_selector_the_proxy_and_check_refuse_to_start_naming_the_route_and_field()
+    {
+        var dir = Cli.BindProxyCli.TempDir();
+        await File.WriteAllTextAsync(Path.Combine(dir, "appsettings.json"), """
+            { "BindProxy": { "Routes": { "kafka-clients": { "Listen": "127.0.0.1:0", "Source": "127.0.0.7", "Intercept": { "Ports": "9092-9094" } } } } }
+            """, TestContext.Current.CancellationToken);
+
+        foreach (var args in new[] { new[] { "--admin", "off" }, ["check"] })
+        {
+            var (exit, output, err) = await Cli.BindProxyCli.RunAsync(dir, args);
+            Assert.True(exit == 1, $"{string.Join(' ', args)}: exit {exit}\n{output}\n{err}");
+            Assert.Contains("route 'kafka-clients': Intercept: has no selector; give Cgroup", err, StringComparison.Ordinal);
+            Assert.Contains("would redirect the proxy's own upstream connections", err, StringComparison.Ordinal);
+            Assert.DoesNotContain("listening on", output + err, StringComparison.Ordinal);
+            Assert.DoesNotContain((output + err).Split('\n'), line => line.StartsWith("   at ", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
     public async Task Intercept_written_as_a_value_says_an_object_is_expected()
     {
         var keys = Route("r");
