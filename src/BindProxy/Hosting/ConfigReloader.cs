@@ -175,6 +175,10 @@ internal sealed partial class ConfigReloader(
         // endpoint is made once, at startup.
         var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin });
 
+        // Routes that no longer intercept stop redirecting before their listeners close, so their
+        // clients reach their servers directly instead of a closed port.
+        await interception.WithdrawAsync().ConfigureAwait(false);
+
         foreach (var family in removed)
         {
             int draining = await listeners.RetireFamilyAsync(family).ConfigureAwait(false);

@@ -42,6 +42,9 @@ internal sealed partial class InterceptionHost(
 
     // Per intercepting route, what its rules were made from (selector, cgroup id, ports, listener ports).
     private Dictionary<string, string> _applied = new(StringComparer.Ordinal);
+
+    // The routes' parts of the table as installed last.
+    private IReadOnlyList<InterceptedRoute> _installed = [];
     private string? _lastFailure;
     private Task _watch = Task.CompletedTask;
     private bool _stopped;
@@ -79,6 +82,50 @@ internal sealed partial class InterceptionHost(
     /// now. When the kernel refuses the new rules the table stays as it was, with an error logged.
     /// </summary>
     public Task ReloadedAsync(CancellationToken cancellationToken) => ApplyLoggedAsync(cancellationToken);
+
+    /// <summary>
+    /// A reload made its routes current and is about to close the listeners of the routes it
+    /// removed: the rules of every route that no longer intercepts go now, the others stay as they
+    /// are until <see cref="ReloadedAsync"/>. The table itself stays, with the NAT the redirected
+    /// connections still draining need.
+    /// </summary>
+    public async Task WithdrawAsync()
+    {
+        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            if (_stopped || _table is null || !OperatingSystem.IsLinux())
+            {
+                return;
+            }
+
+            var still = routes.Roots.Where(r => r.Model.Intercept is not null).Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
+            var kept = _installed.Where(r => still.Contains(r.Route)).ToList();
+            if (kept.Count == _installed.Count && _applied.Keys.All(still.Contains))
+            {
+                return;
+            }
+
+            IReadOnlyList<InterceptedRoute> now = kept;
+            if (kept.Count != _installed.Count && !intercepted.TryInstall(_table, kept, out now, out var error))
+            {
+                Log.NotReplaced(logger, error);
+                return;
+            }
+
+            foreach (var gone in _applied.Keys.Where(k => !still.Contains(k)))
+            {
+                Log.NoLongerIntercepted(logger, gone, _table.Name);
+            }
+
+            _installed = now;
+            _applied = _applied.Where(a => still.Contains(a.Key)).ToDictionary(StringComparer.Ordinal);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
 
     /// <summary>Ports found from here on are not added, and cgroups no longer watched: the table is about to go.</summary>
     public async Task StoppingAsync(CancellationToken cancellationToken)
@@ -183,7 +230,7 @@ internal sealed partial class InterceptionHost(
             return null;
         }
 
-        var current = routes.Current.Routes.Where(r => r.Intercept is not null).Select(Rules).ToList();
+        var current = routes.Roots.Where(r => r.Model.Intercept is not null).Select(Rules).ToList();
         if (_table is null && current.Count == 0)
         {
             return null; // nothing intercepts, and never did: no table
@@ -231,6 +278,7 @@ internal sealed partial class InterceptionHost(
             }
         }
 
+        _installed = installed;
         foreach (var route in installed)
         {
             _redirectedTo.UnionWith(new[] { route.Ipv4Port, route.Ipv6Port }.OfType<int>());
@@ -249,9 +297,10 @@ internal sealed partial class InterceptionHost(
     /// A route's part of the table, with the ports its listeners are bound to now, and what it is
     /// made from (its key): the selector, the selected group's id, the ports and the listener ports.
     /// </summary>
-    private (InterceptedRoute Route, string Key, bool Gone) Rules(RouteModel route)
+    private (InterceptedRoute Route, string Key, bool Gone) Rules(ServedRoute served)
     {
-        var bound = listeners.For(route.Name);
+        var route = served.Model;
+        var bound = listeners.For(served);
         var rules = new InterceptedRoute(route.Name, route.Intercept!, PortOf(bound, AddressFamily.InterNetwork), PortOf(bound, AddressFamily.InterNetworkV6));
         var group = route.Intercept!.Selector is InterceptSelector.Cgroup cgroup ? CgroupId.Of(cgroup.Directory) : null;
         bool gone = route.Intercept.Selector is InterceptSelector.Cgroup && group is null;

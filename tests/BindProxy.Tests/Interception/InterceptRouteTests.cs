@@ -96,6 +96,8 @@ public sealed partial class InterceptRouteTests
 
         // The route removed by a reload takes its rule along; the other stays.
         Assert.Contains("Reload: route by-uid removed", log, StringComparison.Ordinal);
+        // Its rule went before its listener closed: its clients were not redirected to a closed port meanwhile.
+        Assert.True(log.IndexOf("Route by-uid: no longer intercepted", StringComparison.Ordinal) < log.IndexOf("Reload: route by-uid removed", StringComparison.Ordinal), log);
         var reloaded = TableAfterReloadLine().Match(stdout).Groups[1].Value;
         Assert.True(reloaded.Contains("socket cgroupv2", StringComparison.Ordinal) && !reloaded.Contains("skuid", StringComparison.Ordinal), context);
         Assert.True(stdout.Contains("uid client after reload: ping, the server sees [127.0.0.1 ]", StringComparison.Ordinal), context);
