@@ -121,7 +121,7 @@ internal static partial class ProxyHost
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),
-                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter);
+                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter, route.TsharkCommand);
 
             long destinations = route.Upstream.Endpoints?.Count ?? 1;
             long outbound = Saturate(route.Sources.Addresses.Count, destinations, portsPerPair);
@@ -153,7 +153,7 @@ internal static partial class ProxyHost
         [LoggerMessage(4, LogLevel.Warning, "Route {Route}: MaxConnections {Max} exceeds what this machine can hold: {Outbound} by ephemeral ports, {FdCapacity} by open files")]
         public static partial void MaxConnectionsTooHigh(ILogger logger, string route, int max, long outbound, long fdCapacity);
 
-        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}")]
-        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter);
+        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}; live: {Tshark}")]
+        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter, string tshark);
     }
 }
