@@ -3,6 +3,7 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
+using BindProxy.Interception;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -51,7 +52,7 @@ internal static partial class ProxyHost
         services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<BrokerDirectories>();
-        services.AddSingleton<Interception.InterceptedPorts>();
+        services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();
         services.AddSingleton<ListenerHost>();
@@ -67,6 +68,9 @@ internal static partial class ProxyHost
             host.ShutdownTimeout = Timeout.InfiniteTimeSpan;
             host.ServicesStopConcurrently = true;
         });
+        services.AddSingleton<InterceptionHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<InterceptionHost>());
+        services.AddSingleton<IInterceptionProbe, InterceptionProbe>();
         services.AddSingleton<ConfigValidator>();
         services.AddSingleton(new ReloadSource(reload));
         services.AddSingleton<ConfigReloader>();
