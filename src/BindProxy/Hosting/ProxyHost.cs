@@ -3,6 +3,7 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
+using BindProxy.Interception;
 using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
@@ -53,7 +54,7 @@ internal static partial class ProxyHost
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<BrokerDirectories>();
         services.AddSingleton<IKafkaForwarder, KafkaForwarder>();
-        services.AddSingleton<Interception.InterceptedPorts>();
+        services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();
         services.AddSingleton<ListenerHost>();
@@ -69,6 +70,9 @@ internal static partial class ProxyHost
             host.ShutdownTimeout = Timeout.InfiniteTimeSpan;
             host.ServicesStopConcurrently = true;
         });
+        services.AddSingleton<InterceptionHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<InterceptionHost>());
+        services.AddSingleton<IInterceptionProbe, InterceptionProbe>();
         services.AddSingleton<ConfigValidator>();
         services.AddSingleton(new ReloadSource(reload));
         services.AddSingleton<ConfigReloader>();
@@ -121,7 +125,7 @@ internal static partial class ProxyHost
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),
-                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter);
+                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter, route.TsharkCommand);
 
             long destinations = route.Upstream.Endpoints?.Count ?? 1;
             long outbound = Saturate(route.Sources.Addresses.Count, destinations, portsPerPair);
@@ -153,7 +157,7 @@ internal static partial class ProxyHost
         [LoggerMessage(4, LogLevel.Warning, "Route {Route}: MaxConnections {Max} exceeds what this machine can hold: {Outbound} by ephemeral ports, {FdCapacity} by open files")]
         public static partial void MaxConnectionsTooHigh(ILogger logger, string route, int max, long outbound, long fdCapacity);
 
-        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}")]
-        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter);
+        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}; live: {Tshark}")]
+        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter, string tshark);
     }
 }
