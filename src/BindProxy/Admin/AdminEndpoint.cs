@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using BindProxy.Configuration;
+using BindProxy.Forwarding;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -36,14 +37,6 @@ internal sealed partial class AdminEndpoint(AdminModel model)
 
     /// <summary>The address actually bound (its real port when the configured one is 0); null before start.</summary>
     public IPEndPoint? BoundEndPoint => _listenOptions?.IPEndPoint is { Port: not 0 } bound ? bound : null;
-
-    /// <summary>Metrics are recorded whether or not the admin endpoint is on; without a listener they cost next to nothing.</summary>
-    public static void AddMetrics(IServiceCollection services)
-    {
-        services.AddMetrics();
-        services.AddSingleton<ProxyMetrics>();
-        services.AddSingleton<Http.IHttpRouteMetrics>(sp => sp.GetRequiredService<ProxyMetrics>());
-    }
 
     public static void Add(WebApplicationBuilder builder, AdminModel model)
     {

@@ -4,6 +4,7 @@ using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
 using BindProxy.Interception;
+using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -52,6 +53,7 @@ internal static partial class ProxyHost
         services.AddSingleton<SourceAssigner>();
         services.AddSingleton<SocketTransportFactory>();
         services.AddSingleton<BrokerDirectories>();
+        services.AddSingleton<IKafkaForwarder, KafkaForwarder>();
         services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();
@@ -76,8 +78,10 @@ internal static partial class ProxyHost
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
 
-        // Admin: metrics are always recorded; the HTTP endpoint only when configured.
-        AdminEndpoint.AddMetrics(services);
+        // Metrics are recorded whether or not the admin endpoint is on; without a listener they
+        // cost next to nothing. The admin HTTP endpoint runs only when configured.
+        services.AddMetrics();
+        services.AddSingleton<ProxyMetrics>();
         if (model.Admin is { } admin)
         {
             AdminEndpoint.Add(builder, admin);
