@@ -2,14 +2,16 @@
 # BindProxy side-by-side benchmark: direct, HAProxy, nginx stream, socat and BindProxy, all
 # forwarding loopback traffic from source address 127.0.0.2 to the same upstream.
 #
-#   bench/run.sh [--quick] [--max-conn [N]] [--rounds N] [--only LIST] [--hold-count N]
-#                [--bindproxy-log LEVEL] [--skip-install]
+#   bench/run.sh [--quick] [--max-conn [N]] [--rounds N] [--only LIST] [--tests LIST]
+#                [--hold-count N] [--bindproxy-log LEVEL] [--skip-install]
 #
 #   --quick         one short round of everything (about two minutes once built)
 #   --max-conn [N]  also find how many connections one proxy process holds: asks for N
 #                   (default 10050, more than 20000 fds allow) and counts those that echo
 #   --rounds N      interleaved rounds (default 3, quick 1)
 #   --only LIST     comma-separated contenders, e.g. direct,haproxy,bindproxy
+#   --tests LIST    comma-separated tests, e.g. throughput,fairness (default: throughput,latency,
+#                   churn,fairness,hold)
 #   --hold-count N  idle connections per hold run (default 4000, quick 2000), fresh and warmed
 #   --bindproxy-log LEVEL  BindProxy's log level (default Warning, as the others log errors only;
 #                   Information is what it logs out of the box: a line per connection)
@@ -29,6 +31,7 @@ max_conn=0
 max_conn_count=10050   # above what 20000 fds allow at 2 fds per proxied connection
 rounds=""
 only=""
+tests="throughput,latency,churn,fairness,hold"
 skip_install=0
 hold_count_arg=""
 bindproxy_log=Warning
@@ -49,7 +52,8 @@ while [[ $# -gt 0 ]]; do
         --bindproxy-log)
             [[ "${2:-}" =~ ^(Verbose|Debug|Information|Warning|Error|Fatal)$ ]] || { echo "--bindproxy-log needs a Serilog level such as Information or Warning" >&2; exit 2; }
             bindproxy_log=$2; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --tests) tests=${2:?--tests needs a list such as throughput,fairness}; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -61,15 +65,18 @@ source_addr=127.0.0.2
 port_base=${BENCH_PORT_BASE:-18400}   # below the ephemeral range, so no outgoing socket holds it
 echo_port=$((port_base + 0))
 iperf_port=$((port_base + 1))
+fair_echo_port=$((port_base + 2))   # a thread-per-connection echo server: fair to its own connections
 declare -A listen_port=([direct]=0 [haproxy]=$((port_base + 10)) [nginx]=$((port_base + 11)) [socat]=$((port_base + 12)) [bindproxy]=$((port_base + 13)))
 
 if [[ $quick == 1 ]]; then
     rounds=${rounds:-1}; iperf_secs=2; ping_count=10000; ping_warmup=5000
-    churn_secs=2s; hold_count=2000; hold_secs=2s
+    churn_secs=2s; hold_count=2000; hold_secs=2s; fair_secs=4s
 else
     rounds=${rounds:-3}; iperf_secs=4; ping_count=20000; ping_warmup=5000
-    churn_secs=4s; hold_count=4000; hold_secs=3s
+    churn_secs=4s; hold_count=4000; hold_secs=3s; fair_secs=8s
 fi
+# Fairness: light connections pinging beside bulk streams through the same proxy.
+fair_bulk=2; fair_pingers=16; fair_interval=10ms
 hold_count=${hold_count_arg:-$hold_count}
 churn_concurrency=16
 # Churn is the noisiest figure on a shared machine: it gets this many interleaved runs per round.
@@ -78,6 +85,7 @@ churn_passes=$([[ $quick == 1 ]] && echo 1 || echo 3)
 # per-connection memory is then the marginal cost, not first-use costs (code warm-up, threads).
 hold_warmup=500
 all_contenders=(direct haproxy nginx socat bindproxy)
+wants() { [[ ",$tests," == *",$1,"* ]]; }
 
 # The clients (iperf3, the bench tool) get the same limit as the contenders.
 ulimit -Hn "$nofile" && ulimit -Sn "$nofile"
@@ -292,7 +300,7 @@ rotated() { # round
     for ((i = 0; i < n; i++)); do echo "${phase_contenders[(($1 + i) % n)]}"; done
 }
 
-for port in "$echo_port" "$iperf_port" "${listen_port[haproxy]}" "${listen_port[nginx]}" "${listen_port[socat]}" "${listen_port[bindproxy]}"; do
+for port in "$echo_port" "$iperf_port" "$fair_echo_port" "${listen_port[haproxy]}" "${listen_port[nginx]}" "${listen_port[socat]}" "${listen_port[bindproxy]}"; do
     if [[ -n "$(ss -Hltn "sport = :$port")" ]]; then
         echo "port $port is already in use; set BENCH_PORT_BASE to another base" >&2
         exit 1
@@ -318,7 +326,7 @@ fi
 
 # ---- environment ---------------------------------------------------------------------------
 : >"$jsonl"
-record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers x $((rounds * churn_passes)) runs, hold $hold_count x $hold_secs from a fresh proxy and after $hold_warmup warm-up connections; bindproxy logs at $bindproxy_log"
+record_env mode "$([[ $quick == 1 ]] && echo quick || echo full), $rounds round(s), tests $tests; iperf3 ${iperf_secs}s per run, pingpong $ping_count x 64 B, churn $churn_secs x $churn_concurrency workers x $((rounds * churn_passes)) runs, fairness $fair_pingers pingers every $fair_interval beside $fair_bulk bulk streams for $fair_secs, hold $hold_count x $hold_secs from a fresh proxy and after $hold_warmup warm-up connections; bindproxy logs at $bindproxy_log"
 record_env machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), $(free -g | awk '/Mem:/{print $2}') GiB"
 record_env limits "RLIMIT_NOFILE $nofile soft and hard for every process; tcp_tw_reuse=$(sysctl -n net.ipv4.tcp_tw_reuse), ip_local_port_range=$(sysctl -n net.ipv4.ip_local_port_range | xargs), somaxconn=$(sysctl -n net.core.somaxconn)"
 record_env versions "$(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); socat $(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p'); $(iperf3 --version | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version)"
@@ -334,8 +342,13 @@ start_bg iperf3 "$work/iperf3.log" iperf3 -s -B 127.0.0.1 -p "$iperf_port"
 start_bg echo "$work/echo.log" dotnet "$bench_dll" echo-server --listen "127.0.0.1:$echo_port"
 wait_listen "$iperf_port" iperf3 || { cat "$work/iperf3.log" >&2; exit 1; }
 wait_listen "$echo_port" echo || { cat "$work/echo.log" >&2; exit 1; }
+if wants fairness; then
+    start_bg fair-echo "$work/fair-echo.log" dotnet "$bench_dll" echo-server --listen "127.0.0.1:$fair_echo_port" --thread-per-connection
+    wait_listen "$fair_echo_port" fair-echo || { cat "$work/fair-echo.log" >&2; exit 1; }
+fi
 
 # ---- a. throughput and d. CPU per GB -------------------------------------------------------
+if wants throughput; then
 log "throughput: iperf3 ${iperf_secs}s runs"
 start_phase "$iperf_port"
 for ((r = 1; r <= rounds; r++)); do
@@ -362,10 +375,13 @@ for ((r = 1; r <= rounds; r++)); do
     done
 done
 stop_phase
+fi
 
-# ---- b. latency and c. churn ---------------------------------------------------------------
+# ---- b. latency, c. churn and f. fairness -----------------------------------------------------
+if wants latency || wants churn; then
 log "latency and churn through every contender to the echo server"
 start_phase "$echo_port"
+if wants latency; then
 for ((r = 1; r <= rounds; r++)); do
     for c in $(rotated "$r"); do
         run_fg bench pingpong --target "$(target_of "$c" "$echo_port")" --size 64 --count "$ping_count" --warmup "$ping_warmup" >"$work/out.json" 2>>"$work/bench.err" || true
@@ -374,6 +390,8 @@ for ((r = 1; r <= rounds; r++)); do
         log "  round $r  $c  pingpong $(sed -n 's/.*"p50_us":\([0-9.]*\).*"p99_us":\([0-9.]*\).*/p50 \1 µs, p99 \2 µs/p' <<<"$out")"
     done
 done
+fi
+if wants churn; then
 for ((r = 1; r <= rounds * churn_passes; r++)); do
     for c in $(rotated "$r"); do
         # 1 s unmeasured first, as pingpong has its warm-up: steady state, not a cold start.
@@ -384,13 +402,31 @@ for ((r = 1; r <= rounds * churn_passes; r++)); do
         log "  round $r  $c  churn $(sed -n 's/.*"failed":\([0-9]*\),"connections_per_second":\([0-9.]*\).*/\2 conn\/s, \1 failed/p' <<<"$out")"
     done
 done
+fi
 stop_phase
+fi
+
+if wants fairness; then
+# Its own upstream: the async echo server serves a connection whose data keeps arriving without
+# yielding, so pings through it would measure the echo server, not the proxy.
+log "fairness: pingers beside bulk streams through every contender"
+start_phase "$fair_echo_port"
+for ((r = 1; r <= rounds; r++)); do
+    for c in $(rotated "$r"); do
+        run_fg bench fairness --target "$(target_of "$c" "$fair_echo_port")" --bulk "$fair_bulk" --pingers "$fair_pingers" \
+            --interval "$fair_interval" --duration "$fair_secs" --warmup 1s >"$work/out.json" 2>>"$work/bench.err" || true
+        out=$(cat "$work/out.json")
+        record "{\"test\":\"fairness\",\"contender\":\"$c\",\"round\":$r,\"result\":${out:-null}}"
+        log "  round $r  $c  fairness $(sed -n 's/.*"p50_us":\([0-9.]*\).*"p99_us":\([0-9.]*\).*"max_us":\([0-9.]*\),"bulk_gbps":\([0-9.]*\).*/ping p50 \1 µs, p99 \2 µs, max \3 µs; bulk \4 Gbit\/s/p' <<<"$out")"
+    done
+done
+stop_phase
+fi
 
 # ---- e. idle connections: a fresh proxy for every run, so memory starts from the same place ----
 # Two runs per contender and round: "hold-fresh" measures the first connections the process ever
 # serves (what a user starting the proxy for a load test pays: code compiled on first use, threads
 # started under the burst, the GC heap growing), "hold" the marginal cost after a warm-up.
-log "idle connections: $hold_count held for $hold_secs"
 phase_contenders=("${contenders[@]}")
 hold_run() { # test contender round count parallel [warmup]
     local test=$1 c=$2 r=$3 count=$4 parallel=$5 warmup=${6:-0} pid_args=() out
@@ -407,12 +443,15 @@ hold_run() { # test contender round count parallel [warmup]
     log "  $test round $r  $c  $(sed -n 's/.*"verified":\([0-9]*\).*"open_ms":\([0-9.]*\).*"rss_per_conn_kb":\([0-9.null-]*\).*/verified \1, open \2 ms, \3 KB\/conn/p' <<<"$out")"
     stop_bg "$c"
 }
+if wants hold; then
+log "idle connections: $hold_count held for $hold_secs"
 for ((r = 1; r <= rounds; r++)); do
     for c in $(rotated "$r"); do
         hold_run hold-fresh "$c" "$r" "$hold_count" 128 0
         hold_run hold "$c" "$r" "$hold_count" 128 "$hold_warmup"
     done
 done
+fi
 
 # ---- max-conn: how many connections one proxy process holds under the fd limit -------------
 if [[ $max_conn == 1 ]]; then
@@ -425,6 +464,7 @@ fi
 
 # ---- report --------------------------------------------------------------------------------
 stop_bg echo
+stop_bg fair-echo
 stop_bg iperf3
 record_env "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg) (over 2 on 2 cores means something else competed for the CPU)"
 log "done in $((SECONDS - started_at)) s"

@@ -9,6 +9,7 @@ namespace BindProxy.Bench;
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(PingPongResult))]
 [JsonSerializable(typeof(ChurnResult))]
+[JsonSerializable(typeof(FairnessResult))]
 [JsonSerializable(typeof(HoldResult))]
 [JsonSerializable(typeof(ProcStatResult))]
 [JsonSerializable(typeof(SoakSample))]

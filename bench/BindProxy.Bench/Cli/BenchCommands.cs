@@ -24,6 +24,7 @@ internal static class BenchCommands
         root.Add(EchoServerCommand());
         root.Add(PingPongCommand());
         root.Add(ChurnCommand());
+        root.Add(FairnessCommand());
         root.Add(HoldCommand());
         root.Add(ProcStatCommand());
         root.Add(ReportCommand());
@@ -36,7 +37,8 @@ internal static class BenchCommands
         var listen = Options.Endpoint("--listen", "Address to listen on, ADDR:PORT (port 0 picks one).");
         var mode = new Option<EchoMode>("--mode") { Description = "echo sends bytes back; sink discards them.", DefaultValueFactory = _ => EchoMode.Echo };
         var backlog = Options.Int("--backlog", "Listen backlog.", 4096, 1, 65535);
-        var command = new Command("echo-server", "Echo (or sink) server used as the common upstream.") { listen, mode, backlog };
+        var threaded = new Option<bool>("--thread-per-connection") { Description = "A thread with blocking calls per connection (fair between connections; for few connections only)." };
+        var command = new Command("echo-server", "Echo (or sink) server used as the common upstream.") { listen, mode, backlog, threaded };
         command.SetAction(async (parse, ct) =>
         {
             // Run socket continuations on the epoll thread instead of hopping to the thread pool:
@@ -48,7 +50,7 @@ internal static class BenchCommands
             }
 
             var limit = FileLimits.RaiseToHard();
-            var server = new EchoServer(parse.GetValue(listen)!, parse.GetValue(mode), parse.GetValue(backlog));
+            var server = new EchoServer(parse.GetValue(listen)!, parse.GetValue(mode), parse.GetValue(backlog), parse.GetValue(threaded));
             await server.RunAsync(
                 ep => Console.Error.WriteLine($"echo-server listening on {ep} ({parse.GetValue(mode)}), nofile {limit.Soft}/{limit.Hard}"),
                 ct);
@@ -92,6 +94,33 @@ internal static class BenchCommands
                 $"churn {result.Target}: {result.Completed} connections in {result.DurationS} s = {result.ConnectionsPerSecond} conn/s, p99 {result.P99Ms} ms, {result.Failed} failed"));
             Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.ChurnResult));
             return 0;
+        });
+        return command;
+    }
+
+    private static Command FairnessCommand()
+    {
+        var target = Options.Endpoint("--target", "Where to connect (an echo server, or a proxy in front of one), ADDR:PORT.");
+        var bulk = Options.Int("--bulk", "Bulk echo streams sending and reading flat out.", 2, 0, 64);
+        var pingers = Options.Int("--pingers", "Light connections, each exchanging one message every --interval.", 16, 1, 1024);
+        var interval = Options.Duration("--interval", "Pause between one pinger's round trips.", TimeSpan.FromMilliseconds(10));
+        var duration = Options.Duration("--duration", "How long the pingers measure.", TimeSpan.FromSeconds(10));
+        var warmup = Options.Duration("--warmup", "How long the bulk streams run before the pingers start.", TimeSpan.FromSeconds(1));
+        var size = Options.Int("--size", "Ping message size in bytes.", 64, 1, 65536);
+        var timeout = Options.Duration("--timeout", "Connect and per-message timeout.", TimeSpan.FromSeconds(10));
+        var command = new Command("fairness", "Round trips of light connections beside bulk streams through the same target: percentiles in µs.")
+        {
+            target, bulk, pingers, interval, duration, warmup, size, timeout,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            var result = Fairness.Run(parse.GetValue(target)!, parse.GetValue(bulk), parse.GetValue(pingers), parse.GetValue(interval),
+                parse.GetValue(duration), parse.GetValue(warmup), parse.GetValue(size), parse.GetValue(timeout), ct);
+            var failures = string.Join(", ", result.Failures.Select(kv => $"{kv.Key}×{kv.Value}"));
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"fairness {result.Target}: {result.Pings} round trips on {result.Pingers} pingers beside {result.Bulk} bulk streams ({result.BulkGbps} Gbit/s): p50 {result.P50Us} µs, p99 {result.P99Us} µs, p99.9 {result.P999Us} µs, max {result.MaxUs} µs; {result.Failed} failed [{failures}]"));
+            Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.FairnessResult));
+            return Task.FromResult(result.Failed == 0 ? 0 : 1);
         });
         return command;
     }

@@ -17,8 +17,12 @@ internal enum EchoMode
 /// <summary>
 /// A small echo/sink server: the common upstream of every contender in the latency, churn and hold
 /// runs. Idle connections wait with a zero-byte receive so that holding thousands costs no buffers.
+/// With <paramref name="threadPerConnection"/> each connection gets a thread of its own with
+/// blocking calls instead: a connection whose data keeps arriving then cannot hold up the others
+/// (an async loop whose receives keep completing at once runs on without yielding), which is what
+/// the fairness run needs of its upstream.
 /// </summary>
-internal sealed class EchoServer(IPEndPoint listen, EchoMode mode, int backlog)
+internal sealed class EchoServer(IPEndPoint listen, EchoMode mode, int backlog, bool threadPerConnection = false)
 {
     private const int BufferSize = 16 * 1024;
 
@@ -82,9 +86,54 @@ internal sealed class EchoServer(IPEndPoint listen, EchoMode mode, int backlog)
             Interlocked.Increment(ref _accepted);
             Interlocked.Increment(ref _open);
 
+            if (threadPerConnection)
+            {
+                new Thread(() => Serve(socket, cancellationToken)) { IsBackground = true, Name = "echo connection" }.Start();
+                continue;
+            }
+
             // Each connection task observes its own errors and decrements the open count, which is
             // what shutdown waits on; nothing is left unobserved.
             _ = ServeAsync(socket, cancellationToken);
+        }
+    }
+
+    private void Serve(Socket socket, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[4 * BufferSize];
+        try
+        {
+            using var closeOnCancel = cancellationToken.Register(socket.Dispose);
+            socket.NoDelay = true;
+            socket.Blocking = true;
+            while (true)
+            {
+                var received = socket.Receive(buffer);
+                if (received == 0)
+                {
+                    break;
+                }
+
+                if (mode == EchoMode.Echo)
+                {
+                    var pending = buffer.AsSpan(0, received);
+                    while (!pending.IsEmpty)
+                    {
+                        pending = pending[socket.Send(pending)..];
+                    }
+                }
+            }
+
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Resets are normal here, and cancellation disposes the socket.
+        }
+        finally
+        {
+            socket.Dispose();
+            Interlocked.Decrement(ref _open);
         }
     }
 

@@ -36,6 +36,7 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
         AppendThroughput(md);
         AppendLatency(md);
         AppendChurn(md);
+        AppendFairness(md);
         AppendHold(md);
         AppendMaxConn(md);
         if (results.Problems.Count > 0)
@@ -64,11 +65,11 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
     private void AppendSummary(StringBuilder md)
     {
         md.Append(CultureInfo.InvariantCulture, $"## Summary (value, and ×{baseline} in brackets)\n\n");
-        md.Append("| contender | Gbit/s 1 stream | Gbit/s 8 streams | CPU s/GB | added p50 µs | added p99 µs | churn conn/s | RSS KB/idle conn fresh | RSS KB/idle conn warmed | PSS KB/idle conn warmed |\n");
-        md.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.Append("| contender | Gbit/s 1 stream | Gbit/s 8 streams | CPU s/GB | added p50 µs | added p99 µs | churn conn/s | ping p99 µs beside bulk | RSS KB/idle conn fresh | RSS KB/idle conn warmed | PSS KB/idle conn warmed |\n");
+        md.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         foreach (var c in _contenders)
         {
-            md.Append(CultureInfo.InvariantCulture, $"| {c} | {WithRatio(c, x => Throughput(x, 1, false), "F2")} | {WithRatio(c, x => Throughput(x, 8, false), "F2")} | {WithRatio(c, CpuPerGb, "F2")} | {WithRatio(c, x => AddedLatency(x, "p50_us"), "F1")} | {WithRatio(c, x => AddedLatency(x, "p99_us"), "F1")} | {WithRatio(c, ChurnRate, "F0")} | {WithRatio(c, x => HoldMedian(Fresh, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "pss_per_conn_kb"), "F1")} |\n");
+            md.Append(CultureInfo.InvariantCulture, $"| {c} | {WithRatio(c, x => Throughput(x, 1, false), "F2")} | {WithRatio(c, x => Throughput(x, 8, false), "F2")} | {WithRatio(c, CpuPerGb, "F2")} | {WithRatio(c, x => AddedLatency(x, "p50_us"), "F1")} | {WithRatio(c, x => AddedLatency(x, "p99_us"), "F1")} | {WithRatio(c, ChurnRate, "F0")} | {WithRatio(c, x => FairnessMedian(x, "p99_us"), "F0")} | {WithRatio(c, x => HoldMedian(Fresh, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "rss_per_conn_kb"), "F1")} | {WithRatio(c, x => HoldMedian(Warmed, x, "pss_per_conn_kb"), "F1")} |\n");
         }
 
         md.Append("\nHigher is better for Gbit/s and conn/s; lower is better for CPU, latency and memory.\n\n");
@@ -163,6 +164,32 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
         md.Append('\n');
     }
 
+    private void AppendFairness(StringBuilder md)
+    {
+        var records = results.Records("fairness").ToList();
+        if (records.Count == 0)
+        {
+            return;
+        }
+
+        var first = records[0];
+        var n = (string name) => ResultSet.Number(first, "result", name) ?? 0;
+        md.Append(CultureInfo.InvariantCulture, $"## Fairness ({n("pingers"):F0} connections each pinging {n("size"):F0} B every {n("interval_ms"):F0} ms beside {n("bulk"):F0} bulk echo streams; round trip µs, median of {Rounds(records)} rounds)\n\n");
+        md.Append("| contender | ping p50 | ping p90 | ping p99 | ping p99.9 | ping max | pings | bulk Gbit/s | failed (all rounds) | failure reasons |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        foreach (var c in _contenders)
+        {
+            var mine = Of(records, c).ToList();
+            if (mine.Count == 0)
+            {
+                continue;
+            }
+
+            md.Append(CultureInfo.InvariantCulture, $"| {c} | {WithRatio(c, x => FairnessMedian(x, "p50_us"), "F0")} | {Fmt(Median(mine, "p90_us"), "F0")} | {WithRatio(c, x => FairnessMedian(x, "p99_us"), "F0")} | {WithRatio(c, x => FairnessMedian(x, "p999_us"), "F0")} | {Fmt(Median(mine, "max_us"), "F0")} | {Fmt(Median(mine, "pings"), "F0")} | {Fmt(Median(mine, "bulk_gbps"), "F2")} | {Sum(mine, "failed"):F0} | {Reasons(mine)} |\n");
+        }
+
+        md.Append("\nThe bulk streams send and read their echo flat out while the pingers measure; a proxy that serves one ready connection until it runs dry shows it in the pingers' tail. The ratio compares with HAProxy's figure in the same run.\n\n");
+    }
+
     private void AppendHold(StringBuilder md)
     {
         var warmed = results.Records(Warmed).ToList();
@@ -251,6 +278,8 @@ internal sealed class MarkdownReport(ResultSet results, string baseline)
     private double? ChurnRate(string contender) => Median(Of(results.Records("churn"), contender), "connections_per_second");
 
     private double? HoldMedian(string test, string contender, string key) => Median(Of(results.Records(test), contender), key);
+
+    private double? FairnessMedian(string contender, string key) => Median(Of(results.Records("fairness"), contender), key);
 
     private string WithRatio(string contender, Func<string, double?> figure, string format)
     {

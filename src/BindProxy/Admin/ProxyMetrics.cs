@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using BindProxy.Forwarding;
 using BindProxy.Http;
 using BindProxy.Outbound;
+using BindProxy.Transport;
 
 namespace BindProxy.Admin;
 
@@ -37,7 +38,7 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
     private readonly RouteTable _routes;
     private readonly ConcurrentDictionary<string, RouteBytes> _bytes = new(StringComparer.Ordinal);
 
-    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections, RouteTable routes)
+    public ProxyMetrics(IMeterFactory meterFactory, ConnectionRegistry connections, RouteTable routes, DescriptorBudget descriptors)
     {
         _connections = connections;
         _routes = routes;
@@ -63,6 +64,15 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
             "Http routes: responses sent to clients, by route, status code and whether the upstream or the proxy (502, 503, 504) gave it");
         meter.CreateObservableCounter("bindproxy.forwarded", ObserveBytes, "By",
             "Bytes handed to the kernel for the peer, by route and direction (to_upstream, to_client); live connections included");
+        meter.CreateObservableUpDownCounter("bindproxy.descriptors.used", () => descriptors.InUse, "{descriptor}",
+            "Descriptors held by proxy listeners and Tcp/Kafka connections (connecting ones included)");
+        if (descriptors.Limit is not null)
+        {
+            meter.CreateObservableUpDownCounter("bindproxy.descriptors.budget", () => descriptors.Capacity, "{descriptor}",
+                "Descriptors listeners and connections may hold together: the open-files limit less those open at startup and a reserve; clients past it are refused (rejected, reason descriptor_limit)");
+        }
+
+        descriptors.Refused += route => Rejected(route, "descriptor_limit");
     }
 
     public void Opened(ProxiedConnection connection, TimeSpan connectTime)
@@ -100,7 +110,7 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
         }
     }
 
-    /// <summary>A client closed before its upstream was tried; <paramref name="reason"/> is <c>max_connections</c> or <c>route_gone</c>.</summary>
+    /// <summary>A client closed before its upstream was tried; <paramref name="reason"/> is <c>max_connections</c>, <c>route_gone</c>, <c>descriptor_limit</c>, ...</summary>
     public void Rejected(string route, string reason) =>
         _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
 
@@ -185,6 +195,7 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
         CloseReason.SourcesExhausted => "sources_exhausted",
         CloseReason.ConnectFailed => "connect_failed",
         CloseReason.ProxyAborted => "proxy_aborted",
+        CloseReason.InternalError => "internal_error",
         CloseReason.IdleTimeout => "idle_timeout",
         CloseReason.FrameStalled => "frame_stalled",
         _ => "other",
@@ -198,6 +209,7 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
         ConnectError.Unresolved => "unresolved",
         ConnectError.Failed => "failed",
         ConnectError.Cancelled => "cancelled",
+        ConnectError.NoDescriptors => "no_descriptors",
         _ => "other",
     };
 

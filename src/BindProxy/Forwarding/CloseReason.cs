@@ -35,6 +35,9 @@ internal enum CloseReason
 
     /// <summary>Kafka: a frame stayed incomplete for the route's FrameTimeout.</summary>
     FrameStalled,
+
+    /// <summary>The proxy failed itself (an unexpected error on the connection's relay loop); both sides were reset.</summary>
+    InternalError,
 }
 
 internal static class CloseReasonExtensions
@@ -53,6 +56,7 @@ internal static class CloseReasonExtensions
         CloseReason.ProxyAborted => "aborted by proxy",
         CloseReason.IdleTimeout => "idle timeout",
         CloseReason.FrameStalled => "stalled mid-frame",
+        CloseReason.InternalError => "internal error",
         _ => reason.ToString(),
     };
 }

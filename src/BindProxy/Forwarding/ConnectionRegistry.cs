@@ -108,7 +108,9 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
     /// <summary>Milliseconds since a byte last moved either way, as seen by successive calls (one caller: the sweeper).</summary>
     internal long IdleMilliseconds(long now)
     {
-        long total = Legs.BytesReceived;
+        // Received and sent: while a slow reader drains what the proxy holds for it, nothing new
+        // is read, but bytes still move.
+        long total = Legs.BytesReceived + Legs.BytesToUpstream + Legs.BytesToClient;
         if (total != _lastTotal)
         {
             _lastTotal = total;

@@ -25,15 +25,19 @@ internal sealed partial class ProxyConnectionHandler(
     BrokerDirectories brokers,
     SourceAssigner assigner,
     RelayEngine relays,
+    DescriptorBudget descriptors,
     InterceptedConnections interceptions,
     ProxyMetrics metrics,
     UpstreamRefusals refusals,
     DrainCoordinator drains,
-    ILogger<ProxyConnectionHandler> logger) : ConnectionHandler, IRelayOwner
+    ILogger<ProxyConnectionHandler> logger,
+    HandoffFaults? faults = null) : ConnectionHandler, IRelayOwner
 {
+    private static readonly Func<IPAddress, IPEndPoint, ConnectDeadline, (RelayEngine Relays, SocketHandle Client), ValueTask<SocketHandle>> s_connectRaw =
+        static (source, destination, deadline, state) => state.Relays.ConnectAsync(source, destination, deadline, state.Client);
+
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
-    private readonly Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<RawConnection>> _connectRaw = relays.ConnectAsync;
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -120,12 +124,12 @@ internal sealed partial class ProxyConnectionHandler(
         }
 
         // Plain Tcp: the relay engine forwards it without a pipe, and holds it without this call.
-        if (route.Kafka is null && RelayEngine.IsSupported && inbound.TryDetach(out int clientFd))
+        if (route.Kafka is null && RelayEngine.IsSupported && inbound.TryDetach(out var client, out var reservation))
         {
             bool started = false;
             try
             {
-                started = await RelayAsync(connection, served, route, inbound, clientFd, lease, intercepted).ConfigureAwait(false);
+                started = await RelayAsync(connection, served, route, inbound, client, reservation, lease, intercepted).ConfigureAwait(false);
                 return started;
             }
             finally
@@ -145,42 +149,66 @@ internal sealed partial class ProxyConnectionHandler(
         return false;
     }
 
-    /// <summary>Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect failed.</summary>
-    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound, int clientFd, AssignmentLease? lease, PendingInterception? intercepted)
+    /// <summary>
+    /// Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect
+    /// failed. Until the relay takes them, this owns the client's socket, the upstream one and the
+    /// descriptors reserved for them, and releases all three on every way out, exceptions included.
+    /// </summary>
+    private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
+        SocketHandle client, DescriptorReservation reservation, AssignmentLease? lease, PendingInterception? intercepted)
     {
-        RawConnection upstream;
-        IPEndPoint source;
-        ConnectResult<RawConnection> connect;
+        SocketHandle? upstream = null;
+        TcpRelay? relay = null;
         try
         {
-            connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, _connectRaw, connection.ConnectionClosed).ConfigureAwait(false);
+            var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, s_connectRaw, (relays, client), connection.ConnectionClosed).ConfigureAwait(false);
             if (!connect.IsConnected)
             {
-                ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed);
-                RawSocket.CloseAbortive(clientFd);
+                ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed, client);
                 return false;
             }
 
             upstream = connect.Connection!;
-            source = RawSocket.LocalEndPoint(upstream.Fd);
+            faults?.At(HandoffStep.Connected);
+            var source = RawSocket.LocalEndPoint(upstream);
+            var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
+            relay = new TcpRelay(relays.NextLoop(), client, upstream, reservation, inbound.Client, inbound.Listener, source, connect.Upstream!);
+            var live = registry.Add(served, route, relay);
+            try
+            {
+                faults?.At(HandoffStep.Registered);
+                live.Lease = lease;
+                live.Intercepted = who;
+                refusals.Connected(route);
+                Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
+                metrics.Opened(live, connect.Elapsed);
+            }
+            catch
+            {
+                live.Lease = null; // the caller gives the lease back
+                registry.Remove(live);
+                throw;
+            }
+
+            // From here the relay owns both sockets and the reservation, and ends on its own.
+            relay.Start(this, live);
+            AbortIfTooLate(live);
+            return true;
         }
-        catch (System.Net.Sockets.SocketException)
+        catch when (relay is not null)
         {
-            RawSocket.CloseAbortive(clientFd);
+            relay.Discard();
             throw;
         }
-
-        var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
-        var relay = new TcpRelay(relays.NextLoop(), clientFd, upstream.Fd, inbound.Client, inbound.Listener, source, connect.Upstream!);
-        var live = registry.Add(served, route, relay);
-        live.Lease = lease;
-        live.Intercepted = who;
-        refusals.Connected(route);
-        Log.Opened(logger, route.Name, relay.Client, relay.Source, relay.Upstream, connect.Elapsed.TotalMilliseconds);
-        metrics.Opened(live, connect.Elapsed);
-        relay.Start(this, live);
-        AbortIfTooLate(live);
-        return true;
+        finally
+        {
+            if (relay is null)
+            {
+                client.CloseAbortive();
+                upstream?.CloseAbortive();
+                reservation.Return();
+            }
+        }
     }
 
     public void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason)
@@ -188,17 +216,25 @@ internal sealed partial class ProxyConnectionHandler(
         var route = connection.RouteModel;
         reason = connection.ProxyReason ?? reason;
         metrics.Closed(connection, reason);
-        registry.Remove(connection);
         connection.Lease?.Dispose();
         registry.LeaveClient(route.Root.Name, relay.Client.Address);
         registry.Leave(route.Name);
-        if (logger.IsEnabled(LogLevel.Information))
+        if (!logger.IsEnabled(LogLevel.Information))
         {
-            // This usually runs on the relay's loop; the log line is written off it.
-            double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
-            ThreadPool.UnsafeQueueUserWorkItem(_ => Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
-                relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), ""), null);
+            registry.Remove(connection);
+            return;
         }
+
+        // This usually runs on the relay's loop; the log line is written off it. The connection
+        // leaves the registry after its line, so a shutdown that waits for the registry to empty
+        // does not end the process before the line is written.
+        double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
+        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        {
+            Log.Closed(logger, route.Name, relay.Client, relay.Source, relay.Upstream,
+                relay.BytesToUpstream, relay.BytesToClient, durationMs, reason.Describe(), "");
+            registry.Remove(connection);
+        }, null);
     }
 
     /// <summary>
@@ -213,13 +249,23 @@ internal sealed partial class ProxyConnectionHandler(
         }
     }
 
-    private void ConnectFailed(RouteModel route, IPEndPoint client, ConnectError error, string detail, TimeSpan elapsed)
+    /// <param name="socket">The relay path's client socket: a cancelled connect is put down to the client when it left.</param>
+    private void ConnectFailed(RouteModel route, IPEndPoint client, ConnectError error, string detail, TimeSpan elapsed, SocketHandle? socket = null)
     {
+        if (error == ConnectError.NoDescriptors)
+        {
+            // As at the budget: counted and said at most every few seconds, not a line per client.
+            descriptors.Refuse(route.Name, client, system: true);
+            return;
+        }
+
         var reason = error switch
         {
             ConnectError.Timeout => CloseReason.ConnectTimeout,
             ConnectError.Refused => CloseReason.ConnectRefused,
             ConnectError.SourcesExhausted => CloseReason.SourcesExhausted,
+            ConnectError.Cancelled when socket is not null && RawSocket.Peek(socket) is var peer && peer != PeerState.Open =>
+                peer == PeerState.Closed ? CloseReason.ClientClosed : CloseReason.ClientReset,
             ConnectError.Cancelled => CloseReason.ProxyAborted,
             _ => CloseReason.ConnectFailed,
         };

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net;
+using BindProxy.Transport;
 using BindProxy.Transport.Linux;
 
 namespace BindProxy.Forwarding;
@@ -23,10 +24,16 @@ internal interface IRelayOwner
 /// </summary>
 /// <remarks>
 /// Same semantics as the pipe path: a FIN is passed on as a half-close while the other direction
-/// keeps flowing; a reset or failure on either side resets both.
+/// keeps flowing; a reset or failure on either side resets both. A turn reads at most
+/// <see cref="MaxReadsPerTurn"/> times in each direction; a relay with more to read then asks its
+/// loop for another turn, which comes after every other connection that is ready, so a bulk
+/// transfer cannot keep the loop from the connections beside it.
 /// </remarks>
 internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 {
+    /// <summary>Reads (of up to the loop's buffer size each) per direction in one turn.</summary>
+    internal const int MaxReadsPerTurn = 4;
+
     private const int ClientTag = 0;
     private const int UpstreamTag = 1;
     // EPOLLOUT is added to a socket's set only once a send to it would block.
@@ -54,21 +61,30 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private int _abortRequested;
     private CloseReason _deferredReason;
     private bool _deferredAbortive;
+    private bool _rescheduled;
     private byte[]? _startBuffer;
+    private DescriptorReservation _reservation;
 
-    public TcpRelay(EpollLoop loop, int clientFd, int upstreamFd, IPEndPoint client, IPEndPoint listener, IPEndPoint source, IPEndPoint upstream)
+    /// <summary>
+    /// Takes ownership of both sockets and the descriptors reserved for them: from here on the
+    /// relay closes them (and gives the reservation back) when it ends, including when
+    /// <see cref="Start"/> is never called — then the caller calls <see cref="Discard"/>.
+    /// </summary>
+    public TcpRelay(EpollLoop loop, SocketHandle client, SocketHandle upstream, DescriptorReservation reservation,
+        IPEndPoint clientEndPoint, IPEndPoint listener, IPEndPoint source, IPEndPoint upstreamEndPoint)
     {
         _loop = loop;
-        _client.Fd = clientFd;
+        _reservation = reservation;
+        _client.Socket = client;
         _client.Slot = -1;
         _client.Writable = true; // fresh connected sockets: EPOLLOUT only matters once a send blocks
-        _upstream.Fd = upstreamFd;
+        _upstream.Socket = upstream;
         _upstream.Slot = -1;
         _upstream.Writable = true;
-        Client = client;
+        Client = clientEndPoint;
         Listener = listener;
         Source = source;
-        Upstream = upstream;
+        Upstream = upstreamEndPoint;
     }
 
     public IPEndPoint Client { get; }
@@ -95,10 +111,21 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         _ => "closing",
     };
 
+    /// <summary>Resets both sockets of a relay that will not be started (the handoff failed before <see cref="Start"/>).</summary>
+    public void Discard()
+    {
+        _finished = true;
+        _client.Socket.CloseAbortive();
+        _upstream.Socket.CloseAbortive();
+        _reservation.Return();
+        _reservation = default;
+    }
+
     /// <summary>
     /// Starts forwarding <paramref name="connection"/>; <paramref name="owner"/> hears once, after
     /// both descriptors are closed (on the loop thread, or on this one if the relay ends before
-    /// its sockets are registered), so it must not block.
+    /// its sockets are registered), so it must not block. Does not throw: a failure here ends the
+    /// relay like any other (reason <see cref="CloseReason.InternalError"/>).
     /// </summary>
     public void Start(IRelayOwner owner, ProxiedConnection connection)
     {
@@ -106,13 +133,26 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         _connection = connection;
 
         // The client has usually sent its first bytes by now: pass them on from this thread, so
-        // the loop is not woken for them.
-        _client.Readable = true;
-        bool open = Pump(ref _client, ref _upstream, ref _toUpstream, upward: true);
-        if (_startBuffer is { } buffer)
+        // the loop is not woken for them. (What is left past one turn's reads is reported by the
+        // registration: epoll reports a socket that is readable when it is added.)
+        bool open;
+        try
         {
-            _startBuffer = null;
-            ArrayPool<byte>.Shared.Return(buffer);
+            _client.Readable = true;
+            open = Pump(ref _client, ref _upstream, ref _toUpstream, upward: true, out _);
+        }
+        catch (Exception)
+        {
+            Fail(CloseReason.InternalError);
+            open = false;
+        }
+        finally
+        {
+            if (_startBuffer is { } buffer)
+            {
+                _startBuffer = null;
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
 
         if (!open)
@@ -137,11 +177,11 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         uint events = Watched | (Volatile.Read(ref leg.WantsOut) != 0 ? Libc.EpollOut : 0);
         try
         {
-            int slot = _loop.Register(leg.Fd, events, this, tag);
+            int slot = _loop.Register(leg.Socket, events, this, tag);
             Interlocked.Exchange(ref leg.Slot, slot);
 
             // The loop may have found this socket full since WantsOut was read (see WatchWritable).
-            return (events & Libc.EpollOut) != 0 || Volatile.Read(ref leg.WantsOut) == 0 || _loop.Modify(slot, leg.Fd, Watched | Libc.EpollOut);
+            return (events & Libc.EpollOut) != 0 || Volatile.Read(ref leg.WantsOut) == 0 || _loop.Modify(slot, Watched | Libc.EpollOut);
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
         {
@@ -159,7 +199,14 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         }
     }
 
-    private void PostAbort() => _loop.Post(static state => ((TcpRelay)state!).Fail(CloseReason.ProxyAborted), this);
+    private void PostAbort() => _loop.Post(static state =>
+    {
+        var relay = (TcpRelay)state!;
+        relay.Fail(relay._loop.IsFailed ? CloseReason.InternalError : CloseReason.ProxyAborted);
+    }, this);
+
+    /// <summary>The loop could not go on with this relay (see <see cref="IEpollHandler.OnLoopFailure"/>): both sides are reset.</summary>
+    public void OnLoopFailure(Exception error) => Fail(CloseReason.InternalError);
 
     // The loop reports a peer's reset itself (EPOLLERR), whether or not that side is being read.
     public CloseReason? ResetWhilePaused() => null;
@@ -187,23 +234,45 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             leg.Writable = true;
         }
 
-        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Fd) != 0)
+        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Socket) != 0)
         {
             Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
             return;
         }
 
-        if (Pump(ref _client, ref _upstream, ref _toUpstream, upward: true) &&
-            Pump(ref _upstream, ref _client, ref _toClient, upward: false) &&
-            _client.ReadEnded && _upstream.ReadEnded && _toUpstream.Count == 0 && _toClient.Count == 0)
+        if (events == 0)
         {
-            Finish(_clientFinFirst ? CloseReason.ClientClosed : CloseReason.UpstreamClosed, abortive: false);
+            _rescheduled = false; // the turn asked for
+        }
+        else if (_rescheduled)
+        {
+            return; // noted; the turn already asked for comes after this turn's events
+        }
+
+        if (Pump(ref _client, ref _upstream, ref _toUpstream, upward: true, out bool moreUp) &&
+            Pump(ref _upstream, ref _client, ref _toClient, upward: false, out bool moreDown))
+        {
+            if (moreUp || moreDown)
+            {
+                _rescheduled = true;
+                _loop.Reschedule(this, tag);
+            }
+            else if (_client.ReadEnded && _upstream.ReadEnded && _toUpstream.Count == 0 && _toClient.Count == 0)
+            {
+                Finish(_clientFinFirst ? CloseReason.ClientClosed : CloseReason.UpstreamClosed, abortive: false);
+            }
         }
     }
 
-    /// <summary>Moves bytes <paramref name="from"/> → <paramref name="to"/> until one would block; false once the relay has ended.</summary>
-    private bool Pump(ref Leg from, ref Leg to, ref Pending pending, bool upward)
+    /// <summary>
+    /// Moves bytes <paramref name="from"/> → <paramref name="to"/> until one would block or this
+    /// turn's reads are used up (<paramref name="more"/>: the socket may have more to read);
+    /// false once the relay has ended.
+    /// </summary>
+    private bool Pump(ref Leg from, ref Leg to, ref Pending pending, bool upward, out bool more)
     {
+        more = false;
+        int reads = 0;
         while (true)
         {
             if (pending.Count > 0)
@@ -233,11 +302,17 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 return true;
             }
 
+            if (reads++ == MaxReadsPerTurn)
+            {
+                more = true;
+                return true;
+            }
+
             var buffer = ReadBuffer;
             nint received;
             fixed (byte* p = buffer)
             {
-                received = Libc.Recv(from.Fd, p, (nuint)_loop.BufferSize, Libc.MsgDontWait);
+                received = Libc.Recv(from.Socket.Fd, p, (nuint)_loop.BufferSize, Libc.MsgDontWait);
             }
 
             if (received > 0)
@@ -280,7 +355,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 // are closed right after this (close sends the FIN).
                 if (!to.ReadEnded || (upward ? _toClient.Count : _toUpstream.Count) > 0)
                 {
-                    Libc.Shutdown(to.Fd, Libc.ShutWr);
+                    Libc.Shutdown(to.Socket.Fd, Libc.ShutWr);
                 }
 
                 return true;
@@ -309,7 +384,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             nint sent;
             fixed (byte* p = pending.Buffer)
             {
-                sent = Libc.Send(to.Fd, p + pending.Offset, (nuint)pending.Count, Libc.MsgDontWait | Libc.MsgNoSignal);
+                sent = Libc.Send(to.Socket.Fd, p + pending.Offset, (nuint)pending.Count, Libc.MsgDontWait | Libc.MsgNoSignal);
             }
 
             if (sent >= 0)
@@ -375,7 +450,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
         Interlocked.Exchange(ref leg.WantsOut, 1);
         int slot = Volatile.Read(ref leg.Slot);
-        return slot < 0 || _loop.Modify(slot, leg.Fd, Watched | Libc.EpollOut);
+        return slot < 0 || _loop.Modify(slot, Watched | Libc.EpollOut);
     }
 
     private void Fail(CloseReason reason) => Finish(reason, abortive: true);
@@ -408,6 +483,8 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     {
         Close(ref _client, abortive);
         Close(ref _upstream, abortive);
+        _reservation.Return();
+        _reservation = default;
         Release(ref _toUpstream);
         Release(ref _toClient);
         _owner!.OnRelayClosed(_connection!, this, reason);
@@ -423,11 +500,11 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
         if (abortive)
         {
-            RawSocket.CloseAbortive(leg.Fd);
+            leg.Socket.CloseAbortive();
         }
         else
         {
-            Libc.Close(leg.Fd);
+            leg.Socket.Dispose();
         }
     }
 
@@ -445,7 +522,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     private struct Leg
     {
-        public int Fd;
+        public SocketHandle Socket;
         public int Slot;
         public int WantsOut; // EPOLLOUT asked for (by the loop, or by Start before registering)
         public bool Readable;

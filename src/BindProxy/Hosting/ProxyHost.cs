@@ -31,6 +31,8 @@ internal static partial class ProxyHost
         builder.WebHost.UseSockets();
 
         var services = builder.Services;
+        var fds = ResourceLimits.RaiseOpenFilesLimit();
+        services.AddSingleton(sp => new DescriptorBudget(fds, ResourceLimits.OpenDescriptors(), sp.GetRequiredService<ILogger<DescriptorBudget>>(), ResourceLimits.OpenDescriptors));
         services.AddSingleton(new TransportOptions());
         services.AddSingleton(new RouteTable(model));
         services.AddSingleton<OwnListeners>();
@@ -99,21 +101,23 @@ internal static partial class ProxyHost
         }
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("BindProxy");
-        var fds = ResourceLimits.RaiseOpenFilesLimit();
         var ports = ResourceLimits.EphemeralPortRange();
         long portsPerPair = ports.Last - ports.First + 1;
 
-        // Each proxied connection holds two descriptors; keep a few for listeners, logs and the runtime.
-        long? fdCapacity = fds is { } limit ? (long)Math.Min(limit, long.MaxValue) / 2 - 32 : null;
-        if (fds is not null)
+        // The budget starts from the descriptors open now, before any listener: each proxied
+        // connection holds two, each Tcp or Kafka listener one.
+        var budget = app.Services.GetRequiredService<DescriptorBudget>();
+        int listeners = (int)model.Routes.Where(r => r.Protocol != RouteProtocol.Http).Sum(r => r.Listen.Count);
+        long? fdCapacity = budget.Limit is null ? null : budget.ConnectionsBeside(listeners);
+        if (budget.Limit is { } limit)
         {
-            Log.Capacity(logger, fds.Value, fdCapacity!.Value, ports.First, ports.Last);
+            Log.Capacity(logger, limit, fdCapacity!.Value, budget.OpenAtStart, DescriptorBudget.Reserve, ports.First, ports.Last);
         }
 
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),
-                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter);
+                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter, route.TsharkCommand);
 
             long destinations = route.Upstream.Endpoints?.Count ?? 1;
             long outbound = Saturate(route.Sources.Addresses.Count, destinations, portsPerPair);
@@ -136,8 +140,8 @@ internal static partial class ProxyHost
 
     private static partial class Log
     {
-        [LoggerMessage(2, LogLevel.Information, "Open-files limit {Fds}: room for about {Connections} proxied connections in this process; ephemeral ports {First}-{Last}")]
-        public static partial void Capacity(ILogger logger, ulong fds, long connections, int first, int last);
+        [LoggerMessage(2, LogLevel.Information, "Open-files limit {Fds}: room for {Connections} proxied connections in this process (2 descriptors each, beside {Open} open at startup and {Reserve} kept for the runtime); clients past it are refused; ephemeral ports {First}-{Last}")]
+        public static partial void Capacity(ILogger logger, long fds, long connections, int open, int reserve, int first, int last);
 
         [LoggerMessage(3, LogLevel.Information, "Route {Route}: ephemeral ports for {Outbound} upstream connections ({Sources} source × {Destinations} destination address(es) × {PortsPerPair} ports); clients from one address can open {Inbound} ({Listen} listen endpoint(s) × ports)")]
         public static partial void RoutePorts(ILogger logger, string route, long outbound, long sources, long destinations, long portsPerPair, long inbound, long listen);
@@ -145,7 +149,7 @@ internal static partial class ProxyHost
         [LoggerMessage(4, LogLevel.Warning, "Route {Route}: MaxConnections {Max} exceeds what this machine can hold: {Outbound} by ephemeral ports, {FdCapacity} by open files")]
         public static partial void MaxConnectionsTooHigh(ILogger logger, string route, int max, long outbound, long fdCapacity);
 
-        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}")]
-        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter);
+        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}; live: {Tshark}")]
+        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter, string tshark);
     }
 }

@@ -36,6 +36,20 @@ internal static partial class ResourceLimits
         return limit.Current;
     }
 
+    /// <summary>Descriptors the process has open now (Linux: entries of /proc/self/fd); 0 where that cannot be read.</summary>
+    public static int OpenDescriptors()
+    {
+        try
+        {
+            // The enumeration's own directory descriptor is among the entries: not counted.
+            return Math.Max(0, Directory.EnumerateFileSystemEntries("/proc/self/fd").Count() - 1);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Linux's ephemeral port range (<c>net.ipv4.ip_local_port_range</c>); the kernel default elsewhere.</summary>
     public static (int First, int Last) EphemeralPortRange()
     {

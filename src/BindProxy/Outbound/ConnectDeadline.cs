@@ -10,6 +10,16 @@ internal sealed class ConnectDeadline(TimeSpan timeout, CancellationToken cancel
 {
     private readonly long _started = Stopwatch.GetTimestamp();
     private CancellationTokenSource? _source;
+    private volatile bool _abandoned;
+
+    /// <summary>True once an attempt gave the connect up because the client left (<see cref="Abandon"/>).</summary>
+    public bool IsAbandoned => _abandoned;
+
+    /// <summary>
+    /// Marks the connect as given up because the client left: the attempt that calls this then
+    /// throws <see cref="OperationCanceledException"/>, and no further source or destination is tried.
+    /// </summary>
+    public void Abandon() => _abandoned = true;
 
     /// <summary>Fires at the timeout (counted from this deadline's creation) or when the caller's token does.</summary>
     public CancellationToken Token

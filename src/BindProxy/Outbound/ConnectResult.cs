@@ -24,6 +24,9 @@ internal enum ConnectError
 
     /// <summary>The proxy is shutting down or the client went away first.</summary>
     Cancelled,
+
+    /// <summary>No socket could be made: the process (EMFILE) or the system (ENFILE) is out of descriptors.</summary>
+    NoDescriptors,
 }
 
 /// <summary>The outcome of an upstream connect: the connection, or the reason there is none.</summary>

@@ -57,13 +57,29 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         where T : class =>
         ConnectAsync(route, null, assigned, attempt, cancellationToken);
 
+    /// <param name="route">The route whose sources (and, without a target, upstream) are used.</param>
     /// <param name="target">
     /// Where to connect instead of the route's upstream: an intercepted connection's original
     /// destination. Source failover is the same; a destination of the other address family than
     /// the sources fails as unresolved.
     /// </param>
-    public async ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPEndPoint? target, IPAddress? assigned,
+    /// <param name="assigned">The client's assigned source, or null for the route's pool.</param>
+    /// <param name="attempt">Makes one connection from a source to a destination.</param>
+    /// <param name="cancellationToken">Cancels the whole connect.</param>
+    public ValueTask<ConnectResult<T>> ConnectAsync<T>(RouteModel route, IPEndPoint? target, IPAddress? assigned,
         Func<IPAddress, IPEndPoint, ConnectDeadline, ValueTask<T>> attempt, CancellationToken cancellationToken)
+        where T : class =>
+        ConnectAsync(route, target, assigned, static (source, destination, deadline, attempt) => attempt(source, destination, deadline), attempt, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ConnectAsync{T}(RouteModel, IPEndPoint?, IPAddress?, Func{IPAddress, IPEndPoint, ConnectDeadline, ValueTask{T}}, CancellationToken)"/>,
+    /// with <paramref name="state"/> passed to every attempt (so that a static delegate needs no
+    /// closure per connection). An attempt that calls <see cref="ConnectDeadline.Abandon"/> before
+    /// it throws <see cref="OperationCanceledException"/> ends the connect as
+    /// <see cref="ConnectError.Cancelled"/>: the client left.
+    /// </summary>
+    public async ValueTask<ConnectResult<T>> ConnectAsync<T, TState>(RouteModel route, IPEndPoint? target, IPAddress? assigned,
+        Func<IPAddress, IPEndPoint, ConnectDeadline, TState, ValueTask<T>> attempt, TState state, CancellationToken cancellationToken)
         where T : class
     {
         long started = Stopwatch.GetTimestamp();
@@ -131,7 +147,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
 
                 try
                 {
-                    var connected = await attempt(source, destination, deadline).ConfigureAwait(false);
+                    var connected = await attempt(source, destination, deadline, state).ConfigureAwait(false);
                     return new ConnectResult<T>(connected, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
                 }
                 catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable)
@@ -141,10 +157,19 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                     sourceExhausted = true;
                     break;
                 }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
+                {
+                    // Out of descriptors: another source or destination would need one too.
+                    return Fail(ConnectError.NoDescriptors, $"no socket for {destination} from {source}: {e.Message}", destination, started);
+                }
                 catch (SocketException e)
                 {
                     lastError = e.SocketErrorCode == SocketError.ConnectionRefused ? ConnectError.Refused : ConnectError.Failed;
                     lastDetail = $"{destination} from {source}: {e.Message}";
+                }
+                catch (OperationCanceledException) when (deadline.IsAbandoned)
+                {
+                    return Fail(ConnectError.Cancelled, $"the client left before the connect to {destination} finished", destination, started);
                 }
                 catch (OperationCanceledException)
                 {

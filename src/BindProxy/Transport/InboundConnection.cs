@@ -22,11 +22,11 @@ internal interface IInboundSocketFeature
     PipeSocket Socket { get; }
 
     /// <summary>
-    /// Hands the socket's non-blocking descriptor to the caller, who then owns it, if the
-    /// connection was accepted as a bare descriptor (Linux) and not yet used through
-    /// <see cref="Socket"/>; false otherwise.
+    /// Hands the non-blocking socket to the caller, who then owns it and the descriptors reserved
+    /// for the connection, if the connection was accepted as a bare descriptor (Linux) and not yet
+    /// used through <see cref="Socket"/>; false otherwise.
     /// </summary>
-    bool TryDetach(out int fd);
+    bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation);
 
     /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
     void Reset();
@@ -47,8 +47,10 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private static long s_nextId;
 
     private readonly TransportOptions _options;
+    private readonly Linux.SocketHandle? _handle;
+    private readonly DescriptorReservation _reservation;
     private System.Net.Sockets.Socket? _accepted;
-    private int _fd = -1;
+    private int _reserved;
     private CancellationTokenSource? _closed;
     private int _signalled;
     private PipeSocket? _socket;
@@ -62,23 +64,27 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     private const int Released = 2;
 
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    public InboundConnection(System.Net.Sockets.Socket accepted, ServedRoute route, IPEndPoint? listener, TransportOptions options)
-        : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options)
+    /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
+    public InboundConnection(System.Net.Sockets.Socket accepted, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
+        : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options, reservation)
     {
         _accepted = accepted;
     }
 
-    /// <param name="fd">A non-blocking accepted socket, owned from here on.</param>
+    /// <param name="socket">A non-blocking accepted socket, owned from here on.</param>
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    public InboundConnection(int fd, IPEndPoint client, ServedRoute route, IPEndPoint? listener, TransportOptions options)
-        : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(fd), options)
+    /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
+    public InboundConnection(Linux.SocketHandle socket, IPEndPoint client, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
+        : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(socket), options, reservation)
     {
-        _fd = fd;
+        _handle = socket;
     }
 
-    private InboundConnection(ServedRoute route, IPEndPoint client, IPEndPoint listener, TransportOptions options)
+    private InboundConnection(ServedRoute route, IPEndPoint client, IPEndPoint listener, TransportOptions options, DescriptorReservation reservation)
     {
         _options = options;
+        _reservation = reservation;
+        _reserved = 1;
         Route = route;
         Client = client;
         Listener = listener;
@@ -99,7 +105,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                _accepted ??= new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(_fd, ownsHandle: true));
+                _accepted ??= new System.Net.Sockets.Socket(_handle!.ToSafeSocketHandle());
                 Interlocked.Exchange(ref _socket, new PipeSocket(_accepted, _options, Listener, Client));
                 _socket.StartReceiving();
                 if (Volatile.Read(ref _resetPending) != 0)
@@ -115,22 +121,26 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
     {
         Held when _accepted is not null => Interception.OriginalDestination.Read(_accepted),
-        Held => Interception.OriginalDestination.Read(_fd, Listener.AddressFamily),
+        Held when _handle is not null => Interception.OriginalDestination.Read(_handle.Fd, Listener.AddressFamily),
         Piped when _socket is not null => Interception.OriginalDestination.Read(_socket.RawSocket),
         _ => null,
     };
 
-    public bool TryDetach(out int fd)
+    public bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation)
     {
-        fd = -1;
+        socket = null;
+        reservation = default;
         if (_accepted is not null || Interlocked.CompareExchange(ref _holder, Released, Held) != Held)
         {
             return false;
         }
 
-        fd = _fd;
+        socket = _handle!;
+        reservation = TakeReservation();
         return true;
     }
+
+    private DescriptorReservation TakeReservation() => Interlocked.Exchange(ref _reserved, 0) != 0 ? _reservation : default;
 
     public void Reset()
     {
@@ -149,7 +159,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
         if (_accepted is null)
         {
-            Linux.RawSocket.CloseAbortive(_fd);
+            _handle!.CloseAbortive();
             return;
         }
 
@@ -239,7 +249,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         {
             if (_accepted is null)
             {
-                Linux.Libc.Close(_fd);
+                _handle!.Dispose();
             }
             else
             {
@@ -247,6 +257,9 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             }
         }
 
+        // Still here unless a relay took it: the client's socket is closed by now (the pipe path's
+        // upstream one was closed before the handler returned).
+        TakeReservation().Return();
         Signal();
         _closed?.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);

@@ -10,15 +10,20 @@ namespace BindProxy.Transport;
 
 /// <summary>
 /// Kestrel transport for proxy listeners: binds <see cref="RouteEndPoint"/>s only, and hands out
-/// <see cref="InboundConnection"/>s whose sockets support half-close and large receives.
+/// <see cref="InboundConnection"/>s whose sockets support half-close and large receives. Every
+/// listener and accepted connection takes its descriptors from the <see cref="DescriptorBudget"/>;
+/// a client that does not fit is reset at once.
 /// </summary>
 internal sealed partial class SocketTransportFactory(
     TransportOptions options,
     ListenerRegistry registry,
     RelayEngine relays,
+    DescriptorBudget budget,
     ILogger<SocketTransportFactory> logger)
-    : IConnectionListenerFactory, IConnectionListenerFactorySelector
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
 {
+    private readonly SpareDescriptor? _spare = RelayEngine.IsSupported ? new SpareDescriptor() : null;
+
     public bool CanBind(EndPoint endpoint) => endpoint is RouteEndPoint;
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
@@ -46,12 +51,13 @@ internal sealed partial class SocketTransportFactory(
         }
 
         var bound = new RouteEndPoint(routeEndPoint.Route, (IPEndPoint)socket.LocalEndPoint!);
+        var context = new ListenerContext(bound, options, registry, budget, logger);
         ProxyListener listener;
         try
         {
             listener = RelayEngine.IsSupported
-                ? new EpollListener(socket, bound, relays.NextLoop(), options, registry, logger)
-                : new SocketListener(socket, bound, options, registry, logger);
+                ? new EpollListener(socket, context, relays, _spare!)
+                : new SocketListener(socket, context);
         }
         catch
         {
@@ -64,34 +70,75 @@ internal sealed partial class SocketTransportFactory(
         return new ValueTask<IConnectionListener>(listener);
     }
 
-    private abstract class ProxyListener(Socket socket, RouteEndPoint endpoint, TransportOptions options, ListenerRegistry registry, ILogger logger)
-        : IConnectionListener
-    {
-        protected Socket ListenSocket => socket;
+    public void Dispose() => _spare?.Dispose();
 
-        protected TransportOptions Options => options;
+    /// <summary>What every listener of this factory shares.</summary>
+    private sealed record ListenerContext(RouteEndPoint Endpoint, TransportOptions Options, ListenerRegistry Registry, DescriptorBudget Budget, ILogger Logger);
+
+    private abstract class ProxyListener : IConnectionListener
+    {
+        private readonly ListenerContext _context;
+        private int _unbound;
+
+        protected ProxyListener(Socket socket, ListenerContext context)
+        {
+            ListenSocket = socket;
+            _context = context;
+
+            // The listening socket's own descriptor, for as long as it listens.
+            context.Budget.Take(1);
+            var address = context.Endpoint.Address;
+            SpecificAddress = address.Address.Equals(IPAddress.Any) || address.Address.Equals(IPAddress.IPv6Any) ? null : address;
+        }
+
+        protected Socket ListenSocket { get; }
+
+        protected TransportOptions Options => _context.Options;
+
+        protected DescriptorBudget Budget => _context.Budget;
 
         // Bound to one address (not a wildcard): every accepted socket's local end is this one.
-        protected IPEndPoint? SpecificAddress { get; } =
-            endpoint.Address.Address.Equals(IPAddress.Any) || endpoint.Address.Address.Equals(IPAddress.IPv6Any) ? null : endpoint.Address;
+        protected IPEndPoint? SpecificAddress { get; }
 
-        public EndPoint EndPoint => endpoint;
+        public EndPoint EndPoint => _context.Endpoint;
 
-        protected RouteEndPoint Route => endpoint;
+        protected RouteEndPoint Route => _context.Endpoint;
 
         public abstract ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default);
 
-        /// <summary>After a failure that may pass (out of descriptors or buffers): keep the listener, wait a moment.</summary>
+        /// <summary>
+        /// Takes the descriptors a new connection needs; when they are not there, the refusal is
+        /// counted and the caller resets the client and goes on to the next one.
+        /// </summary>
+        protected bool TryReserve(IPEndPoint? client, out DescriptorReservation reservation)
+        {
+            if (Budget.TryTake(DescriptorBudget.PerConnection))
+            {
+                reservation = new DescriptorReservation(Budget, DescriptorBudget.PerConnection);
+                return true;
+            }
+
+            Budget.Refuse(Route.Route.Name, client);
+            reservation = default;
+            return false;
+        }
+
+        /// <summary>After a failure that may pass (out of buffers or memory): keep the listener, wait a moment.</summary>
         protected async ValueTask BackOffAsync(SocketError error, string message, CancellationToken cancellationToken)
         {
-            Log.AcceptFailed(logger, endpoint.Route.Name, endpoint.Address, error, message);
+            Log.AcceptFailed(_context.Logger, Route.Route.Name, Route.Address, error, message);
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
 
         public virtual ValueTask UnbindAsync(CancellationToken cancellationToken = default)
         {
-            socket.Dispose();
-            registry.Remove(endpoint);
+            ListenSocket.Dispose();
+            _context.Registry.Remove(Route);
+            if (Interlocked.Exchange(ref _unbound, 1) == 0)
+            {
+                Budget.Return(1);
+            }
+
             return ValueTask.CompletedTask;
         }
 
@@ -99,8 +146,7 @@ internal sealed partial class SocketTransportFactory(
     }
 
     /// <summary>Accepts through <see cref="Socket.AcceptAsync(CancellationToken)"/> (where the relay engine is not available).</summary>
-    private sealed class SocketListener(Socket socket, RouteEndPoint endpoint, TransportOptions options, ListenerRegistry registry, ILogger logger)
-        : ProxyListener(socket, endpoint, options, registry, logger)
+    private sealed class SocketListener(Socket socket, ListenerContext context) : ProxyListener(socket, context)
     {
         public override async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
@@ -133,9 +179,36 @@ internal sealed partial class SocketTransportFactory(
                     continue;
                 }
 
-                accepted.NoDelay = true;
-                return new InboundConnection(accepted, Route.Route, SpecificAddress, Options);
+                if (!TryReserve(accepted.RemoteEndPoint as IPEndPoint, out var reservation))
+                {
+                    Reset(accepted);
+                    continue;
+                }
+
+                try
+                {
+                    accepted.NoDelay = true;
+                    return new InboundConnection(accepted, Route.Route, SpecificAddress, Options, reservation);
+                }
+                catch (SocketException)
+                {
+                    Reset(accepted); // gone before its addresses could be read
+                    reservation.Return();
+                }
             }
+        }
+
+        private static void Reset(Socket socket)
+        {
+            try
+            {
+                socket.LingerState = new LingerOption(true, 0);
+            }
+            catch (SocketException)
+            {
+            }
+
+            socket.Dispose();
         }
     }
 
@@ -153,21 +226,23 @@ internal sealed partial class SocketTransportFactory(
         private const int Signalled = 1;
         private const int Waiting = 2;
 
-        private readonly EpollLoop _loop;
-        private readonly int _fd;
-        private readonly int _slot;
+        private readonly RelayEngine _relays;
+        private readonly SpareDescriptor _spare;
+        private volatile EpollLoop _loop;
+        private volatile int _slot;
         private ManualResetValueTaskSourceCore<bool> _ready; // continuations run on the loop's thread
         private int _state;
         private int _burst;
         private volatile bool _stopped;
 
-        public EpollListener(Socket socket, RouteEndPoint endpoint, EpollLoop loop, TransportOptions options, ListenerRegistry registry, ILogger logger)
-            : base(socket, endpoint, options, registry, logger)
+        public EpollListener(Socket socket, ListenerContext context, RelayEngine relays, SpareDescriptor spare)
+            : base(socket, context)
         {
-            _loop = loop;
-            _fd = (int)socket.SafeHandle.DangerousGetHandle();
-            RawSocket.SetNonBlocking(_fd);
-            _slot = loop.Register(_fd, Libc.EpollIn, this, 0);
+            _relays = relays;
+            _spare = spare;
+            RawSocket.SetNonBlocking(socket.SafeHandle);
+            _loop = relays.NextLoop();
+            _slot = _loop.Register(socket.SafeHandle, Libc.EpollIn, this, 0);
         }
 
         public override async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
@@ -188,17 +263,24 @@ internal sealed partial class SocketTransportFactory(
                     continue;
                 }
 
-                int fd = Accept(out var client, out int errno);
-                if (fd >= 0)
+                var accepted = Accept(out var client, out int errno);
+                if (accepted is not null)
                 {
                     _burst++;
+                    if (!TryReserve(client, out var reservation))
+                    {
+                        accepted.CloseAbortive();
+                        continue;
+                    }
+
                     try
                     {
-                        return new InboundConnection(fd, client!, Route.Route, SpecificAddress, Options);
+                        return new InboundConnection(accepted, client!, Route.Route, SpecificAddress, Options, reservation);
                     }
                     catch (SocketException)
                     {
-                        RawSocket.CloseAbortive(fd); // gone before getsockname
+                        accepted.CloseAbortive(); // gone before getsockname
+                        reservation.Return();
                         continue;
                     }
                 }
@@ -215,6 +297,21 @@ internal sealed partial class SocketTransportFactory(
                 {
                     return null; // the listening socket is closed
                 }
+                else if (RawSocket.IsOutOfDescriptors(errno))
+                {
+                    // The budget had room but the table is full (something else holds descriptors):
+                    // refuse the waiting client with the spare descriptor rather than leave it queued.
+                    _burst++;
+                    if (_spare.TryRefuseOne(ListenSocket.SafeHandle, out var refused))
+                    {
+                        Budget.Refuse(Route.Route.Name, refused, system: true);
+                    }
+                    else
+                    {
+                        var error = RawSocket.Error(errno);
+                        await BackOffAsync(error.SocketErrorCode, error.Message, cancellationToken).ConfigureAwait(false);
+                    }
+                }
                 else if (errno is not (Libc.EIntr or Libc.EConnAborted))
                 {
                     var error = RawSocket.Error(errno);
@@ -225,27 +322,18 @@ internal sealed partial class SocketTransportFactory(
             return null;
         }
 
-        // The listening socket's number stays ours while accept4 runs, even if Unbind closes it meanwhile.
-        private int Accept(out IPEndPoint? client, out int errno)
+        // The listening socket stays open while accept4 runs, even if Unbind closes it meanwhile.
+        private SocketHandle? Accept(out IPEndPoint? client, out int errno)
         {
-            bool added = false;
             try
             {
-                ListenSocket.SafeHandle.DangerousAddRef(ref added);
-                return RawSocket.Accept(_fd, out client, out errno);
+                return RawSocket.Accept(ListenSocket.SafeHandle, out client, out errno);
             }
             catch (ObjectDisposedException)
             {
                 client = null;
                 errno = Libc.EBadF;
-                return -1;
-            }
-            finally
-            {
-                if (added)
-                {
-                    ListenSocket.SafeHandle.DangerousRelease();
-                }
+                return null;
             }
         }
 
@@ -262,6 +350,27 @@ internal sealed partial class SocketTransportFactory(
         }
 
         public void OnEvents(uint events, int tag) => Wake();
+
+        /// <summary>The loop failed: the listener goes on on another one (none left means the process is ending).</summary>
+        public void OnLoopFailure(Exception error)
+        {
+            if (_stopped)
+            {
+                return;
+            }
+
+            try
+            {
+                var loop = _relays.NextLoop();
+                _slot = loop.Register(ListenSocket.SafeHandle, Libc.EpollIn, this, 0);
+                _loop = loop;
+            }
+            catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or SocketException)
+            {
+            }
+
+            Wake(); // a waiting accept looks again, on the new loop's thread from then on
+        }
 
         private void Wake()
         {

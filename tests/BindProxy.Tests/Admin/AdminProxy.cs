@@ -28,23 +28,26 @@ internal sealed class AdminProxy : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<AdminProxy> StartAsync(params RouteConfig[] routes)
+    public static Task<AdminProxy> StartAsync(params RouteConfig[] routes) => StartAsync(null, routes);
+
+    /// <param name="services">Registrations made last, which replace the host's own.</param>
+    public static async Task<AdminProxy> StartAsync(Action<IServiceCollection>? services, params RouteConfig[] routes)
     {
         var config = new ProxyConfig { Routes = routes, Admin = new AdminConfig { Listen = "127.0.0.1:0" } };
         var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(config, CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
-        return await StartAsync(result.Model!);
+        return await StartAsync(result.Model!, services);
     }
 
     /// <summary>Starts <paramref name="model"/> as given (unvalidated routes allowed), with the admin endpoint added.</summary>
-    public static async Task<AdminProxy> StartAsync(ProxyModel model)
+    public static async Task<AdminProxy> StartAsync(ProxyModel model, Action<IServiceCollection>? services = null)
     {
         if (model.Admin is null)
         {
             model = new ProxyModel(model.Routes, model.DrainTimeout) { Admin = new AdminModel(new IPEndPoint(IPAddress.Loopback, 0), AllowNonLoopback: false) };
         }
 
-        var proxy = await TestProxy.StartAsync(model);
+        var proxy = await TestProxy.StartAsync(model, services: services);
         var bound = proxy.Services.GetRequiredService<AdminEndpoint>().BoundEndPoint;
         Assert.NotNull(bound);
         return new AdminProxy(proxy, bound);

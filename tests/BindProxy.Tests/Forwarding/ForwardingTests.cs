@@ -388,6 +388,53 @@ public sealed class ForwardingTests
         Assert.Equal(9, (await busy.ReadExactlyAsync(1))[0]);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Bytes_in_one_direction_alone_keep_a_connection_from_its_IdleTimeout(bool upward)
+    {
+        // One side sends a byte every 300 ms, the other never sends; the route's IdleTimeout is 1 s.
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            var buffer = new byte[1];
+            for (int i = 0; i < 12; i++)
+            {
+                if (upward)
+                {
+                    await socket.ReceiveAsync(buffer, SocketFlags.None, ct);
+                }
+                else
+                {
+                    await socket.SendAsync(new byte[] { (byte)i }, SocketFlags.None, ct);
+                    await Task.Delay(300, ct);
+                }
+            }
+
+            await socket.ReadToEndAsync(Prompt);
+        });
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        {
+            Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
+        });
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        for (int i = 0; i < 12; i++)
+        {
+            if (upward)
+            {
+                await client.SendAsync(new byte[] { (byte)i });
+                await Task.Delay(300);
+            }
+            else
+            {
+                Assert.Equal((byte)i, (await client.ReadExactlyAsync(1, Prompt))[0]);
+            }
+        }
+
+        Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("idle timeout", StringComparison.Ordinal));
+        Assert.Equal(1, proxy.Connections.Count);
+    }
+
     [Fact]
     public async Task A_kafka_client_that_stalls_mid_frame_is_closed_after_FrameTimeout()
     {

@@ -221,6 +221,113 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
     }
 
+    [Fact]
+    public async Task A_bulk_transfer_gives_its_loop_back_after_each_turn()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        using var loop = new BindProxy.Transport.Linux.EpollLoop("fair loop", 64 * 1024, e => throw e);
+
+        // Bulk: the server sends as fast as it can and the client reads as fast as it can, so the
+        // relay nearly always has more to read.
+        using var bulk = await Legs.ConnectAsync();
+        var relay = bulk.Relay(loop);
+        relay.Start(new Owner(), Registered(relay));
+        using var stop = new CancellationTokenSource();
+        var pump = Task.WhenAll(
+            Task.Run(async () =>
+            {
+                var chunk = new byte[256 * 1024];
+                while (!stop.IsCancellationRequested)
+                {
+                    await bulk.Server.SendAsync(chunk, SocketFlags.None, stop.Token);
+                }
+            }),
+            Task.Run(async () =>
+            {
+                var buffer = new byte[256 * 1024];
+                while (!stop.IsCancellationRequested)
+                {
+                    await bulk.Client.ReceiveAsync(buffer, SocketFlags.None, stop.Token);
+                }
+            }));
+        await Task.Delay(300);
+
+        // Work posted to the loop runs when the loop next looks for events: how far the bulk
+        // transfer got in between is how long it kept the loop. Only the relay's own thread moves
+        // its counter, so this does not depend on how busy the machine is.
+        long worst = 0;
+        for (int i = 0; i < 100; i++)
+        {
+            // Read after the post: were this thread held up in between, the loop would only have
+            // had more time to reach the posted work.
+            var ran = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            loop.Post(static s => { var (r, done) = ((TcpRelay, TaskCompletionSource<long>))s!; done.SetResult(r.BytesToClient); }, (relay, ran));
+            long before = relay.BytesToClient;
+            worst = Math.Max(worst, await ran.Task.WaitAsync(TimeSpan.FromSeconds(20)) - before);
+            await Task.Delay(5);
+        }
+
+        stop.Cancel();
+        try
+        {
+            await pump;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        relay.Abort();
+        long turn = TcpRelay.MaxReadsPerTurn * 64 * 1024;
+        TestContext.Current.TestOutputHelper?.WriteLine($"most moved between a post and its run: {worst / 1024} KiB (a turn: {turn / 1024} KiB)");
+        Assert.True(relay.BytesToClient > 0, "the bulk transfer did not move");
+        Assert.InRange(worst, 0, 2 * turn);
+    }
+
+    [Fact]
+    public async Task Bytes_draining_to_a_slow_reader_keep_the_connection_from_its_IdleTimeout()
+    {
+        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        // Small buffers towards the client: the relay soon holds a read the client has not taken,
+        // stops reading the upstream, and sends the rest on only as fast as the client reads. For
+        // seconds nothing new is read, yet bytes keep moving.
+        using var legs = await Legs.ConnectAsync(clientBuffers: 4096);
+        var registry = new ConnectionRegistry();
+        var route = Route(idleTimeout: TimeSpan.FromSeconds(1));
+        var relay = legs.Relay(_engine.NextLoop());
+        var owner = new Owner();
+        relay.Start(owner, registry.Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay));
+        var flood = Task.Run(async () =>
+        {
+            try
+            {
+                await legs.Server.SendAsync(new byte[8 * 1024 * 1024], SocketFlags.None);
+            }
+            catch (SocketException)
+            {
+            }
+        });
+
+        var sweeper = new ConnectionSweeper(registry);
+        var buffer = new byte[1024];
+        long read = 0;
+        var started = DateTime.UtcNow;
+        while (DateTime.UtcNow - started < TimeSpan.FromSeconds(4) && !owner.Closed.Task.IsCompleted)
+        {
+            sweeper.Sweep(Environment.TickCount64);
+            int n = await legs.Client.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(n > 0, $"the client's side was closed after {read} bytes");
+            read += n;
+            await Task.Delay(50);
+        }
+
+        Assert.False(owner.Closed.Task.IsCompleted, $"closed after {read} bytes");
+        Assert.InRange(read, 1, 8 * 1024 * 1024 - 1);
+        relay.Abort();
+        await owner.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        legs.Server.Dispose();
+        await flood.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     /// <summary>
     /// Two real loopback connections, client ↔ proxy and proxy ↔ server, whose proxy ends become a
     /// relay's descriptors.
@@ -250,13 +357,24 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         public int QueuedAtProxy => _proxyClient.Available;
 
         /// <param name="upstreamBuffers">Send and receive buffer size between proxy and server; the system's when null.</param>
-        public static async Task<Legs> ConnectAsync(int? upstreamBuffers = null)
+        /// <param name="clientBuffers">Send and receive buffer size between proxy and client; the system's when null.</param>
+        public static async Task<Legs> ConnectAsync(int? upstreamBuffers = null, int? clientBuffers = null)
         {
             var loopback = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0);
-            var clientListener = Listen(loopback, null);
+            var clientListener = Listen(loopback, clientBuffers);
             var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            if (clientBuffers is { } clientSize)
+            {
+                client.ReceiveBufferSize = clientSize;
+            }
+
             await client.ConnectAsync(clientListener.LocalEndPoint!);
             var proxyClient = await clientListener.AcceptAsync();
+            if (clientBuffers is { } sent)
+            {
+                proxyClient.SendBufferSize = sent;
+            }
+
             var upstreamListener = Listen(loopback, upstreamBuffers);
             var proxyUpstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             if (upstreamBuffers is { } size)
@@ -283,15 +401,16 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         }
 
         /// <summary>A relay on the proxy ends, which it owns from now on (their sockets are never used or disposed again).</summary>
-        public TcpRelay Relay(BindProxy.Transport.Linux.EpollLoop loop) => new(loop, Detach(_proxyClient), Detach(_proxyUpstream), _ends[0], _ends[1], _ends[2], _ends[3]);
+        public TcpRelay Relay(BindProxy.Transport.Linux.EpollLoop loop) =>
+            new(loop, Detach(_proxyClient), Detach(_proxyUpstream), default, _ends[0], _ends[1], _ends[2], _ends[3]);
 
-        private static int Detach(Socket socket)
+        private static BindProxy.Transport.Linux.SocketHandle Detach(Socket socket)
         {
+            BindProxy.Transport.Linux.RawSocket.SetNonBlocking(socket.SafeHandle);
             int fd = (int)socket.SafeHandle.DangerousGetHandle();
-            BindProxy.Transport.Linux.RawSocket.SetNonBlocking(fd);
             socket.SafeHandle.SetHandleAsInvalid();
             GC.SuppressFinalize(socket);
-            return fd;
+            return new BindProxy.Transport.Linux.SocketHandle(fd);
         }
 
         public void Dispose()
@@ -310,12 +429,12 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         return new ConnectionRegistry().Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay);
     }
 
-    private static BindProxy.Configuration.RouteModel Route()
+    private static BindProxy.Configuration.RouteModel Route(TimeSpan? idleTimeout = null)
     {
         Assert.True(BindProxy.Addressing.UpstreamSpec.TryParse("127.0.0.1:9", out var up, out var e1), e1);
         Assert.True(BindProxy.Addressing.AddressSet.TryParse("127.0.0.1", out var set, out var e2), e2);
         Assert.True(BindProxy.Addressing.EndpointSpec.TryParse("127.0.0.1:0", allowPortZero: true, out var listen, out var e3), e3);
-        return new BindProxy.Configuration.RouteModel { Name = "start", Listen = listen, Upstream = up, Sources = new BindProxy.Addressing.SourcePool(set) };
+        return new BindProxy.Configuration.RouteModel { Name = "start", Listen = listen, Upstream = up, Sources = new BindProxy.Addressing.SourcePool(set), IdleTimeout = idleTimeout };
     }
 
     public ValueTask DisposeAsync()

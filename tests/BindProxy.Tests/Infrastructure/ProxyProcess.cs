@@ -23,9 +23,29 @@ public sealed class ProxyProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
+    public bool HasExited => _process.HasExited;
+
     public static ProxyProcess Start(string workingDirectory, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        info.ArgumentList.Add(ProxyDll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return new ProxyProcess(Process.Start(info)!);
+    }
+
+    /// <summary>
+    /// Starts the proxy with its open-files limit set to <paramref name="nofile"/> (soft and hard)
+    /// through <paramref name="prlimit"/>, which then runs it in its own place (same process id).
+    /// </summary>
+    public static ProxyProcess StartWithLimit(string prlimit, int nofile, string workingDirectory, params string[] args)
+    {
+        var info = new ProcessStartInfo(prlimit) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        info.ArgumentList.Add($"--nofile={nofile}:{nofile}");
+        info.ArgumentList.Add("dotnet");
         info.ArgumentList.Add(ProxyDll);
         foreach (var arg in args)
         {

@@ -38,11 +38,14 @@ public sealed class TestProxy : IAsyncDisposable
     internal static Task<TestProxy> StartAsync(string upstream, string source = "127.0.0.2", string listen = "127.0.0.1:0", string? connectTimeout = null, string protocol = "Tcp") =>
         StartAsync(new RouteConfig { Name = "test", Listen = listen, Upstream = upstream, Source = source, ConnectTimeout = connectTimeout, Protocol = protocol });
 
-    internal static async Task<TestProxy> StartAsync(params RouteConfig[] routes)
+    internal static Task<TestProxy> StartAsync(params RouteConfig[] routes) => StartAsync(null, routes);
+
+    /// <param name="services">Registrations made last, which replace the host's own.</param>
+    internal static async Task<TestProxy> StartAsync(Action<IServiceCollection>? services, params RouteConfig[] routes)
     {
         var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(new ProxyConfig { Routes = routes }, CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
-        return await StartAsync(result.Model!);
+        return await StartAsync(result.Model!, services: services);
     }
 
     /// <summary>Starts a proxy from a configuration file that it watches for edits, as the CLI does.</summary>
@@ -55,7 +58,9 @@ public sealed class TestProxy : IAsyncDisposable
         return await StartAsync(result.Model!, reload: configuration);
     }
 
-    internal static async Task<TestProxy> StartAsync(ProxyModel model, TransportOptions? transport = null, IConfiguration? reload = null)
+    /// <param name="services">Registrations made last, which replace the host's own (a smaller descriptor budget, fault injection).</param>
+    internal static async Task<TestProxy> StartAsync(ProxyModel model, TransportOptions? transport = null, IConfiguration? reload = null,
+        Action<IServiceCollection>? services = null)
     {
         var logs = new LogCollector();
         var app = ProxyHost.Build(model, new ConfigurationBuilder().Build(), reload: reload, configure: builder =>
@@ -65,6 +70,8 @@ public sealed class TestProxy : IAsyncDisposable
             {
                 builder.Services.AddSingleton(transport);
             }
+
+            services?.Invoke(builder.Services);
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
         return new TestProxy(app, logs);

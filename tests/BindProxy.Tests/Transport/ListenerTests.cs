@@ -24,7 +24,9 @@ public sealed class ListenerTests : IAsyncDisposable
         return ServedRoute.Configured(new RouteModel { Name = name, Listen = listen, Upstream = upstream, Sources = new BindProxy.Addressing.SourcePool(sources) });
     }
 
-    private SocketTransportFactory Factory => new(new TransportOptions(), _registry, _relays, NullLogger<SocketTransportFactory>.Instance);
+    private readonly DescriptorBudget _budget = new(100_000, 0, NullLogger<DescriptorBudget>.Instance);
+
+    private SocketTransportFactory Factory => new(new TransportOptions(), _registry, _relays, _budget, NullLogger<SocketTransportFactory>.Instance);
 
     [Fact]
     public async Task A_backlog_of_connections_is_accepted_whole_with_each_clients_address()
@@ -112,7 +114,7 @@ public sealed class ListenerTests : IAsyncDisposable
             var inbound = connection.Features.Get<IInboundSocketFeature>()!;
 
             var socket = inbound.Socket;
-            Assert.False(inbound.TryDetach(out _));
+            Assert.False(inbound.TryDetach(out _, out _));
             await client.SendAsync("ping"u8.ToArray(), TestContext.Current.CancellationToken);
             var read = await socket.Input.ReadAtLeastAsync(4, TestContext.Current.CancellationToken);
             Assert.Equal("ping"u8.ToArray(), System.Buffers.BuffersExtensions.ToArray(read.Buffer.Slice(0, 4)));

@@ -1,14 +1,25 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace BindProxy.Transport.Linux;
 
 /// <summary>Receives readiness events for descriptors registered with an <see cref="EpollLoop"/>.</summary>
 internal interface IEpollHandler
 {
-    /// <summary>Runs on the loop's thread. <paramref name="tag"/> is the value given at registration.</summary>
+    /// <summary>
+    /// Runs on the loop's thread. <paramref name="tag"/> is the value given at registration;
+    /// <paramref name="events"/> is 0 for a turn asked for with <see cref="EpollLoop.Reschedule"/>.
+    /// </summary>
     void OnEvents(uint events, int tag);
+
+    /// <summary>
+    /// The loop cannot run this handler on: its <see cref="OnEvents"/> or work posted for it threw,
+    /// or the loop itself failed. Runs on the loop's thread; releases everything the handler holds
+    /// (its descriptors are closed or handed back) and does not throw.
+    /// </summary>
+    void OnLoopFailure(Exception error);
 }
 
 /// <summary>
@@ -16,6 +27,14 @@ internal interface IEpollHandler
 /// descriptors registered with it; other work from other threads is posted to it. Any thread may
 /// register a descriptor; from then on its handler runs on this thread only, so it needs no locks.
 /// </summary>
+/// <remarks>
+/// A turn of the loop: wait for events (not at all if some handler asked for another turn), run the
+/// handlers of the events, then the handlers that asked for another turn in the turn before
+/// (<see cref="Reschedule"/>). A handler that stops early to let others go first thus gets its
+/// next go after every connection that became ready meanwhile. If <c>epoll_wait</c> fails, the
+/// loop fails every handler it has, tells its owner, and from then on only runs posted work; no
+/// descriptor can be registered with it any more.
+/// </remarks>
 internal sealed unsafe class EpollLoop : IDisposable
 {
     private const int MaxEvents = 256;
@@ -25,9 +44,13 @@ internal sealed unsafe class EpollLoop : IDisposable
     private readonly int _wake;
     private readonly Thread _thread;
     private readonly ConcurrentQueue<(Action<object?> Action, object? State)> _posted = new();
+    private readonly Queue<(IEpollHandler Handler, int Tag)> _ready = new();
     private readonly Action<Exception> _onError;
+    private readonly Action<EpollLoop, Exception>? _onFailed;
+    private readonly SemaphoreSlim _failedWake = new(0); // never disposed: a late Post may still release it
     private int _wakePending;
     private int _disposed;
+    private int _failed;
     private int _callers;
     private volatile bool _stopping;
 
@@ -39,9 +62,13 @@ internal sealed unsafe class EpollLoop : IDisposable
     private readonly Stack<int> _freeSlots = new();
     private int _slotCount;
 
-    public EpollLoop(string name, int bufferSize, Action<Exception> onError)
+    /// <param name="onError">Hears a handler's (or posted work's) exception; the handler is failed after it.</param>
+    /// <param name="onFailed">Hears, once, that the loop cannot wait for events any more (on the loop's thread).</param>
+    public EpollLoop(string name, int bufferSize, Action<Exception> onError, Action<EpollLoop, Exception>? onFailed = null)
     {
         _onError = onError;
+        _onFailed = onFailed;
+        Name = name;
         BufferSize = bufferSize;
         Buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
         _epoll = Libc.EpollCreate1(Libc.EpollCloexec);
@@ -63,6 +90,8 @@ internal sealed unsafe class EpollLoop : IDisposable
         _thread.Start();
     }
 
+    public string Name { get; }
+
     /// <summary>Bytes handlers read at a time.</summary>
     public int BufferSize { get; }
 
@@ -76,7 +105,19 @@ internal sealed unsafe class EpollLoop : IDisposable
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
 
-    /// <summary>Runs <paramref name="action"/> on the loop thread, soon.</summary>
+    /// <summary>True once the loop cannot wait for events any more: it takes no new descriptors.</summary>
+    public bool IsFailed => Volatile.Read(ref _failed) != 0;
+
+    /// <summary>
+    /// The descriptor of the loop's epoll set, for tests that make <c>epoll_wait</c> fail by putting
+    /// another file in its place.
+    /// </summary>
+    internal int EpollDescriptor => _epoll;
+
+    /// <summary>
+    /// Runs <paramref name="action"/> on the loop thread, soon. If it throws and
+    /// <paramref name="state"/> is an <see cref="IEpollHandler"/>, that handler is failed.
+    /// </summary>
     public void Post(Action<object?> action, object? state)
     {
         _posted.Enqueue((action, state));
@@ -85,14 +126,33 @@ internal sealed unsafe class EpollLoop : IDisposable
             return;
         }
 
+        // Invariant: work in the queue is run, or _wakePending is 1 and an eventfd write (or, once
+        // failed, a semaphore release) is on its way that makes the loop look at the queue. The
+        // loop sets _wakePending to 0 with a full fence before it reads the queue (RunPosted), and
+        // this exchange is a full fence after the enqueue: either the loop's read sees the work,
+        // or this exchange sees the 0 and writes.
         if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
             ulong one = 1;
             Libc.Write(_wake, &one, sizeof(ulong));
         }
 
+        // The same pairing for a loop that has failed: it sets _failed, then drains the queue once.
+        if (Volatile.Read(ref _failed) != 0)
+        {
+            _failedWake.Release();
+        }
+
         Exit();
     }
+
+    /// <summary>
+    /// Runs <paramref name="handler"/>'s <see cref="IEpollHandler.OnEvents"/> with no events in the
+    /// loop's next turn, after the events that turn brings (loop thread only). Edge-triggered epoll
+    /// does not report a socket again while it stays readable, so a handler that stops reading
+    /// before a socket is drained asks for its next go here.
+    /// </summary>
+    public void Reschedule(IEpollHandler handler, int tag) => _ready.Enqueue((handler, tag));
 
     // Other threads' use of the epoll and eventfd descriptors: after Dispose their numbers may
     // belong to other files, so none starts then, and Dispose waits for those under way.
@@ -111,10 +171,11 @@ internal sealed unsafe class EpollLoop : IDisposable
     private void Exit() => Interlocked.Decrement(ref _callers);
 
     /// <summary>
-    /// Watches <paramref name="fd"/> (any thread): events may reach the handler on the loop thread
-    /// before this returns. Returns the slot to pass to <see cref="Unregister"/>.
+    /// Watches <paramref name="socket"/> (any thread): events may reach the handler on the loop thread
+    /// before this returns. Returns the slot to pass to <see cref="Unregister"/>. Throws
+    /// <see cref="ObjectDisposedException"/> when the loop is disposed or has failed.
     /// </summary>
-    public int Register(int fd, uint events, IEpollHandler handler, int tag)
+    public int Register(SafeHandle socket, uint events, IEpollHandler handler, int tag)
     {
         int slot;
         uint generation;
@@ -135,17 +196,19 @@ internal sealed unsafe class EpollLoop : IDisposable
             ref var entry = ref _slots[slot];
             entry.Handler = handler;
             entry.Tag = tag;
-            entry.Fd = fd;
+            entry.Socket = socket;
             generation = entry.Generation;
         }
 
-        if (!Enter())
+        // A loop that failed after the slot was filled fails this handler with the others; one that
+        // failed before is seen here (it sets _failed before it reads the slots under the same lock).
+        if (IsFailed || !Enter())
         {
             Release(slot);
-            throw new ObjectDisposedException(nameof(EpollLoop));
+            throw new ObjectDisposedException(Name);
         }
 
-        int result = Control(Libc.EpollCtlAdd, fd, events | Libc.EpollEt, ((ulong)generation << 32) | (uint)slot);
+        int result = Control(Libc.EpollCtlAdd, (int)socket.DangerousGetHandle(), events | Libc.EpollEt, ((ulong)generation << 32) | (uint)slot);
         int errno = result != 0 ? Libc.Errno : 0;
         Exit();
         if (result != 0)
@@ -158,14 +221,15 @@ internal sealed unsafe class EpollLoop : IDisposable
     }
 
     /// <summary>Changes the events watched for a registered descriptor (any thread); false when epoll refused or the loop is disposed.</summary>
-    public bool Modify(int slot, int fd, uint events)
+    public bool Modify(int slot, uint events)
     {
         if (!Enter())
         {
             return false;
         }
 
-        bool done = Control(Libc.EpollCtlMod, fd, events | Libc.EpollEt, ((ulong)_slots[slot].Generation << 32) | (uint)slot) == 0;
+        ref var entry = ref _slots[slot];
+        bool done = Control(Libc.EpollCtlMod, (int)entry.Socket!.DangerousGetHandle(), events | Libc.EpollEt, ((ulong)entry.Generation << 32) | (uint)slot) == 0;
         Exit();
         return done;
     }
@@ -178,7 +242,7 @@ internal sealed unsafe class EpollLoop : IDisposable
     {
         if (keepOpen)
         {
-            Control(Libc.EpollCtlDel, _slots[slot].Fd, 0, 0);
+            Control(Libc.EpollCtlDel, (int)_slots[slot].Socket!.DangerousGetHandle(), 0, 0);
         }
 
         Release(slot);
@@ -190,6 +254,7 @@ internal sealed unsafe class EpollLoop : IDisposable
         {
             ref var entry = ref _slots[slot];
             entry.Handler = null;
+            entry.Socket = null;
             entry.Generation++;
             _freeSlots.Push(slot);
         }
@@ -209,18 +274,26 @@ internal sealed unsafe class EpollLoop : IDisposable
         byte* events = stackalloc byte[MaxEvents * size];
         while (!_stopping)
         {
-            int count = Libc.EpollWait(_epoll, events, MaxEvents, -1);
+            // Handlers waiting for another turn: look for new events without waiting, then run them.
+            int count = Libc.EpollWait(_epoll, events, MaxEvents, _ready.Count > 0 ? 0 : -1);
             if (count < 0)
             {
-                if (Libc.Errno == Libc.EIntr)
+                int errno = Libc.Errno;
+                if (errno == Libc.EIntr)
                 {
                     continue;
                 }
 
-                _onError(RawSocket.Error(Libc.Errno));
+                if (!_stopping)
+                {
+                    Fail(RawSocket.Error(errno));
+                }
+
                 return;
             }
 
+            // Turns asked for before these events: one asked for while they run goes after the next wait.
+            int asked = _ready.Count;
             for (int i = 0; i < count; i++)
             {
                 byte* ev = events + (i * size);
@@ -239,15 +312,39 @@ internal sealed unsafe class EpollLoop : IDisposable
                     continue;
                 }
 
-                try
-                {
-                    handler.OnEvents(flags, entry.Tag);
-                }
-                catch (Exception e)
-                {
-                    _onError(e);
-                }
+                Dispatch(handler, flags, entry.Tag);
             }
+
+            for (; asked > 0; asked--)
+            {
+                var (handler, tag) = _ready.Dequeue();
+                Dispatch(handler, 0, tag);
+            }
+        }
+    }
+
+    private void Dispatch(IEpollHandler handler, uint events, int tag)
+    {
+        try
+        {
+            handler.OnEvents(events, tag);
+        }
+        catch (Exception e)
+        {
+            FailHandler(handler, e);
+        }
+    }
+
+    private void FailHandler(IEpollHandler handler, Exception error)
+    {
+        _onError(error);
+        try
+        {
+            handler.OnLoopFailure(error);
+        }
+        catch (Exception e)
+        {
+            _onError(e);
         }
     }
 
@@ -255,10 +352,15 @@ internal sealed unsafe class EpollLoop : IDisposable
     {
         ulong value;
         Libc.Read(_wake, &value, sizeof(ulong));
-        Volatile.Write(ref _wakePending, 0);
 
-        // Only what was queued by now: work posted while these run (an accept burst re-posting its
-        // wake-up) waits for the next turn, after the events already reported.
+        // A full fence before the queue is read: see the invariant in Post.
+        Interlocked.Exchange(ref _wakePending, 0);
+        RunQueued();
+    }
+
+    /// <summary>Runs the work queued by now: work posted while it runs (an accept burst re-posting its wake-up) waits for the next turn, after the events already reported.</summary>
+    private void RunQueued()
+    {
         for (int count = _posted.Count; count > 0 && _posted.TryDequeue(out var work); count--)
         {
             try
@@ -267,8 +369,64 @@ internal sealed unsafe class EpollLoop : IDisposable
             }
             catch (Exception e)
             {
+                if (work.State is IEpollHandler handler)
+                {
+                    FailHandler(handler, e);
+                }
+                else
+                {
+                    _onError(e);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// epoll_wait failed: every handler registered now is failed (their connections closed), the
+    /// owner hears it, and the thread goes on running posted work only — handlers still finishing
+    /// (a relay closing, a connect being given up) post it here — until the loop is disposed.
+    /// </summary>
+    private void Fail(Exception error)
+    {
+        Interlocked.Exchange(ref _failed, 1);
+        var handlers = new HashSet<IEpollHandler>(ReferenceEqualityComparer.Instance);
+        lock (_slotsGate)
+        {
+            for (int i = 0; i < _slotCount; i++)
+            {
+                if (_slots[i].Handler is { } handler)
+                {
+                    handlers.Add(handler);
+                }
+            }
+        }
+
+        _ready.Clear();
+        foreach (var handler in handlers)
+        {
+            try
+            {
+                handler.OnLoopFailure(error);
+            }
+            catch (Exception e)
+            {
                 _onError(e);
             }
+        }
+
+        try
+        {
+            _onFailed?.Invoke(this, error);
+        }
+        catch (Exception e)
+        {
+            _onError(e);
+        }
+
+        while (!_stopping)
+        {
+            RunQueued();
+            _failedWake.Wait();
         }
     }
 
@@ -287,6 +445,7 @@ internal sealed unsafe class EpollLoop : IDisposable
         _stopping = true;
         ulong one = 1;
         Libc.Write(_wake, &one, sizeof(ulong));
+        _failedWake.Release();
         if (IsLoopThread || !_thread.Join(TimeSpan.FromSeconds(5)))
         {
             return;
@@ -301,8 +460,8 @@ internal sealed unsafe class EpollLoop : IDisposable
     private struct Slot
     {
         public IEpollHandler? Handler;
+        public SafeHandle? Socket;
         public int Tag;
-        public int Fd;
         public uint Generation;
     }
 }

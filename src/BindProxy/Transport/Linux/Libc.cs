@@ -36,10 +36,14 @@ internal static unsafe partial class Libc
     public const int IpBindAddressNoPort = 24;
     public const int IpProtoTcp = 6;
     public const int TcpNoDelay = 1;
+    public const int TcpInfo = 11;
 
     public const int FSetFl = 4;
     public const int ONonblock = 0x800;
+    public const int ORdOnly = 0;
+    public const int OCloexec = 0x80000;
 
+    public const int MsgPeek = 0x2;
     public const int MsgDontWait = 0x40;
     public const int MsgNoSignal = 0x4000;
     public const int ShutWr = 1;
@@ -47,6 +51,8 @@ internal static unsafe partial class Libc
     public const int EIntr = 4;
     public const int EBadF = 9;
     public const int EInval = 22;
+    public const int ENFile = 23;
+    public const int EMFile = 24;
     public const int EConnAborted = 103;
     public const int EAgain = 11;
     public const int EInProgress = 115;
@@ -92,7 +98,7 @@ internal static unsafe partial class Libc
 
     // fcntl is variadic; with int arguments the x86-64 and arm64 Linux calling conventions match a fixed signature.
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    public static partial int Fcntl(int fd, int command, int argument);
+    public static partial int Fcntl(SafeHandle fd, int command, int argument);
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
@@ -104,7 +110,10 @@ internal static unsafe partial class Libc
     public static partial int Connect(int fd, byte* address, uint length);
 
     [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
-    public static partial int Accept4(int fd, byte* address, uint* length, int flags);
+    public static partial int Accept4(SafeHandle fd, byte* address, uint* length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Open(string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
     public static partial int GetSockName(int fd, byte* address, uint* length);

@@ -13,20 +13,28 @@ internal static unsafe class RawSocket
 {
     private const int SockAddrMax = 28;
 
+    // struct tcp_info starts with tcpi_state; the kernel copies as much of the struct as asked for.
+    private const int TcpInfoStateSize = 8;
+    private const byte TcpEstablished = 1;
+    private const byte TcpCloseWait = 8;
+
     /// <summary>
     /// A non-blocking TCP socket bound to <paramref name="source"/> (port chosen at connect), with
-    /// TCP_NODELAY; connect started towards <paramref name="destination"/>. Returns the descriptor
-    /// and whether the connect is still in progress; throws <see cref="SocketException"/> on failure.
+    /// TCP_NODELAY; connect started towards <paramref name="destination"/>. Returns the socket, owned
+    /// by the caller, and whether the connect is still in progress; throws
+    /// <see cref="SocketException"/> on failure, having closed what it made.
     /// </summary>
-    public static (int Fd, bool InProgress) StartConnect(IPAddress source, IPEndPoint destination)
+    public static (SocketHandle Socket, bool InProgress) StartConnect(IPAddress source, IPEndPoint destination)
     {
         int family = source.AddressFamily == AddressFamily.InterNetworkV6 ? Libc.AfInet6 : Libc.AfInet;
-        int fd = Libc.Socket(family, Libc.SockStream | Libc.SockNonblock | Libc.SockCloexec, 0);
-        if (fd < 0)
+        int created = Libc.Socket(family, Libc.SockStream | Libc.SockNonblock | Libc.SockCloexec, 0);
+        if (created < 0)
         {
             throw Error(Libc.Errno);
         }
 
+        var socket = new SocketHandle(created);
+        int fd = socket.Fd;
         try
         {
             int on = 1;
@@ -52,18 +60,18 @@ internal static unsafe class RawSocket
                     // SYN is still out. That spares a trip through the event loop.
                     if (Libc.Connect(fd, address, length) == 0)
                     {
-                        return (fd, false);
+                        return (socket, false);
                     }
 
                     errno = Libc.Errno;
                     if (errno is Libc.EAlready or Libc.EIntr)
                     {
-                        return (fd, true);
+                        return (socket, true);
                     }
 
                     if (errno == Libc.EIsConn)
                     {
-                        return (fd, false);
+                        return (socket, false);
                     }
                 }
 
@@ -73,28 +81,28 @@ internal static unsafe class RawSocket
                 }
             }
 
-            return (fd, false);
+            return (socket, false);
         }
         catch
         {
-            Libc.Close(fd);
+            socket.Dispose();
             throw;
         }
     }
 
     /// <summary>The pending error of a socket (SO_ERROR, cleared by reading it); 0 when none.</summary>
-    public static int PendingError(int fd)
+    public static int PendingError(SocketHandle socket)
     {
         int error = 0;
         uint length = sizeof(int);
-        return Libc.GetSockOpt(fd, Libc.SolSocket, Libc.SoError, &error, &length) == 0 ? error : Libc.Errno;
+        return Libc.GetSockOpt(socket.Fd, Libc.SolSocket, Libc.SoError, &error, &length) == 0 ? error : Libc.Errno;
     }
 
-    public static IPEndPoint LocalEndPoint(int fd)
+    public static IPEndPoint LocalEndPoint(SocketHandle socket)
     {
         byte* address = stackalloc byte[SockAddrMax];
         uint length = SockAddrMax;
-        if (Libc.GetSockName(fd, address, &length) != 0)
+        if (Libc.GetSockName(socket.Fd, address, &length) != 0)
         {
             throw Error(Libc.Errno);
         }
@@ -102,42 +110,63 @@ internal static unsafe class RawSocket
         return Decode(new ReadOnlySpan<byte>(address, (int)length));
     }
 
-    /// <summary>Closes with SO_LINGER 0, so the peer gets RST instead of FIN.</summary>
-    public static void CloseAbortive(int fd)
+    /// <summary>
+    /// Whether the peer has left: <see cref="PeerState.Closed"/> when its FIN is the next thing to
+    /// read (it sent nothing before it that is still unread), <see cref="PeerState.Reset"/> when the
+    /// connection is gone otherwise, else <see cref="PeerState.Open"/>. Reads nothing away and leaves
+    /// a pending error in place (it looks at the TCP state), so it can be asked more than once.
+    /// </summary>
+    public static PeerState Peek(SocketHandle socket)
     {
-        long linger = 1; // struct linger { int l_onoff = 1; int l_linger = 0; }
-        Libc.SetSockOpt(fd, Libc.SolSocket, Libc.SoLinger, &linger, sizeof(long));
-        Libc.Close(fd);
+        byte* info = stackalloc byte[TcpInfoStateSize];
+        uint length = TcpInfoStateSize;
+        if (Libc.GetSockOpt(socket.Fd, Libc.IpProtoTcp, Libc.TcpInfo, info, &length) != 0 || length < 1)
+        {
+            return PeerState.Reset;
+        }
+
+        switch (info[0])
+        {
+            case TcpEstablished:
+                return PeerState.Open;
+            case TcpCloseWait:
+                byte one;
+                return Libc.Recv(socket.Fd, &one, 1, Libc.MsgPeek | Libc.MsgDontWait) > 0 ? PeerState.Open : PeerState.Closed;
+            default:
+                return PeerState.Reset;
+        }
     }
 
     /// <summary>
     /// Accepts one connection from a non-blocking listening socket: a non-blocking, close-on-exec
-    /// descriptor with TCP_NODELAY, and the client's address. -1 with <paramref name="errno"/> set
-    /// when there is none (EAGAIN) or accept failed.
+    /// socket with TCP_NODELAY, owned by the caller, and the client's address. Null with
+    /// <paramref name="errno"/> set when there is none (EAGAIN) or accept failed. Throws
+    /// <see cref="ObjectDisposedException"/> when the listening socket is closed (it stays open while accept4 runs).
     /// </summary>
-    public static int Accept(int listenFd, out IPEndPoint? client, out int errno)
+    public static SocketHandle? Accept(SafeHandle listener, out IPEndPoint? client, out int errno)
     {
         byte* address = stackalloc byte[SockAddrMax];
         uint length = SockAddrMax;
-        int fd = Libc.Accept4(listenFd, address, &length, Libc.SockNonblock | Libc.SockCloexec);
+        int fd = Libc.Accept4(listener, address, &length, Libc.SockNonblock | Libc.SockCloexec);
         if (fd < 0)
         {
             errno = Libc.Errno;
             client = null;
-            return -1;
+            return null;
         }
 
+        var accepted = new SocketHandle(fd);
         int on = 1;
         Libc.SetSockOpt(fd, Libc.IpProtoTcp, Libc.TcpNoDelay, &on, sizeof(int));
         errno = 0;
         client = Decode(new ReadOnlySpan<byte>(address, (int)Math.Min(length, SockAddrMax)));
-        return fd;
+        return accepted;
     }
 
-    /// <summary>Makes a descriptor non-blocking; a socket has no other status flag that F_SETFL changes.</summary>
-    public static void SetNonBlocking(int fd)
+    /// <summary>Makes a socket non-blocking; a socket has no other status flag that F_SETFL changes.</summary>
+    public static void SetNonBlocking(SafeHandle socket)
     {
-        if (Libc.Fcntl(fd, Libc.FSetFl, Libc.ONonblock) < 0)
+        if (Libc.Fcntl(socket, Libc.FSetFl, Libc.ONonblock) < 0)
         {
             throw Error(Libc.Errno);
         }
@@ -151,7 +180,7 @@ internal static unsafe class RawSocket
         4 => SocketError.Interrupted,
         11 => SocketError.WouldBlock,
         13 => SocketError.AccessDenied,
-        23 or 24 => SocketError.TooManyOpenSockets,
+        Libc.ENFile or Libc.EMFile => SocketError.TooManyOpenSockets,
         32 => SocketError.Shutdown,
         97 => SocketError.AddressFamilyNotSupported,
         98 => SocketError.AddressAlreadyInUse,
@@ -167,6 +196,9 @@ internal static unsafe class RawSocket
         115 => SocketError.InProgress,
         _ => SocketError.SocketError,
     };
+
+    /// <summary>EMFILE or ENFILE: the process's or the system's table of open files is full.</summary>
+    public static bool IsOutOfDescriptors(int errno) => errno is Libc.EMFile or Libc.ENFile;
 
     private static uint Encode(IPAddress ip, int port, byte* address)
     {

@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Transport;
+
+/// <summary>
+/// The process's open-files limit shared out between proxied connections: the limit, less the
+/// descriptors the proxy does not count itself (the runtime's — it keeps every loaded assembly
+/// open —, log files, admin and Http connections), less <see cref="Reserve"/> for what those open
+/// next. A proxy listener takes one descriptor of it while it listens; a Tcp or Kafka connection
+/// takes <see cref="PerConnection"/> (client and upstream socket) from the moment it is accepted
+/// until both are closed. A client that would go past it is refused at once, so the process never
+/// runs into EMFILE, where the runtime itself fails (a new thread needs descriptors too) and the
+/// process dies.
+/// </summary>
+/// <remarks>
+/// The uncounted descriptors are counted at startup and, once the budget is nearly used up, again
+/// at most once a second (assemblies load on first use; admin and Http connections come and go), so
+/// the room left for connections follows them. Http routes' connections are not refused here: they
+/// only make that room smaller.
+/// </remarks>
+internal sealed partial class DescriptorBudget
+{
+    /// <summary>Kept free for the runtime (threads, timers, its own sockets), log files and admin connections.</summary>
+    public const int Reserve = 64;
+
+    /// <summary>Descriptors one Tcp or Kafka connection holds: the client's socket and the upstream one.</summary>
+    public const int PerConnection = 2;
+
+    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
+    private const long RecountIntervalMs = 1000;
+
+    private readonly ILogger _logger;
+    private readonly Func<int>? _countOpen;
+    private long _inUse;
+    private long _others;
+    private long _nextRecountTicks;
+    private long _nextLogTicks;
+    private long _refusedSinceLog;
+
+    /// <param name="limit">The open-files limit (soft, after raising it); null when there is none to go by (then nothing is refused).</param>
+    /// <param name="openAtStart">Descriptors open when the budget is made (runtime, log files, listeners made before).</param>
+    /// <param name="countOpen">Counts the descriptors the process has open now, for the recount near the top; none: no recount.</param>
+    public DescriptorBudget(ulong? limit, int openAtStart, ILogger<DescriptorBudget> logger, Func<int>? countOpen = null)
+    {
+        _logger = logger;
+        _countOpen = countOpen;
+        Limit = limit is { } value ? (long)Math.Min(value, long.MaxValue / 2) : null;
+        OpenAtStart = openAtStart;
+        _others = openAtStart;
+    }
+
+    /// <summary>Raised (on the refusing thread) with the route's name for every client refused for want of descriptors.</summary>
+    public event Action<string>? Refused;
+
+    public long? Limit { get; }
+
+    public int OpenAtStart { get; }
+
+    /// <summary>Descriptors connections and listeners may hold together now.</summary>
+    public long Capacity => Limit is { } limit ? Math.Max(0, limit - Reserve - Volatile.Read(ref _others)) : long.MaxValue;
+
+    /// <summary>Descriptors taken now.</summary>
+    public long InUse => Interlocked.Read(ref _inUse);
+
+    /// <summary>Proxied connections that fit beside <paramref name="listeners"/> listeners.</summary>
+    public long ConnectionsBeside(int listeners) => Limit is null ? long.MaxValue : Math.Max(0, (Capacity - listeners) / PerConnection);
+
+    /// <summary>Takes <paramref name="count"/> descriptors if they fit; every true is paired with a <see cref="Return"/>.</summary>
+    public bool TryTake(int count)
+    {
+        long inUse = Interlocked.Add(ref _inUse, count);
+        long capacity = Capacity;
+        if (inUse > capacity - Reserve && Recount())
+        {
+            capacity = Capacity;
+        }
+
+        if (inUse <= capacity)
+        {
+            return true;
+        }
+
+        Interlocked.Add(ref _inUse, -count);
+        return false;
+    }
+
+    /// <summary>
+    /// Counts the descriptors not taken from the budget again, at most once a second; true when it did.
+    /// What the budget counts but has not opened yet (a connecting client's upstream socket) makes
+    /// the count come out low, so it never goes below the count at startup.
+    /// </summary>
+    private bool Recount()
+    {
+        long now = Environment.TickCount64;
+        long next = Interlocked.Read(ref _nextRecountTicks);
+        if (_countOpen is null || now < next || Interlocked.CompareExchange(ref _nextRecountTicks, now + RecountIntervalMs, next) != next)
+        {
+            return false;
+        }
+
+        long others = _countOpen() - Interlocked.Read(ref _inUse);
+        Volatile.Write(ref _others, Math.Max(OpenAtStart, others));
+        return true;
+    }
+
+    /// <summary>Takes <paramref name="count"/> descriptors whether or not they fit (a listener the configuration asks for).</summary>
+    public void Take(int count) => Interlocked.Add(ref _inUse, count);
+
+    public void Return(int count) => Interlocked.Add(ref _inUse, -count);
+
+    /// <summary>
+    /// Counts a client refused for want of descriptors (the caller resets it) and says so, at most
+    /// once per <see cref="LogInterval"/> with the number refused since. <paramref name="system"/>:
+    /// the system itself said EMFILE or ENFILE, although the budget had room.
+    /// </summary>
+    public void Refuse(string route, IPEndPoint? client, bool system = false)
+    {
+        Refused?.Invoke(route);
+        long count = Interlocked.Increment(ref _refusedSinceLog);
+        long now = Environment.TickCount64;
+        long next = Interlocked.Read(ref _nextLogTicks);
+        if (now < next || Interlocked.CompareExchange(ref _nextLogTicks, now + (long)LogInterval.TotalMilliseconds, next) != next)
+        {
+            return;
+        }
+
+        Interlocked.Add(ref _refusedSinceLog, -count);
+        string limit = Limit?.ToString(CultureInfo.InvariantCulture) ?? "unknown";
+        string who = client?.ToString() ?? "a client";
+        if (system)
+        {
+            Log.OutOfDescriptors(_logger, route, who, limit, InUse, Capacity, count, LogInterval.TotalSeconds);
+        }
+        else
+        {
+            Log.BudgetFull(_logger, route, who, InUse / PerConnection, limit, count, LogInterval.TotalSeconds);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(102, LogLevel.Warning, "{Route}: refused {Client}: the open-files limit {Limit} holds about {Connections} proxied connections and they are all open ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s). Raise the limit to hold more: ulimit -n (up to the hard limit), LimitNOFILE= in a systemd unit, docker run --ulimit nofile=N:N")]
+        public static partial void BudgetFull(ILogger logger, string route, string client, long connections, string limit, long refused, double intervalSeconds);
+
+        [LoggerMessage(103, LogLevel.Warning, "{Route}: refused {Client}: the system is out of descriptors (EMFILE/ENFILE) with {InUse} of the proxy's {Capacity} in use under the open-files limit {Limit}; something else holds descriptors ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s). Raise the limit: ulimit -n, LimitNOFILE= in a systemd unit, docker run --ulimit nofile=N:N; for ENFILE, sysctl fs.file-max")]
+        public static partial void OutOfDescriptors(ILogger logger, string route, string client, string limit, long inUse, long capacity, long refused, double intervalSeconds);
+    }
+}

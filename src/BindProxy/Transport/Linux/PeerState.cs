@@ -1,0 +1,14 @@
+namespace BindProxy.Transport.Linux;
+
+/// <summary>What a socket shows of its peer without reading anything away (<see cref="RawSocket.Peek"/>).</summary>
+internal enum PeerState
+{
+    /// <summary>Connected; bytes may be waiting.</summary>
+    Open,
+
+    /// <summary>The peer sent FIN and nothing before it is left unread.</summary>
+    Closed,
+
+    /// <summary>The connection was reset (or failed otherwise).</summary>
+    Reset,
+}
