@@ -20,8 +20,11 @@ public sealed partial class SleepTests
         ["Kafka/BadInputTests.cs"] = (1, "paces the steady producer"),
         ["Kafka/ConsumerGroupTests.cs"] = (1, "no duplicate delivery arriving for a while is what is tested"),
         ["Kafka/LeaderChangeTests.cs"] = (3, "paces the producer, samples the socket table, keeps a broker down for a while"),
-        ["Forwarding/ForwardingTests.cs"] = (1, "a busy client talking past the IdleTimeout is what is tested"),
-        ["Forwarding/RelayTests.cs"] = (5, "waits by sleeping; to be converted to Poll"),
+        ["Forwarding/ForwardingTests.cs"] = (3, "traffic spaced in time past the IdleTimeout is what is tested"),
+        ["Forwarding/ClientLeavesDuringConnectTests.cs"] = (3, "waits by sleeping; to be converted to Poll"),
+        ["Forwarding/RelayFailureTests.cs"] = (2, "waits by sleeping; to be converted to Poll"),
+        ["Forwarding/RelayTests.cs"] = (8, "waits by sleeping; to be converted to Poll"),
+        ["Transport/DescriptorBudgetTests.cs"] = (3, "a full descriptor table held for a while is tested; the other waits are to be converted to Poll"),
         ["Transport/ListenerTests.cs"] = (3, "waits by sleeping; to be converted to Poll"),
     };
 

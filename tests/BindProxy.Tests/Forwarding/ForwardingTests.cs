@@ -406,7 +406,7 @@ public sealed class ForwardingTests
                 else
                 {
                     await socket.SendAsync(new byte[] { (byte)i }, SocketFlags.None, ct);
-                    await Task.Delay(300, ct);
+                    await Task.Delay(300, ct); // time passing is what is tested: 12 bytes 300 ms apart, past the 1 s IdleTimeout
                 }
             }
 
@@ -423,7 +423,7 @@ public sealed class ForwardingTests
             if (upward)
             {
                 await client.SendAsync(new byte[] { (byte)i });
-                await Task.Delay(300);
+                await Task.Delay(300); // as above, the other way
             }
             else
             {
