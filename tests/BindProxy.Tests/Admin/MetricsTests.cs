@@ -218,22 +218,15 @@ public sealed class MetricsTests
     /// <summary>Scrapes until the sample reaches <paramref name="expected"/>; returns that scrape.</summary>
     internal static async Task<string> WaitForMetricAsync(AdminProxy admin, string name, double expected, params (string, string)[] labels)
     {
-        var deadline = DateTime.UtcNow + AdminProxy.Timeout;
-        while (true)
-        {
-            var text = await admin.GetTextAsync("metrics");
-            var value = Value(text, name, labels);
-            if (value == expected)
+        var (_, text) = await Poll.UntilAsync(
+            async () =>
             {
-                return text;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{name}{{{string.Join(",", labels)}}} is {value?.ToString() ?? "absent"}, expected {expected}:\n{text}");
-            }
-
-            await Task.Delay(50);
-        }
+                var text = await admin.GetTextAsync("metrics");
+                return (Value: Value(text, name, labels), Text: text);
+            },
+            scrape => scrape.Value == expected,
+            $"{name}{{{string.Join(",", labels)}}} to be {expected}",
+            AdminProxy.Timeout);
+        return text;
     }
 }

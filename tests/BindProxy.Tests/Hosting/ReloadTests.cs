@@ -54,6 +54,8 @@ public sealed class ReloadTests
             {
                 await EchoOnceAsync(onA, i);
                 pings++;
+
+                // Paces the traffic that runs through the reload, not a wait for anything.
                 await Task.Delay(5);
             }
         });

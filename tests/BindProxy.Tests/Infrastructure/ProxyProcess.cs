@@ -63,26 +63,26 @@ public sealed class ProxyProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for a line containing <paramref name="fragment"/>.</summary>
+    /// <summary>Waits for a line containing <paramref name="fragment"/>; fails at once if the output ends first.</summary>
     public async Task<string> WaitForLineAsync(string fragment, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
+        string? line = null;
+        await Poll.UntilAsync(
+            () =>
+            {
+                // Looked at before the lines: once the readers are done, every line is in the queue.
+                bool ended = _readers.IsCompleted;
+                line = _lines.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal));
+                return line is not null || ended;
+            },
+            () => $"a line with '{fragment}'; output so far:\n{string.Join("\n", _lines)}",
+            timeout);
+        if (line is null)
         {
-            if (_lines.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal)) is { } line)
-            {
-                return line;
-            }
-
-            if (_process.HasExited)
-            {
-                break;
-            }
-
-            await Task.Delay(25);
+            Assert.Fail($"the output ended (the proxy exited) before a line with '{fragment}'; output:\n{string.Join("\n", _lines)}");
         }
 
-        throw new TimeoutException($"no line with '{fragment}'; output:\n{string.Join("\n", _lines)}");
+        return line;
     }
 
     /// <summary>The endpoint route <paramref name="route"/> listens on, read from the log.</summary>
