@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -48,10 +49,22 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         services.AddRoutingCore();
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("bindproxy"))
-            .WithMetrics(metrics => metrics
-                .AddMeter(ProxyMetrics.MeterName)
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(ProxyMetrics.MeterName);
+
+                // A meter is found by its name across the whole process; this host's are the ones its
+                // own factory made (another proxy host in the process, e.g. an embedding application,
+                // would otherwise show its routes and counts here too).
+                ((IDeferredMeterProviderBuilder)metrics).Configure((services, builder) =>
+                {
+                    var own = services.GetRequiredService<IMeterFactory>();
+                    builder.AddView(instrument => ReferenceEquals(instrument.Meter.Scope, own) ? null : MetricStreamConfiguration.Drop);
+                });
+
                 // Every scrape collects afresh: a cached answer would hide a connection that just closed.
-                .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
+                metrics.AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+            });
 
         // The proxy's own transport binds route endpoints only; an IPEndPoint goes to Kestrel's sockets.
         builder.WebHost.UseSockets();
