@@ -101,7 +101,10 @@ internal static class DemoRunner
             }
             finally
             {
-                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                // The clients are gone by now, but librdkafka closes their sockets from its own
+                // threads, which on a busy machine takes seconds: the drain waits for that (it ends
+                // as soon as the last one closes) rather than reset them with a warning.
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
                 await app.StopAsync(stop.Token).ConfigureAwait(false);
             }
         }

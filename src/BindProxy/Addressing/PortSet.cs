@@ -66,6 +66,12 @@ internal sealed class PortSet
     /// <summary>This set plus <paramref name="port"/> (this set itself when it already holds it).</summary>
     public PortSet With(int port) => Contains(port) ? this : new PortSet(Normalize([.. Ranges, (port, port)]));
 
+    /// <summary>The ports of this set and of <paramref name="other"/>.</summary>
+    public PortSet Union(PortSet other) => other.IsEmpty ? this : IsEmpty ? other : new PortSet(Normalize([.. Ranges, .. other.Ranges]));
+
+    /// <summary>True when some port is in both sets.</summary>
+    public bool Overlaps(PortSet other) => Ranges.Any(r => other.Ranges.Any(o => r.First <= o.Last && o.First <= r.Last));
+
     /// <summary>nft set elements: <c>8081, 9092-9094</c>.</summary>
     public string ToNftElements() => string.Join(", ", Ranges.Select(r => Format(r, "-")));
 

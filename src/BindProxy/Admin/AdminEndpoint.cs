@@ -1,8 +1,10 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using BindProxy.Configuration;
+using BindProxy.Forwarding;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -37,14 +39,6 @@ internal sealed partial class AdminEndpoint(AdminModel model)
     /// <summary>The address actually bound (its real port when the configured one is 0); null before start.</summary>
     public IPEndPoint? BoundEndPoint => _listenOptions?.IPEndPoint is { Port: not 0 } bound ? bound : null;
 
-    /// <summary>Metrics are recorded whether or not the admin endpoint is on; without a listener they cost next to nothing.</summary>
-    public static void AddMetrics(IServiceCollection services)
-    {
-        services.AddMetrics();
-        services.AddSingleton<ProxyMetrics>();
-        services.AddSingleton<Http.IHttpRouteMetrics>(sp => sp.GetRequiredService<ProxyMetrics>());
-    }
-
     public static void Add(WebApplicationBuilder builder, AdminModel model)
     {
         var endpoint = new AdminEndpoint(model);
@@ -55,10 +49,22 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         services.AddRoutingCore();
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("bindproxy"))
-            .WithMetrics(metrics => metrics
-                .AddMeter(ProxyMetrics.MeterName)
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(ProxyMetrics.MeterName);
+
+                // A meter is found by its name across the whole process; this host's are the ones its
+                // own factory made (another proxy host in the process, e.g. an embedding application,
+                // would otherwise show its routes and counts here too).
+                ((IDeferredMeterProviderBuilder)metrics).Configure((services, builder) =>
+                {
+                    var own = services.GetRequiredService<IMeterFactory>();
+                    builder.AddView(instrument => ReferenceEquals(instrument.Meter.Scope, own) ? null : MetricStreamConfiguration.Drop);
+                });
+
                 // Every scrape collects afresh: a cached answer would hide a connection that just closed.
-                .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
+                metrics.AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+            });
 
         // The proxy's own transport binds route endpoints only; an IPEndPoint goes to Kestrel's sockets.
         builder.WebHost.UseSockets();

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
+using BindProxy.Interception;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -125,7 +126,7 @@ internal static class BindProxyCommand
             return (configuration, null);
         }
 
-        var validator = new ConfigValidator(new SourceAddressProbe());
+        var validator = new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe());
         var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick, admin, engine), cancellationToken).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
@@ -223,7 +224,7 @@ internal static class BindProxyCommand
     {
         for (var inner = e; inner is not null; inner = inner.InnerException)
         {
-            if (inner is ListenerUnavailableException)
+            if (inner is ListenerUnavailableException or InterceptionUnavailableException)
             {
                 return inner.Message;
             }

@@ -7,7 +7,6 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
 using BindProxy.Interception;
-using BindProxy.Transport;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -92,21 +91,11 @@ internal static partial class ExecCommand
         }
 
         // Everything interception needs, checked before anything starts, reported in one message.
-        var missing = new List<string>();
-        if (!InterceptionSupport.HasNetAdmin())
-        {
-            missing.Add($"CAP_NET_ADMIN, which installing nftables rules needs (this process runs as uid {Uid()} without it)");
-        }
-
+        var missing = new List<string>(InterceptionSupport.MissingForRules());
         var hierarchy = CgroupHierarchy.Find(out var cgroupError);
         if (hierarchy is null)
         {
             missing.Add(cgroupError);
-        }
-
-        if (!Nftables.TryOpen(out var nft, out var nftError))
-        {
-            missing.Add(nftError);
         }
 
         CgroupGroup? group = null;
@@ -118,20 +107,21 @@ internal static partial class ExecCommand
         var alternative = Alternative(options, protocol, upstream, ports);
         if (missing.Count > 0)
         {
-            nft?.Dispose();
             await Console.Error.WriteLineAsync($"error: {InterceptionSupport.Missing(missing, alternative)}").ConfigureAwait(false);
             return ExitCannotRun;
         }
 
-        using (nft)
-        {
-            return await InterceptAsync(options, configuration, model, ports, nft!, hierarchy!, group!, alternative, configureHost, cancellationToken).ConfigureAwait(false);
-        }
+        return await InterceptAsync(options, configuration, model, ports, group!, alternative, configureHost, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Serves the route with the command's group intercepted (the host's <see cref="InterceptionHost"/>
+    /// installs the rules as it starts and removes them once it has stopped), runs the command, and
+    /// stops when it exits.
+    /// </summary>
     [SupportedOSPlatform("linux")]
-    private static async Task<int> InterceptAsync(ExecOptions options, IConfiguration configuration, ProxyModel model, PortSet ports, Nftables nft,
-        CgroupHierarchy hierarchy, CgroupGroup group, string alternative, Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost, CancellationToken cancellationToken)
+    private static async Task<int> InterceptAsync(ExecOptions options, IConfiguration configuration, ProxyModel model, PortSet ports,
+        CgroupGroup group, string alternative, Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost, CancellationToken cancellationToken)
     {
         var route = model.Routes[0].WithIntercept(new InterceptSettings(ports, new InterceptSelector.Cgroup(group.Directory, group.Level)));
         model = new ProxyModel([route], model.DrainTimeout) { Admin = model.Admin, Engine = model.Engine };
@@ -144,29 +134,22 @@ internal static partial class ExecCommand
         await using (app.ConfigureAwait(false))
         {
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(LoggerCategory);
-            using var table = new InterceptionTable(nft, Environment.ProcessId, logger);
-            var intercepted = app.Services.GetRequiredService<InterceptedPorts>();
             try
             {
-                InterceptionTable.RemoveStale(nft, InterceptionTable.IsRunning, logger);
                 CgroupGroup.RemoveStale(Path.GetDirectoryName(group.Directory)!, logger);
-                await app.StartAsync(cancellationToken).ConfigureAwait(false);
-
-                var bound = app.Services.GetRequiredService<ListenerRegistry>().For(RouteName);
-                var rules = new InterceptedRoute(RouteName, route.Intercept!,
-                    bound.FirstOrDefault(e => e.AddressFamily == AddressFamily.InterNetwork)?.Port,
-                    bound.FirstOrDefault(e => e.AddressFamily == AddressFamily.InterNetworkV6)?.Port);
-                if (!table.TryInstall([rules], out var nftError))
+                try
+                {
+                    await app.StartAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (InterceptionUnavailableException e)
                 {
                     await Console.Error.WriteLineAsync(
-                        $"error: bindproxy exec cannot intercept the command's connections: nftables refused the rules: {nftError}\n" +
+                        $"error: bindproxy exec cannot intercept the command's connections: nftables refused the rules: {e.NftError}\n" +
                         $"  The kernel needs nf_tables with NAT and socket matching (modules nf_tables, nft_nat, nft_redir, nft_socket; on Debian/Ubuntu they ship with the kernel).\n" +
                         $"  Without interception: point the client at a listener instead: {alternative}").ConfigureAwait(false);
                     return ExitCannotRun;
                 }
 
-                intercepted.Attach(table, [rules]);
-                Log.Installed(logger, table.Name, group.Directory, ports.ToString(), string.Join(", ", bound));
                 var sources = route.Sources.Addresses;
                 var tshark = sources.Count == 1
                     ? $"tshark -i {(IPAddress.IsLoopback(sources[0]) ? "lo" : "any")} -f 'host {sources[0]} and {ports.ToCaptureFilter()}'"
@@ -186,16 +169,12 @@ internal static partial class ExecCommand
             }
             finally
             {
-                // The command's connections drain first: the rules that NAT their last packets go after them.
-                intercepted.Detach();
-                var listeners = app.Services.GetRequiredService<ListenerRegistry>().For(RouteName).Select(e => e.Port).ToList();
+                // The command's connections drain, then the rules that NAT their last packets go (InterceptionHost).
                 using (var stop = new CancellationTokenSource(model.DrainTimeout + TimeSpan.FromSeconds(1)))
                 {
                     await app.StopAsync(stop.Token).ConfigureAwait(false);
                 }
 
-                await ClosingConnections.WaitAsync(listeners, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-                table.Remove(out _);
                 group.Remove(logger);
             }
         }
@@ -333,19 +312,6 @@ internal static partial class ExecCommand
         }
     }
 
-    private static string Uid()
-    {
-        try
-        {
-            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
-            return line?.Split('\t', StringSplitOptions.RemoveEmptyEntries).ElementAtOrDefault(1) ?? "?";
-        }
-        catch (IOException)
-        {
-            return "?";
-        }
-    }
-
     private sealed record ExecOptions(string? Config, string? Admin, string? Engine, string Source, string? Ports, string? Protocol, string? Kafka, string? Assign, IReadOnlyList<string> Command, LogLevel? LogLevel);
 
     /// <summary>A host lifetime that ignores signals: exec stops the host itself once the command has exited.</summary>
@@ -358,9 +324,6 @@ internal static partial class ExecCommand
 
     private static partial class Log
     {
-        [LoggerMessage(940, LogLevel.Information, "exec: table inet {Table} redirects TCP connections of cgroup {Group} to ports {Ports} to {Listeners}")]
-        public static partial void Installed(ILogger logger, string table, string group, string ports, string listeners);
-
         [LoggerMessage(941, LogLevel.Information, "exec: the command's traffic: Wireshark: {Wireshark}; {Tshark}{Note}")]
         public static partial void Filters(ILogger logger, string wireshark, string tshark, string note);
 

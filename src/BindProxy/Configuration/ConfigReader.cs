@@ -68,7 +68,7 @@ internal static class ConfigReader
 
     private static RouteConfig ReadRoute(IConfigurationSection section)
     {
-        var misshapen = new List<(string Field, string Expected)>();
+        var misshapen = new List<(string Field, string Expected, string Found)>();
         var route = new RouteConfig { Name = section.Key };
         foreach (var field in RouteFields.All)
         {
@@ -89,18 +89,18 @@ internal static class ConfigReader
         };
     }
 
-    private static string? ReadText(IConfigurationSection field, List<(string, string)> misshapen)
+    private static string? ReadText(IConfigurationSection field, List<(string, string, string)> misshapen)
     {
         if (field.Value is null && field.GetChildren().Any())
         {
-            misshapen.Add((field.Key, "a single value"));
+            misshapen.Add((field.Key, "a single value", "an object or array"));
         }
 
         return field.Value;
     }
 
     /// <summary>A field may be a string or a JSON array of strings; arrays read as a comma-separated list.</summary>
-    private static string? ReadList(IConfigurationSection field, List<(string, string)> misshapen)
+    private static string? ReadList(IConfigurationSection field, List<(string, string, string)> misshapen)
     {
         if (field.Value is { } value)
         {
@@ -110,14 +110,14 @@ internal static class ConfigReader
         var children = field.GetChildren().ToList();
         if (children.Any(c => c.Value is null && c.GetChildren().Any()))
         {
-            misshapen.Add((field.Key, "a value or an array of values"));
+            misshapen.Add((field.Key, "a value or an array of values", "an object or array"));
         }
 
         var items = children.Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).ToList();
         return items.Count == 0 ? null : string.Join(",", items);
     }
 
-    private static Dictionary<string, string?>? ReadMap(IConfigurationSection field, List<(string, string)> misshapen)
+    private static Dictionary<string, string?>? ReadMap(IConfigurationSection field, List<(string, string, string)> misshapen)
     {
         if (!field.Exists())
         {
@@ -126,7 +126,7 @@ internal static class ConfigReader
 
         if (field.Value is not null)
         {
-            misshapen.Add((field.Key, "an object of names and values"));
+            misshapen.Add((field.Key, "an object of names and values", $"the single value '{field.Value}'"));
         }
 
         var map = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -134,7 +134,7 @@ internal static class ConfigReader
         {
             if (entry.Value is null && entry.GetChildren().Any())
             {
-                misshapen.Add(($"{field.Key}:{entry.Key}", "a single value"));
+                misshapen.Add(($"{field.Key}:{entry.Key}", "a single value", "an object or array"));
             }
 
             map[entry.Key] = entry.Value;

@@ -22,7 +22,8 @@ internal sealed record ValidationResult(ProxyModel? Model, IReadOnlyList<ConfigE
 /// Turns <see cref="ProxyConfig"/> into a <see cref="ProxyModel"/>, collecting every problem
 /// (no short-circuit) so the user fixes the file once.
 /// </summary>
-internal sealed class ConfigValidator(SourceAddressProbe probe)
+/// <param name="interception">What the machine offers intercepting routes; without it such a route is refused.</param>
+internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionProbe? interception = null)
 {
     /// <summary>How long a host-name upstream may take to resolve during validation.</summary>
     public static readonly TimeSpan ResolveTimeout = TimeSpan.FromSeconds(3);
@@ -57,6 +58,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         CheckDuplicateListeners(routes, errors);
+        CheckInterceptions(routes, errors);
         var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
         CheckLoops(routes, resolved, admin, errors);
 
@@ -171,9 +173,9 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Error(unknown, UnknownField(unknown, RouteFields.Names));
         }
 
-        foreach (var (field, expected) in route.MisshapenFields)
+        foreach (var (field, expected, found) in route.MisshapenFields)
         {
-            Error(field, $"expected {expected}, found an object or array");
+            Error(field, $"expected {expected}, found {found}");
         }
 
         EndpointSpec? listen = null;
@@ -187,9 +189,17 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         }
 
         UpstreamSpec? upstream = null;
-        if (route.Upstream is null)
+        if (route.Intercept is not null)
         {
-            Error("Upstream", "is missing; expected HOST:PORT, e.g. localhost:9092");
+            // Each connection's upstream is where it was going; a configured one would go unused.
+            if (route.Upstream is not null)
+            {
+                Error("Upstream", "an intercepting route connects each connection to its original destination; remove Upstream (or Intercept)");
+            }
+        }
+        else if (route.Upstream is null)
+        {
+            Error("Upstream", "is missing; expected HOST:PORT, e.g. localhost:9092 (or Intercept, to serve redirected connections)");
         }
         else if (!UpstreamSpec.TryParse(route.Upstream, out upstream, out var error))
         {
@@ -272,8 +282,13 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
         var kafka = ValidateKafka(route, protocol, listen, Error);
         var assignment = ValidateAssignment(route, protocol, sources, Error);
         var http = ValidateHttp(route, protocol, Error);
+        var intercept = ValidateIntercept(route, protocol, listen, sources, Error);
+        if (intercept is not null)
+        {
+            upstream = UpstreamSpec.OriginalDestination(intercept.Ports);
+        }
 
-        if (sources is not null && upstream is not null &&
+        if (sources is not null && upstream is not null && intercept is null &&
             await CheckFamilyAsync(route.Name, sources, upstream, errors, warnings, cancellationToken).ConfigureAwait(false) is { } addresses)
         {
             resolved[route.Name] = addresses;
@@ -299,7 +314,131 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
             Assignment = assignment,
             Kafka = kafka,
             Http = http,
+            Intercept = intercept,
         };
+    }
+
+    /// <summary>The keys of a route's <c>Intercept</c> section.</summary>
+    internal static readonly string[] InterceptKeys = ["Ports", "Cgroup", "Uid"];
+
+    /// <summary>
+    /// An intercepting route: the ports, exactly one selector (never none: every process would
+    /// include the proxy, whose upstream connections go to the same ports), a listener where a
+    /// redirect lands, and a machine that can install the rules.
+    /// </summary>
+    private InterceptSettings? ValidateIntercept(RouteConfig route, RouteProtocol protocol, EndpointSpec? listen, AddressSet? sources, Action<string, string> error)
+    {
+        if (route.Intercept is not { } written || route.MisshapenFields.Any(m => m.Field == nameof(RouteConfig.Intercept)))
+        {
+            return null;
+        }
+
+        string? Value(string key) => written.FirstOrDefault(kv => string.Equals(kv.Key, key, StringComparison.OrdinalIgnoreCase)).Value;
+        foreach (var key in written.Keys.Where(k => !InterceptKeys.Contains(k, StringComparer.OrdinalIgnoreCase)))
+        {
+            error($"Intercept:{key}", KeySuggestions.Closest(key, InterceptKeys) is { } near
+                ? $"unknown key; did you mean {near}?"
+                : $"unknown key; Intercept takes {string.Join(", ", InterceptKeys)}");
+        }
+
+        var ports = PortSet.Empty;
+        if (Value("Ports") is not { } portsText)
+        {
+            error("Intercept:Ports", "is missing; expected the destination ports to redirect, e.g. 9092-9094,8081");
+        }
+        else if (!PortSet.TryParse(portsText, out ports, out var portsError))
+        {
+            error("Intercept:Ports", portsError);
+        }
+
+        InterceptSelector? selector = null;
+        var (cgroupText, uidText) = (Value("Cgroup"), Value("Uid"));
+        if (cgroupText is null && uidText is null)
+        {
+            error("Intercept", "has no selector; give Cgroup (a cgroup v2 group, e.g. /sys/fs/cgroup/kafka-clients) or Uid (the user the clients run as). " +
+                "Intercepting every process would redirect the proxy's own upstream connections, which go to the same ports, back into it");
+        }
+        else if (cgroupText is not null && uidText is not null)
+        {
+            error("Intercept", "has both Cgroup and Uid; give one (two routes intercept both)");
+        }
+        else if (cgroupText is not null)
+        {
+            string cgroupError = "cannot be checked here";
+            if (interception is not null && (selector = interception.FindCgroup(cgroupText, out cgroupError)) is null)
+            {
+                error("Intercept:Cgroup", cgroupError);
+            }
+        }
+        else if (!int.TryParse(uidText, NumberStyles.None, CultureInfo.InvariantCulture, out int uid))
+        {
+            error("Intercept:Uid", $"'{uidText}' is not a user id; expected a whole number such as 1000");
+        }
+        else if (uid == interception?.OwnUid)
+        {
+            error("Intercept:Uid", $"{uid} is the proxy's own uid, so its upstream connections would be redirected back into it; run the clients as another user, or select them by Cgroup");
+        }
+        else
+        {
+            selector = new InterceptSelector.Uid(uid);
+        }
+
+        if (protocol == RouteProtocol.Http)
+        {
+            error("Intercept", "applies to Tcp and Kafka routes; an Http route forwards every request to its Upstream");
+        }
+
+        // Broker listeners are not made for an intercepting route: brokers keep their addresses.
+        foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("AllowedBrokers", route.AllowedBrokers) })
+        {
+            if (protocol == RouteProtocol.Kafka && value is not null)
+            {
+                error(field, "does not apply to an intercepting route: brokers keep the addresses they advertise, and their ports join the intercepted ones");
+            }
+        }
+
+        if (listen is not null)
+        {
+            CheckInterceptListen(listen, sources, error);
+        }
+
+        if (interception is null)
+        {
+            error("Intercept", "interception is not available here");
+        }
+        else if (interception.Missing() is { Count: > 0 } missing)
+        {
+            error("Intercept", $"the rules cannot be installed: this process lacks {string.Join("; ", missing)}. {interception.HowToGrant}");
+        }
+
+        return selector is null || ports.IsEmpty ? null : new InterceptSettings(ports, selector);
+    }
+
+    /// <summary>
+    /// A redirect sends a connection to the listener's port on the loopback address of its family
+    /// (127.0.0.1, [::1]): the route listens there (or on a wildcard), on one port per family, and
+    /// its sources can reach what arrives.
+    /// </summary>
+    private static void CheckInterceptListen(EndpointSpec listen, AddressSet? sources, Action<string, string> error)
+    {
+        const string Where = "redirected connections arrive at 127.0.0.1 and [::1] (a wildcard 0.0.0.0 or [::] receives them too), e.g. \"Listen\": \"127.0.0.1:0,[::1]:0\"";
+        var families = new HashSet<AddressFamily>();
+        foreach (var endpoint in listen.Endpoints)
+        {
+            var address = endpoint.Address;
+            if (!address.Equals(IPAddress.Loopback) && !address.Equals(IPAddress.IPv6Loopback) && !IsAny(address))
+            {
+                error("Listen", $"{endpoint}: an intercepting route listens where {Where}");
+            }
+            else if (!families.Add(endpoint.AddressFamily))
+            {
+                error("Listen", $"{endpoint}: an intercepting route has one listener per address family; {Where}");
+            }
+            else if (sources is not null && endpoint.AddressFamily != sources.Family)
+            {
+                error("Listen", $"{endpoint} would receive {FamilyName(endpoint.AddressFamily)} connections, which cannot leave from the {FamilyName(sources.Family)} Source {sources}");
+            }
+        }
     }
 
     internal static readonly string[] AssignNames = ["round-robin", "client-address", "process", "kafka-client-id"];
@@ -589,6 +728,30 @@ internal sealed class ConfigValidator(SourceAddressProbe probe)
                     errors.Add(new ConfigError(route.Name, "Upstream", $"{what} is {hit.What} of this proxy: {hit.Why}"));
                     break;
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Two routes that intercept the same processes' connections to the same port over the same
+    /// address family: the first rule takes them all. And ports of the proxy's own listeners: a
+    /// client connecting to one would be redirected away from it.
+    /// </summary>
+    private static void CheckInterceptions(List<RouteModel> routes, List<ConfigError> errors)
+    {
+        var intercepting = routes.Where(r => r.Intercept is not null).ToList();
+        for (int i = 0; i < intercepting.Count; i++)
+        {
+            var route = intercepting[i];
+            var ports = route.Intercept!.Ports;
+            if (intercepting.Take(i).FirstOrDefault(r => r.Family == route.Family && r.Intercept!.Selector == route.Intercept.Selector && r.Intercept.Ports.Overlaps(ports)) is { } earlier)
+            {
+                errors.Add(new ConfigError(route.Name, "Intercept:Ports", $"route '{earlier.Name}' already intercepts {route.Intercept.Selector}'s connections to {earlier.Intercept!.Ports}, which overlaps {ports}"));
+            }
+
+            if (routes.SelectMany(r => r.Listen.Endpoints.Select(e => (Route: r, e.Port))).FirstOrDefault(l => l.Port != 0 && ports.Contains(l.Port)) is { Route: { } owner } listener)
+            {
+                errors.Add(new ConfigError(route.Name, "Intercept:Ports", $"{ports} includes {listener.Port}, a listen port of route '{owner.Name}' of this proxy: connections to it would be redirected away from it"));
             }
         }
     }

@@ -9,6 +9,6 @@ internal enum FieldShape
     /// <summary>One value, or a JSON array of values read as a comma-separated list.</summary>
     List,
 
-    /// <summary>A section of names and values (<c>ClientIds</c>).</summary>
+    /// <summary>A section of names and values (<c>ClientIds</c>, <c>Intercept</c>).</summary>
     Map,
 }

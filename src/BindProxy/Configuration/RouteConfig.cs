@@ -54,6 +54,14 @@ internal sealed record RouteConfig
     [RouteField]
     public string? MaxConnectionsPerClient { get; init; }
 
+    /// <summary>
+    /// Transparent interception instead of <see cref="Upstream"/>: <c>Ports</c> (the destination
+    /// ports redirected) and one selector of whose connections, <c>Cgroup</c> (a cgroup v2
+    /// directory) or <c>Uid</c>; each redirected connection goes on to its original destination.
+    /// </summary>
+    [RouteField(Shape = FieldShape.Map)]
+    public IReadOnlyDictionary<string, string?>? Intercept { get; init; }
+
     /// <summary>How a source address is picked: round-robin, client-address, process or kafka-client-id.</summary>
     [RouteField]
     public string? Assign { get; init; }
@@ -102,8 +110,8 @@ internal sealed record RouteConfig
     /// <summary>Keys present in the route's section that no field reads (typos).</summary>
     public IReadOnlyList<string> UnknownFields { get; init; } = [];
 
-    /// <summary>Fields written as an object or array where a value is expected, with what was expected.</summary>
-    public IReadOnlyList<(string Field, string Expected)> MisshapenFields { get; init; } = [];
+    /// <summary>Fields written in another shape than theirs (an object where a value is expected, a value where an object is), with what was expected and found.</summary>
+    public IReadOnlyList<(string Field, string Expected, string Found)> MisshapenFields { get; init; } = [];
 }
 
 /// <summary>The whole proxy configuration as written.</summary>

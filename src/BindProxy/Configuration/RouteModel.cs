@@ -103,10 +103,39 @@ internal sealed class RouteModel
         return copy;
     }
 
-    /// <summary>The Wireshark display filter that shows exactly this route's upstream traffic.</summary>
+    /// <summary>
+    /// The Wireshark display filter that shows exactly this route's upstream traffic. A Kafka
+    /// route's brokers listen on ports its configuration does not name (every broker the cluster
+    /// advertises), so its filter is the source addresses alone: they carry nothing else.
+    /// </summary>
     public string WiresharkFilter => Intercept is { } intercept
         ? $"{Sources.Addresses.ToWiresharkFilter()} && {intercept.Ports.ToWiresharkFilter()}"
-        : $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
+        : Kafka is not null
+            ? Sources.Addresses.ToWiresharkFilter()
+            : $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
+
+    /// <summary>
+    /// A tshark command that captures this route's upstream traffic live: a capture (BPF) filter
+    /// for one source address, so nothing else is captured at all; the display filter for a pool
+    /// (address ranges have no short capture-filter form).
+    /// </summary>
+    public string TsharkCommand
+    {
+        get
+        {
+            var addresses = Sources.Addresses;
+            string device = System.Net.IPAddress.IsLoopback(addresses[0]) ? "lo" : "any";
+            if (!addresses.IsSingle)
+            {
+                return $"tshark -i {device} -Y '{WiresharkFilter}'";
+            }
+
+            string ports = Intercept is { } intercept ? $" and {intercept.Ports.ToCaptureFilter()}"
+                : Kafka is not null ? ""
+                : $" and tcp port {Upstream.Port}";
+            return $"tshark -i {device} -f 'host {addresses[0]}{ports}'";
+        }
+    }
 }
 
 /// <summary>All routes of one validated configuration; immutable, swapped whole.</summary>

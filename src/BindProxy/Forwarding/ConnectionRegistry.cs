@@ -54,7 +54,7 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
     public Interception.InterceptedClient? Intercepted { get; set; }
 
     /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
-    public Kafka.KafkaSession? Kafka { get; set; }
+    public IKafkaSessionInfo? Kafka { get; set; }
 
     public long BytesToUpstream => Legs.BytesToUpstream;
 

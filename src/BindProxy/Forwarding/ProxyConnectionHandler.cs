@@ -3,10 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Runtime.Versioning;
 using BindProxy.Addressing;
-using BindProxy.Admin;
 using BindProxy.Configuration;
-using BindProxy.Kafka;
-using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
@@ -24,7 +21,7 @@ internal sealed partial class ProxyConnectionHandler(
     ConnectionRegistry registry,
     TransportOptions options,
     ForwardingEngine engine,
-    BrokerDirectories brokers,
+    IKafkaForwarder kafkaForwarder,
     SourceAssigner assigner,
     DescriptorBudget descriptors,
     InterceptedConnections interceptions,
@@ -116,7 +113,7 @@ internal sealed partial class ProxyConnectionHandler(
         var (lease, refused) = route.Assignment.Policy switch
         {
             AssignPolicy.RoundRobin => (null, false),
-            AssignPolicy.KafkaClientId => await assigner.AssignAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false),
+            AssignPolicy.KafkaClientId => await AssignByClientIdAsync(route, inbound.Socket, connection.ConnectionClosed).ConfigureAwait(false),
             _ => await assigner.AssignAsync(route, inbound.Client, intercepted?.OriginalDestination ?? inbound.Listener, null).ConfigureAwait(false),
         };
         if (refused)
@@ -150,6 +147,13 @@ internal sealed partial class ProxyConnectionHandler(
         }
 
         return false;
+    }
+
+    /// <summary>Leases the address of the client its first Kafka request names (by client.id).</summary>
+    private async Task<(AssignmentLease? Lease, bool Refused)> AssignByClientIdAsync(RouteModel route, PipeSocket client, CancellationToken cancellationToken)
+    {
+        var clientId = await kafkaForwarder.PeekClientIdAsync(client, route.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+        return await assigner.AssignAsync(route, client.RemoteEndPoint, client.LocalEndPoint, clientId).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -319,15 +323,10 @@ internal sealed partial class ProxyConnectionHandler(
             try
             {
                 string clientId = "";
-                if (route.Kafka is { } settings)
+                if (route.Kafka is not null)
                 {
-                    var session = new KafkaSession(client, upstream, brokers.MapperFor(served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
-                    {
-                        Metrics = metrics,
-                    };
-                    live.Kafka = session;
-                    reason = await session.ForwardAsync(connection.ConnectionClosed).ConfigureAwait(false);
-                    clientId = $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)";
+                    reason = await kafkaForwarder.ForwardAsync(live, client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                    clientId = live.Kafka is { } session ? $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)" : "";
                 }
                 else
                 {

@@ -1,8 +1,6 @@
 using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
-using BindProxy.Kafka;
-using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 
@@ -10,25 +8,9 @@ namespace BindProxy.Forwarding;
 internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup processes)
 {
     /// <summary>
-    /// The lease of the client's address, or null under round-robin. <c>Refused</c> is true when the
-    /// pool is exhausted and the route refuses new clients.
-    /// </summary>
-    public async Task<(AssignmentLease? Lease, bool Refused)> AssignAsync(RouteModel route, PipeSocket client, CancellationToken cancellationToken)
-    {
-        var policy = route.Assignment.Policy;
-        if (policy == AssignPolicy.RoundRobin)
-        {
-            return (null, false);
-        }
-
-        var clientId = policy == AssignPolicy.KafkaClientId
-            ? await KafkaClientIdReader.PeekAsync(client, route.ConnectTimeout, cancellationToken).ConfigureAwait(false)
-            : null;
-        return await AssignAsync(route, client.RemoteEndPoint, client.LocalEndPoint, clientId).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// The same for a client known by its endpoints (an Http request's connection), with the Kafka
+    /// The lease of the address of the client at <paramref name="client"/> (which reached the proxy
+    /// at <paramref name="proxy"/>), or null under round-robin; <c>Refused</c> is true when the pool
+    /// is exhausted and the route refuses new clients. <paramref name="kafkaClientId"/> is the
     /// client.id already read when the policy needs one.
     /// </summary>
     public async Task<(AssignmentLease? Lease, bool Refused)> AssignAsync(RouteModel route, IPEndPoint client, IPEndPoint proxy, string? kafkaClientId)

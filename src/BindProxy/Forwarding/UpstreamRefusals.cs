@@ -50,6 +50,11 @@ internal sealed partial class UpstreamRefusals(ILogger<UpstreamRefusals> logger)
             return $"the cluster behind route '{bootstrap.Name}' advertises this broker, but it does not accept connections: is it down or restarting?";
         }
 
+        if (route.Intercept is not null)
+        {
+            return "start the server the client connects to (without the proxy it would be refused all the same), or check the address the client uses";
+        }
+
         return route.Protocol == RouteProtocol.Kafka
             ? $"start a Kafka broker at {route.Upstream.Text}, or point the route's Upstream at your cluster's bootstrap address " +
               "(the configuration file is reloaded on save), or see BindProxy work without a broker: dotnet run --project src/BindProxy.Demo"

@@ -26,6 +26,7 @@ internal sealed partial class ConfigReloader(
     RouteTable routes,
     RouteListeners listeners,
     BrokerDirectories brokers,
+    InterceptionHost interception,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -134,6 +135,9 @@ internal sealed partial class ConfigReloader(
                 .Select(kv => (Key: kv.Key, Before: _fileRestartOnly.GetValueOrDefault(kv.Key) ?? "(default)", After: kv.Value ?? "(default)")).ToList();
             _fileRestartOnly = restartOnly;
             await ApplyAsync(routes.Current, result.Model!, adminEdit, restartEdits).ConfigureAwait(false);
+
+            // Interception rules follow the routes as applied, with the ports their listeners got.
+            await interception.ReloadedAsync(cancellationToken).ConfigureAwait(false);
             return true;
         }
         finally
@@ -178,6 +182,10 @@ internal sealed partial class ConfigReloader(
         // as its Kafka broker listeners, with it); established ones keep theirs. The admin
         // endpoint and the forwarding engine are made once, at startup.
         var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin, Engine = old.Engine });
+
+        // Routes that no longer intercept stop redirecting before their listeners close, so their
+        // clients reach their servers directly instead of a closed port.
+        await interception.WithdrawAsync().ConfigureAwait(false);
 
         foreach (var family in removed)
         {

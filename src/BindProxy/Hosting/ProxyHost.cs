@@ -3,6 +3,8 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Http;
+using BindProxy.Interception;
+using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
@@ -57,7 +59,8 @@ internal static partial class ProxyHost
         services.AddSingleton<SourceAssigner>();
         services.AddSingleton<RouteListenerFactory>();
         services.AddSingleton<BrokerDirectories>();
-        services.AddSingleton<Interception.InterceptedPorts>();
+        services.AddSingleton<IKafkaForwarder, KafkaForwarder>();
+        services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();
         services.AddSingleton<ListenerHost>();
@@ -73,13 +76,18 @@ internal static partial class ProxyHost
             host.ShutdownTimeout = Timeout.InfiniteTimeSpan;
             host.ServicesStopConcurrently = true;
         });
+        services.AddSingleton<InterceptionHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<InterceptionHost>());
+        services.AddSingleton<IInterceptionProbe, InterceptionProbe>();
         services.AddSingleton<ConfigValidator>();
         services.AddSingleton(new ReloadSource(reload));
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
 
-        // Admin: metrics are always recorded; the HTTP endpoint only when configured.
-        AdminEndpoint.AddMetrics(services);
+        // Metrics are recorded whether or not the admin endpoint is on; without a listener they
+        // cost next to nothing. The admin HTTP endpoint runs only when configured.
+        services.AddMetrics();
+        services.AddSingleton<ProxyMetrics>();
         if (model.Admin is { } admin)
         {
             AdminEndpoint.Add(builder, admin);
@@ -124,7 +132,7 @@ internal static partial class ProxyHost
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),
-                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter);
+                route.Sources.Addresses.Count, route.Protocol, route.WiresharkFilter, route.TsharkCommand);
 
             long destinations = route.Upstream.Endpoints?.Count ?? 1;
             long outbound = Saturate(route.Sources.Addresses.Count, destinations, portsPerPair);
@@ -159,7 +167,7 @@ internal static partial class ProxyHost
         [LoggerMessage(4, LogLevel.Warning, "Route {Route}: MaxConnections {Max} exceeds what this machine can hold: {Outbound} by ephemeral ports, {FdCapacity} by open files")]
         public static partial void MaxConnectionsTooHigh(ILogger logger, string route, int max, long outbound, long fdCapacity);
 
-        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}")]
-        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter);
+        [LoggerMessage(1, LogLevel.Information, "Route {Route}: {Listen} → {Upstream} from {Source} ({SourceCount} address(es), {Protocol}); Wireshark: {Filter}; live: {Tshark}")]
+        public static partial void Route(ILogger logger, string route, string listen, string upstream, string source, long sourceCount, RouteProtocol protocol, string filter, string tshark);
     }
 }

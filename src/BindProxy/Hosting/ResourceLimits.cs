@@ -50,19 +50,38 @@ internal static partial class ResourceLimits
         }
     }
 
+    /// <summary>The kernel's default <c>net.ipv4.ip_local_port_range</c>.</summary>
+    public static readonly (int First, int Last) DefaultEphemeralPortRange = (32768, 60999);
+
     /// <summary>Linux's ephemeral port range (<c>net.ipv4.ip_local_port_range</c>); the kernel default elsewhere.</summary>
     public static (int First, int Last) EphemeralPortRange()
     {
+        string text;
         try
         {
-            var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range")
-                .Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries);
-            return (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+            text = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return (32768, 60999);
+            return DefaultEphemeralPortRange;
         }
+
+        return ParsePortRange(text) ?? DefaultEphemeralPortRange;
+    }
+
+    /// <summary>
+    /// The range in <paramref name="text"/> as the kernel writes it ("32768\t60999\n"); null
+    /// unless it is two ports, the first not above the second.
+    /// </summary>
+    public static (int First, int Last)? ParsePortRange(string text)
+    {
+        var parts = text.Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        return parts.Length == 2
+            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int first)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int last)
+            && first is >= 1 and <= 65535 && last is >= 1 and <= 65535 && first <= last
+            ? (first, last)
+            : null;
     }
 
     [StructLayout(LayoutKind.Sequential)]

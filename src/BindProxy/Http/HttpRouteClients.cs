@@ -16,7 +16,7 @@ namespace BindProxy.Http;
 /// with its failover and connect timeout, exactly as for Tcp routes. Each upstream connection is a
 /// proxied connection of the route in the registry and the metrics, as a Tcp route's is.
 /// </summary>
-internal sealed partial class HttpRouteClients(UpstreamConnector connector, ConnectionRegistry registry, IHttpRouteMetrics metrics, ILogger<HttpRouteClients> logger)
+internal sealed partial class HttpRouteClients(UpstreamConnector connector, ConnectionRegistry registry, ProxyMetrics metrics, ILogger<HttpRouteClients> logger)
     : IDisposable
 {
     /// <summary>Set on each request by the forwarder: the client and listener an upstream connection opened for it is shown with.</summary>

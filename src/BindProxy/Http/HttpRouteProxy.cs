@@ -20,7 +20,7 @@ internal sealed partial class HttpRouteProxy
     private readonly HttpRouteClients _clients;
     private readonly SourceAssigner _assigner;
     private readonly IHttpForwarder _forwarder;
-    private readonly IHttpRouteMetrics _metrics;
+    private readonly ProxyMetrics _metrics;
     private readonly ILogger<HttpRouteProxy> _logger;
 
     // YARP's transforms: the original Host is replaced by the upstream's, and X-Forwarded-For,
@@ -30,7 +30,7 @@ internal sealed partial class HttpRouteProxy
     private readonly HttpTransformer _withoutForwarded;
 
     public HttpRouteProxy(HttpRouteClients clients, SourceAssigner assigner, IHttpForwarder forwarder, ITransformBuilder transforms,
-        IHttpRouteMetrics metrics, ILogger<HttpRouteProxy> logger)
+        ProxyMetrics metrics, ILogger<HttpRouteProxy> logger)
     {
         _clients = clients;
         _assigner = assigner;

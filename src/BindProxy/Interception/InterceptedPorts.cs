@@ -8,25 +8,51 @@ namespace BindProxy.Interception;
 /// <summary>
 /// The destination ports each intercepting route redirects right now, and the way to add one
 /// while the proxy runs (a Kafka broker named in a response) before the client can connect to it.
-/// Empty, and never touching nftables, unless an interception table is attached.
+/// Empty, and never touching nftables, unless an interception table is installed.
 /// </summary>
 internal sealed partial class InterceptedPorts(ILogger<InterceptedPorts> logger)
 {
     private readonly ConcurrentDictionary<string, PortSet> _ports = new(StringComparer.Ordinal);
+
+    // Ports added while the proxy runs, per route: a new table keeps them, since the clients still
+    // know the brokers they were found for.
+    private readonly Dictionary<string, PortSet> _found = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private InterceptionTable? _table;
 
-    /// <summary>Starts adding ports through <paramref name="table"/>, whose sets hold <paramref name="routes"/>' ports.</summary>
+    /// <summary>
+    /// Installs <paramref name="table"/> for <paramref name="routes"/> (replacing what it held, in
+    /// one transaction) with the ports found so far for routes that are still there, and adds
+    /// ports through it from then on. False with nft's error when the table could not be installed:
+    /// the one before stays as it was.
+    /// </summary>
     [SupportedOSPlatform("linux")]
-    public void Attach(InterceptionTable table, IEnumerable<InterceptedRoute> routes)
+    public bool TryInstall(InterceptionTable table, IReadOnlyList<InterceptedRoute> routes, out IReadOnlyList<InterceptedRoute> installed, out string error)
     {
         lock (_lock)
         {
+            installed = [.. routes.Select(r => _found.TryGetValue(r.Route, out var found)
+                ? r with { Settings = r.Settings with { Ports = r.Settings.Ports.Union(found) } }
+                : r)];
+            if (!table.TryInstall(installed, out error))
+            {
+                return false;
+            }
+
             _table = table;
-            foreach (var route in routes)
+            var names = installed.Select(r => r.Route).ToHashSet(StringComparer.Ordinal);
+            foreach (var gone in _ports.Keys.Where(k => !names.Contains(k)))
+            {
+                _ports.TryRemove(gone, out _);
+                _found.Remove(gone);
+            }
+
+            foreach (var route in installed)
             {
                 _ports[route.Route] = route.Settings.Ports;
             }
+
+            return true;
         }
     }
 
@@ -72,6 +98,7 @@ internal sealed partial class InterceptedPorts(ILogger<InterceptedPorts> logger)
             }
 
             _ports[route] = current.With(port);
+            _found[route] = _found.GetValueOrDefault(route, PortSet.Empty).With(port);
             Log.PortAdded(logger, route, port, _ports[route].ToString());
         }
     }

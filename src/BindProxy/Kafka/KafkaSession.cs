@@ -19,7 +19,7 @@ namespace BindProxy.Kafka;
 /// their header is noted by correlation id; responses that can carry broker addresses are
 /// rewritten to the proxy's own, everything else is forwarded as the original slices.
 /// </summary>
-internal sealed partial class KafkaSession
+internal sealed partial class KafkaSession : IKafkaSessionInfo
 {
     /// <summary>A request larger than this is streamed through once its header has arrived, not buffered whole.</summary>
     public const int StreamRequestsAbove = 64 * 1024;
@@ -64,7 +64,7 @@ internal sealed partial class KafkaSession
     public string? ClientId => _clientId;
 
     /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
-    public Admin.ProxyMetrics? Metrics { get; init; }
+    public ProxyMetrics? Metrics { get; init; }
 
     /// <summary>
     /// When (<see cref="Environment.TickCount64"/>) the client left a request incomplete, or 0 when
@@ -193,7 +193,7 @@ internal sealed partial class KafkaSession
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
-                Metrics?.KafkaRequest(_route.Name, header.ApiKey);
+                Metrics?.KafkaRequest(_route.Name, KafkaApis.NameOf(header.ApiKey));
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;

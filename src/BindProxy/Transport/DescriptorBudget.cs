@@ -20,7 +20,7 @@ namespace BindProxy.Transport;
 /// the room left for connections follows them. Http routes' connections are not refused here: they
 /// only make that room smaller.
 /// </remarks>
-internal sealed partial class DescriptorBudget
+internal sealed partial class DescriptorBudget : IDisposable
 {
     /// <summary>Kept free for the runtime (threads, timers, its own sockets), log files and admin connections.</summary>
     public const int Reserve = 64;
@@ -36,15 +36,24 @@ internal sealed partial class DescriptorBudget
     private long _inUse;
     private long _others;
     private long _nextRecountTicks;
+    private readonly TimeProvider _time;
     private long _nextLogTicks;
     private long _refusedSinceLog;
+
+    // After a line, what was refused in the interval that followed is said once it ends: a burst
+    // of refusals would otherwise leave all but its first client uncounted in the log.
+    private readonly Lock _summaryGate = new();
+    private ITimer? _summary;
+    private string _lastRoute = "";
 
     /// <param name="limit">The open-files limit (soft, after raising it); null when there is none to go by (then nothing is refused).</param>
     /// <param name="openAtStart">Descriptors open when the budget is made (runtime, log files, listeners made before).</param>
     /// <param name="countOpen">Counts the descriptors the process has open now, for the recount near the top; none: no recount.</param>
-    public DescriptorBudget(ulong? limit, int openAtStart, ILogger<DescriptorBudget> logger, Func<int>? countOpen = null)
+    /// <param name="time">The clock of the refusal lines (tests move it by hand).</param>
+    public DescriptorBudget(ulong? limit, int openAtStart, ILogger<DescriptorBudget> logger, Func<int>? countOpen = null, TimeProvider? time = null)
     {
         _logger = logger;
+        _time = time ?? TimeProvider.System;
         _countOpen = countOpen;
         Limit = limit is { } value ? (long)Math.Min(value, long.MaxValue / 2) : null;
         OpenAtStart = openAtStart;
@@ -118,15 +127,16 @@ internal sealed partial class DescriptorBudget
     public void Refuse(string route, IPEndPoint? client, bool system = false)
     {
         Refused?.Invoke(route);
-        long count = Interlocked.Increment(ref _refusedSinceLog);
-        long now = Environment.TickCount64;
+        Volatile.Write(ref _lastRoute, route);
+        Interlocked.Increment(ref _refusedSinceLog);
+        long now = NowMs();
         long next = Interlocked.Read(ref _nextLogTicks);
         if (now < next || Interlocked.CompareExchange(ref _nextLogTicks, now + (long)LogInterval.TotalMilliseconds, next) != next)
         {
             return;
         }
 
-        Interlocked.Add(ref _refusedSinceLog, -count);
+        long count = Interlocked.Exchange(ref _refusedSinceLog, 0);
         string limit = Limit?.ToString(CultureInfo.InvariantCulture) ?? "unknown";
         string who = client?.ToString() ?? "a client";
         if (system)
@@ -137,10 +147,47 @@ internal sealed partial class DescriptorBudget
         {
             Log.BudgetFull(_logger, route, who, InUse / PerConnection, limit, count, LogInterval.TotalSeconds);
         }
+
+        lock (_summaryGate)
+        {
+            _summary ??= _time.CreateTimer(_ => Summarize(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _summary.Change(LogInterval, Timeout.InfiniteTimeSpan);
+        }
     }
+
+    /// <summary>At the end of an interval that began with a line: the clients refused in it, if any, and then the next interval is watched too.</summary>
+    private void Summarize()
+    {
+        long count = Interlocked.Exchange(ref _refusedSinceLog, 0);
+        if (count == 0)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _nextLogTicks, NowMs() + (long)LogInterval.TotalMilliseconds);
+        Log.StillRefusing(_logger, Volatile.Read(ref _lastRoute), count, LogInterval.TotalSeconds, Limit?.ToString(CultureInfo.InvariantCulture) ?? "unknown", InUse, Capacity);
+        lock (_summaryGate)
+        {
+            _summary?.Change(LogInterval, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_summaryGate)
+        {
+            _summary?.Dispose();
+            _summary = null;
+        }
+    }
+
+    private long NowMs() => (long)_time.GetElapsedTime(0).TotalMilliseconds;
 
     private static partial class Log
     {
+        [LoggerMessage(104, LogLevel.Warning, "{Route}: {Refused} more client(s) refused in the last {IntervalSeconds} s for want of descriptors ({InUse} of {Capacity} in use under the open-files limit {Limit})")]
+        public static partial void StillRefusing(ILogger logger, string route, long refused, double intervalSeconds, string limit, long inUse, long capacity);
+
         [LoggerMessage(102, LogLevel.Warning, "{Route}: refused {Client}: the open-files limit {Limit} holds about {Connections} proxied connections and they are all open ({Refused} refused since the last such line; logged at most every {IntervalSeconds} s). Raise the limit to hold more: ulimit -n (up to the hard limit), LimitNOFILE= in a systemd unit, docker run --ulimit nofile=N:N")]
         public static partial void BudgetFull(ILogger logger, string route, string client, long connections, string limit, long refused, double intervalSeconds);
 

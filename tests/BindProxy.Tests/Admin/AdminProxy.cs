@@ -68,25 +68,8 @@ internal sealed class AdminProxy : IAsyncDisposable
     public async Task<string> GetTextAsync(string path) => await Http.GetStringAsync(path).WaitAsync(Timeout);
 
     /// <summary>Polls <paramref name="path"/> until <paramref name="done"/> holds for its JSON.</summary>
-    public async Task<JsonElement> WaitForJsonAsync(string path, Func<JsonElement, bool> done)
-    {
-        var deadline = DateTime.UtcNow + Timeout;
-        while (true)
-        {
-            var json = await GetJsonAsync(path);
-            if (done(json))
-            {
-                return json;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{path} did not reach the expected state within {Timeout}; last: {json}");
-            }
-
-            await Task.Delay(20);
-        }
-    }
+    public Task<JsonElement> WaitForJsonAsync(string path, Func<JsonElement, bool> done) =>
+        Poll.UntilAsync(() => GetJsonAsync(path), done, $"{path} to reach the expected state", Timeout);
 
     public async ValueTask DisposeAsync()
     {

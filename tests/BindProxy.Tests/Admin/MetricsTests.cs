@@ -121,6 +121,26 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task A_proxys_metrics_are_its_own_when_another_runs_in_the_same_process()
+    {
+        // Meters are found by name across the whole process: two hosts (tests in parallel, an
+        // application embedding the proxy) must not show each other's routes or counts.
+        await using var upstream = TestServer.Echo();
+        await using var mine = await AdminProxy.StartAsync(AdminProxy.Route("metrics-mine", upstream));
+        await using var other = await AdminProxy.StartAsync(AdminProxy.Route("metrics-other", upstream));
+        using (var client = await SocketExtensions.ConnectAsync(other.Proxy.Endpoint("metrics-other")))
+        {
+            await client.SendAsync(new byte[] { 1 });
+            await client.ReadExactlyAsync(1);
+        }
+
+        await WaitForMetricAsync(other, "bindproxy_connections_opened_total", 1, ("route", "metrics-other"));
+        var samples = PrometheusText.Samples(await mine.GetTextAsync("metrics"));
+        Assert.Contains(samples, s => s.Name == "bindproxy_connections_active" && s.Labels["route"] == "metrics-mine");
+        Assert.DoesNotContain(samples, s => s.Labels.TryGetValue("route", out var route) && route == "metrics-other");
+    }
+
+    [Fact]
     public async Task Connect_failures_are_counted_by_error()
     {
         const string Route = "metrics-refused";
@@ -218,22 +238,15 @@ public sealed class MetricsTests
     /// <summary>Scrapes until the sample reaches <paramref name="expected"/>; returns that scrape.</summary>
     internal static async Task<string> WaitForMetricAsync(AdminProxy admin, string name, double expected, params (string, string)[] labels)
     {
-        var deadline = DateTime.UtcNow + AdminProxy.Timeout;
-        while (true)
-        {
-            var text = await admin.GetTextAsync("metrics");
-            var value = Value(text, name, labels);
-            if (value == expected)
+        var (_, text) = await Poll.UntilAsync(
+            async () =>
             {
-                return text;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{name}{{{string.Join(",", labels)}}} is {value?.ToString() ?? "absent"}, expected {expected}:\n{text}");
-            }
-
-            await Task.Delay(50);
-        }
+                var text = await admin.GetTextAsync("metrics");
+                return (Value: Value(text, name, labels), Text: text);
+            },
+            scrape => scrape.Value == expected,
+            $"{name}{{{string.Join(",", labels)}}} to be {expected}",
+            AdminProxy.Timeout);
+        return text;
     }
 }

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using BindProxy.Demo;
@@ -36,7 +34,7 @@ public sealed partial class FirstRunTests
         // named through the environment override README documents. Nothing else differs.
         using var cluster = MockCluster.Create(3);
         var brokerPorts = KafkaRoute.BrokerPorts(cluster);
-        await using var proxy = await ShellProcess.StartAsync(command, copy.Path, new Dictionary<string, string>
+        await using var proxy = ProxyProcess.StartShell(command, copy.Path, new Dictionary<string, string>
         {
             ["BINDPROXY_BindProxy__Routes__kafka__Upstream"] = cluster.BrokerAddresses[0],
         });
@@ -102,88 +100,4 @@ public sealed partial class FirstRunTests
     // "  broker 2 at 127.0.0.1:40123" (with " (controller)" on one of them)
     [GeneratedRegex(@"^\s+broker (?<id>\d+) at (?<address>\S+)", RegexOptions.Multiline)]
     private static partial Regex BrokerLine();
-
-    /// <summary>A shell command line in its own process group, as a user's terminal runs it.</summary>
-    private sealed class ShellProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _lines = new();
-        private readonly Task _readers;
-
-        private ShellProcess(Process process)
-        {
-            _process = process;
-            _readers = Task.WhenAll(Drain(process.StandardOutput), Drain(process.StandardError));
-        }
-
-        public IEnumerable<string> Lines => _lines;
-
-        public static Task<ShellProcess> StartAsync(string command, string directory, IReadOnlyDictionary<string, string> environment)
-        {
-            // setsid: the shell leads a process group, so Ctrl-C can reach everything it started.
-            var info = new ProcessStartInfo("setsid") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in new[] { "bash", "-c", command })
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            foreach (var (name, value) in environment)
-            {
-                info.Environment[name] = value;
-            }
-
-            info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-            info.Environment["DOTNET_NOLOGO"] = "1";
-            return Task.FromResult(new ShellProcess(Process.Start(info)!));
-        }
-
-        public async Task<string> WaitForLineAsync(string fragment, TimeSpan timeout)
-        {
-            var line = await Poll.UntilAsync(() => _lines.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal)),
-                l => l is not null || _process.HasExited, $"a line with '{fragment}'", timeout);
-            if (line is null)
-            {
-                Assert.Fail($"exited {_process.ExitCode} before printing '{fragment}':\n{string.Join("\n", _lines)}");
-            }
-
-            return line;
-        }
-
-        /// <summary>Ctrl-C: SIGINT to the whole process group.</summary>
-        public void Interrupt()
-        {
-            using var kill = Process.Start("kill", ["-INT", "--", "-" + _process.Id.ToString(CultureInfo.InvariantCulture)]);
-            kill.WaitForExit();
-        }
-
-        public async Task<int> WaitForExitAsync(TimeSpan timeout)
-        {
-            await _process.WaitForExitAsync().WaitAsync(timeout);
-            await _readers.WaitAsync(timeout);
-            return _process.ExitCode;
-        }
-
-        private async Task Drain(StreamReader reader)
-        {
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                _lines.Enqueue(line);
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                using (var kill = Process.Start("kill", ["-KILL", "--", "-" + _process.Id.ToString(CultureInfo.InvariantCulture)]))
-                {
-                    kill.WaitForExit();
-                }
-
-                await _process.WaitForExitAsync();
-            }
-
-            _process.Dispose();
-        }
-    }
 }

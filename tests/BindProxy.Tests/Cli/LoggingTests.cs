@@ -91,27 +91,27 @@ public sealed class LoggingTests
     }
 
     /// <summary>Connects as soon as the proxy listens, and lets go at once.</summary>
-    private static async Task ConnectOnceListeningAsync(IPEndPoint endpoint, Process process)
-    {
-        var deadline = DateTime.UtcNow + Prompt;
-        while (true)
-        {
-            if (process.HasExited)
+    private static Task ConnectOnceListeningAsync(IPEndPoint endpoint, Process process) =>
+        Poll.UntilAsync(
+            async () =>
             {
-                throw new InvalidOperationException($"the proxy exited with {process.ExitCode}: {await process.StandardError.ReadToEndAsync()}");
-            }
+                if (process.HasExited)
+                {
+                    Assert.Fail($"the proxy exited with {process.ExitCode}: {await process.StandardError.ReadToEndAsync()}");
+                }
 
-            try
-            {
-                using var client = await SocketExtensions.ConnectAsync(endpoint);
-                return;
-            }
-            catch (SocketException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-        }
-    }
+                try
+                {
+                    using var client = await SocketExtensions.ConnectAsync(endpoint);
+                    return true;
+                }
+                catch (SocketException)
+                {
+                    return false;
+                }
+            },
+            $"the proxy to accept a connection on {endpoint}",
+            Prompt);
 
     private static async Task<string> ReadUntilAsync(Process process, string fragment)
     {

@@ -101,21 +101,11 @@ public sealed class SelfLoopTests
 
         var loopLine = $"closed: connect failed: 127.0.0.1:{brokerPort} is this proxy's own listener (route kafka/broker-1); connecting would loop back into the proxy";
         await proxy.WaitForLineAsync(loopLine, Prompt);
-        for (var deadline = DateTime.UtcNow + Prompt; proxy.Lines.Count(l => l.Contains(loopLine, StringComparison.Ordinal)) < Clients && DateTime.UtcNow < deadline;)
-        {
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
-
-        Assert.Equal(Clients, proxy.Lines.Count(l => l.Contains(loopLine, StringComparison.Ordinal)));
+        Assert.Equal(Clients, await Poll.UntilAsync(() => proxy.Lines.Count(l => l.Contains(loopLine, StringComparison.Ordinal)), n => n >= Clients,
+            $"a loop line for each of the {Clients} clients", Prompt));
         Assert.Equal(Clients, proxy.Lines.Count(l => l.Contains("kafka/broker-1: 127.0.0.1:", StringComparison.Ordinal)));
 
         // Closed clients leave nothing behind: the count settles back to where it was.
-        int after = Descriptors(proxy.Id);
-        for (var deadline = DateTime.UtcNow + Prompt; after > before + 2 && DateTime.UtcNow < deadline; after = Descriptors(proxy.Id))
-        {
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
-
-        Assert.True(after <= before + 2, $"descriptors {before} before the clients, {after} after");
+        await Poll.UntilAsync(() => Descriptors(proxy.Id), after => after <= before + 2, $"the proxy's descriptors back to at most {before} + 2 (as before the clients)", Prompt);
     }
 }

@@ -27,7 +27,21 @@ public sealed class ConfigValidatorTests
         Assert.Equal(3, route.Sources.Addresses.Count);
         Assert.Equal(TimeSpan.FromSeconds(3), route.ConnectTimeout);
         Assert.Equal(RouteProtocol.Kafka, route.Protocol);
-        Assert.Equal("ip.addr in {127.0.0.2..127.0.0.4} && tcp.port==9092", route.WiresharkFilter);
+        // Broker ports are whatever the cluster advertises: a Kafka route's filter is its sources.
+        Assert.Equal("ip.addr in {127.0.0.2..127.0.0.4}", route.WiresharkFilter);
+        Assert.Equal("tshark -i lo -Y 'ip.addr in {127.0.0.2..127.0.0.4}'", route.TsharkCommand);
+    }
+
+    [Theory]
+    [InlineData("tcp", "ip.addr==127.0.0.2 && tcp.port==9092", "tshark -i lo -f 'host 127.0.0.2 and tcp port 9092'")]
+    [InlineData("kafka", "ip.addr==127.0.0.2", "tshark -i lo -f 'host 127.0.0.2'")]
+    public async Task A_route_says_how_to_see_its_upstream_traffic(string protocol, string wireshark, string tshark)
+    {
+        var result = await ValidateAsync(Route() with { Source = "127.0.0.2", Protocol = protocol });
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        var route = Assert.Single(result.Model!.Routes);
+        Assert.Equal(wireshark, route.WiresharkFilter);
+        Assert.Equal(tshark, route.TsharkCommand);
     }
 
     [Fact]

@@ -130,18 +130,13 @@ public sealed class FaultInjectionTests
         // A separate process streams into the proxy until it is killed.
         using var child = Process.Start(new ProcessStartInfo(bash!, ["-c", $"exec 3<>/dev/tcp/{endpoint.Address}/{endpoint.Port}; while true; do printf 'data-data-data-' >&3; done"]))!;
         await proxy.Logs.WaitForAsync(Prompt, "open");
-        await Task.Delay(300);
+        await Poll.UntilAsync(() => proxy.Connections.Snapshot().Any(c => c.BytesToUpstream > 0), "the child's data to reach the upstream", Prompt);
         child.Kill();
         await child.WaitForExitAsync().WaitAsync(Prompt);
 
         var seen = await upstreamSaw.Task.WaitAsync(Prompt);
         Assert.True(seen is SocketError.Success or SocketError.ConnectionReset, $"upstream saw {seen}");
         await proxy.Logs.WaitForAsync(Prompt, "closed:");
-        for (int i = 0; i < 50 && proxy.Connections.Count > 0; i++)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.Equal(0, proxy.Connections.Count);
+        await Poll.UntilAsync(() => proxy.Connections.Count == 0, "no connection left in the registry");
     }
 }

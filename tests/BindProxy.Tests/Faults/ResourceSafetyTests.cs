@@ -78,22 +78,11 @@ public sealed class ResourceSafetyTests
         return failed;
     }
 
-    /// <summary>Descriptor count and RSS (KiB) of the process once connections have wound down.</summary>
+    /// <summary>Descriptor count and RSS (KiB) of the process once connections have wound down (its descriptor count steady for 200 ms).</summary>
     private static async Task<(int Fds, long RssKb)> SettledAsync(int pid)
     {
-        int fds = int.MaxValue;
-        for (int i = 0; i < 50; i++)
-        {
-            await Task.Delay(200);
-            int now = Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
-            if (now == fds)
-            {
-                break;
-            }
-
-            fds = now;
-        }
-
+        int fds = await Poll.SteadyAsync(() => Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length, TimeSpan.FromMilliseconds(200),
+            "the proxy's descriptor count to settle", TimeSpan.FromSeconds(10));
         var rss = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return (fds, long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
     }

@@ -234,14 +234,16 @@ public sealed class ForwardingTests
         var fillers = new List<Socket>();
         try
         {
+            var connects = new List<Task>();
             for (int i = 0; i < 4; i++)
             {
                 var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                 fillers.Add(filler);
-                _ = filler.ConnectAsync(silent.LocalEndPoint!);
+                connects.Add(filler.ConnectAsync(silent.LocalEndPoint!));
             }
 
-            await Task.Delay(200);
+            // A filler that got in has taken the queue's one place; the SYNs of the others go unanswered.
+            await Poll.UntilAsync(() => connects.Any(c => c.IsCompletedSuccessfully), "a filler to take the silent listener's accept queue");
             await using var proxy = await TestProxy.StartAsync(silent.LocalEndPoint!.ToString()!, connectTimeout: "00:00:01", engine: engine);
 
             using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
@@ -387,6 +389,8 @@ public sealed class ForwardingTests
         {
             await busy.SendAsync(new[] { i });
             Assert.Equal(i, (await busy.ReadExactlyAsync(1))[0]);
+
+            // Time passing is what is tested: a message every 200 ms, well inside the 1 s IdleTimeout, for 3 s.
             await Task.Delay(200);
         }
 
@@ -413,7 +417,7 @@ public sealed class ForwardingTests
                 else
                 {
                     await socket.SendAsync(new byte[] { (byte)i }, SocketFlags.None, ct);
-                    await Task.Delay(300, ct);
+                    await Task.Delay(300, ct); // time passing is what is tested: 12 bytes 300 ms apart, past the 1 s IdleTimeout
                 }
             }
 
@@ -430,7 +434,7 @@ public sealed class ForwardingTests
             if (upward)
             {
                 await client.SendAsync(new byte[] { (byte)i });
-                await Task.Delay(300);
+                await Task.Delay(300); // as above, the other way
             }
             else
             {

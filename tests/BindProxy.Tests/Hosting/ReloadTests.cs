@@ -59,6 +59,8 @@ public sealed class ReloadTests
             {
                 await EchoOnceAsync(onA, i);
                 pings++;
+
+                // Paces the traffic that runs through the reload, not a wait for anything.
                 await Task.Delay(5);
             }
         });

@@ -23,7 +23,8 @@ public sealed class RouteFieldReloadTests
     /// <param name="Before">The field's value before the edit; null: not set.</param>
     /// <param name="After">The value written by the edit (a string, or a map for ClientIds).</param>
     /// <param name="Served">What the serving route model shows of the field; null: the field waits for a restart.</param>
-    private sealed record Edit(string Protocol, Dictionary<string, object> Base, string? Before, object After, Func<RouteModel, TestProxy, object?>? Served);
+    /// <param name="InNamespace">The edit installs netfilter rules: it is made under a proxy process in a network namespace of its own.</param>
+    private sealed record Edit(string Protocol, Dictionary<string, object> Base, string? Before, object After, Func<RouteModel, TestProxy, object?>? Served, bool InNamespace = false);
 
     private static readonly Dictionary<string, object> None = [];
 
@@ -32,6 +33,7 @@ public sealed class RouteFieldReloadTests
         ["Listen"] = new("Tcp", None, "127.0.0.1:0", "127.0.0.3:0",
             (route, proxy) => string.Join(",", proxy.Endpoints("r").Select(e => e.Address)) + " " + route.Listen.Text),
         ["Upstream"] = new("Tcp", None, "127.0.0.1:9", "127.0.0.1:10", (route, _) => route.Upstream.Text),
+        ["Intercept"] = new("Tcp", None, null, new Dictionary<string, string> { ["Ports"] = "9", ["Uid"] = "65534" }, Served: null, InNamespace: true),
         ["Source"] = new("Tcp", None, "127.0.0.2", "127.0.0.3", (route, _) => route.Sources.Addresses.ToString()),
         ["Protocol"] = new("Tcp", None, "Tcp", "Kafka", (route, _) => route.Protocol),
         ["ConnectTimeout"] = new("Tcp", None, "00:00:05", "00:00:07", (route, _) => route.ConnectTimeout),
@@ -75,6 +77,11 @@ public sealed class RouteFieldReloadTests
         Assert.True(Edits.TryGetValue(name, out var edit), $"RouteConfig.{name} has no edit in this test: add how to change it and how a reload shows it served");
         var field = RouteFields.Find(name);
         Assert.NotNull(field);
+        if (edit.InNamespace)
+        {
+            await InterceptIsAppliedByReloadAsync(field, edit);
+            return;
+        }
 
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-field-{name}-{Guid.NewGuid():n}.json");
         await File.WriteAllTextAsync(file, Config(name, edit, edit.Before), TestContext.Current.CancellationToken);
@@ -106,6 +113,51 @@ public sealed class RouteFieldReloadTests
         {
             File.Delete(file);
         }
+    }
+
+    /// <summary>
+    /// Intercept, added to a running route by an edit: the reload names the change, the rule is in
+    /// the proxy's nft table, and a connection of the selected user reaches the route (which
+    /// connects to its original destination, 127.0.0.1:9, where nothing listens). The route
+    /// drops its Upstream in the same edit, since an intercepting route has none.
+    /// </summary>
+    private static async Task InterceptIsAppliedByReloadAsync(RouteField field, Edit edit)
+    {
+        using var run = Interception.NamespaceRun.Require("setpriv");
+        var after = (Dictionary<string, string>)edit.After;
+        string File(object? intercept) => JsonSerializer.Serialize(new
+        {
+            BindProxy = new
+            {
+                Routes = new Dictionary<string, object>
+                {
+                    ["r"] = intercept is null
+                        ? new Dictionary<string, object> { ["Listen"] = "127.0.0.1:0", ["Upstream"] = "127.0.0.1:9", ["Source"] = "127.0.0.2", ["Protocol"] = edit.Protocol }
+                        : new Dictionary<string, object> { ["Listen"] = "127.0.0.1:0", ["Source"] = "127.0.0.2", ["Protocol"] = edit.Protocol, [field.Name] = intercept },
+                },
+            },
+        });
+        await System.IO.File.WriteAllTextAsync(Path.Combine(run.Directory, "before.json"), File(null), TestContext.Current.CancellationToken);
+        await System.IO.File.WriteAllTextAsync(Path.Combine(run.Directory, "after.json"), File(after), TestContext.Current.CancellationToken);
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            cp before.json proxy.json
+            $PROXY --config proxy.json --admin off > proxy.log 2>&1 & proxy=$!
+            trap 'kill $proxy 2>/dev/null' EXIT
+            wait_for proxy.log 'Route r listening on' || exit 20
+            cp after.json proxy.json.new; mv proxy.json.new proxy.json
+            wait_for proxy.log 'Route r: table inet' || exit 21
+            echo "rule: [$(nft list table inet bindproxy_$proxy | grep -o 'meta skuid [0-9a-z]* tcp dport @ports_r redirect to :[0-9]*')]"
+            echo "ports: [$(nft list set inet bindproxy_$proxy ports_r | grep -o 'elements = { [^}]* }')]"
+            setpriv --reuid {{after["Uid"]}} --regid {{after["Uid"]}} --clear-groups bash -c 'exec 3<>/dev/tcp/127.0.0.1/{{after["Ports"]}}; read -r -t 5 _ <&3'
+            wait_for proxy.log 'connect refused: 127.0.0.1:{{after["Ports"]}}' || exit 22
+            """, Prompt * 4);
+
+        var log = run.Read("proxy.log");
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{log}");
+        Assert.Contains($"{field.Name} {Written(field, edit.Before) ?? "(default)"} → {Written(field, edit.After)}", log, StringComparison.Ordinal);
+        Assert.Contains($"rule: [meta skuid {after["Uid"]} tcp dport @ports_r redirect to :", stdout, StringComparison.Ordinal);
+        Assert.Contains($"ports: [elements = {{ {after["Ports"]} }}]", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("takes effect at the next restart", log, StringComparison.Ordinal);
     }
 
     /// <summary>The text a served value shows for what was written (a duration as written, a map's first entry).</summary>

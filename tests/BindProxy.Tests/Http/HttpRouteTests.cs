@@ -253,6 +253,7 @@ public sealed class HttpRouteTests
         for (int i = 0; i < opening.Length; i++)
         {
             await socket.SendAsync(opening.AsMemory(i, 1), SocketFlags.None, TestContext.Current.CancellationToken);
+            // Apart in time, so each byte arrives on its own: that is what the protocol detection is tested with.
             await Task.Delay(i < 30 ? 5 : 0, TestContext.Current.CancellationToken);
         }
 

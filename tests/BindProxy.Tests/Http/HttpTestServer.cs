@@ -132,6 +132,7 @@ public sealed class HttpTestServer : IAsyncDisposable
             }
 
             case "/silent":
+                // Never answers: the proxy's RequestTimeout is what is tested. Bounded, so the handler ends.
                 await Task.Delay(TimeSpan.FromSeconds(30), aborted).ContinueWith(_ => { }, TaskScheduler.Default);
                 break;
 

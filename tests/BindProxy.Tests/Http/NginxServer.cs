@@ -99,24 +99,32 @@ public sealed class NginxServer : IAsyncDisposable
         }
         """;
 
+    /// <summary>Waits until nginx accepts a connection (true) or exits, e.g. because the port was taken (false).</summary>
     private async Task<bool> WaitUntilListeningAsync(TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline && !_process.HasExited)
-        {
-            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            try
+        bool listening = false;
+        await Poll.UntilAsync(
+            async () =>
             {
-                await probe.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port)).WaitAsync(TimeSpan.FromSeconds(1));
-                return true;
-            }
-            catch (Exception e) when (e is SocketException or TimeoutException)
-            {
-                await Task.Delay(50);
-            }
-        }
+                if (_process.HasExited)
+                {
+                    return true;
+                }
 
-        return false;
+                using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    await probe.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port)).WaitAsync(TimeSpan.FromSeconds(1));
+                    return listening = true;
+                }
+                catch (Exception e) when (e is SocketException or TimeoutException)
+                {
+                    return false;
+                }
+            },
+            $"nginx to listen on {Address} or exit",
+            timeout);
+        return listening;
     }
 
     /// <summary>The access log lines so far (nginx writes each line when the request ends).</summary>
@@ -126,19 +134,9 @@ public sealed class NginxServer : IAsyncDisposable
     /// <summary>Waits until an access log line contains <paramref name="fragment"/>.</summary>
     public async Task<string> WaitForAccessAsync(string fragment, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            var hit = (await AccessLogLinesAsync()).FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal));
-            if (hit is not null)
-            {
-                return hit;
-            }
-
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException($"no nginx access log line with '{fragment}' within {timeout}; got:\n{string.Join("\n", await AccessLogLinesAsync())}");
+        var lines = await Poll.UntilAsync(AccessLogLinesAsync, all => all.Any(l => l.Contains(fragment, StringComparison.Ordinal)),
+            $"an nginx access log line with '{fragment}'", timeout);
+        return lines.First(l => l.Contains(fragment, StringComparison.Ordinal));
     }
 
     private async Task<string> ErrorLogAsync()

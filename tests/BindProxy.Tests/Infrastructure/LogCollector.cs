@@ -21,19 +21,12 @@ public sealed class LogCollector : ILoggerProvider
     /// <summary>Waits until a line containing every one of <paramref name="fragments"/> was logged.</summary>
     public async Task<string> WaitForAsync(TimeSpan timeout, params string[] fragments)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            var hit = Messages.FirstOrDefault(m => fragments.All(f => m.Contains(f, StringComparison.Ordinal)));
-            if (hit is not null)
-            {
-                return hit;
-            }
-
-            await Task.Delay(20);
-        }
-
-        throw new TimeoutException($"no log line with [{string.Join("], [", fragments)}] within {timeout}; got:\n{string.Join("\n", Messages)}");
+        string? hit = null;
+        await Poll.UntilAsync(
+            () => (hit = Messages.FirstOrDefault(m => fragments.All(f => m.Contains(f, StringComparison.Ordinal)))) is not null,
+            () => $"a log line with [{string.Join("], [", fragments)}]; logged so far:\n{string.Join("\n", Messages)}",
+            timeout);
+        return hit!;
     }
 
     private sealed class Logger(LogCollector owner) : ILogger

@@ -3,15 +3,26 @@ using System.Diagnostics;
 namespace BindProxy.Tests.Infrastructure;
 
 /// <summary>A tshark capture on the loopback interface, for tests that check what goes over the wire.</summary>
+/// <remarks>
+/// tshark prints the capture time of every packet it writes, so the capture can tell when traffic
+/// sent after a given moment has reached the file: that is how it knows it has started, and that
+/// everything before a stop is in.
+/// </remarks>
 public sealed class PacketCapture : IAsyncDisposable
 {
+    /// <summary>How long a probe gets to show up before it is sent again (the capture may not be armed yet).</summary>
+    private static readonly TimeSpan ProbeAgainAfter = TimeSpan.FromMilliseconds(250);
+
     private readonly Process _process;
     private readonly string _tshark;
+    private readonly Func<Task> _probe;
+    private long _lastPacketTicks;
 
-    private PacketCapture(Process process, string tshark, string file)
+    private PacketCapture(Process process, string tshark, string file, Func<Task> probe)
     {
         _process = process;
         _tshark = tshark;
+        _probe = probe;
         File = file;
     }
 
@@ -20,7 +31,7 @@ public sealed class PacketCapture : IAsyncDisposable
     /// <summary>
     /// Starts capturing on <c>lo</c> with a capture filter. Returns once a packet of
     /// <paramref name="probe"/> (traffic that matches the filter) has been seen, so nothing that
-    /// follows is missed while the capture is still starting.
+    /// follows is missed while the capture is still starting. The probe is sent again at the stop.
     /// </summary>
     public static async Task<PacketCapture> StartAsync(string captureFilter, Func<Task> probe)
     {
@@ -28,7 +39,7 @@ public sealed class PacketCapture : IAsyncDisposable
         ExternalTool.RequireRoot("capturing on the loopback interface");
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-{Guid.NewGuid():n}.pcapng");
         var info = new ProcessStartInfo(tshark) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in new[] { "-i", "lo", "-f", captureFilter, "-w", file, "-P", "-l" })
+        foreach (var arg in new[] { "-i", "lo", "-f", captureFilter, "-w", file, "-P", "-l", "-T", "fields", "-e", "frame.time_epoch" })
         {
             info.ArgumentList.Add(arg);
         }
@@ -50,23 +61,56 @@ public sealed class PacketCapture : IAsyncDisposable
         }
 
         _ = process.StandardError.ReadToEndAsync(); // keep draining so tshark never blocks on stderr
-        var firstPacket = process.StandardOutput.ReadLineAsync(cts.Token).AsTask();
-        for (int i = 0; i < 40 && !firstPacket.IsCompleted; i++)
-        {
-            await probe();
-            await Task.WhenAny(firstPacket, Task.Delay(250, cts.Token));
-        }
-
-        if (await firstPacket is null)
-        {
-            throw new InvalidOperationException("tshark captured nothing of the probe traffic");
-        }
-
-        _ = process.StandardOutput.ReadToEndAsync();
-        return new PacketCapture(process, tshark, file);
+        var capture = new PacketCapture(process, tshark, file, probe);
+        _ = capture.FollowAsync(process.StandardOutput);
+        await capture.ProbeUntilCapturedAsync("tshark to capture the probe traffic");
+        return capture;
     }
 
-    /// <summary>Stops the capture (SIGINT, so the file is complete) and waits for tshark to exit.</summary>
+    /// <summary>Records the capture time of each packet tshark reports (one epoch time a line).</summary>
+    private async Task FollowAsync(StreamReader output)
+    {
+        while (await output.ReadLineAsync() is { } line)
+        {
+            if (double.TryParse(line, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+            {
+                Interlocked.Exchange(ref _lastPacketTicks, DateTime.UnixEpoch.AddSeconds(seconds).Ticks);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends the probe until tshark reports a packet captured after this call began. Packets reach
+    /// tshark in order, so everything sent before then is in the file too.
+    /// </summary>
+    private async Task ProbeUntilCapturedAsync(string what)
+    {
+        long mark = DateTime.UtcNow.Ticks;
+        Stopwatch? sinceProbe = null;
+        await Poll.UntilAsync(
+            async () =>
+            {
+                if (Interlocked.Read(ref _lastPacketTicks) >= mark)
+                {
+                    return true;
+                }
+
+                if (sinceProbe is null || sinceProbe.Elapsed >= ProbeAgainAfter)
+                {
+                    await _probe();
+                    sinceProbe = Stopwatch.StartNew();
+                }
+
+                return Interlocked.Read(ref _lastPacketTicks) >= mark;
+            },
+            what,
+            TimeSpan.FromSeconds(20));
+    }
+
+    /// <summary>
+    /// Sends the probe once more and waits until tshark has it, so every packet before it is in the
+    /// file; then stops the capture (SIGINT, so the file is complete) and waits for tshark to exit.
+    /// </summary>
     public async Task StopAsync()
     {
         if (_process.HasExited)
@@ -74,7 +118,7 @@ public sealed class PacketCapture : IAsyncDisposable
             return;
         }
 
-        await Task.Delay(300); // let the last packets reach the ring buffer
+        await ProbeUntilCapturedAsync("tshark to capture the closing probe");
         using (var kill = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill.WaitForExitAsync();

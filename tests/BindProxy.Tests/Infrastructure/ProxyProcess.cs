@@ -13,9 +13,13 @@ public sealed class ProxyProcess : IAsyncDisposable
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly Task _readers;
 
-    private ProxyProcess(Process process)
+    // Started as a shell command leading a process group of its own: signals go to the whole group.
+    private readonly bool _group;
+
+    private ProxyProcess(Process process, bool group = false)
     {
         _process = process;
+        _group = group;
         _readers = Task.WhenAll(Drain(process.StandardOutput), Drain(process.StandardError));
     }
 
@@ -55,6 +59,29 @@ public sealed class ProxyProcess : IAsyncDisposable
         return new ProxyProcess(Process.Start(info)!);
     }
 
+    /// <summary>
+    /// Runs <paramref name="command"/> as a user's terminal does: a shell leading a process group of
+    /// its own (setsid), so that <see cref="Interrupt"/> reaches everything it started, as Ctrl-C
+    /// does (e.g. <c>dotnet run</c> and the proxy it runs).
+    /// </summary>
+    public static ProxyProcess StartShell(string command, string workingDirectory, IReadOnlyDictionary<string, string> environment)
+    {
+        var info = new ProcessStartInfo("setsid") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var arg in new[] { "bash", "-c", command })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        return new ProxyProcess(Process.Start(info)!, group: true);
+    }
+
     private async Task Drain(StreamReader reader)
     {
         while (await reader.ReadLineAsync() is { } line)
@@ -63,26 +90,26 @@ public sealed class ProxyProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for a line containing <paramref name="fragment"/>.</summary>
+    /// <summary>Waits for a line containing <paramref name="fragment"/>; fails at once if the output ends first.</summary>
     public async Task<string> WaitForLineAsync(string fragment, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
+        string? line = null;
+        await Poll.UntilAsync(
+            () =>
+            {
+                // Looked at before the lines: once the readers are done, every line is in the queue.
+                bool ended = _readers.IsCompleted;
+                line = _lines.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal));
+                return line is not null || ended;
+            },
+            () => $"a line with '{fragment}'; output so far:\n{string.Join("\n", _lines)}",
+            timeout);
+        if (line is null)
         {
-            if (_lines.FirstOrDefault(l => l.Contains(fragment, StringComparison.Ordinal)) is { } line)
-            {
-                return line;
-            }
-
-            if (_process.HasExited)
-            {
-                break;
-            }
-
-            await Task.Delay(25);
+            Assert.Fail($"the output ended (the proxy exited) before a line with '{fragment}'; output:\n{string.Join("\n", _lines)}");
         }
 
-        throw new TimeoutException($"no line with '{fragment}'; output:\n{string.Join("\n", _lines)}");
+        return line;
     }
 
     /// <summary>The endpoint route <paramref name="route"/> listens on, read from the log.</summary>
@@ -109,7 +136,8 @@ public sealed class ProxyProcess : IAsyncDisposable
 
     private void Signal(string signal)
     {
-        using var kill = Process.Start("kill", [signal, _process.Id.ToString(CultureInfo.InvariantCulture)]);
+        string pid = _process.Id.ToString(CultureInfo.InvariantCulture);
+        using var kill = Process.Start("kill", _group ? [signal, "--", "-" + pid] : [signal, pid]);
         kill.WaitForExit();
     }
 
@@ -124,7 +152,15 @@ public sealed class ProxyProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            _process.Kill(entireProcessTree: true);
+            if (_group)
+            {
+                Signal("-KILL");
+            }
+            else
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
             await _process.WaitForExitAsync();
         }
 

@@ -71,17 +71,11 @@ public sealed class TestServer : IAsyncDisposable
 
         public void Add(int bytes) => Interlocked.Add(ref _value, bytes);
 
-        /// <summary>Waits until the count stops growing (read every 300 ms, at most 100 times); returns it.</summary>
+        /// <summary>Waits until the flood has started and its count stops growing (no change for 300 ms, within 30 s); returns it.</summary>
         public async Task<long> WaitUntilStalledAsync()
         {
-            long last = -1;
-            for (int i = 0; i < 100 && Value != last; i++)
-            {
-                last = Value;
-                await Task.Delay(300);
-            }
-
-            return last;
+            await Poll.UntilAsync(() => Value > 0, "the flood to send its first bytes");
+            return await Poll.SteadyAsync(() => Value, TimeSpan.FromMilliseconds(300), "the flood to stall", TimeSpan.FromSeconds(30));
         }
     }
 

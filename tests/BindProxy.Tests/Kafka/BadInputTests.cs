@@ -53,7 +53,7 @@ public sealed class BadInputFixture : IAsyncLifetime
         Bootstrap = Proxy.Endpoint(KafkaRoute.Name);
         _producer = KafkaRoute.Producer(Proxy, "steady-producer");
         var producer = _producer;
-        _producing = Task.Factory.StartNew(() =>
+        _producing = Task.Run(async () =>
         {
             for (int i = 0; !_stop.IsCancellationRequested && i < 1_000_000; i++)
             {
@@ -69,17 +69,16 @@ public sealed class BadInputFixture : IAsyncLifetime
                         Interlocked.Increment(ref _acknowledged);
                     }
                 });
-                Thread.Sleep(5);
+
+                // Paces the producer (a steady stream through every test), not a wait for anything.
+                await Task.Delay(5, CancellationToken.None);
             }
-        }, TaskCreationOptions.LongRunning);
+        });
 
         // The producer's metadata makes the proxy open a listener per broker.
         var directories = Proxy.Services.GetRequiredService<BrokerDirectories>();
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!(directories.All.TryGetValue(KafkaRoute.Name, out var directory) && directory.Brokers.Count == 3) && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20);
-        }
+        await Poll.UntilAsync(() => directories.All.TryGetValue(KafkaRoute.Name, out var directory) && directory.Brokers.Count == 3,
+            "a listener for each of the 3 brokers", TimeSpan.FromSeconds(30));
 
         var broker2 = directories.All[KafkaRoute.Name].Brokers.Single(b => b.NodeId == 2);
         BrokerListener = new IPEndPoint(Bootstrap.Address, broker2.ProxyPort);
@@ -177,13 +176,8 @@ public sealed class BadInputTests(BadInputFixture fixture) : IClassFixture<BadIn
         Assert.DoesNotContain("Exception", line);
 
         // The producer on the same proxy never noticed.
-        var deadline = DateTime.UtcNow + Timeout;
-        while (fixture.Acknowledged < acknowledgedBefore + 20 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
-
-        Assert.True(fixture.Acknowledged >= acknowledgedBefore + 20, $"the good producer stalled at {fixture.Acknowledged} (was {acknowledgedBefore})");
+        await Poll.UntilAsync(() => fixture.Acknowledged, acknowledged => acknowledged >= acknowledgedBefore + 20,
+            $"the good producer to get 20 more acknowledgements (it had {acknowledgedBefore})", Timeout);
         Assert.True(fixture.Failed == 0, $"the good producer saw {fixture.Failed} failures, last: {fixture.LastFailure}");
     }
 }

@@ -35,28 +35,28 @@ public sealed class ConsumerGroupTests
         await ProduceBatchAsync(producer, "first", timeout.Token);
 
         await using var first = Member.Start(proxy, "member-a");
-        await WaitUntilAsync(() => first.Received.Count >= BatchSize, () => $"member-a read {first.Received.Count} of the first {BatchSize}", timeout.Token);
+        await Poll.UntilAsync(() => first.Received.Count >= BatchSize, () => $"member-a to read the first {BatchSize}; it read {first.Received.Count}", Timeout);
         Assert.Equal(Partitions, first.Assignment.Length);
         first.CommitSoon();
-        await WaitUntilAsync(() => first.Committed, () => "member-a never committed", timeout.Token);
+        await Poll.UntilAsync(() => first.Committed, "member-a to commit", Timeout);
 
         await using var second = Member.Start(proxy, "member-b");
-        await WaitUntilAsync(
+        await Poll.UntilAsync(
             () => first.Assignment.Length > 0 && second.Assignment.Length > 0 && first.Assignment.Length + second.Assignment.Length == Partitions,
-            () => $"assignments after the rebalance: a [{string.Join(",", first.Assignment)}], b [{string.Join(",", second.Assignment)}]",
-            timeout.Token);
+            () => $"both members to share the {Partitions} partitions; assignments: a [{string.Join(",", first.Assignment)}], b [{string.Join(",", second.Assignment)}]",
+            Timeout);
         Assert.Empty(first.Assignment.Intersect(second.Assignment));
         Assert.True(first.Rebalances >= 2, "member-a went through a second assignment");
 
         await ProduceBatchAsync(producer, "second", timeout.Token);
-        await WaitUntilAsync(() => first.Received.Count + second.Received.Count >= 2 * BatchSize,
-            () => $"read {first.Received.Count} + {second.Received.Count} of {2 * BatchSize}", timeout.Token);
+        await Poll.UntilAsync(() => first.Received.Count + second.Received.Count >= 2 * BatchSize,
+            () => $"the members to read all {2 * BatchSize}; they read {first.Received.Count} + {second.Received.Count}", Timeout);
 
         // Every broker connection of both members and the producer leaves from the route's source.
         Assert.Empty(KafkaRoute.StrayBrokerConnections(cluster));
         Assert.All(SocketTable.ConnectionsTo(KafkaRoute.BrokerPorts(cluster)), c => Assert.Equal(KafkaRoute.SourceAddress, c.Local.Address));
 
-        // Give a duplicate delivery a moment to show up before counting.
+        // No duplicate arriving is what is tested: give one a moment to show up before counting.
         await Task.Delay(500, timeout.Token);
         var all = first.Received.Concat(second.Received).ToList();
         var duplicates = all.GroupBy(v => v).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
@@ -80,19 +80,6 @@ public sealed class ConsumerGroupTests
             var report = await producer.ProduceAsync(new TopicPartition(Topic, i % Partitions),
                 new Message<string, string> { Key = $"{prefix}-{i}", Value = $"{prefix}-{i}" }, cancellationToken);
             Assert.Equal(PersistenceStatus.Persisted, report.Status);
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, Func<string> describe, CancellationToken cancellationToken)
-    {
-        while (!condition())
-        {
-            if (cancellationToken.IsCancellationRequested)
-            {
-                Assert.Fail("timed out: " + describe());
-            }
-
-            await Task.Delay(50, CancellationToken.None);
         }
     }
 

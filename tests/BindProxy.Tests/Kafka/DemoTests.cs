@@ -95,9 +95,9 @@ public sealed partial class DemoTests
         var readers = Task.WhenAll(Collect(demo.StandardOutput, lines), Collect(demo.StandardError, lines));
         try
         {
-            await WaitForLineAsync(demo, lines, "demo finished: all checks passed", DemoRunner.Deadline + TimeSpan.FromSeconds(15));
+            await WaitForLineAsync(readers, lines, "demo finished: all checks passed", DemoRunner.Deadline + TimeSpan.FromSeconds(15));
             var printed = lines.Select(l => l.Trim()).First(l => l.StartsWith("tshark -i lo -f '", StringComparison.Ordinal));
-            await WaitForLineAsync(demo, lines, "live: ", TimeSpan.FromSeconds(30));
+            await WaitForLineAsync(readers, lines, "live: ", TimeSpan.FromSeconds(30));
 
             if (capture)
             {
@@ -139,18 +139,21 @@ public sealed partial class DemoTests
         }
     }
 
-    private static async Task WaitForLineAsync(Process process, ConcurrentQueue<string> lines, string fragment, TimeSpan timeout)
+    /// <summary>Waits for a line with <paramref name="fragment"/>; fails at once if the output ends (the demo exited) first.</summary>
+    private static async Task WaitForLineAsync(Task readers, ConcurrentQueue<string> lines, string fragment, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!lines.Any(l => l.Contains(fragment, StringComparison.Ordinal)))
-        {
-            if (process.HasExited || DateTime.UtcNow > deadline)
+        bool found = false;
+        await Poll.UntilAsync(
+            () =>
             {
-                Assert.Fail($"no line with '{fragment}' (exited: {process.HasExited}); output:\n{string.Join("\n", lines)}");
-            }
-
-            await Task.Delay(50);
-        }
+                // Looked at before the lines: once the readers are done, every line is in the queue.
+                bool ended = readers.IsCompleted;
+                found = lines.Any(l => l.Contains(fragment, StringComparison.Ordinal));
+                return found || ended;
+            },
+            () => $"a line with '{fragment}'; output so far:\n{string.Join("\n", lines)}",
+            timeout);
+        Assert.True(found, $"the output ended (the demo exited) before a line with '{fragment}'; output:\n{string.Join("\n", lines)}");
     }
 
     [GeneratedRegex(@"^\s+127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+\s+127\.0\.0\.2:\d+\s+127\.0\.0\.1:\d+\s+(?<node>[123])\s+demo-(producer|consumer)\s+ESTABLISHED$", RegexOptions.Multiline)]

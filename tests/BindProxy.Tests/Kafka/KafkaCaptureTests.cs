@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using BindProxy.Demo;
+using BindProxy.Kafka.Protocol;
 using BindProxy.Tests.Infrastructure;
 using Confluent.Kafka;
 
@@ -23,11 +25,14 @@ public sealed class KafkaCaptureTests
         var brokerPorts = KafkaRoute.BrokerPorts(cluster);
         var filter = string.Join(" or ", brokerPorts.Select(p => $"tcp port {p}"));
 
-        // The probe connects to the proxy, which connects to a broker from the source: traffic in the filter.
+        // The probe asks the proxy for metadata, which it fetches from a broker from the source:
+        // traffic in the filter, over by the time the answer is read.
         await using var capture = await PacketCapture.StartAsync(filter, async () =>
         {
             using var probe = await SocketExtensions.ConnectAsync(proxy.Endpoint(KafkaRoute.Name));
-            await Task.Delay(50);
+            await probe.SendAsync(TestSupport.RequestFrame(KafkaApiKeys.Metadata, 1, ResponseEncoders.CorrelationId, "capture-probe", w => w.Int32(-1)));
+            var size = BinaryPrimitives.ReadInt32BigEndian(await probe.ReadExactlyAsync(4));
+            await probe.ReadExactlyAsync(size);
         });
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));

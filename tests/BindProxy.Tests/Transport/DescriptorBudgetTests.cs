@@ -18,6 +18,38 @@ public sealed class DescriptorBudgetTests
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
 
     [Fact]
+    public void A_burst_of_refusals_is_logged_as_its_first_line_then_one_line_with_the_rest()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        using var logs = new LogCollector();
+        using var budget = new DescriptorBudget(DescriptorBudget.Reserve + 2, 0, new Logger<DescriptorBudget>(new LoggerFactory([logs])), time: time);
+        var client = new IPEndPoint(IPAddress.Loopback, 40000);
+
+        for (int i = 0; i < 1631; i++)
+        {
+            budget.Refuse("r", client);
+        }
+
+        var first = Assert.Single(logs.Messages);
+        Assert.Contains("r: refused 127.0.0.1:40000", first, StringComparison.Ordinal);
+        Assert.Contains("(1 refused since the last such line", first, StringComparison.Ordinal);
+
+        // The interval that began with that line ends: the other 1630 are said once.
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, logs.Messages.Count());
+        Assert.Contains("r: 1630 more client(s) refused in the last 10 s for want of descriptors", logs.Messages.Last(), StringComparison.Ordinal);
+
+        // Nothing refused since: nothing more to say.
+        time.Advance(TimeSpan.FromSeconds(30));
+        Assert.Equal(2, logs.Messages.Count());
+
+        // A refusal later starts over with a line of its own.
+        budget.Refuse("r", client);
+        Assert.Equal(3, logs.Messages.Count());
+        Assert.Contains("(1 refused since the last such line", logs.Messages.Last(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Clients_past_the_budget_are_reset_at_once_counted_and_logged_once_and_served_again_when_others_leave()
     {
         const string Route = "budget";

@@ -1,11 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using BindProxy.Forwarding;
-using BindProxy.Http;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 
-namespace BindProxy.Admin;
+namespace BindProxy.Forwarding;
 
 /// <summary>
 /// The proxy's instruments, on the meter <c>BindProxy</c>. Every recording call is made once per
@@ -13,9 +11,10 @@ namespace BindProxy.Admin;
 /// forwarded bytes and open connections are read off the connections themselves when the metrics
 /// are collected, for the routes served then — a removed route's live series go with it; its
 /// event counters keep what it did. An Http route's connections are its upstream connections, on
-/// the same series as a Tcp route's.
+/// the same series as a Tcp route's. The layers above (Kafka, Http) record their own events in
+/// plain values, so the forwarding path's metrics know nothing of their protocols.
 /// </summary>
-internal sealed class ProxyMetrics : IHttpRouteMetrics
+internal sealed class ProxyMetrics
 {
     public const string MeterName = "BindProxy";
 
@@ -84,6 +83,7 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
 
     public void Closed(ProxiedConnection connection, CloseReason reason) => Closed(connection, Tag(reason));
 
+    /// <summary>An Http route's connection pool closed an upstream connection it no longer needed (idle, or its request ended early).</summary>
     public void ClosedByPool(ProxiedConnection connection) => Closed(connection, "pool_closed");
 
     private void Closed(ProxiedConnection connection, string reason)
@@ -94,6 +94,7 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
         _closed.Add(1, route, new KeyValuePair<string, object?>("reason", reason));
     }
 
+    /// <summary>An Http route sent a response with <paramref name="statusCode"/>, from the upstream or made by the proxy (502, 503, 504).</summary>
     public void Responded(string route, int statusCode, bool byProxy) =>
         _httpResponses.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("code", StatusCodeLabels.Of(statusCode)),
             new KeyValuePair<string, object?>("from", byProxy ? "proxy" : "upstream"));
@@ -114,8 +115,9 @@ internal sealed class ProxyMetrics : IHttpRouteMetrics
     public void Rejected(string route, string reason) =>
         _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
 
-    public void KafkaRequest(string route, short apiKey) =>
-        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", Kafka.Protocol.KafkaApis.NameOf(apiKey)));
+    /// <summary>A Kafka request was forwarded; <paramref name="api"/> is its API's name from a fixed table, so the series stay bounded.</summary>
+    public void KafkaRequest(string route, string api) =>
+        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", api));
 
     private RouteBytes BytesOf(string route) => _bytes.GetOrAdd(route, _ => new RouteBytes());
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BindProxy.Admin;
+namespace BindProxy.Forwarding;
 
 /// <summary>Label values for HTTP status codes, made once; anything outside 100-599 shares one value, so an odd upstream cannot grow the series.</summary>
 internal static class StatusCodeLabels

@@ -1,0 +1,28 @@
+using BindProxy.Forwarding;
+using BindProxy.Kafka.Brokers;
+using BindProxy.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace BindProxy.Kafka;
+
+/// <summary>
+/// Forwards the connections of Kafka routes for the forwarding path: one <see cref="KafkaSession"/>
+/// per connection, told the broker addresses through its route family's <see cref="BrokerDirectories"/>.
+/// </summary>
+internal sealed class KafkaForwarder(BrokerDirectories brokers, ProxyMetrics metrics, ILogger<KafkaSession> logger) : IKafkaForwarder
+{
+    public Task<string?> PeekClientIdAsync(PipeSocket client, TimeSpan timeout, CancellationToken cancellationToken) =>
+        KafkaClientIdReader.PeekAsync(client, timeout, cancellationToken);
+
+    public Task<CloseReason> ForwardAsync(ProxiedConnection connection, PipeSocket client, PipeSocket upstream, CancellationToken cancellationToken)
+    {
+        var route = connection.RouteModel;
+        var settings = route.Kafka ?? throw new ArgumentException($"Route {route.Name} is not a Kafka route.", nameof(connection));
+        var session = new KafkaSession(client, upstream, brokers.MapperFor(connection.Served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
+        {
+            Metrics = metrics,
+        };
+        connection.Kafka = session;
+        return session.ForwardAsync(cancellationToken);
+    }
+}
