@@ -65,6 +65,19 @@ internal static class BindProxyCommand
                 result.AddError($"--log-level: '{text}' is not a level; expected verbose, debug, information, warning, error or fatal");
             }
         });
+        var engine = new Option<string?>("--engine")
+        {
+            Description = "Forwarding engine of plain Tcp routes: auto (default: relay on Linux x64/arm64, pipes elsewhere), relay or pipes. Replaces the file's BindProxy:Engine.",
+            HelpName = "ENGINE",
+            Recursive = true,
+        };
+        engine.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } text && !ForwardingEngine.TryParse(text, out _))
+            {
+                result.AddError($"--engine: '{text}' is not an engine; expected {ForwardingEngine.Expected}");
+            }
+        });
         var listen = new Option<string?>("--listen")
         {
             Description = "Quick mode: listen endpoint(s), ADDR:PORT or an address range/CIDR/list with one port. Replaces the file's routes.",
@@ -81,22 +94,22 @@ internal static class BindProxyCommand
             "BindProxy: a TCP proxy that re-originates every client connection from a configured source address (127.0.0.N), " +
             "so one client's traffic can be isolated in Wireshark and load tests get past one address pair's ephemeral ports.")
         {
-            config, admin, logLevel, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
+            config, admin, logLevel, engine, listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
         };
 
         QuickRoute Quick(ParseResult p) => new(p.GetValue(listen), p.GetValue(upstream), p.GetValue(source), p.GetValue(protocol), p.GetValue(connectTimeout),
             p.GetValue(brokerPorts), p.GetValue(advertisedHost), p.GetValue(assign));
 
-        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse),
+        root.SetAction((parse, cancellationToken) => ServeAsync(parse.GetValue(config), parse.GetValue(admin), parse.GetValue(engine), Quick(parse),
             parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost, cancellationToken));
 
         var check = new Command("check", "Validate the configuration, test-bind every source address and listen endpoint, and serve nothing.")
         {
             listen, upstream, source, protocol, connectTimeout, brokerPorts, advertisedHost, assign,
         };
-        check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), Quick(parse), cancellationToken));
+        check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), parse.GetValue(engine), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);
-        root.Subcommands.Add(ExecCommand.Create(config, admin, parse => parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost));
+        root.Subcommands.Add(ExecCommand.Create(config, admin, engine, parse => parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost));
         return root;
     }
 
@@ -104,7 +117,7 @@ internal static class BindProxyCommand
     /// Loads, validates and test-binds the configuration; every problem goes to stderr (one line
     /// when there is one) and the result is null then.
     /// </summary>
-    private static async Task<(IConfigurationRoot Configuration, ProxyModel? Model)> LoadAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken, bool watch = false)
+    private static async Task<(IConfigurationRoot Configuration, ProxyModel? Model)> LoadAsync(string? path, string? admin, string? engine, QuickRoute quick, CancellationToken cancellationToken, bool watch = false)
     {
         var configuration = ConfigLoader.Load(path, required: path is not null || !quick.IsSet, reloadOnChange: watch && !quick.IsSet, out var loadError);
         if (loadError is not null)
@@ -114,7 +127,7 @@ internal static class BindProxyCommand
         }
 
         var validator = new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe());
-        var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick, admin), cancellationToken).ConfigureAwait(false);
+        var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick, admin, engine), cancellationToken).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
             await Console.Error.WriteLineAsync($"warning: {warning}").ConfigureAwait(false);
@@ -132,9 +145,9 @@ internal static class BindProxyCommand
         return (configuration, result.Model);
     }
 
-    private static async Task<int> CheckAsync(string? path, string? admin, QuickRoute quick, CancellationToken cancellationToken)
+    private static async Task<int> CheckAsync(string? path, string? admin, string? engine, QuickRoute quick, CancellationToken cancellationToken)
     {
-        var (_, model) = await LoadAsync(path, admin, quick, cancellationToken).ConfigureAwait(false);
+        var (_, model) = await LoadAsync(path, admin, engine, quick, cancellationToken).ConfigureAwait(false);
         if (model is null)
         {
             return ExitConfigInvalid;
@@ -150,14 +163,15 @@ internal static class BindProxyCommand
             Console.WriteLine($"admin endpoint: http://{adminModel.Listen}/");
         }
 
+        Console.WriteLine($"forwarding engine for Tcp routes: {model.Engine}");
         Console.WriteLine($"configuration OK: {model.Routes.Count} route(s)");
         return ExitOk;
     }
 
-    private static async Task<int> ServeAsync(string? path, string? admin, QuickRoute quick, LogLevel? logLevel,
+    private static async Task<int> ServeAsync(string? path, string? admin, string? engine, QuickRoute quick, LogLevel? logLevel,
         Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost, CancellationToken cancellationToken)
     {
-        var (configuration, model) = await LoadAsync(path, admin, quick, cancellationToken, watch: true).ConfigureAwait(false);
+        var (configuration, model) = await LoadAsync(path, admin, engine, quick, cancellationToken, watch: true).ConfigureAwait(false);
         if (model is null)
         {
             return ExitConfigInvalid;

@@ -42,7 +42,7 @@ internal static partial class ExecCommand
     };
 
     /// <param name="logLevel">The <c>--log-level</c> the user gave, if any.</param>
-    public static Command Create(Option<string?> config, Option<string?> admin, Func<ParseResult, LogLevel?> logLevel, Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost)
+    public static Command Create(Option<string?> config, Option<string?> admin, Option<string?> engine, Func<ParseResult, LogLevel?> logLevel, Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost)
     {
         var source = new Option<string>("--source") { Description = "Source address(es) the command's connections leave from: 127.0.0.7, a range, a CIDR block or a list.", Required = true };
         var ports = new Option<string?>("--ports") { Description = "Destination ports to intercept: 9092-9094,8081." };
@@ -58,7 +58,7 @@ internal static partial class ExecCommand
             source, ports, protocol, kafka, assign, command,
         };
         exec.SetAction((parse, cancellationToken) => RunAsync(
-            new ExecOptions(parse.GetValue(config), parse.GetValue(admin), parse.GetValue(source)!, parse.GetValue(ports), parse.GetValue(protocol),
+            new ExecOptions(parse.GetValue(config), parse.GetValue(admin), parse.GetValue(engine), parse.GetValue(source)!, parse.GetValue(ports), parse.GetValue(protocol),
                 parse.GetValue(kafka), parse.GetValue(assign), parse.GetValue(command) ?? [], logLevel(parse)),
             configureHost, cancellationToken));
         return exec;
@@ -124,7 +124,7 @@ internal static partial class ExecCommand
         CgroupGroup group, string alternative, Action<WebApplicationBuilder, IConfiguration, LogLevel?> configureHost, CancellationToken cancellationToken)
     {
         var route = model.Routes[0].WithIntercept(new InterceptSettings(ports, new InterceptSelector.Cgroup(group.Directory, group.Level)));
-        model = new ProxyModel([route], model.DrainTimeout) { Admin = model.Admin };
+        model = new ProxyModel([route], model.DrainTimeout) { Admin = model.Admin, Engine = model.Engine };
         var app = ProxyHost.Build(model, configuration, builder =>
         {
             configureHost(builder, configuration, options.LogLevel);
@@ -249,7 +249,7 @@ internal static partial class ExecCommand
         // Redirected connections arrive on loopback: IPv4 at 127.0.0.1, IPv6 at [::1] when the machine has it.
         var listen = Ipv6LoopbackWorks() ? "127.0.0.1:0,[::1]:0" : "127.0.0.1:0";
         var route = new RouteConfig { Name = RouteName, Listen = listen, Upstream = upstream, Source = options.Source, Protocol = protocol, Assign = options.Assign };
-        var config = ConfigLoader.Read(configuration, new QuickRoute(null, null, null, null, null), options.Admin) with { Routes = [route] };
+        var config = ConfigLoader.Read(configuration, new QuickRoute(null, null, null, null, null), options.Admin, options.Engine) with { Routes = [route] };
         var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(config, cancellationToken).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
@@ -312,7 +312,7 @@ internal static partial class ExecCommand
         }
     }
 
-    private sealed record ExecOptions(string? Config, string? Admin, string Source, string? Ports, string? Protocol, string? Kafka, string? Assign, IReadOnlyList<string> Command, LogLevel? LogLevel);
+    private sealed record ExecOptions(string? Config, string? Admin, string? Engine, string Source, string? Ports, string? Protocol, string? Kafka, string? Assign, IReadOnlyList<string> Command, LogLevel? LogLevel);
 
     /// <summary>A host lifetime that ignores signals: exec stops the host itself once the command has exited.</summary>
     private sealed class CommandLifetime : IHostLifetime

@@ -64,10 +64,12 @@ internal static class ConfigLoader
     public static string? Problem(IConfiguration configuration) => CheckedJsonProvider.ProblemOf(configuration);
 
     /// <param name="admin">The <c>--admin</c> option; replaces the file's <c>Admin:Listen</c> when set.</param>
-    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick, string? admin = null)
+    /// <param name="engine">The <c>--engine</c> option; replaces the file's <c>BindProxy:Engine</c> when set.</param>
+    public static ProxyConfig Read(IConfiguration configuration, QuickRoute quick, string? admin = null, string? engine = null)
     {
         var file = ConfigReader.Read(configuration);
         var config = quick.IsSet ? file with { Routes = [quick.ToRouteConfig()] } : file;
+        config = engine is null ? config : config with { Engine = engine };
         return admin is null ? config : config with { Admin = (config.Admin ?? new AdminConfig()) with { Listen = admin } };
     }
 }

@@ -10,8 +10,12 @@ internal static class ConfigReader
 {
     public const string SectionName = "BindProxy";
 
+    /// <summary>The keys of the <c>BindProxy</c> section, and when an edit of each takes effect.</summary>
+    internal static readonly (string Key, FieldReload Reload)[] ProxyFields =
+        [("Routes", FieldReload.Live), ("DrainTimeout", FieldReload.Live), ("Engine", FieldReload.Restart)];
+
     /// <summary>The keys of the <c>BindProxy</c> section.</summary>
-    internal static readonly string[] ProxyKeys = ["Routes", "DrainTimeout"];
+    internal static readonly string[] ProxyKeys = [.. ProxyFields.Select(f => f.Key)];
 
     /// <summary>The top-level sections the proxy reads.</summary>
     internal static readonly string[] Sections = [SectionName, AdminConfig.SectionName, "Serilog"];
@@ -34,7 +38,14 @@ internal static class ConfigReader
         }
 
         var routes = proxy.GetSection("Routes").GetChildren().Select(ReadRoute).ToList();
-        return new ProxyConfig { Routes = routes, DrainTimeout = proxy["DrainTimeout"], Admin = ReadAdmin(configuration), UnknownKeys = unknown };
+        return new ProxyConfig { Routes = routes, DrainTimeout = proxy["DrainTimeout"], Engine = proxy["Engine"], Admin = ReadAdmin(configuration), UnknownKeys = unknown };
+    }
+
+    /// <summary>The values of the <c>BindProxy</c> keys that take effect at the next restart, as written (null when not set).</summary>
+    public static IReadOnlyDictionary<string, string?> ReadRestartOnly(IConfiguration configuration)
+    {
+        var proxy = configuration.GetSection(SectionName);
+        return ProxyFields.Where(f => f.Reload == FieldReload.Restart).ToDictionary(f => f.Key, f => proxy[f.Key], StringComparer.Ordinal);
     }
 
     /// <summary>The top-level <c>Admin</c> section, or null when there is none.</summary>

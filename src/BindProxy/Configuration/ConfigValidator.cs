@@ -69,7 +69,26 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             errors.Add(new ConfigError("", "BindProxy:DrainTimeout", $"'{drainText}' is not a duration such as 00:00:30"));
         }
 
-        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) { Admin = admin } : null, errors, warnings);
+        var engine = ValidateEngine(config.Engine, errors);
+        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine! } : null, errors, warnings);
+    }
+
+    private static ForwardingEngine? ValidateEngine(string? text, List<ConfigError> errors)
+    {
+        var setting = EngineSetting.Auto;
+        if (text is not null && !ForwardingEngine.TryParse(text, out setting))
+        {
+            errors.Add(new ConfigError("", "BindProxy:Engine", $"'{text}' is not an engine; expected {ForwardingEngine.Expected}"));
+            return null;
+        }
+
+        var engine = ForwardingEngine.Select(setting, out var error);
+        if (engine is null)
+        {
+            errors.Add(new ConfigError("", "BindProxy:Engine", error!));
+        }
+
+        return engine;
     }
 
     /// <summary>

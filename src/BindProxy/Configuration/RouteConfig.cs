@@ -122,6 +122,9 @@ internal sealed record ProxyConfig
     /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
     public string? DrainTimeout { get; init; }
 
+    /// <summary>The forwarding engine of plain Tcp routes: auto (default), relay or pipes. Read at startup.</summary>
+    public string? Engine { get; init; }
+
     /// <summary>The admin endpoint; null when the file has no <c>Admin</c> section.</summary>
     public AdminConfig? Admin { get; init; }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Runtime.CompilerServices;
 using BindProxy.Configuration;
+using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 

@@ -1,4 +1,5 @@
 using BindProxy.Configuration;
+using BindProxy.Transport;
 using Microsoft.Extensions.Hosting;
 
 namespace BindProxy.Forwarding;

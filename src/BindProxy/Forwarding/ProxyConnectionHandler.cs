@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Runtime.Versioning;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Outbound;
@@ -19,17 +20,19 @@ internal sealed partial class ProxyConnectionHandler(
     UpstreamConnector connector,
     ConnectionRegistry registry,
     TransportOptions options,
+    ForwardingEngine engine,
     IKafkaForwarder kafkaForwarder,
     SourceAssigner assigner,
-    RelayEngine relays,
     DescriptorBudget descriptors,
     InterceptedConnections interceptions,
     ProxyMetrics metrics,
     UpstreamRefusals refusals,
     DrainCoordinator drains,
     ILogger<ProxyConnectionHandler> logger,
+    RelayEngine? relays = null,
     HandoffFaults? faults = null) : ConnectionHandler, IRelayOwner
 {
+    [SupportedOSPlatform("linux")]
     private static readonly Func<IPAddress, IPEndPoint, ConnectDeadline, (RelayEngine Relays, SocketHandle Client), ValueTask<SocketHandle>> s_connectRaw =
         static (source, destination, deadline, state) => state.Relays.ConnectAsync(source, destination, deadline, state.Client);
 
@@ -121,7 +124,7 @@ internal sealed partial class ProxyConnectionHandler(
         }
 
         // Plain Tcp: the relay engine forwards it without a pipe, and holds it without this call.
-        if (route.Kafka is null && RelayEngine.IsSupported && inbound.TryDetach(out var client, out var reservation))
+        if (route.Kafka is null && engine.IsRelay && inbound.TryDetach(out var client, out var reservation))
         {
             bool started = false;
             try
@@ -158,6 +161,7 @@ internal sealed partial class ProxyConnectionHandler(
     /// failed. Until the relay takes them, this owns the client's socket, the upstream one and the
     /// descriptors reserved for them, and releases all three on every way out, exceptions included.
     /// </summary>
+    [SupportedOSPlatform("linux")]
     private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
         SocketHandle client, DescriptorReservation reservation, AssignmentLease? lease, PendingInterception? intercepted)
     {
@@ -165,7 +169,9 @@ internal sealed partial class ProxyConnectionHandler(
         TcpRelay? relay = null;
         try
         {
-            var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, s_connectRaw, (relays, client), connection.ConnectionClosed).ConfigureAwait(false);
+            // Registered whenever the relay engine is the one chosen (see ProxyHost).
+            var relayEngine = relays ?? throw new InvalidOperationException("the relay engine is not registered");
+            var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, s_connectRaw, (relayEngine, client), connection.ConnectionClosed).ConfigureAwait(false);
             if (!connect.IsConnected)
             {
                 ConnectFailed(route, inbound.Client, connect.Error, connect.Detail, connect.Elapsed, client);
@@ -176,7 +182,7 @@ internal sealed partial class ProxyConnectionHandler(
             faults?.At(HandoffStep.Connected);
             var source = RawSocket.LocalEndPoint(upstream);
             var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
-            relay = new TcpRelay(relays.NextLoop(), client, upstream, reservation, inbound.Client, inbound.Listener, source, connect.Upstream!);
+            relay = new TcpRelay(relayEngine.NextLoop(), client, upstream, reservation, inbound.Client, inbound.Listener, source, connect.Upstream!);
             var live = registry.Add(served, route, relay);
             try
             {
@@ -215,8 +221,10 @@ internal sealed partial class ProxyConnectionHandler(
         }
     }
 
-    public void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason)
+    [SupportedOSPlatform("linux")]
+    public void OnRelayClosed(TcpRelay relay, object? state, CloseReason reason)
     {
+        var connection = (ProxiedConnection)state!;
         var route = connection.RouteModel;
         reason = connection.ProxyReason ?? reason;
         metrics.Closed(connection, reason);
@@ -268,7 +276,7 @@ internal sealed partial class ProxyConnectionHandler(
             ConnectError.Timeout => CloseReason.ConnectTimeout,
             ConnectError.Refused => CloseReason.ConnectRefused,
             ConnectError.SourcesExhausted => CloseReason.SourcesExhausted,
-            ConnectError.Cancelled when socket is not null && RawSocket.Peek(socket) is var peer && peer != PeerState.Open =>
+            ConnectError.Cancelled when socket is not null && OperatingSystem.IsLinux() && RawSocket.Peek(socket) is var peer && peer != PeerState.Open =>
                 peer == PeerState.Closed ? CloseReason.ClientClosed : CloseReason.ClientReset,
             ConnectError.Cancelled => CloseReason.ProxyAborted,
             _ => CloseReason.ConnectFailed,

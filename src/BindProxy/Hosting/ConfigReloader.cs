@@ -41,11 +41,15 @@ internal sealed partial class ConfigReloader(
     // so an edit is told by comparing the file with itself.
     private string? _fileAdmin;
 
+    // The file's restart-only BindProxy keys (Engine) as last read, compared the same way (--engine may stand in for the file's).
+    private IReadOnlyDictionary<string, string?> _fileRestartOnly = new Dictionary<string, string?>();
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (source.Configuration is { } configuration)
         {
             _fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
+            _fileRestartOnly = ConfigReader.ReadRestartOnly(configuration);
             _watch = ChangeToken.OnChange(configuration.GetReloadToken, () => Track(ReloadSoonAsync()));
         }
 
@@ -126,7 +130,11 @@ internal sealed partial class ConfigReloader(
             var fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
             (string Before, string After)? adminEdit = fileAdmin == _fileAdmin ? null : (_fileAdmin ?? "(none)", fileAdmin ?? "(none)");
             _fileAdmin = fileAdmin;
-            await ApplyAsync(routes.Current, result.Model!, adminEdit).ConfigureAwait(false);
+            var restartOnly = ConfigReader.ReadRestartOnly(configuration);
+            var restartEdits = restartOnly.Where(kv => kv.Value != _fileRestartOnly.GetValueOrDefault(kv.Key))
+                .Select(kv => (Key: kv.Key, Before: _fileRestartOnly.GetValueOrDefault(kv.Key) ?? "(default)", After: kv.Value ?? "(default)")).ToList();
+            _fileRestartOnly = restartOnly;
+            await ApplyAsync(routes.Current, result.Model!, adminEdit, restartEdits).ConfigureAwait(false);
 
             // Interception rules follow the routes as applied, with the ports their listeners got.
             await interception.ReloadedAsync(cancellationToken).ConfigureAwait(false);
@@ -138,7 +146,7 @@ internal sealed partial class ConfigReloader(
         }
     }
 
-    private async Task ApplyAsync(ProxyModel old, ProxyModel next, (string Before, string After)? adminEdit)
+    private async Task ApplyAsync(ProxyModel old, ProxyModel next, (string Before, string After)? adminEdit, List<(string Key, string Before, string After)> restartEdits)
     {
         var changed = new List<RouteChange>();
         var serving = new List<RouteModel>();
@@ -164,7 +172,7 @@ internal sealed partial class ConfigReloader(
 
         bool drainChanged = old.DrainTimeout != next.DrainTimeout;
         bool sameRoutes = next.Routes.Count == old.Routes.Count && next.Routes.All(r => old.ByName.ContainsKey(r.Name));
-        if (changed.Count == 0 && sameRoutes && !drainChanged && adminEdit is null)
+        if (changed.Count == 0 && sameRoutes && !drainChanged && adminEdit is null && restartEdits.Count == 0)
         {
             Log.Unchanged(logger);
             return;
@@ -172,8 +180,8 @@ internal sealed partial class ConfigReloader(
 
         // New connections see the new definitions from here on (a changed route's members, such
         // as its Kafka broker listeners, with it); established ones keep theirs. The admin
-        // endpoint is made once, at startup.
-        var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin });
+        // endpoint and the forwarding engine are made once, at startup.
+        var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin, Engine = old.Engine });
 
         // Routes that no longer intercept stop redirecting before their listeners close, so their
         // clients reach their servers directly instead of a closed port.
@@ -234,6 +242,11 @@ internal sealed partial class ConfigReloader(
         {
             Log.AdminNeedsRestart(logger, adminBefore, adminAfter);
         }
+
+        foreach (var (key, before, after) in restartEdits)
+        {
+            Log.ProxyFieldNeedsRestart(logger, $"{ConfigReader.SectionName}:{key}", before, after);
+        }
     }
 
     private void LogChange(RouteChange change)
@@ -272,6 +285,9 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(711, LogLevel.Information, "Reload: DrainTimeout {Before} → {After} for routes removed and for shutdown from now on")]
         public static partial void DrainTimeoutChanged(ILogger logger, string before, string after);
+
+        [LoggerMessage(714, LogLevel.Warning, "Reload: {Field} {Before} → {After} takes effect at the next restart")]
+        public static partial void ProxyFieldNeedsRestart(ILogger logger, string field, string before, string after);
 
         [LoggerMessage(712, LogLevel.Warning, "Reload: Admin:Listen {Before} → {After} takes effect at the next restart (the admin endpoint is made once, at startup)")]
         public static partial void AdminNeedsRestart(ILogger logger, string before, string after);

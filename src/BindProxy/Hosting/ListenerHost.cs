@@ -16,7 +16,7 @@ namespace BindProxy.Hosting;
 /// (<see cref="AcceptLoops"/>), which takes them from <see cref="Bound"/>.
 /// </summary>
 internal sealed partial class ListenerHost(
-    SocketTransportFactory transport,
+    RouteListenerFactory transport,
     HttpRouteConnections http,
     ListenerRegistry registry,
     ILogger<ListenerHost> logger)

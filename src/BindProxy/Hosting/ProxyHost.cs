@@ -8,6 +8,7 @@ using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
+using BindProxy.Transport.Linux;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -36,6 +37,7 @@ internal static partial class ProxyHost
         var fds = ResourceLimits.RaiseOpenFilesLimit();
         services.AddSingleton(sp => new DescriptorBudget(fds, ResourceLimits.OpenDescriptors(), sp.GetRequiredService<ILogger<DescriptorBudget>>(), ResourceLimits.OpenDescriptors));
         services.AddSingleton(new TransportOptions());
+        services.AddSingleton(model.Engine);
         services.AddSingleton(new RouteTable(model));
         services.AddSingleton<OwnListeners>();
         services.AddSingleton<ListenerRegistry>();
@@ -44,14 +46,18 @@ internal static partial class ProxyHost
         services.AddSingleton<DrainCoordinator>();
         services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
-        services.AddSingleton<RelayEngine>();
+        if (model.Engine.IsRelay)
+        {
+            services.AddSingleton<RelayEngine>();
+        }
+
         services.AddSingleton<ProxyConnectionHandler>();
         services.AddSingleton<UpstreamRefusals>();
         services.AddSingleton<SourceAddressProbe>();
         services.AddSingleton<ProcessLookup>();
         services.AddSingleton<AssignmentRegistry>();
         services.AddSingleton<SourceAssigner>();
-        services.AddSingleton<SocketTransportFactory>();
+        services.AddSingleton<RouteListenerFactory>();
         services.AddSingleton<BrokerDirectories>();
         services.AddSingleton<IKafkaForwarder, KafkaForwarder>();
         services.AddSingleton<InterceptedPorts>();
@@ -122,6 +128,7 @@ internal static partial class ProxyHost
             Log.Capacity(logger, limit, fdCapacity!.Value, budget.OpenAtStart, DescriptorBudget.Reserve, ports.First, ports.Last);
         }
 
+        Log.Engine(logger, model.Engine.Name, model.Engine.IsRelay ? $"epoll, {Environment.ProcessorCount} loop(s)" : "System.IO.Pipelines over .NET sockets");
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),
@@ -153,6 +160,9 @@ internal static partial class ProxyHost
 
         [LoggerMessage(3, LogLevel.Information, "Route {Route}: ephemeral ports for {Outbound} upstream connections ({Sources} source × {Destinations} destination address(es) × {PortsPerPair} ports); clients from one address can open {Inbound} ({Listen} listen endpoint(s) × ports)")]
         public static partial void RoutePorts(ILogger logger, string route, long outbound, long sources, long destinations, long portsPerPair, long inbound, long listen);
+
+        [LoggerMessage(5, LogLevel.Information, "Forwarding engine for Tcp routes: {Engine} ({Detail}); Kafka routes use pipes, Http routes YARP")]
+        public static partial void Engine(ILogger logger, string engine, string detail);
 
         [LoggerMessage(4, LogLevel.Warning, "Route {Route}: MaxConnections {Max} exceeds what this machine can hold: {Outbound} by ephemeral ports, {FdCapacity} by open files")]
         public static partial void MaxConnectionsTooHigh(ILogger logger, string route, int max, long outbound, long fdCapacity);

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Outbound;
+using BindProxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Http;

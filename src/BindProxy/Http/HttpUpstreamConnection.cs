@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using BindProxy.Forwarding;
+using BindProxy.Transport;
 
 namespace BindProxy.Http;
 

@@ -1,46 +1,16 @@
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.Versioning;
 using BindProxy.Configuration;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace BindProxy.Transport;
 
-/// <summary>Gives a connection handler the accepted socket and the route it arrived on.</summary>
-internal interface IInboundSocketFeature
-{
-    /// <summary>The route whose listener accepted the connection.</summary>
-    ServedRoute Route { get; }
-
-    /// <summary>The client's address and port.</summary>
-    IPEndPoint Client { get; }
-
-    /// <summary>The listener's address and port.</summary>
-    IPEndPoint Listener { get; }
-
-    /// <summary>The socket with its receive pipe, made (and receiving) on first use.</summary>
-    PipeSocket Socket { get; }
-
-    /// <summary>
-    /// Hands the non-blocking socket to the caller, who then owns it and the descriptors reserved
-    /// for the connection, if the connection was accepted as a bare descriptor (Linux) and not yet
-    /// used through <see cref="Socket"/>; false otherwise.
-    /// </summary>
-    bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation);
-
-    /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
-    void Reset();
-
-    /// <summary>
-    /// Where the client was connecting when netfilter redirected it to this listener; null when
-    /// the socket is no longer held here or the kernel has none (see <see cref="Interception.OriginalDestination"/>).
-    /// </summary>
-    IPEndPoint? OriginalDestination { get; }
-}
-
 /// <summary>
-/// An accepted proxy connection as Kestrel sees it. On Linux it starts as a bare descriptor (made
-/// into a .NET socket only if the pipe path needs one); elsewhere as an accepted .NET socket.
+/// An accepted proxy connection as Kestrel sees it. Under the relay engine (Linux) it starts as a
+/// bare descriptor, made into a .NET socket only if the pipe path needs one (a Kafka route); under
+/// the pipe engine as an accepted .NET socket.
 /// </summary>
 internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeature
 {
@@ -71,9 +41,10 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         _accepted = accepted;
     }
 
-    /// <param name="socket">A non-blocking accepted socket, owned from here on.</param>
+    /// <param name="socket">A non-blocking accepted socket, owned from here on (the relay engine's listener).</param>
     /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
     /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
+    [SupportedOSPlatform("linux")]
     public InboundConnection(Linux.SocketHandle socket, IPEndPoint client, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
         : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(socket), options, reservation)
     {
@@ -105,7 +76,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                _accepted ??= new System.Net.Sockets.Socket(_handle!.ToSafeSocketHandle());
+                _accepted ??= SocketOfDescriptor();
                 Interlocked.Exchange(ref _socket, new PipeSocket(_accepted, _options, Listener, Client));
                 _socket.StartReceiving();
                 if (Volatile.Read(ref _resetPending) != 0)
@@ -118,14 +89,20 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         }
     }
 
+    // Only the relay engine's listener, on Linux, makes a connection of a bare descriptor.
+    private System.Net.Sockets.Socket SocketOfDescriptor() => OperatingSystem.IsLinux()
+        ? new System.Net.Sockets.Socket(_handle!.ToSafeSocketHandle())
+        : throw new PlatformNotSupportedException();
+
     public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
     {
         Held when _accepted is not null => Interception.OriginalDestination.Read(_accepted),
-        Held when _handle is not null => Interception.OriginalDestination.Read(_handle.Fd, Listener.AddressFamily),
-        Piped when _socket is not null => Interception.OriginalDestination.Read(_socket.RawSocket),
+        Held when _handle is not null && OperatingSystem.IsLinux() => Interception.OriginalDestination.Read(_handle.Fd, Listener.AddressFamily),
+        Piped when _socket is not null => Interception.OriginalDestination.Read(_socket.Socket),
         _ => null,
     };
 
+    [SupportedOSPlatform("linux")]
     public bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation)
     {
         socket = null;
@@ -159,7 +136,11 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
         if (_accepted is null)
         {
-            _handle!.CloseAbortive();
+            if (OperatingSystem.IsLinux())
+            {
+                _handle!.CloseAbortive(); // a bare descriptor: only ever made on Linux
+            }
+
             return;
         }
 
@@ -279,7 +260,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     private sealed class StreamDuplexPipe(PipeSocket socket) : IDuplexPipe
     {
-        private readonly PipeWriter _output = PipeWriter.Create(new System.Net.Sockets.NetworkStream(socket.RawSocket, ownsSocket: false));
+        private readonly PipeWriter _output = PipeWriter.Create(new System.Net.Sockets.NetworkStream(socket.Socket, ownsSocket: false));
 
         public PipeReader Input => socket.Input;
 

@@ -5,25 +5,6 @@ using System.Net.Sockets;
 
 namespace BindProxy.Transport;
 
-/// <summary>How the receive side of a <see cref="PipeSocket"/> ended.</summary>
-internal enum ReceiveEnd
-{
-    /// <summary>Still receiving.</summary>
-    Open,
-
-    /// <summary>The peer sent FIN: no more data will come, but we may still send.</summary>
-    Fin,
-
-    /// <summary>The peer reset the connection (RST).</summary>
-    Reset,
-
-    /// <summary>This side aborted the socket.</summary>
-    Aborted,
-
-    /// <summary>Any other socket error.</summary>
-    Error,
-}
-
 /// <summary>
 /// One TCP socket with a receive loop that fills a <see cref="Pipe"/> and a send path that
 /// writes straight from the caller's buffers (the other side's receive pipe), so forwarded
@@ -60,7 +41,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     }
 
     /// <summary>The socket itself, for options and for stream-shaped callers.</summary>
-    public Socket RawSocket => _socket;
+    public Socket Socket => _socket;
 
     public IPEndPoint LocalEndPoint { get; }
 

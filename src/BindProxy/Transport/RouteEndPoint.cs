@@ -6,7 +6,7 @@ namespace BindProxy.Transport;
 
 /// <summary>
 /// A listen endpoint that belongs to a proxy route. Not an <see cref="IPEndPoint"/> on purpose:
-/// Kestrel hands it only to <see cref="SocketTransportFactory"/>, so proxy ports get the
+/// Kestrel hands it only to <see cref="RouteListenerFactory"/>, so proxy ports get the
 /// project's transport while HTTP endpoints keep Kestrel's own.
 /// </summary>
 internal sealed class RouteEndPoint(ServedRoute route, IPEndPoint address) : EndPoint

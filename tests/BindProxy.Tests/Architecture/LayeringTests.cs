@@ -41,17 +41,6 @@ public sealed class LayeringTests
         [SourceDependencies.Root] = 5,
     };
 
-    /// <summary>
-    /// Edges that break the layering today and are being removed; each goes as soon as its last
-    /// use does (the test fails for an entry that no longer occurs, so this list only shrinks).
-    /// </summary>
-    private static readonly (string From, string To, string Why)[] KnownExceptions =
-    [
-        // The Linux relay engine (RelayEngine, TcpRelay) still lives in Forwarding while the
-        // socket transport hands it connections; it moves down into Transport/Linux.
-        ("Transport", "Forwarding", "the relay engine is still in Forwarding"),
-    ];
-
     [Fact]
     public void Namespaces_use_only_layers_below_them_and_no_cycles()
     {
@@ -73,15 +62,9 @@ public sealed class LayeringTests
             }
         }
 
-        var known = KnownExceptions.Select(e => (e.From, e.To)).ToHashSet();
-        var unexpected = problems.Where(p => !known.Contains((p.Where.From, p.Where.To))).ToList();
-        var stale = KnownExceptions.Where(e => !problems.Any(p => p.Where.From == e.From && p.Where.To == e.To))
-            .Select(e => $"{e.From} -> {e.To} ({e.Why}) no longer occurs: remove it from {nameof(KnownExceptions)}").ToList();
-
-        Assert.True(unexpected.Count == 0,
+        Assert.True(problems.Count == 0,
             $"dependencies against the layering (table in {nameof(LayeringTests)}):\n" +
-            SourceDependencies.Describe(unexpected.Select(p => p.Where), d => unexpected.First(p => p.Where == d).What));
-        Assert.True(stale.Count == 0, string.Join("\n", stale));
+            SourceDependencies.Describe(problems.Select(p => p.Where), d => problems.First(p => p.Where == d).What));
         Assert.True(declared.Count >= 10, $"found only {declared.Count} namespaces under src/BindProxy; is the source still read from there?");
     }
 

@@ -74,8 +74,9 @@ public sealed class ForwardingTests
         }
     }
 
-    [Fact]
-    public async Task Large_transfers_arrive_intact_both_ways()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Large_transfers_arrive_intact_both_ways(string engine)
     {
         const long Total = 256L * 1024 * 1024;
 
@@ -89,7 +90,7 @@ public sealed class ForwardingTests
             socket.Shutdown(SocketShutdown.Send);
             upstreamReceived.SetResult((await receive).Hash);
         });
-        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, engine: engine);
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
@@ -106,11 +107,12 @@ public sealed class ForwardingTests
         Assert.Contains($"{Total} B up, {Total} B down", closed, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Hundred_concurrent_connections_each_get_their_own_bytes()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Hundred_concurrent_connections_each_get_their_own_bytes(string engine)
     {
         await using var upstream = TestServer.Echo();
-        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2-127.0.0.5");
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2-127.0.0.5", engine: engine);
 
         var clients = Enumerable.Range(0, 100).Select(async i =>
         {
@@ -126,8 +128,9 @@ public sealed class ForwardingTests
         Assert.Equal(100, upstream.Accepted.Count);
     }
 
-    [Fact]
-    public async Task Client_half_close_reaches_upstream_and_the_reply_still_flows()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Client_half_close_reaches_upstream_and_the_reply_still_flows(string engine)
     {
         // Upstream reads until FIN, then answers with what it got, reversed, then closes.
         await using var upstream = TestServer.Start(async (socket, ct) =>
@@ -137,7 +140,7 @@ public sealed class ForwardingTests
             await socket.SendAsync(got, SocketFlags.None, ct);
             socket.Shutdown(SocketShutdown.Send);
         });
-        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, engine: engine);
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         await client.SendAsync("abc"u8.ToArray());
@@ -146,8 +149,9 @@ public sealed class ForwardingTests
         Assert.Contains("client FIN", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Upstream_half_close_reaches_client_and_the_client_can_still_send()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Upstream_half_close_reaches_client_and_the_client_can_still_send(string engine)
     {
         // Upstream sends a greeting and FIN at once, then keeps reading until the client's FIN.
         var upstreamGot = new TaskCompletionSource<byte[]>();
@@ -157,7 +161,7 @@ public sealed class ForwardingTests
             socket.Shutdown(SocketShutdown.Send);
             upstreamGot.SetResult(await socket.ReadToEndAsync());
         });
-        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, engine: engine);
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         Assert.Equal("hello"u8.ToArray(), await client.ReadToEndAsync()); // FIN seen
@@ -167,12 +171,13 @@ public sealed class ForwardingTests
         Assert.Contains("upstream FIN", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Client_reset_resets_the_upstream()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Client_reset_resets_the_upstream(string engine)
     {
         var upstreamSaw = new TaskCompletionSource<SocketError>();
         await using var upstream = TestServer.Start(async (socket, ct) => upstreamSaw.SetResult(await socket.WaitForCloseAsync(Prompt)));
-        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, engine: engine);
 
         var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         await client.SendAsync("x"u8.ToArray());
@@ -183,15 +188,16 @@ public sealed class ForwardingTests
         Assert.Contains("reset by client", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Upstream_reset_resets_the_client()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Upstream_reset_resets_the_client(string engine)
     {
         await using var upstream = TestServer.Start(async (socket, ct) =>
         {
             await socket.ReadExactlyAsync(1);
             socket.Reset();
         });
-        await using var proxy = await TestProxy.StartAsync(upstream.Address);
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, engine: engine);
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         await client.SendAsync("x"u8.ToArray());
@@ -199,15 +205,16 @@ public sealed class ForwardingTests
         Assert.Contains("reset by upstream", await proxy.Logs.WaitForAsync(Prompt, "closed"), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_refusing_upstream_closes_the_client_promptly_and_says_why()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task A_refusing_upstream_closes_the_client_promptly_and_says_why(string engine)
     {
         int deadPort;
         using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
         {
             probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             deadPort = ((IPEndPoint)probe.LocalEndPoint!).Port; // bound, never listening: connects are refused
-            await using var proxy = await TestProxy.StartAsync($"127.0.0.1:{deadPort}");
+            await using var proxy = await TestProxy.StartAsync($"127.0.0.1:{deadPort}", engine: engine);
 
             var closed = await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt);
             Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
@@ -216,8 +223,9 @@ public sealed class ForwardingTests
         }
     }
 
-    [Fact]
-    public async Task An_upstream_that_never_answers_closes_the_client_at_the_connect_timeout()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task An_upstream_that_never_answers_closes_the_client_at_the_connect_timeout(string engine)
     {
         // A listener whose accept queue is full and never drained: further SYNs go unanswered.
         using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -236,7 +244,7 @@ public sealed class ForwardingTests
 
             // A filler that got in has taken the queue's one place; the SYNs of the others go unanswered.
             await Poll.UntilAsync(() => connects.Any(c => c.IsCompletedSuccessfully), "a filler to take the silent listener's accept queue");
-            await using var proxy = await TestProxy.StartAsync(silent.LocalEndPoint!.ToString()!, connectTimeout: "00:00:01");
+            await using var proxy = await TestProxy.StartAsync(silent.LocalEndPoint!.ToString()!, connectTimeout: "00:00:01", engine: engine);
 
             using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
             var started = DateTime.UtcNow;
@@ -252,15 +260,16 @@ public sealed class ForwardingTests
         }
     }
 
-    [Fact]
-    public async Task A_client_that_stops_reading_does_not_make_the_proxy_buffer_without_bound()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task A_client_that_stops_reading_does_not_make_the_proxy_buffer_without_bound(string engine)
     {
         // Upstream writes as fast as it can; the client never reads.
         var upstreamWrote = new TestServer.SentCounter();
         await using var upstream = TestServer.Flood(upstreamWrote);
         var transport = new BindProxy.Transport.TransportOptions { MaxBufferedBytes = 256 * 1024 };
         var validated = await new BindProxy.Configuration.ConfigValidator(new BindProxy.Addressing.SourceAddressProbe()).ValidateAsync(
-            new BindProxy.Configuration.ProxyConfig { Routes = [new() { Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2" }] },
+            new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new() { Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2" }] },
             CancellationToken.None);
         await using var proxy = await TestProxy.StartAsync(validated.Model!, transport);
 
@@ -280,14 +289,15 @@ public sealed class ForwardingTests
         Assert.InRange(upstreamWrote.Value, 1, 64L * 1024 * 1024);
     }
 
-    [Fact]
-    public async Task At_MaxConnections_new_clients_are_refused_with_one_log_line_and_others_keep_working()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task At_MaxConnections_new_clients_are_refused_with_one_log_line_and_others_keep_working(string engine)
     {
         await using var upstream = TestServer.Echo();
-        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new BindProxy.Configuration.RouteConfig
         {
             Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", MaxConnections = "2",
-        });
+        }] });
 
         using var first = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         using var second = await SocketExtensions.ConnectAsync(proxy.Endpoint());
@@ -317,14 +327,15 @@ public sealed class ForwardingTests
         Assert.Equal(3, (await third.ReadExactlyAsync(1))[0]);
     }
 
-    [Fact]
-    public async Task MaxConnectionsPerClient_caps_one_client_address_without_touching_another()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task MaxConnectionsPerClient_caps_one_client_address_without_touching_another(string engine)
     {
         await using var upstream = TestServer.Echo();
-        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new BindProxy.Configuration.RouteConfig
         {
             Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", MaxConnectionsPerClient = "1",
-        });
+        }] });
 
         async Task<Socket> FromAsync(string address)
         {
@@ -357,14 +368,15 @@ public sealed class ForwardingTests
         Assert.Equal(2, (await other.ReadExactlyAsync(1))[0]);
     }
 
-    [Fact]
-    public async Task An_idle_connection_is_closed_after_the_routes_IdleTimeout()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task An_idle_connection_is_closed_after_the_routes_IdleTimeout(string engine)
     {
         await using var upstream = TestServer.Echo();
-        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new BindProxy.Configuration.RouteConfig
         {
             Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
-        });
+        }] });
 
         using var busy = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         using var idle = await SocketExtensions.ConnectAsync(proxy.Endpoint());
@@ -389,9 +401,8 @@ public sealed class ForwardingTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task Bytes_in_one_direction_alone_keep_a_connection_from_its_IdleTimeout(bool upward)
+    [MemberData(nameof(Engines.TcpWithFlag), MemberType = typeof(Engines))]
+    public async Task Bytes_in_one_direction_alone_keep_a_connection_from_its_IdleTimeout(string engine, bool upward)
     {
         // One side sends a byte every 300 ms, the other never sends; the route's IdleTimeout is 1 s.
         await using var upstream = TestServer.Start(async (socket, ct) =>
@@ -412,10 +423,10 @@ public sealed class ForwardingTests
 
             await socket.ReadToEndAsync(Prompt);
         });
-        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.RouteConfig
+        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new BindProxy.Configuration.RouteConfig
         {
             Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
-        });
+        }] });
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         for (int i = 0; i < 12; i++)

@@ -4,11 +4,13 @@ using BindProxy.Tests.Admin;
 using BindProxy.Tests.Infrastructure;
 using BindProxy.Tests.Transport;
 using BindProxy.Transport;
+using BindProxy.Transport.Linux;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace BindProxy.Tests.Forwarding;
 
 /// <summary>The relay engine when its own parts fail: a loop that cannot go on, a handoff that throws.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class RelayFailureTests
 {
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
@@ -16,7 +18,7 @@ public sealed class RelayFailureTests
     [Fact]
     public async Task A_failed_loop_closes_its_connections_as_internal_errors_and_leaves_rotation_and_the_last_one_ends_the_process()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         const string Route = "loop-failure";
         await using var upstream = TestServer.Echo();
         await using var admin = await AdminProxy.StartAsync(AdminProxy.Route(Route, upstream));
@@ -95,7 +97,7 @@ public sealed class RelayFailureTests
     public async Task A_handoff_that_throws_resets_both_sides_and_gives_back_every_count(string stepName)
     {
         var step = Enum.Parse<HandoffStep>(stepName);
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         var upstreamSaw = new TaskCompletionSource<SocketError>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var upstream = TestServer.Start(async (socket, ct) =>
         {

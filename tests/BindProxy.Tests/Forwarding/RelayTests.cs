@@ -1,10 +1,13 @@
 using System.Net.Sockets;
 using BindProxy.Forwarding;
+using BindProxy.Transport;
+using BindProxy.Transport.Linux;
 using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Forwarding;
 
 /// <summary>The epoll relay engine that forwards plain Tcp routes on Linux.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class RelayTests
 {
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
@@ -12,7 +15,7 @@ public sealed class RelayTests
     [Fact]
     public async Task Tcp_routes_are_relayed_and_release_their_counts_when_closed()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         await using var upstream = TestServer.Echo();
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
 
@@ -51,7 +54,7 @@ public sealed class RelayTests
     [Fact]
     public async Task A_stalled_direction_holds_at_most_one_read_in_the_proxy()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         var upstreamWrote = new TestServer.SentCounter();
         await using var upstream = TestServer.Flood(upstreamWrote);
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
@@ -71,7 +74,7 @@ public sealed class RelayTests
     [Fact]
     public async Task A_burst_the_client_sends_before_the_upstream_reads_arrives_whole_and_in_order()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         const int Size = 8 * 1024 * 1024;
         var pattern = new byte[Size];
         new Random(6).NextBytes(pattern);
@@ -108,12 +111,13 @@ public sealed class RelayTests
 }
 
 /// <summary>The engine is disposed by the container twice (singleton and hosted service).</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class RelayEngineDisposalTests
 {
     [Fact]
     public void A_second_dispose_leaves_descriptors_opened_in_between_alone()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         var engine = new RelayEngine(new BindProxy.Transport.TransportOptions(), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
         engine.NextLoop();
         engine.Dispose();
@@ -136,6 +140,7 @@ public sealed class RelayEngineDisposalTests
 }
 
 /// <summary>A relay started on sockets that already hold more than the other side can take.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class TcpRelayStartTests : IAsyncDisposable
 {
     private readonly RelayEngine _engine = new(new BindProxy.Transport.TransportOptions(), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
@@ -143,7 +148,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task Bytes_waiting_when_the_relay_starts_reach_an_upstream_that_fills_up_first()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         const int Size = 4 * 1024 * 1024;
         var pattern = new byte[Size];
         new Random(7).NextBytes(pattern);
@@ -187,7 +192,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task A_relay_whose_upstream_is_gone_when_it_starts_resets_the_client_and_gives_its_buffer_back_once()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         using var legs = await Legs.ConnectAsync();
         var client = legs.Client;
         legs.Server.LingerState = new LingerOption(true, 0);
@@ -224,7 +229,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task A_bulk_transfer_gives_its_loop_back_after_each_turn()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         using var loop = new BindProxy.Transport.Linux.EpollLoop("fair loop", 64 * 1024, e => throw e);
 
         // Bulk: the server sends as fast as it can and the client reads as fast as it can, so the
@@ -286,7 +291,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task Bytes_draining_to_a_slow_reader_keep_the_connection_from_its_IdleTimeout()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         // Small buffers towards the client: the relay soon holds a read the client has not taken,
         // stops reading the upstream, and sends the rest on only as fast as the client reads. For
         // seconds nothing new is read, yet bytes keep moving.
@@ -447,7 +452,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     {
         public TaskCompletionSource<CloseReason> Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason)
+        public void OnRelayClosed(TcpRelay relay, object? state, CloseReason reason)
         {
             if (!Closed.TrySetResult(reason))
             {

@@ -10,8 +10,9 @@ namespace BindProxy.Tests.Forwarding;
 /// </summary>
 public sealed class WiresharkIsolationTests
 {
-    [Fact]
-    public async Task The_printed_filter_isolates_the_routes_traffic_in_a_real_capture()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task The_printed_filter_isolates_the_routes_traffic_in_a_real_capture(string engine)
     {
         // The server gets an address of its own, so other tests running alongside never show up.
         await using var upstream = TestServer.Echo(IPAddress.Parse("127.0.0.77"));
@@ -25,7 +26,7 @@ public sealed class WiresharkIsolationTests
         }
 
         await using var capture = await PacketCapture.StartAsync($"host 127.0.0.77 and tcp port {port}", OtherClientAsync);
-        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2-127.0.0.4");
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2-127.0.0.4", engine: engine);
 
         // Six clients through the proxy, and the other client once more.
         for (int i = 0; i < 6; i++)

@@ -17,6 +17,10 @@ public sealed class ReloadTests
         string.Join(",", routes.Select(r => $"\"{r.Name}\": {{ \"Listen\": \"{r.Listen}\", \"Upstream\": \"{r.Upstream}\", \"Source\": \"{r.Source}\" }}")) +
         "} } }";
 
+    /// <summary>The same, on a chosen forwarding engine.</summary>
+    private static string Config(string engine, string drain, params (string Name, string Listen, string Upstream, string Source)[] routes) =>
+        Config(drain, routes).Replace("{ \"BindProxy\": { ", "{ \"BindProxy\": { \"Engine\": \"" + engine + "\", ", StringComparison.Ordinal);
+
     private static int FreePort()
     {
         using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -30,13 +34,14 @@ public sealed class ReloadTests
         Assert.Equal(value, (await socket.ReadExactlyAsync(1, Prompt))[0]);
     }
 
-    [Fact]
-    public async Task Routes_are_added_removed_and_changed_live_without_touching_the_others()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Routes_are_added_removed_and_changed_live_without_touching_the_others(string engine)
     {
         await using var upstream = TestServer.Echo();
         int portA = FreePort(), portB = FreePort(), portC = FreePort(), portD = FreePort();
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
-        await File.WriteAllTextAsync(file, Config("00:00:02",
+        await File.WriteAllTextAsync(file, Config(engine, "00:00:02",
             ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
             ("b", $"127.0.0.1:{portB}", upstream.Address, "127.0.0.2"),
             ("d", $"127.0.0.1:{portD}", upstream.Address, "127.0.0.2")));
@@ -60,7 +65,7 @@ public sealed class ReloadTests
             }
         });
 
-        await File.WriteAllTextAsync(file, Config("00:00:02",
+        await File.WriteAllTextAsync(file, Config(engine, "00:00:02",
             ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
             ("c", $"127.0.0.1:{portC}", upstream.Address, "127.0.0.4"),
             ("d", $"127.0.0.1:{portD}", upstream.Address, "127.0.0.3")));
@@ -91,7 +96,7 @@ public sealed class ReloadTests
         await proxy.Logs.WaitForAsync(Prompt, "Route b (removed): 1 connection(s) still open after the 2 s drain; aborted");
 
         // An invalid edit is rejected with the startup errors and the running routes stay.
-        await File.WriteAllTextAsync(file, Config("00:00:02",
+        await File.WriteAllTextAsync(file, Config(engine, "00:00:02",
             ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
             ("c", $"127.0.0.1:{portC}", "nowhere", "127.0.0.4")));
         await proxy.Logs.WaitForAsync(Prompt, "Reload rejected", "route 'c': Upstream: 'nowhere' has no port");
@@ -187,7 +192,7 @@ public sealed class ReloadTests
     }
 
     [Fact]
-    public async Task Edits_above_the_routes_are_told_too_and_the_admin_endpoint_waits_for_a_restart()
+    public async Task Edits_above_the_routes_are_told_too_and_the_admin_endpoint_and_the_engine_wait_for_a_restart()
     {
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
         string With(string drain, string admin) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] + ", \"Admin\": { \"Listen\": \"" + admin + "\" } }";
@@ -195,9 +200,10 @@ public sealed class ReloadTests
         try
         {
             await using var proxy = await TestProxy.StartFromFileAsync(file);
-            await File.WriteAllTextAsync(file, With("00:00:03", "off"), TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(file, With("00:00:03", "off").Replace("{ \"BindProxy\": { ", "{ \"BindProxy\": { \"Engine\": \"pipes\", ", StringComparison.Ordinal), TestContext.Current.CancellationToken);
             await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed and for shutdown from now on");
             await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:Listen 127.0.0.1:0 → off takes effect at the next restart");
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: BindProxy:Engine (default) → pipes takes effect at the next restart");
             Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
         }
         finally

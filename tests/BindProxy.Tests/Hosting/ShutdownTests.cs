@@ -21,11 +21,12 @@ public sealed class ShutdownTests
         return dir;
     }
 
-    [Fact]
-    public async Task Open_connections_finish_their_work_and_the_process_exits_0()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Open_connections_finish_their_work_and_the_process_exits_0(string engine)
     {
         await using var upstream = TestServer.Echo();
-        await using var proxy = ProxyProcess.Start(await ConfigDirAsync(upstream.Address, "00:00:20"));
+        await using var proxy = ProxyProcess.Start(await ConfigDirAsync(upstream.Address, "00:00:20"), "--engine", engine);
         var endpoint = await proxy.ListeningAsync("r", Prompt);
 
         using var client = await SocketExtensions.ConnectAsync(endpoint);
@@ -48,11 +49,12 @@ public sealed class ShutdownTests
         Assert.True(proxy.Lines.Any(l => l.Contains("closed: client FIN", StringComparison.Ordinal)), string.Join("\n", proxy.Lines));
     }
 
-    [Fact]
-    public async Task Connections_still_open_after_the_drain_timeout_are_aborted_and_the_process_exits_0()
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task Connections_still_open_after_the_drain_timeout_are_aborted_and_the_process_exits_0(string engine)
     {
         await using var upstream = TestServer.Echo();
-        await using var proxy = ProxyProcess.Start(await ConfigDirAsync(upstream.Address, "00:00:02"));
+        await using var proxy = ProxyProcess.Start(await ConfigDirAsync(upstream.Address, "00:00:02"), "--engine", engine);
         var endpoint = await proxy.ListeningAsync("r", Prompt);
 
         using var client = await SocketExtensions.ConnectAsync(endpoint);

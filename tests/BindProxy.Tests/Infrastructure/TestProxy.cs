@@ -35,8 +35,17 @@ public sealed class TestProxy : IAsyncDisposable
     public IPEndPoint Endpoint(string route = "test") => Endpoints(route)[0];
 
     /// <summary>Starts a proxy with one route named "test".</summary>
-    internal static Task<TestProxy> StartAsync(string upstream, string source = "127.0.0.2", string listen = "127.0.0.1:0", string? connectTimeout = null, string protocol = "Tcp") =>
-        StartAsync(new RouteConfig { Name = "test", Listen = listen, Upstream = upstream, Source = source, ConnectTimeout = connectTimeout, Protocol = protocol });
+    /// <param name="engine">The forwarding engine (<c>BindProxy:Engine</c>); auto when null.</param>
+    internal static Task<TestProxy> StartAsync(string upstream, string source = "127.0.0.2", string listen = "127.0.0.1:0", string? connectTimeout = null, string protocol = "Tcp", string? engine = null) =>
+        StartAsync(new ProxyConfig { Engine = engine, Routes = [new RouteConfig { Name = "test", Listen = listen, Upstream = upstream, Source = source, ConnectTimeout = connectTimeout, Protocol = protocol }] });
+
+    /// <summary>Starts a proxy from a whole configuration (routes, engine, drain timeout).</summary>
+    internal static async Task<TestProxy> StartAsync(ProxyConfig config, TransportOptions? transport = null, Action<IServiceCollection>? services = null)
+    {
+        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(config, CancellationToken.None);
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        return await StartAsync(result.Model!, transport, services: services);
+    }
 
     internal static Task<TestProxy> StartAsync(params RouteConfig[] routes) => StartAsync(null, routes);
 

@@ -6,6 +6,7 @@ using BindProxy.Forwarding;
 using BindProxy.Tests.Admin;
 using BindProxy.Tests.Infrastructure;
 using BindProxy.Transport;
+using BindProxy.Transport.Linux;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -99,9 +100,10 @@ public sealed class DescriptorBudgetTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public async Task A_listener_gives_up_its_spare_descriptor_to_reset_a_waiting_client_and_takes_it_back()
     {
-        Assert.SkipUnless(RelayEngine.IsSupported, "the spare descriptor is for accept4 on Linux");
+        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the spare descriptor is for accept4 on Linux");
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen();

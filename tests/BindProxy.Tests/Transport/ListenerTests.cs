@@ -1,14 +1,15 @@
 using System.Net;
 using System.Net.Sockets;
-using BindProxy.Forwarding;
 using BindProxy.Configuration;
 using BindProxy.Transport;
+using BindProxy.Transport.Linux;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace BindProxy.Tests.Transport;
 
 /// <summary>The proxy's own listeners, driven the way Kestrel's accept loop drives them.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class ListenerTests : IAsyncDisposable
 {
     private readonly RelayEngine _relays = new(new TransportOptions(), NullLogger<RelayEngine>.Instance);
@@ -26,7 +27,7 @@ public sealed class ListenerTests : IAsyncDisposable
 
     private readonly DescriptorBudget _budget = new(100_000, 0, NullLogger<DescriptorBudget>.Instance);
 
-    private SocketTransportFactory Factory => new(new TransportOptions(), _registry, _relays, _budget, NullLogger<SocketTransportFactory>.Instance);
+    private RouteListenerFactory Factory => new(new TransportOptions(), _registry, ForwardingEngine.Select(EngineSetting.Auto, out _)!, _budget, NullLogger<RouteListenerFactory>.Instance, _relays);
 
     [Fact]
     public async Task A_backlog_of_connections_is_accepted_whole_with_each_clients_address()
@@ -120,7 +121,7 @@ public sealed class ListenerTests : IAsyncDisposable
             Assert.Equal("ping"u8.ToArray(), System.Buffers.BuffersExtensions.ToArray(read.Buffer.Slice(0, 4)));
             socket.Input.AdvanceTo(read.Buffer.GetPosition(4));
 
-            await socket.RawSocket.SendAsync("pong"u8.ToArray(), TestContext.Current.CancellationToken);
+            await socket.Socket.SendAsync("pong"u8.ToArray(), TestContext.Current.CancellationToken);
             var buffer = new byte[4];
             Assert.Equal(4, await client.ReceiveAsync(buffer, TestContext.Current.CancellationToken));
             Assert.Equal("pong"u8.ToArray(), buffer);

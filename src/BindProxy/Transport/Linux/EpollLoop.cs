@@ -3,24 +3,9 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
+using System.Runtime.Versioning;
+
 namespace BindProxy.Transport.Linux;
-
-/// <summary>Receives readiness events for descriptors registered with an <see cref="EpollLoop"/>.</summary>
-internal interface IEpollHandler
-{
-    /// <summary>
-    /// Runs on the loop's thread. <paramref name="tag"/> is the value given at registration;
-    /// <paramref name="events"/> is 0 for a turn asked for with <see cref="EpollLoop.Reschedule"/>.
-    /// </summary>
-    void OnEvents(uint events, int tag);
-
-    /// <summary>
-    /// The loop cannot run this handler on: its <see cref="OnEvents"/> or work posted for it threw,
-    /// or the loop itself failed. Runs on the loop's thread; releases everything the handler holds
-    /// (its descriptors are closed or handed back) and does not throw.
-    /// </summary>
-    void OnLoopFailure(Exception error);
-}
 
 /// <summary>
 /// One thread waiting on one epoll set (edge-triggered) and running the handlers of the
@@ -35,6 +20,7 @@ internal interface IEpollHandler
 /// loop fails every handler it has, tells its owner, and from then on only runs posted work; no
 /// descriptor can be registered with it any more.
 /// </remarks>
+[SupportedOSPlatform("linux")]
 internal sealed unsafe class EpollLoop : IDisposable
 {
     private const int MaxEvents = 256;

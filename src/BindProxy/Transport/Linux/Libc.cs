@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace BindProxy.Transport.Linux;
 
@@ -6,6 +7,7 @@ namespace BindProxy.Transport.Linux;
 /// The few Linux calls the relay engine makes on raw socket descriptors: epoll, an eventfd to
 /// wake a loop, and non-blocking socket I/O. Constants are the x86-64/arm64 Linux values.
 /// </summary>
+[SupportedOSPlatform("linux")]
 internal static unsafe partial class Libc
 {
     public const int EpollCloexec = 0x80000;

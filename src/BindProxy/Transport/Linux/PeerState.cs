@@ -1,6 +1,9 @@
+using System.Runtime.Versioning;
+
 namespace BindProxy.Transport.Linux;
 
 /// <summary>What a socket shows of its peer without reading anything away (<see cref="RawSocket.Peek"/>).</summary>
+[SupportedOSPlatform("linux")]
 internal enum PeerState
 {
     /// <summary>Connected; bytes may be waiting.</summary>

@@ -1,7 +1,8 @@
 using System.Buffers.Binary;
-using System.Net;
 using System.Net.Sockets;
+using System.Net;
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace BindProxy.Transport.Linux;
 
@@ -9,6 +10,7 @@ namespace BindProxy.Transport.Linux;
 /// Socket calls on raw descriptors owned by the relay engine (never by a .NET <see cref="Socket"/>,
 /// so no second event loop watches them).
 /// </summary>
+[SupportedOSPlatform("linux")]
 internal static unsafe class RawSocket
 {
     private const int SockAddrMax = 28;

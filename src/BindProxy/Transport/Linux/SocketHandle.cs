@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace BindProxy.Transport.Linux;
 
@@ -12,6 +13,7 @@ namespace BindProxy.Transport.Linux;
 /// The number itself (<see cref="Fd"/>) is for system calls made by the owner while it holds the
 /// handle; it is never handed on as the descriptor.
 /// </remarks>
+[SupportedOSPlatform("linux")]
 internal sealed class SocketHandle : SafeHandle
 {
     private int _abortive;

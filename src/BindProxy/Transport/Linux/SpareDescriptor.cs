@@ -1,5 +1,6 @@
 using System.Net;
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace BindProxy.Transport.Linux;
 
@@ -9,6 +10,7 @@ namespace BindProxy.Transport.Linux;
 /// would sit in the backlog believing it is connected, and the listener could do nothing but try
 /// again later.
 /// </summary>
+[SupportedOSPlatform("linux")]
 internal sealed class SpareDescriptor : IDisposable
 {
     private readonly Lock _gate = new();

@@ -1,19 +1,8 @@
 using System.Buffers;
 using System.Net;
-using BindProxy.Transport;
-using BindProxy.Transport.Linux;
+using System.Runtime.Versioning;
 
-namespace BindProxy.Forwarding;
-
-/// <summary>Hears when a <see cref="TcpRelay"/> has closed both its sockets.</summary>
-internal interface IRelayOwner
-{
-    /// <summary>
-    /// Runs on the relay's loop thread (or on <see cref="TcpRelay.Start"/>'s, when the relay ends
-    /// before it is registered): bookkeeping only, nothing that blocks.
-    /// </summary>
-    void OnRelayClosed(ProxiedConnection connection, TcpRelay relay, CloseReason reason);
-}
+namespace BindProxy.Transport.Linux;
 
 /// <summary>
 /// One plain Tcp connection forwarded by an <see cref="EpollLoop"/>: both descriptors are
@@ -29,6 +18,7 @@ internal interface IRelayOwner
 /// loop for another turn, which comes after every other connection that is ready, so a bulk
 /// transfer cannot keep the loop from the connections beside it.
 /// </remarks>
+[SupportedOSPlatform("linux")]
 internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 {
     /// <summary>Reads (of up to the loop's buffer size each) per direction in one turn.</summary>
@@ -53,7 +43,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private Pending _toUpstream;
     private Pending _toClient;
     private IRelayOwner? _owner;
-    private ProxiedConnection? _connection;
+    private object? _state;
     private bool _clientFinFirst;
     private volatile bool _closing;
     private bool _finished;
@@ -122,15 +112,15 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     }
 
     /// <summary>
-    /// Starts forwarding <paramref name="connection"/>; <paramref name="owner"/> hears once, after
+    /// Starts forwarding; <paramref name="owner"/> hears once (with <paramref name="state"/>), after
     /// both descriptors are closed (on the loop thread, or on this one if the relay ends before
     /// its sockets are registered), so it must not block. Does not throw: a failure here ends the
     /// relay like any other (reason <see cref="CloseReason.InternalError"/>).
     /// </summary>
-    public void Start(IRelayOwner owner, ProxiedConnection connection)
+    public void Start(IRelayOwner owner, object? state)
     {
         _owner = owner;
-        _connection = connection;
+        _state = state;
 
         // The client has usually sent its first bytes by now: pass them on from this thread, so
         // the loop is not woken for them. (What is left past one turn's reads is reported by the
@@ -487,7 +477,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         _reservation = default;
         Release(ref _toUpstream);
         Release(ref _toClient);
-        _owner!.OnRelayClosed(_connection!, this, reason);
+        _owner!.OnRelayClosed(this, _state, reason);
     }
 
     private void Close(ref Leg leg, bool abortive)

@@ -1,20 +1,20 @@
 using System.Net;
+using System.Runtime.Versioning;
 using BindProxy.Outbound;
-using BindProxy.Transport;
-using BindProxy.Transport.Linux;
 using Microsoft.Extensions.Logging;
 
-namespace BindProxy.Forwarding;
+namespace BindProxy.Transport.Linux;
 
 /// <summary>
 /// The forwarding path of plain Tcp routes on Linux: one <see cref="EpollLoop"/> per core, each
 /// running many <see cref="TcpRelay"/>s. Also connects upstream sockets without a .NET
 /// <see cref="System.Net.Sockets.Socket"/>, so the descriptor is the loops' alone. Its relays
-/// are proxied connections like any other: the drain (<see cref="DrainCoordinator"/>) lets them
+/// are proxied connections like any other: the drain lets them
 /// finish and resets the rest; the loops stop when the host is disposed, after the drain. A loop
 /// whose <c>epoll_wait</c> fails closes its relays and is taken out of rotation; with no loop
 /// left the process exits with <see cref="ExitNoRelayLoop"/>.
 /// </summary>
+[SupportedOSPlatform("linux")]
 internal sealed partial class RelayEngine(TransportOptions options, ILogger<RelayEngine> logger) : IDisposable
 {
     /// <summary>Exit code when every relay loop has failed (EX_SOFTWARE: an internal error).</summary>
@@ -24,9 +24,6 @@ internal sealed partial class RelayEngine(TransportOptions options, ILogger<Rela
     private EpollLoop[]? _loops;
     private uint _next;
     private bool _disposed;
-
-    /// <summary>False where epoll is missing (not Linux); those routes use the pipe path.</summary>
-    public static bool IsSupported => OperatingSystem.IsLinux();
 
     /// <summary>Ends the process when no loop is left; tests replace it.</summary>
     internal Action<int> ExitProcess { get; set; } = Environment.Exit;

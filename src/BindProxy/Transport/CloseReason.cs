@@ -1,4 +1,4 @@
-namespace BindProxy.Forwarding;
+namespace BindProxy.Transport;
 
 /// <summary>Why a proxied connection ended; decided once, by the first side that ended it.</summary>
 internal enum CloseReason
