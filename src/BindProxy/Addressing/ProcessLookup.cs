@@ -5,14 +5,6 @@ using System.Net;
 
 namespace BindProxy.Addressing;
 
-/// <summary>A local process, told apart from a later one with the same pid by its start time.</summary>
-internal sealed record ProcessInfo(int Pid, ulong StartTime, string Name)
-{
-    public string Key => $"pid:{Pid}@{StartTime}";
-
-    public override string ToString() => $"pid {Pid} {Name}";
-}
-
 /// <summary>
 /// Finds the local process that owns the other end of a loopback connection (Linux): the socket
 /// table (<c>/proc/net/tcp</c>, <c>tcp6</c>) gives the client socket's inode, and

@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace BindProxy.Configuration;
 
 /// <summary>The <c>Admin</c> section as the user wrote it: raw strings, validated by <see cref="ConfigValidator"/>.</summary>
@@ -17,10 +15,4 @@ internal sealed record AdminConfig
 
     /// <summary>Keys present in the section that no field above reads (typos).</summary>
     public IReadOnlyList<string> UnknownFields { get; init; } = [];
-}
-
-/// <summary>A validated admin endpoint.</summary>
-internal sealed record AdminModel(IPEndPoint Listen, bool AllowNonLoopback)
-{
-    public bool IsLoopback => IPAddress.IsLoopback(Listen.Address);
 }

@@ -5,19 +5,6 @@ using BindProxy.Addressing;
 
 namespace BindProxy.Configuration;
 
-/// <summary>One problem in a configuration, naming the route and the field.</summary>
-internal sealed record ConfigError(string Route, string Field, string Message)
-{
-    public override string ToString() =>
-        Route.Length == 0 ? $"{Field}: {Message}" : $"route '{Route}': {Field}: {Message}";
-}
-
-/// <summary>The outcome of validation: a model when there are no errors, and every error otherwise.</summary>
-internal sealed record ValidationResult(ProxyModel? Model, IReadOnlyList<ConfigError> Errors, IReadOnlyList<string> Warnings)
-{
-    public bool IsValid => Errors.Count == 0;
-}
-
 /// <summary>
 /// Turns <see cref="ProxyConfig"/> into a <see cref="ProxyModel"/>, collecting every problem
 /// (no short-circuit) so the user fixes the file once.

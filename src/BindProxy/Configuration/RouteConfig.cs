@@ -1,18 +1,5 @@
 namespace BindProxy.Configuration;
 
-/// <summary>The wire protocol of a route.</summary>
-internal enum RouteProtocol
-{
-    /// <summary>Bytes pass through untouched.</summary>
-    Tcp,
-
-    /// <summary>Kafka: broker addresses in responses are rewritten to the proxy's own.</summary>
-    Kafka,
-
-    /// <summary>HTTP/1.1 and HTTP/2: requests are forwarded by YARP over source-bound upstream connections.</summary>
-    Http,
-}
-
 /// <summary>
 /// One route as the user wrote it: raw strings, validated by <see cref="ConfigValidator"/>. Every
 /// field of a route's section is a property here marked <see cref="RouteFieldAttribute"/>, and
@@ -112,25 +99,4 @@ internal sealed record RouteConfig
 
     /// <summary>Fields written in another shape than theirs (an object where a value is expected, a value where an object is), with what was expected and found.</summary>
     public IReadOnlyList<(string Field, string Expected, string Found)> MisshapenFields { get; init; } = [];
-}
-
-/// <summary>The whole proxy configuration as written.</summary>
-internal sealed record ProxyConfig
-{
-    public IReadOnlyList<RouteConfig> Routes { get; init; } = [];
-
-    /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
-    public string? DrainTimeout { get; init; }
-
-    /// <summary>The forwarding engine of plain Tcp routes: auto (default), relay or pipes. Read at startup.</summary>
-    public string? Engine { get; init; }
-
-    /// <summary>The admin endpoint; null when the file has no <c>Admin</c> section.</summary>
-    public AdminConfig? Admin { get; init; }
-
-    /// <summary>
-    /// Keys above the route level that nothing reads, by path (<c>BindProxy:Rotues</c>, <c>Admn</c>),
-    /// with the names that were expected where each was found.
-    /// </summary>
-    public IReadOnlyList<UnknownKey> UnknownKeys { get; init; } = [];
 }

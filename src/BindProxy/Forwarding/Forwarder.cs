@@ -3,22 +3,6 @@ using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 
-/// <summary>How one direction of a proxied connection ended.</summary>
-internal enum PumpEnd
-{
-    /// <summary>The sending side closed gracefully (FIN); it was passed on as a half-close.</summary>
-    SourceFin,
-
-    /// <summary>The sending side reset or failed.</summary>
-    SourceReset,
-
-    /// <summary>Writing to the receiving side failed (it reset or went away).</summary>
-    DestinationFailed,
-
-    /// <summary>The proxy aborted the connection.</summary>
-    Aborted,
-}
-
 /// <summary>
 /// Moves bytes both ways between a client and its upstream until both directions end. A FIN
 /// on one side becomes a half-close on the other while the opposite direction keeps flowing;

@@ -1,15 +1,9 @@
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 
 namespace BindProxy.Hosting;
-
-/// <summary>The configuration to watch for edits; absent in quick mode, where routes come from the command line.</summary>
-internal sealed record ReloadSource(IConfiguration? Configuration);
 
 /// <summary>
 /// Applies edits of the configuration file while the proxy runs: routes are added, removed or

@@ -1,12 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Outbound;
 using BindProxy.Transport;
-using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Http;
 
@@ -191,6 +189,3 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
         public static partial void UpstreamClosed(ILogger logger, string route, IPEndPoint source, IPEndPoint upstream, string reason, long bytesToUpstream, long bytesToClient, double durationMs);
     }
 }
-
-/// <summary>The invoker of one route model and the URI prefix its requests go to.</summary>
-internal sealed record RouteClient(RouteModel Route, HttpMessageInvoker Invoker, string DestinationPrefix);

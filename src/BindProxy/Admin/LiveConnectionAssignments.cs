@@ -3,12 +3,6 @@ using BindProxy.Forwarding;
 
 namespace BindProxy.Admin;
 
-/// <summary>Which source address each client leaves from, as the admin API and status page show it.</summary>
-internal interface IClientAssignments
-{
-    IReadOnlyList<AssignmentView> Current();
-}
-
 /// <summary>
 /// Assignments read off the live connections: each connection's client identity (its Kafka
 /// client.id once seen, otherwise its address) and the source address its upstream socket is

@@ -1,0 +1,25 @@
+namespace BindProxy.Configuration;
+
+/// <summary>All routes of one validated configuration; immutable, swapped whole.</summary>
+internal sealed class ProxyModel
+{
+    public ProxyModel(IReadOnlyList<RouteModel> routes, TimeSpan? drainTimeout = null)
+    {
+        Routes = routes;
+        ByName = routes.ToDictionary(r => r.Name, StringComparer.Ordinal);
+        DrainTimeout = drainTimeout ?? ProxyDefaults.DrainTimeout;
+    }
+
+    /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
+    public TimeSpan DrainTimeout { get; }
+
+    public IReadOnlyList<RouteModel> Routes { get; }
+
+    public IReadOnlyDictionary<string, RouteModel> ByName { get; }
+
+    /// <summary>The admin endpoint; null when it is off. Read once at startup.</summary>
+    public AdminModel? Admin { get; init; }
+
+    /// <summary>The engine that forwards plain Tcp routes. Read once at startup.</summary>
+    public ForwardingEngine Engine { get; init; } = ForwardingEngine.Select(EngineSetting.Auto, out _)!;
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Net;
+using BindProxy.Configuration;
+using BindProxy.Transport;
+
+namespace BindProxy.Forwarding;
+
+/// <summary>A live proxied connection.</summary>
+/// <param name="served">The route whose listener it came in on (a Kafka broker listener's own route for a broker connection).</param>
+/// <param name="route">The route's definition when the connection was made; it keeps it for its lifetime.</param>
+internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel route, IConnectionLegs legs) : IDrainable
+{
+    private int _proxyReason = -1;
+    private int _closed;
+    private TaskCompletionSource? _whenClosed;
+
+    // Bytes already added to the route's metric totals (see ProxyMetrics).
+    internal long CountedToUpstream;
+    internal long CountedToClient;
+
+    private long _lastTotal = -1;
+    private long _lastChangeTicks = Environment.TickCount64;
+
+    public long Id { get; } = id;
+
+    public string Route => RouteModel.Name;
+
+    public RouteModel RouteModel { get; } = route;
+
+    public ServedRoute Served { get; } = served;
+
+    /// <summary>The client and upstream sockets, on whichever forwarding path moves the bytes.</summary>
+    public IConnectionLegs Legs { get; } = legs;
+
+    public long StartedTimestamp { get; } = Stopwatch.GetTimestamp();
+
+    public IPEndPoint Client => Legs.Client;
+
+    public IPEndPoint Listener => Legs.Listener;
+
+    public IPEndPoint Source => Legs.Source;
+
+    public IPEndPoint Upstream => Legs.Upstream;
+
+    /// <summary>The client's sticky source assignment, under a per-client policy.</summary>
+    public Addressing.Assignment? Assignment => Lease?.Assignment;
+
+    /// <summary>This connection's hold on <see cref="Assignment"/>; released when it closes.</summary>
+    public Addressing.AssignmentLease? Lease { get; set; }
+
+    /// <summary>An intercepted connection's original destination and process; null for a connection made to a listener.</summary>
+    public Interception.InterceptedClient? Intercepted { get; set; }
+
+    /// <summary>The Kafka session of a Kafka route's connection (client.id and so on).</summary>
+    public IKafkaSessionInfo? Kafka { get; set; }
+
+    public long BytesToUpstream => Legs.BytesToUpstream;
+
+    public long BytesToClient => Legs.BytesToClient;
+
+    /// <summary>Bytes the proxy holds for this connection right now, both directions.</summary>
+    public long BufferedBytes => Legs.BufferedBytes;
+
+    /// <summary>Why the proxy itself ended the connection, if it did; the first reason given wins.</summary>
+    public CloseReason? ProxyReason => Volatile.Read(ref _proxyReason) is var r and >= 0 ? (CloseReason)r : null;
+
+    /// <summary>Resets both sides for <paramref name="reason"/>.</summary>
+    public void Abort(CloseReason reason)
+    {
+        Interlocked.CompareExchange(ref _proxyReason, (int)reason, -1);
+        Legs.Abort();
+    }
+
+    void IDrainable.Abort() => Abort(CloseReason.ProxyAborted);
+
+    /// <summary>Nothing to ask: the proxy cannot tell a quiet moment of a byte stream; its peers end it.</summary>
+    void IDrainable.RequestClose()
+    {
+    }
+
+    /// <summary>Completes when the registry lets go of the connection (made only when someone waits: most never are).</summary>
+    public Task WhenClosed()
+    {
+        var signal = Volatile.Read(ref _whenClosed);
+        if (signal is null)
+        {
+            var made = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            signal = Interlocked.CompareExchange(ref _whenClosed, made, null) ?? made;
+        }
+
+        // A close that came before the signal existed completes it here.
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            signal.TrySetResult();
+        }
+
+        return signal.Task;
+    }
+
+    internal void MarkClosed()
+    {
+        // A full fence between the two, as in WhenClosed: one side or the other completes the signal.
+        Interlocked.Exchange(ref _closed, 1);
+        Volatile.Read(ref _whenClosed)?.TrySetResult();
+    }
+
+    /// <summary>Milliseconds since a byte last moved either way, as seen by successive calls (one caller: the sweeper).</summary>
+    internal long IdleMilliseconds(long now)
+    {
+        // Received and sent: while a slow reader drains what the proxy holds for it, nothing new
+        // is read, but bytes still move.
+        long total = Legs.BytesReceived + Legs.BytesToUpstream + Legs.BytesToClient;
+        if (total != _lastTotal)
+        {
+            _lastTotal = total;
+            _lastChangeTicks = now;
+        }
+
+        return now - _lastChangeTicks;
+    }
+}
