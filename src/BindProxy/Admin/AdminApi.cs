@@ -42,7 +42,7 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             connections.CountOf(route.Name),
             served.IsRoot ? null : served.Root.Name,
             route.WiresharkFilter,
-            CaptureFilters.TsharkDisplay(route.Sources.Addresses[0], route.WiresharkFilter));
+            route.TsharkCommand);
     }
 
     private static ConnectionView ToView(ProxiedConnection connection)

@@ -33,10 +33,6 @@ internal static class CaptureFilters
         return $"tshark -i {Interface(source)} -f 'host {source}{portClause}'";
     }
 
-    /// <summary>A tshark command for a display filter (address ranges have no short capture-filter form).</summary>
-    public static string TsharkDisplay(IPAddress anySource, string displayFilter) =>
-        $"tshark -i {Interface(anySource)} -Y '{displayFilter}'";
-
     /// <summary>Loopback traffic is only seen on <c>lo</c>; anything else may leave by any interface.</summary>
     private static string Interface(IPAddress source) => IPAddress.IsLoopback(source) ? "lo" : "any";
 }

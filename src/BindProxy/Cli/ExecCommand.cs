@@ -150,14 +150,10 @@ internal static partial class ExecCommand
                     return ExitCannotRun;
                 }
 
-                var sources = route.Sources.Addresses;
-                var tshark = sources.Count == 1
-                    ? $"tshark -i {(IPAddress.IsLoopback(sources[0]) ? "lo" : "any")} -f 'host {sources[0]} and {ports.ToCaptureFilter()}'"
-                    : CaptureFilters.TsharkDisplay(sources[0], route.WiresharkFilter);
-                Log.Filters(logger, route.WiresharkFilter, tshark, route.Kafka is null ? "" : " (broker ports found later are logged as they are added)");
+                Log.Filters(logger, route.WiresharkFilter, route.TsharkCommand, route.Kafka is null ? "" : " (broker ports found later are logged as they are added)");
 
                 using var command = CgroupCommand.Start(group.ProcsFile, options.Command);
-                Log.Started(logger, command.Pid, string.Join(' ', options.Command), sources.ToString());
+                Log.Started(logger, command.Pid, string.Join(' ', options.Command), route.Sources.Addresses.ToString());
                 int exitCode = await command.WaitAsync().ConfigureAwait(false);
                 Log.Exited(logger, exitCode);
                 return exitCode;
