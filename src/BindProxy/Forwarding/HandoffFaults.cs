@@ -3,7 +3,7 @@ namespace BindProxy.Forwarding;
 /// <summary>
 /// Lets a test make the handoff fail at a <see cref="HandoffStep"/> (by throwing from
 /// <see cref="Inject"/>), to show that every exception path releases what it holds. The proxy
-/// never registers one: the handler then skips the steps.
+/// never registers one: <see cref="RelayForwarder"/> then skips the steps.
 /// </summary>
 internal sealed class HandoffFaults
 {

@@ -46,9 +46,18 @@ internal static partial class ProxyHost
         services.AddSingleton<DrainCoordinator>();
         services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
+        services.AddSingleton<ConnectionLifecycle>();
+        services.AddSingleton<PipeForwarder>();
+
+        // The one place the engine is chosen: every accepted connection goes to this forwarder.
         if (model.Engine.IsRelay)
         {
             services.AddSingleton<RelayEngine>();
+            services.AddSingleton<IConnectionForwarder, RelayForwarder>();
+        }
+        else
+        {
+            services.AddSingleton<IConnectionForwarder>(sp => sp.GetRequiredService<PipeForwarder>());
         }
 
         services.AddSingleton<ProxyConnectionHandler>();

@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using BindProxy.Addressing;
+using BindProxy.Configuration;
+using BindProxy.Outbound;
+using BindProxy.Transport;
+using Microsoft.AspNetCore.Connections;
+
+namespace BindProxy.Forwarding;
+
+/// <summary>
+/// The pipe engine: forwards a connection between two <see cref="PipeSocket"/>s on .NET sockets,
+/// through <see cref="Forwarder"/> or, on a Kafka route, the Kafka layer. Runs everywhere; the
+/// relay engine hands it the connections it does not take. A connection is served to its end
+/// within <see cref="ForwardAsync"/>.
+/// </summary>
+internal sealed class PipeForwarder(
+    UpstreamConnector connector,
+    TransportOptions options,
+    IKafkaForwarder kafkaForwarder,
+    InterceptedConnections interceptions,
+    ConnectionLifecycle lifecycle) : IConnectionForwarder
+{
+    private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
+
+    /// <summary>Serves the connection until it closes; always false (nothing outlives the call).</summary>
+    public async Task<bool> ForwardAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
+        AssignmentLease? lease, PendingInterception? intercepted)
+    {
+        var client = inbound.Socket;
+        var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
+        if (!connect.IsConnected)
+        {
+            lifecycle.ConnectFailed(route, client.RemoteEndPoint, connect.Error, connect.Detail, connect.Elapsed);
+            client.Abort();
+            return false;
+        }
+
+        // A Kafka response that may need rewriting is buffered whole, so its side may hold a full frame.
+        var upstreamOptions = route.Kafka is { } kafka
+            ? _kafkaOptions.GetOrAdd(kafka.MaxFrameSize, max => options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, max + options.ReceiveBufferSize) })
+            : options;
+        var upstream = new PipeSocket(connect.Connection!, upstreamOptions);
+        await using (upstream.ConfigureAwait(false))
+        {
+            upstream.StartReceiving();
+            var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
+            var live = lifecycle.Add(served, route, new PipeLegs(client, upstream), lease, who);
+            lifecycle.AbortIfTooLate(live);
+            lifecycle.Opened(live, connect.Elapsed);
+            var reason = CloseReason.ProxyAborted;
+            try
+            {
+                string clientId = "";
+                if (route.Kafka is not null)
+                {
+                    reason = await kafkaForwarder.ForwardAsync(live, client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                    clientId = live.Kafka is { } session ? $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)" : "";
+                }
+                else
+                {
+                    reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                }
+
+                reason = live.ProxyReason ?? reason;
+                lifecycle.LogClosed(live, reason, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, clientId);
+            }
+            finally
+            {
+                lifecycle.Closed(live, reason);
+                lifecycle.Remove(live);
+            }
+        }
+
+        return false;
+    }
+}
