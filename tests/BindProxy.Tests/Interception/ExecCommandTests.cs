@@ -20,10 +20,7 @@ public sealed class ExecCommandTests
         using var run = NamespaceRun.Require();
         var bench = BenchTool();
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            dotnet '{{bench}}' echo-server --listen 127.0.0.1:9000 2> server.log &
-            server=$!
-            trap 'kill $server 2>/dev/null' EXIT
-            wait_for server.log 'listening on' || exit 20
+            echo_server '{{bench}}' 9000 || exit 20
             echo "hello through exec" | $PROXY exec --config '{{Path.Combine(ShippedConfigTests.RepositoryRoot(), "appsettings.json")}}' --source 127.0.0.7 --ports 9000-9001,8081 --admin off -- bash -c '
               read -r line; echo "got: $line"; echo "to stderr" >&2
               exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3; echo "reply: $reply"
@@ -50,10 +47,7 @@ public sealed class ExecCommandTests
         using var run = NamespaceRun.Require();
         var bench = BenchTool();
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            dotnet '{{bench}}' echo-server --listen 127.0.0.1:9000 2> server.log &
-            server=$!
-            trap 'kill $server 2>/dev/null' EXIT
-            wait_for server.log 'listening on' || exit 20
+            echo_server '{{bench}}' 9000 || exit 20
             echo "cgroup2 at: $(awk '$9 == "cgroup2" { print $5 }' /proc/self/mountinfo | tr '\n' ' ')"
             $PROXY exec --source 127.0.0.7 --ports 9000 --admin off -- bash -c '
               exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3; echo "reply: $reply"' > out.txt 2> exec.log
@@ -146,10 +140,7 @@ public sealed class ExecCommandTests
         using var run = NamespaceRun.Require();
         var bench = BenchTool();
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            dotnet '{{bench}}' echo-server --listen 127.0.0.1:9000 2> server.log &
-            server=$!
-            trap 'kill $server 2>/dev/null' EXIT
-            wait_for server.log 'listening on' || exit 20
+            echo_server '{{bench}}' 9000 || exit 20
             $PROXY exec --source 127.0.0.7 --ports 9000 --admin 127.0.0.1:9901 -- bash -c '
               exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3
               exec 4<>/dev/tcp/127.0.0.1/9901; printf "GET /api/connections HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&4; cat <&4' > api.txt 2> exec.log

@@ -42,7 +42,8 @@ internal sealed class NamespaceRun : IDisposable
 
     /// <summary>
     /// The lines every script starts with: lo up, cgroup2 at /sys/fs/cgroup, PROXY and DEMO
-    /// commands, and <c>wait_for FILE TEXT</c> (up to 60 s: the machine may be busy).
+    /// commands, <c>wait_for FILE TEXT</c> (up to 60 s: the machine may be busy), and
+    /// <c>echo_server BENCH_DLL PORT</c> (the load tool's echo server on 127.0.0.1:PORT, stopped when the script exits).
     /// </summary>
     public string Prelude => $$"""
         {{Lines}}
@@ -59,6 +60,7 @@ internal sealed class NamespaceRun : IDisposable
         PROXY="dotnet {{ProxyDll}}"
         DEMO="dotnet {{DemoDll}}"
         wait_for() { for _ in $(seq 1 600); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timed out waiting for '$2' in $1" >&2; return 1; }
+        echo_server() { dotnet "$1" echo-server --listen "127.0.0.1:$2" 2> "server-$2.log" & servers="${servers:-} $!"; trap 'kill $servers 2>/dev/null' EXIT; wait_for "server-$2.log" 'listening on'; }
 
         """;
 
