@@ -103,37 +103,70 @@ public sealed class RouteFamilyTests
             r.GetProperty("sources").GetString()!,
             r.GetProperty("bound").EnumerateArray().Select(b => b.GetString()!).ToArray()))];
 
-    /// <summary>Starts the proxy, opens broker 1's listener with one client on the bootstrap and one on the broker, connected.</summary>
-    private static async Task<(TestProxy Proxy, Socket Bootstrap, Socket Broker, IPEndPoint BrokerListener)> StartWithClientsAsync(string file, HttpClient? admin = null)
+    /// <summary>
+    /// A proxy serving the file's "kafka" and "other" routes in front of a broker stand-in, with
+    /// broker 1's listener open and one client on the bootstrap and one on the broker, connected.
+    /// </summary>
+    private sealed class KafkaFamily(TestServer broker, TestServer echo, TempDirectory temp, TestProxy proxy,
+        Socket bootstrapClient, Socket brokerClient, IPEndPoint brokerListener) : IAsyncDisposable
     {
-        var proxy = await TestProxy.StartFromFileAsync(file);
-        var bootstrap = await SocketExtensions.ConnectAsync(proxy.Endpoint("kafka"));
-        var (_, brokerPort) = await MetadataAsync(bootstrap);
-        var brokerListener = new IPEndPoint(IPAddress.Loopback, brokerPort);
-        var broker = await SocketExtensions.ConnectAsync(brokerListener);
-        await MetadataAsync(broker);
-        await Poll.UntilAsync(() => proxy.Connections.Count == 2, "the bootstrap and the broker connection in the registry");
-        return (proxy, bootstrap, broker, brokerListener);
+        public TestServer Broker => broker;
+
+        public TestServer Echo => echo;
+
+        public TestProxy Proxy => proxy;
+
+        public Socket BootstrapClient => bootstrapClient;
+
+        public Socket BrokerClient => brokerClient;
+
+        public IPEndPoint BrokerListener => brokerListener;
+
+        public HttpClient Admin { get; } = AdminClient(proxy);
+
+        private static string FileIn(TempDirectory temp) => Path.Combine(temp.Path, "appsettings.json");
+
+        public static async Task<KafkaFamily> StartAsync()
+        {
+            var broker = FakeBroker();
+            var echo = TestServer.Echo();
+            var temp = new TempDirectory();
+            await File.WriteAllTextAsync(FileIn(temp), Config(broker, echo, withKafka: true), TestContext.Current.CancellationToken);
+            var proxy = await TestProxy.StartFromFileAsync(FileIn(temp));
+            var bootstrap = await SocketExtensions.ConnectAsync(proxy.Endpoint("kafka"));
+            var (_, brokerPort) = await MetadataAsync(bootstrap);
+            var listener = new IPEndPoint(IPAddress.Loopback, brokerPort);
+            var onBroker = await SocketExtensions.ConnectAsync(listener);
+            var family = new KafkaFamily(broker, echo, temp, proxy, bootstrap, onBroker, listener);
+            await MetadataAsync(onBroker);
+            await Poll.UntilAsync(() => proxy.Connections.Count == 2, "the bootstrap and the broker connection in the registry");
+            return family;
+        }
+
+        public Task WriteAsync(string config) => File.WriteAllTextAsync(FileIn(temp), config, TestContext.Current.CancellationToken);
+
+        public async ValueTask DisposeAsync()
+        {
+            Admin.Dispose();
+            brokerClient.Dispose();
+            bootstrapClient.Dispose();
+            await proxy.DisposeAsync();
+            await echo.DisposeAsync();
+            await broker.DisposeAsync();
+            temp.Dispose();
+        }
     }
 
     [Fact]
     public async Task A_removed_Kafka_route_closes_its_broker_listeners_drains_their_connections_and_leaves_the_api()
     {
-        await using var broker = FakeBroker();
-        await using var echo = TestServer.Echo();
-        using var temp = new TempDirectory();
-        var file = Path.Combine(temp.Path, "appsettings.json");
-        await File.WriteAllTextAsync(file, Config(broker, echo, withKafka: true), TestContext.Current.CancellationToken);
-
-        var (proxy, onBootstrap, onBroker, brokerListener) = await StartWithClientsAsync(file);
-        await using var _ = proxy;
-        using var bootstrapClient = onBootstrap;
-        using var brokerClient = onBroker;
-        using var admin = AdminClient(proxy);
+        await using var family = await KafkaFamily.StartAsync();
+        var (proxy, admin, broker, echo) = (family.Proxy, family.Admin, family.Broker, family.Echo);
+        var (bootstrapClient, brokerClient, brokerListener) = (family.BootstrapClient, family.BrokerClient, family.BrokerListener);
         var routesBefore = await RoutesAsync(admin);
         Assert.Contains(routesBefore, r => r is { Name: "kafka/broker-1", Parent: "kafka" });
 
-        await File.WriteAllTextAsync(file, Config(broker, echo, withKafka: false), TestContext.Current.CancellationToken);
+        await family.WriteAsync(Config(broker, echo, withKafka: false));
         await proxy.Logs.WaitForAsync(Prompt, "Reload: route kafka removed");
         var removed = Stopwatch.StartNew();
 
@@ -162,20 +195,12 @@ public sealed class RouteFamilyTests
     [Fact]
     public async Task An_edited_Kafka_route_changes_its_open_broker_listeners_which_keep_their_ports()
     {
-        await using var broker = FakeBroker();
-        await using var echo = TestServer.Echo();
-        using var temp = new TempDirectory();
-        var file = Path.Combine(temp.Path, "appsettings.json");
-        await File.WriteAllTextAsync(file, Config(broker, echo, withKafka: true), TestContext.Current.CancellationToken);
+        await using var family = await KafkaFamily.StartAsync();
+        var (proxy, admin, broker, echo) = (family.Proxy, family.Admin, family.Broker, family.Echo);
+        var (bootstrapClient, brokerClient, brokerListener) = (family.BootstrapClient, family.BrokerClient, family.BrokerListener);
 
-        var (proxy, onBootstrap, onBroker, brokerListener) = await StartWithClientsAsync(file);
-        await using var _ = proxy;
-        using var bootstrapClient = onBootstrap;
-        using var brokerClient = onBroker;
-        using var admin = AdminClient(proxy);
-
-        await File.WriteAllTextAsync(file, Config(broker, echo, withKafka: true, ", \"Source\": \"127.0.0.3\", \"AdvertisedHost\": \"localhost\"")
-            .Replace("\"Source\": \"127.0.0.2\", \"Protocol\": \"Kafka\"", "\"Protocol\": \"Kafka\"", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+        await family.WriteAsync(Config(broker, echo, withKafka: true, ", \"Source\": \"127.0.0.3\", \"AdvertisedHost\": \"localhost\"")
+            .Replace("\"Source\": \"127.0.0.2\", \"Protocol\": \"Kafka\"", "\"Protocol\": \"Kafka\"", StringComparison.Ordinal));
         var line = await proxy.Logs.WaitForAsync(Prompt, "Reload: route kafka changed: ");
         Assert.Contains("Source 127.0.0.2 → 127.0.0.3", line, StringComparison.Ordinal);
         Assert.Contains("AdvertisedHost (default) → localhost", line, StringComparison.Ordinal);
