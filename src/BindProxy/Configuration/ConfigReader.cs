@@ -41,12 +41,14 @@ internal static class ConfigReader
         return new ProxyConfig { Routes = routes, DrainTimeout = proxy["DrainTimeout"], Engine = proxy["Engine"], Admin = ReadAdmin(configuration), UnknownKeys = unknown };
     }
 
-    /// <summary>The values of the <c>BindProxy</c> keys that take effect at the next restart, as written (null when not set).</summary>
-    public static IReadOnlyDictionary<string, string?> ReadRestartOnly(IConfiguration configuration)
-    {
-        var proxy = configuration.GetSection(SectionName);
-        return ProxyFields.Where(f => f.Reload == FieldReload.Restart).ToDictionary(f => f.Key, f => proxy[f.Key], StringComparer.Ordinal);
-    }
+    /// <summary>
+    /// The file's keys that take effect at the next restart, by full path (<c>BindProxy:Engine</c>,
+    /// <c>Admin:Listen</c>: the admin endpoint is made once, at startup), as written (null when not set).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> ReadRestartOnly(IConfiguration configuration) =>
+        ProxyFields.Where(f => f.Reload == FieldReload.Restart).Select(f => $"{SectionName}:{f.Key}")
+            .Append($"{AdminConfig.SectionName}:Listen")
+            .ToDictionary(key => key, key => configuration[key], StringComparer.Ordinal);
 
     /// <summary>The top-level <c>Admin</c> section, or null when there is none.</summary>
     public static AdminConfig? ReadAdmin(IConfiguration configuration)

@@ -31,18 +31,14 @@ internal sealed partial class ConfigReloader(
     private readonly List<Task> _background = [];
     private IDisposable? _watch;
 
-    // The file's Admin:Listen as last applied. The running endpoint may come from --admin instead,
-    // so an edit is told by comparing the file with itself.
-    private string? _fileAdmin;
-
-    // The file's restart-only BindProxy keys (Engine) as last read, compared the same way (--engine may stand in for the file's).
+    // The file's restart-only keys (BindProxy:Engine, Admin:Listen) as last read. The running values
+    // may come from --engine or --admin instead, so an edit is told by comparing the file with itself.
     private IReadOnlyDictionary<string, string?> _fileRestartOnly = new Dictionary<string, string?>();
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (source.Configuration is { } configuration)
         {
-            _fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
             _fileRestartOnly = ConfigReader.ReadRestartOnly(configuration);
             _watch = ChangeToken.OnChange(configuration.GetReloadToken, () => Track(ReloadSoonAsync()));
         }
@@ -121,14 +117,11 @@ internal sealed partial class ConfigReloader(
                 return false;
             }
 
-            var fileAdmin = ConfigReader.ReadAdmin(configuration)?.Listen;
-            (string Before, string After)? adminEdit = fileAdmin == _fileAdmin ? null : (_fileAdmin ?? "(none)", fileAdmin ?? "(none)");
-            _fileAdmin = fileAdmin;
             var restartOnly = ConfigReader.ReadRestartOnly(configuration);
             var restartEdits = restartOnly.Where(kv => kv.Value != _fileRestartOnly.GetValueOrDefault(kv.Key))
                 .Select(kv => (Key: kv.Key, Before: _fileRestartOnly.GetValueOrDefault(kv.Key) ?? "(default)", After: kv.Value ?? "(default)")).ToList();
             _fileRestartOnly = restartOnly;
-            await ApplyAsync(routes.Current, result.Model!, adminEdit, restartEdits).ConfigureAwait(false);
+            await ApplyAsync(routes.Current, result.Model!, restartEdits).ConfigureAwait(false);
 
             // Interception rules follow the routes as applied, with the ports their listeners got.
             await interception.ReloadedAsync(cancellationToken).ConfigureAwait(false);
@@ -140,7 +133,7 @@ internal sealed partial class ConfigReloader(
         }
     }
 
-    private async Task ApplyAsync(ProxyModel old, ProxyModel next, (string Before, string After)? adminEdit, List<(string Key, string Before, string After)> restartEdits)
+    private async Task ApplyAsync(ProxyModel old, ProxyModel next, List<(string Key, string Before, string After)> restartEdits)
     {
         var changed = new List<RouteChange>();
         var serving = new List<RouteModel>();
@@ -166,7 +159,7 @@ internal sealed partial class ConfigReloader(
 
         bool drainChanged = old.DrainTimeout != next.DrainTimeout;
         bool sameRoutes = next.Routes.Count == old.Routes.Count && next.Routes.All(r => old.ByName.ContainsKey(r.Name));
-        if (changed.Count == 0 && sameRoutes && !drainChanged && adminEdit is null && restartEdits.Count == 0)
+        if (changed.Count == 0 && sameRoutes && !drainChanged && restartEdits.Count == 0)
         {
             Log.Unchanged(logger);
             return;
@@ -232,14 +225,9 @@ internal sealed partial class ConfigReloader(
             Log.DrainTimeoutChanged(logger, old.DrainTimeout.ToString(), next.DrainTimeout.ToString());
         }
 
-        if (adminEdit is var (adminBefore, adminAfter))
-        {
-            Log.AdminNeedsRestart(logger, adminBefore, adminAfter);
-        }
-
         foreach (var (key, before, after) in restartEdits)
         {
-            Log.ProxyFieldNeedsRestart(logger, $"{ConfigReader.SectionName}:{key}", before, after);
+            Log.NeedsRestart(logger, key, before, after);
         }
     }
 
@@ -281,10 +269,7 @@ internal sealed partial class ConfigReloader(
         public static partial void DrainTimeoutChanged(ILogger logger, string before, string after);
 
         [LoggerMessage(714, LogLevel.Warning, "Reload: {Field} {Before} → {After} takes effect at the next restart")]
-        public static partial void ProxyFieldNeedsRestart(ILogger logger, string field, string before, string after);
-
-        [LoggerMessage(712, LogLevel.Warning, "Reload: Admin:Listen {Before} → {After} takes effect at the next restart (the admin endpoint is made once, at startup)")]
-        public static partial void AdminNeedsRestart(ILogger logger, string before, string after);
+        public static partial void NeedsRestart(ILogger logger, string field, string before, string after);
 
         [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
         public static partial void Warning(ILogger logger, string warning);
