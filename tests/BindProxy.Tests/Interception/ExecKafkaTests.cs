@@ -19,13 +19,8 @@ public sealed partial class ExecKafkaTests
         using var run = NamespaceRun.Require("kcat", "tcpdump", "tshark");
         var tshark = ExternalTool.Require("tshark");
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            mkfifo cluster.in
-            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < cluster.in > cluster.out 2> cluster.log &
-            cluster=$!
-            exec 3> cluster.in
             trap 'kill $cluster $dump 2>/dev/null' EXIT
-            wait_for cluster.out '^bootstrap' || exit 20
-            bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
+            mock_cluster || exit 20
             echo "bootstrap $bootstrap"
             tcpdump -i lo -n -U -w capture.pcap tcp 2> tcpdump.err &
             dump=$!
@@ -99,13 +94,8 @@ public sealed partial class ExecKafkaTests
     {
         using var run = NamespaceRun.Require("kcat", "ss");
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            mkfifo cluster.in
-            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < cluster.in > cluster.out 2> cluster.log &
-            cluster=$!
-            exec 3> cluster.in
             trap 'kill $cluster $bystander 2>/dev/null' EXIT
-            wait_for cluster.out '^bootstrap' || exit 20
-            bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
+            mock_cluster || exit 20
             seq 1 6 | kcat -b $first -P -t exec-test 2> seed.log
             $PROXY exec --source {{Source}} --kafka $first --admin off -- kcat -u -b $first -C -t exec-test -o beginning > execd.txt 2> execd.log &
             execd=$!
@@ -154,13 +144,8 @@ public sealed partial class ExecKafkaTests
     {
         using var run = NamespaceRun.Require();
         var (exitCode, stdout, stderr) = await run.RunAsync($$"""
-            mkfifo cluster.in
-            $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < cluster.in > cluster.out 2> cluster.log &
-            cluster=$!
-            exec 3> cluster.in
             trap 'kill $cluster 2>/dev/null' EXIT
-            wait_for cluster.out '^bootstrap' || exit 20
-            bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}
+            mock_cluster || exit 20
             CLIENT="dotnet {{NamespaceRun.DemoDll}} client --bootstrap $first --topic exec-test --messages 10"
             $PROXY exec --source 127.0.0.7-127.0.0.9 --kafka $first --assign kafka-client-id --admin off -- \
               sh -c "$CLIENT --client-id alpha > alpha.out & $CLIENT --client-id beta > beta.out; wait" 2> exec.log

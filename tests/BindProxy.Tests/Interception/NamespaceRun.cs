@@ -43,7 +43,9 @@ internal sealed class NamespaceRun : IDisposable
     /// <summary>
     /// The lines every script starts with: lo up, cgroup2 at /sys/fs/cgroup, PROXY and DEMO
     /// commands, <c>wait_for FILE TEXT</c> (up to 60 s: the machine may be busy), and
-    /// <c>echo_server BENCH_DLL PORT</c> (the load tool's echo server on 127.0.0.1:PORT, stopped when the script exits).
+    /// <c>echo_server BENCH_DLL PORT</c> (the load tool's echo server on 127.0.0.1:PORT, stopped when the script exits),
+    /// and <c>mock_cluster</c> (3 brokers, topic exec-test in 3 partitions; sets <c>$cluster</c>, <c>$bootstrap</c>,
+    /// <c>$first</c>, and fd 3 for its commands).
     /// </summary>
     public string Prelude => $$"""
         {{Lines}}
@@ -60,6 +62,7 @@ internal sealed class NamespaceRun : IDisposable
         PROXY="dotnet {{ProxyDll}}"
         DEMO="dotnet {{DemoDll}}"
         wait_for() { for _ in $(seq 1 600); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timed out waiting for '$2' in $1" >&2; return 1; }
+        mock_cluster() { mkfifo cluster.in; $DEMO mock-cluster --brokers 3 --topic exec-test --partitions 3 < cluster.in > cluster.out 2> cluster.log & cluster=$!; exec 3> cluster.in; wait_for cluster.out '^bootstrap' || return 1; bootstrap=$(sed -n 's/^bootstrap //p' cluster.out); first=${bootstrap%%,*}; }
         echo_server() { dotnet "$1" echo-server --listen "127.0.0.1:$2" 2> "server-$2.log" & servers="${servers:-} $!"; trap 'kill $servers 2>/dev/null' EXIT; wait_for "server-$2.log" 'listening on'; }
 
         """;
