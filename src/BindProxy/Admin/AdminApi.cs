@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Transport;

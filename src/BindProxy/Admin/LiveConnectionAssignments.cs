@@ -1,4 +1,5 @@
 using System.Net;
+using BindProxy.Addressing;
 using BindProxy.Forwarding;
 
 namespace BindProxy.Admin;

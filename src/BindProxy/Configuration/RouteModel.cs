@@ -118,21 +118,9 @@ internal sealed class RouteModel
     /// for one source address, so nothing else is captured at all; the display filter for a pool
     /// (address ranges have no short capture-filter form).
     /// </summary>
-    public string TsharkCommand
-    {
-        get
-        {
-            var addresses = Sources.Addresses;
-            string device = System.Net.IPAddress.IsLoopback(addresses[0]) ? "lo" : "any";
-            if (!addresses.IsSingle)
-            {
-                return $"tshark -i {device} -Y '{WiresharkFilter}'";
-            }
-
-            string ports = Intercept is { } intercept ? $" and {intercept.Ports.ToCaptureFilter()}"
-                : Kafka is not null ? ""
-                : $" and tcp port {Upstream.Port}";
-            return $"tshark -i {device} -f 'host {addresses[0]}{ports}'";
-        }
-    }
+    public string TsharkCommand => Sources.Addresses is { IsSingle: true } single
+        ? CaptureFilters.Tshark(single[0], Intercept is { } intercept ? intercept.Ports.ToCaptureFilter()
+            : Kafka is not null ? null
+            : $"tcp port {Upstream.Port}")
+        : CaptureFilters.TsharkDisplay(Sources.Addresses[0], WiresharkFilter);
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using BindProxy.Addressing;
 using BindProxy.Admin;
 using BindProxy.Tests.Infrastructure;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace BindProxy.Admin;
+namespace BindProxy.Addressing;
 
 /// <summary>Wireshark display filters and tshark command lines that isolate one source address's upstream traffic.</summary>
 internal static class CaptureFilters
@@ -24,14 +24,22 @@ internal static class CaptureFilters
     /// </summary>
     public static string Tshark(IPAddress source, IReadOnlyCollection<int> ports)
     {
-        var portClause = ports.Count switch
+        var portFilter = ports.Count switch
         {
-            0 => "",
-            1 => $" and tcp port {ports.First()}",
-            _ => $" and ({string.Join(" or ", ports.Select(p => $"tcp port {p}"))})",
+            0 => null,
+            1 => $"tcp port {ports.First()}",
+            _ => $"({string.Join(" or ", ports.Select(p => $"tcp port {p}"))})",
         };
-        return $"tshark -i {Interface(source)} -f 'host {source}{portClause}'";
+        return Tshark(source, portFilter);
     }
+
+    /// <summary>The same with a port filter term of the caller's (BPF), or none: every port of <paramref name="source"/>.</summary>
+    public static string Tshark(IPAddress source, string? portFilter) =>
+        $"tshark -i {Interface(source)} -f 'host {source}{(portFilter is null ? "" : $" and {portFilter}")}'";
+
+    /// <summary>A tshark command for a display filter, for what a capture filter cannot say briefly (address ranges).</summary>
+    public static string TsharkDisplay(IPAddress anySource, string displayFilter) =>
+        $"tshark -i {Interface(anySource)} -Y '{displayFilter}'";
 
     /// <summary>Loopback traffic is only seen on <c>lo</c>; anything else may leave by any interface.</summary>
     private static string Interface(IPAddress source) => IPAddress.IsLoopback(source) ? "lo" : "any";
