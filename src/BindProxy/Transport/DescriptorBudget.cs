@@ -102,7 +102,7 @@ internal sealed partial class DescriptorBudget : IDisposable
     /// </summary>
     private bool Recount()
     {
-        long now = Environment.TickCount64;
+        long now = NowMs();
         long next = Interlocked.Read(ref _nextRecountTicks);
         if (_countOpen is null || now < next || Interlocked.CompareExchange(ref _nextRecountTicks, now + RecountIntervalMs, next) != next)
         {
