@@ -18,7 +18,9 @@ namespace BindProxy.Transport.Linux;
 /// (<see cref="Reschedule"/>). A handler that stops early to let others go first thus gets its
 /// next go after every connection that became ready meanwhile. If <c>epoll_wait</c> fails, the
 /// loop fails every handler it has, tells its owner, and from then on only runs posted work; no
-/// descriptor can be registered with it any more.
+/// descriptor can be registered with it any more. Work posted to a loop that has stopped runs on
+/// the poster's thread, one job at a time: no job is ever dropped, so a waiter posted to a dead
+/// loop completes and a relay aborted there closes its descriptors.
 /// </remarks>
 [SupportedOSPlatform("linux")]
 internal sealed unsafe class EpollLoop : IDisposable
@@ -34,7 +36,10 @@ internal sealed unsafe class EpollLoop : IDisposable
     private readonly Action<Exception> _onError;
     private readonly Action<EpollLoop, Exception>? _onFailed;
     private readonly SemaphoreSlim _failedWake = new(0); // never disposed: a late Post may still release it
+    private readonly object _stoppedGate = new(); // Monitor: a job run after the stop may post another
     private int _wakePending;
+    private int _stopped;
+    private int _exitHandshake;
     private int _disposed;
     private int _failed;
     private int _callers;
@@ -100,16 +105,30 @@ internal sealed unsafe class EpollLoop : IDisposable
     /// </summary>
     internal int EpollDescriptor => _epoll;
 
+    /// <summary>True once posted work no longer runs on the loop's thread but on the poster's.</summary>
+    public bool IsStopped => Volatile.Read(ref _stopped) != 0;
+
     /// <summary>
-    /// Runs <paramref name="action"/> on the loop thread, soon. If it throws and
-    /// <paramref name="state"/> is an <see cref="IEpollHandler"/>, that handler is failed.
+    /// Runs <paramref name="action"/> on the loop thread, soon — or, once the loop has stopped, on
+    /// this thread before returning (one job at a time across threads). It always runs, once. If it
+    /// throws and <paramref name="state"/> is an <see cref="IEpollHandler"/>, that handler is failed.
     /// </summary>
     public void Post(Action<object?> action, object? state)
     {
         _posted.Enqueue((action, state));
+
+        // The full fence pairs with StopRunningPosts: either this read sees the stop and runs the
+        // work here, or the stopping thread's last drain (which comes after its write) sees the work.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            RunAfterStop();
+            return;
+        }
+
         if (!Enter())
         {
-            return;
+            return; // disposing: the loop thread's last drain, or Dispose's, runs it
         }
 
         // Invariant: work in the queue is run, or _wakePending is 1 and an eventfd write (or, once
@@ -251,10 +270,31 @@ internal sealed unsafe class EpollLoop : IDisposable
         byte* ev = stackalloc byte[16];
         Unsafe.WriteUnaligned(ev, events);
         Unsafe.WriteUnaligned(ev + Libc.EpollDataOffset, data);
-        return Libc.EpollCtl(_epoll, op, fd, ev);
+        if (!Enter())
+        {
+            Marshal.SetLastPInvokeError(Libc.EBadF);
+            return -1; // the set is gone, and with it every registration
+        }
+
+        int result = Libc.EpollCtl(_epoll, op, fd, ev);
+        Exit();
+        return result;
     }
 
     private void Run()
+    {
+        try
+        {
+            Turns();
+        }
+        finally
+        {
+            StopRunningPosts();
+            ExitHandshake();
+        }
+    }
+
+    private void Turns()
     {
         int size = Libc.EpollEventSize;
         byte* events = stackalloc byte[MaxEvents * size];
@@ -349,20 +389,46 @@ internal sealed unsafe class EpollLoop : IDisposable
     {
         for (int count = _posted.Count; count > 0 && _posted.TryDequeue(out var work); count--)
         {
-            try
+            RunJob(work.Action, work.State);
+        }
+    }
+
+    private void RunJob(Action<object?> action, object? state)
+    {
+        try
+        {
+            action(state);
+        }
+        catch (Exception e)
+        {
+            if (state is IEpollHandler handler)
             {
-                work.Action(work.State);
+                FailHandler(handler, e);
             }
-            catch (Exception e)
+            else
             {
-                if (work.State is IEpollHandler handler)
-                {
-                    FailHandler(handler, e);
-                }
-                else
-                {
-                    _onError(e);
-                }
+                _onError(e);
+            }
+        }
+    }
+
+    /// <summary>From here on posted work runs on the poster's thread; what is queued now runs here.</summary>
+    private void StopRunningPosts()
+    {
+        lock (_stoppedGate)
+        {
+            Interlocked.Exchange(ref _stopped, 1);
+            RunAfterStop();
+        }
+    }
+
+    private void RunAfterStop()
+    {
+        lock (_stoppedGate)
+        {
+            while (_posted.TryDequeue(out var work))
+            {
+                RunJob(work.Action, work.State);
             }
         }
     }
@@ -417,9 +483,12 @@ internal sealed unsafe class EpollLoop : IDisposable
     }
 
     /// <summary>
-    /// Stops the loop thread and closes the epoll and eventfd descriptors, once. If the thread does
-    /// not stop in time they are left open: closing a number still in use, or twice, would close
-    /// whatever socket got that number next.
+    /// Stops the loop thread and closes the epoll set and the eventfd, once, whatever the thread
+    /// does. A thread that does not stop in time (a handler stuck) keeps running on placeholders:
+    /// the two numbers are pointed at /dev/null, which closes the epoll set and the eventfd at once
+    /// while no other file can take the numbers the thread still uses; whichever of the thread and
+    /// this call finishes last closes the numbers. Work still queued, or posted later, runs on the
+    /// disposing or posting thread.
     /// </summary>
     public void Dispose()
     {
@@ -432,15 +501,39 @@ internal sealed unsafe class EpollLoop : IDisposable
         ulong one = 1;
         Libc.Write(_wake, &one, sizeof(ulong));
         _failedWake.Release();
-        if (IsLoopThread || !_thread.Join(TimeSpan.FromSeconds(5)))
+        bool joined = !IsLoopThread && _thread.Join(StopWait);
+        if (!joined)
         {
-            return;
+            StopRunningPosts();
         }
 
         // A Post or Register that read _disposed as 0 just before may still be using the descriptors.
         SpinWait.SpinUntil(() => Volatile.Read(ref _callers) == 0, TimeSpan.FromSeconds(1));
-        Libc.Close(_wake);
-        Libc.Close(_epoll);
+        if (!joined)
+        {
+            int placeholder = Libc.Open("/dev/null", Libc.ORdOnly | Libc.OCloexec);
+            if (placeholder >= 0)
+            {
+                Libc.Dup2(placeholder, _epoll);
+                Libc.Dup2(placeholder, _wake);
+                Libc.Close(placeholder);
+            }
+        }
+
+        ExitHandshake();
+    }
+
+    /// <summary>How long <see cref="Dispose"/> waits for the loop thread to stop.</summary>
+    internal static TimeSpan StopWait { get; set; } = TimeSpan.FromSeconds(5);
+
+    // The loop thread on its way out and Dispose each come here once; the second closes the numbers.
+    private void ExitHandshake()
+    {
+        if (Interlocked.Increment(ref _exitHandshake) == 2)
+        {
+            Libc.Close(_wake);
+            Libc.Close(_epoll);
+        }
     }
 
     private struct Slot

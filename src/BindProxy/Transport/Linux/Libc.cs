@@ -95,6 +95,9 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);
 
+    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    public static partial int Dup2(int oldFd, int newFd);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
