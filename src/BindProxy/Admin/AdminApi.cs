@@ -67,9 +67,10 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             CaptureFilters.Wireshark(connection.Source.Address, [connection.Source.Port]),
             connection.Intercepted?.OriginalDestination.ToString(),
             connection.Intercepted?.Pid,
-            connection.Intercepted?.CommandLine);
+            connection.Intercepted?.CommandLine,
+            connection.IsStalled);
     }
 
-    /// <summary>open, half-closed by one side (its FIN passed on, the other direction still flowing), or closing.</summary>
+    /// <summary>open, half-closed by one side (its FIN passed on, the other direction still flowing), flushing (both ended, sent bytes not yet acknowledged), or closing.</summary>
     internal static string State(ProxiedConnection connection) => connection.Legs.State;
 }

@@ -37,7 +37,8 @@ internal sealed record ConnectionView(
     string WiresharkFilter,
     string? OriginalDestination = null,
     int? ClientPid = null,
-    string? ClientCommand = null);
+    string? ClientCommand = null,
+    bool Stalled = false);
 
 /// <summary>One client → source address pair of <c>GET /api/assignments</c>, with filters that isolate it.</summary>
 internal sealed record AssignmentView(

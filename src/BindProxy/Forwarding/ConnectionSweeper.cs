@@ -1,16 +1,21 @@
 using BindProxy.Configuration;
 using BindProxy.Transport;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Forwarding;
 
 /// <summary>
-/// Once a second, closes connections that broke a route's time limits — no byte either way for
-/// <c>IdleTimeout</c>, or (Kafka) a request left incomplete for <c>FrameTimeout</c> — and
-/// connections whose peer reset while the proxy was not reading it (backpressure). One pass over
-/// the live connections replaces a timer per connection.
+/// Once a second, closes connections that broke a time limit — no byte either way for a route's
+/// <c>IdleTimeout</c>, (Kafka) a request left incomplete for <c>FrameTimeout</c>, a peer that took
+/// none of the bytes still queued for it for the flush timeout after both sides ended — and
+/// connections whose peer reset while the proxy was not reading it (backpressure), and has the
+/// <see cref="StallWatchdog"/> look at each. One pass over the live connections replaces a timer
+/// per connection.
 /// </summary>
-internal sealed class ConnectionSweeper(ConnectionRegistry connections) : BackgroundService
+/// <param name="watchdog">None: stalls are not looked for (a sweeper made on its own, in tests).</param>
+internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, TransportOptions options, StallWatchdog? watchdog = null, ILogger<ConnectionSweeper>? logger = null)
+    : BackgroundService
 {
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(1);
 
@@ -45,11 +50,26 @@ internal sealed class ConnectionSweeper(ConnectionRegistry connections) : Backgr
             {
                 connection.Abort(CloseReason.IdleTimeout);
             }
+            else if (connection.Legs.IsFlushing && idle > options.FlushTimeout.TotalMilliseconds)
+            {
+                Log.FlushTimedOut(logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger<ConnectionSweeper>.Instance, connection.Route, connection.Client, connection.Source, connection.Upstream, connection.Legs.KernelQueued(), options.FlushTimeout.TotalSeconds);
+                connection.Abort(CloseReason.FlushTimeout);
+            }
             else if (route.Kafka is { } kafka && connection.Kafka is { PartialSinceTicks: > 0 and var since } &&
                 now - since > kafka.FrameTimeout.TotalMilliseconds)
             {
                 connection.Abort(CloseReason.FrameStalled);
             }
+            else
+            {
+                watchdog?.Check(connection, now);
+            }
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(212, LogLevel.Warning, "{Route}: {Client} → {Source} → {Upstream}: both sides had ended, but {Queued} B sent to them stayed unacknowledged for {Seconds} s; reset (a peer that stopped reading)")]
+        public static partial void FlushTimedOut(ILogger logger, string route, System.Net.IPEndPoint client, System.Net.IPEndPoint source, System.Net.IPEndPoint upstream, long queued, double seconds);
     }
 }

@@ -42,10 +42,13 @@ internal static class Forwarder
             upstream.Abort();
         }
 
-        // Both closed cleanly: whoever sent FIN first (the pumps may finish in either order when
-        // they run on different threads).
+        // Both closed cleanly: the connection is done once each peer has everything sent to it;
+        // then whoever sent FIN first (the pumps may finish in either order when they run on
+        // different threads) names the close.
         if (firstEnd == PumpEnd.SourceFin && secondEnd == PumpEnd.SourceFin)
         {
+            await client.FlushAsync().ConfigureAwait(false);
+            await upstream.FlushAsync().ConfigureAwait(false);
             return client.FinOrder <= upstream.FinOrder ? CloseReason.ClientClosed : CloseReason.UpstreamClosed;
         }
 

@@ -104,12 +104,23 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
         Volatile.Read(ref _whenClosed)?.TrySetResult();
     }
 
+    /// <summary>The stall watchdog's view of this connection (the sweeper's thread only).</summary>
+    internal StallWatch Watch;
+
+    /// <summary>Set while the watchdog finds bytes waiting in one direction with no progress though the other side could take them.</summary>
+    public bool IsStalled => Volatile.Read(ref _stalled) != 0;
+
+    private int _stalled;
+
+    internal void MarkStalled(bool stalled) => Volatile.Write(ref _stalled, stalled ? 1 : 0);
+
     /// <summary>Milliseconds since a byte last moved either way, as seen by successive calls (one caller: the sweeper).</summary>
     internal long IdleMilliseconds(long now)
     {
         // Received and sent: while a slow reader drains what the proxy holds for it, nothing new
-        // is read, but bytes still move.
-        long total = Legs.BytesReceived + Legs.BytesToUpstream + Legs.BytesToClient;
+        // is read, but bytes still move. Once both sides have ended, what moves is the kernel's
+        // send queues draining.
+        long total = Legs.BytesReceived + Legs.BytesToUpstream + Legs.BytesToClient - (Legs.IsFlushing ? Legs.KernelQueued() : 0);
         if (total != _lastTotal)
         {
             _lastTotal = total;

@@ -29,6 +29,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _poolExhausted;
     private readonly Counter<long> _kafkaRequests;
     private readonly Counter<long> _httpResponses;
+    private readonly Counter<long> _stalls;
 
     // Forwarded bytes: each live connection remembers what of its counters has been added to its
     // route's totals, so a collection adds only the difference and a close adds the rest; totals
@@ -57,6 +58,8 @@ internal sealed class ProxyMetrics
             "Upstream connects that failed, by route and error");
         _poolExhausted = meter.CreateCounter<long>("bindproxy.source_pool.exhausted", "{event}",
             "Connections refused because no source address of the route's pool had a port left (EADDRINUSE/EADDRNOTAVAIL on every address tried)");
+        _stalls = meter.CreateCounter<long>("bindproxy.connections.stalls", "{event}",
+            "Connections found with bytes waiting in one direction and no progress for the stall timeout although that side could take them (a defect), by route");
         _kafkaRequests = meter.CreateCounter<long>("bindproxy.kafka.requests", "{request}",
             "Kafka requests forwarded, by route and API");
         _httpResponses = meter.CreateCounter<long>("bindproxy.http.responses", "{response}",
@@ -114,6 +117,9 @@ internal sealed class ProxyMetrics
     /// <summary>A client closed before its upstream was tried; <paramref name="reason"/> is <c>max_connections</c>, <c>route_gone</c>, <c>descriptor_limit</c>, ...</summary>
     public void Rejected(string route, string reason) =>
         _rejected.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>The stall watchdog found a connection of <paramref name="route"/> stalled.</summary>
+    public void Stalled(string route) => _stalls.Add(1, new KeyValuePair<string, object?>("route", route));
 
     /// <summary>A Kafka request was forwarded; <paramref name="api"/> is its API's name from a fixed table, so the series stay bounded.</summary>
     public void KafkaRequest(string route, string api) =>
@@ -200,6 +206,7 @@ internal sealed class ProxyMetrics
         CloseReason.InternalError => "internal_error",
         CloseReason.IdleTimeout => "idle_timeout",
         CloseReason.FrameStalled => "frame_stalled",
+        CloseReason.FlushTimeout => "flush_timeout",
         _ => "other",
     };
 

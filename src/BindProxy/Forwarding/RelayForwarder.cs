@@ -37,14 +37,15 @@ internal sealed class RelayForwarder(
 
     /// <summary>
     /// Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect
-    /// failed. Until the relay takes them, this owns the client's socket, the upstream one and the
-    /// descriptors reserved for them, and releases all three on every way out, exceptions included.
+    /// failed. The relay owns the client's socket and the descriptors reserved for the connection
+    /// from the start, and the upstream socket once connected; until it starts, every way out of
+    /// here, exceptions included, discards it, which releases all three.
     /// </summary>
     private async Task<bool> RelayAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
         SocketHandle client, DescriptorReservation reservation, AssignmentLease? lease, PendingInterception? intercepted)
     {
-        SocketHandle? upstream = null;
-        TcpRelay? relay = null;
+        var relay = new TcpRelay(relays.NextLoop(), client, reservation, inbound.Client, inbound.Listener);
+        ProxiedConnection live;
         try
         {
             var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, s_connectRaw, (relays, client), connection.ConnectionClosed).ConfigureAwait(false);
@@ -54,12 +55,22 @@ internal sealed class RelayForwarder(
                 return false;
             }
 
-            upstream = connect.Connection!;
-            faults?.At(HandoffStep.Connected);
-            var source = RawSocket.LocalEndPoint(upstream);
+            var upstream = connect.Connection!;
+            IPEndPoint source;
+            try
+            {
+                faults?.At(HandoffStep.Connected);
+                source = RawSocket.LocalEndPoint(upstream);
+            }
+            catch
+            {
+                upstream.CloseAbortive();
+                throw;
+            }
+
+            relay.Connected(upstream, source, connect.Upstream!);
             var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
-            relay = new TcpRelay(relays.NextLoop(), client, upstream, reservation, inbound.Client, inbound.Listener, source, connect.Upstream!);
-            var live = lifecycle.Add(served, route, relay, lease, who);
+            live = lifecycle.Add(served, route, relay, lease, who);
             try
             {
                 faults?.At(HandoffStep.Registered);
@@ -72,50 +83,41 @@ internal sealed class RelayForwarder(
                 throw;
             }
 
-            // From here the relay owns both sockets and the reservation, and ends on its own.
+            // From here the relay runs on its own loop and ends on its own; a drain that ended
+            // meanwhile resets it once it has started.
             relay.Start(this, live);
-            lifecycle.AbortIfTooLate(live);
-            return true;
-        }
-        catch when (relay is not null)
-        {
-            relay.Discard();
-            throw;
         }
         finally
         {
-            if (relay is null)
-            {
-                client.CloseAbortive();
-                upstream?.CloseAbortive();
-                reservation.Return();
-            }
+            relay.Discard(); // only while still connecting: a started relay is the loop's
         }
+
+        lifecycle.AbortIfTooLate(live);
+        return true;
     }
 
     public void OnRelayClosed(TcpRelay relay, object? state, CloseReason reason)
     {
+        // On the thread pool, once per relay. The connection leaves the registry after its line, so
+        // a shutdown that waits for the registry to empty does not end the process before the line
+        // is written.
         var connection = (ProxiedConnection)state!;
         var route = connection.RouteModel;
         reason = connection.ProxyReason ?? reason;
-        lifecycle.Closed(connection, reason);
-        connection.Lease?.Dispose();
-        registry.LeaveClient(route.Root.Name, relay.Client.Address);
-        registry.Leave(route.Name);
-        if (!lifecycle.LogsClosings)
+        try
         {
-            lifecycle.Remove(connection);
-            return;
+            lifecycle.Closed(connection, reason);
+            connection.Lease?.Dispose();
+            registry.LeaveClient(route.Root.Name, relay.Client.Address);
+            registry.Leave(route.Name);
+            if (lifecycle.LogsClosings)
+            {
+                lifecycle.LogClosed(connection, reason, Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds, "");
+            }
         }
-
-        // This usually runs on the relay's loop; the log line is written off it. The connection
-        // leaves the registry after its line, so a shutdown that waits for the registry to empty
-        // does not end the process before the line is written.
-        double durationMs = Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds;
-        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        finally
         {
-            lifecycle.LogClosed(connection, reason, durationMs, "");
             lifecycle.Remove(connection);
-        }, null);
+        }
     }
 }

@@ -44,6 +44,7 @@ internal static partial class ProxyHost
         services.AddSingleton<ConnectionRegistry>();
         services.AddSingleton<IDrainSource>(sp => sp.GetRequiredService<ConnectionRegistry>());
         services.AddSingleton<DrainCoordinator>();
+        services.AddSingleton<StallWatchdog>();
         services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ConnectionLifecycle>();

@@ -59,12 +59,24 @@ internal sealed class HttpUpstreamConnection : NetworkStream, IConnectionLegs
     /// <summary>Request and response bodies are held by the HTTP client and server, not by this connection.</summary>
     public long BufferedBytes => 0;
 
+    public long HeldForUpstream => 0;
+
+    public long HeldForClient => 0;
+
     public string State => Volatile.Read(ref _disposed) != 0 ? "closing" : Volatile.Read(ref _end) switch
     {
         UpstreamFin => "half-closed by upstream",
         UpstreamReset => "closing",
         _ => "open",
     };
+
+    /// <summary>The HTTP client's pool closes its connections; the kernel's graceful close is what they get.</summary>
+    public bool IsFlushing => false;
+
+    public long KernelQueued() => 0;
+
+    /// <summary>Only the upstream side is the proxy's socket here, and the HTTP client holds its bytes.</summary>
+    public LegsInspection Inspect() => default;
 
     /// <summary>Why the connection ended from the upstream's side, if it did: its FIN or its reset, whichever came first.</summary>
     public CloseReason? EndedByUpstream => Volatile.Read(ref _end) switch

@@ -36,6 +36,9 @@ internal enum CloseReason
     /// <summary>Kafka: a frame stayed incomplete for the route's FrameTimeout.</summary>
     FrameStalled,
 
+    /// <summary>Both sides had ended, but a peer took none of the bytes still queued for it for the flush timeout; both were reset.</summary>
+    FlushTimeout,
+
     /// <summary>The proxy failed itself (an unexpected error on the connection's relay loop); both sides were reset.</summary>
     InternalError,
 }
@@ -56,6 +59,7 @@ internal static class CloseReasonExtensions
         CloseReason.ProxyAborted => "aborted by proxy",
         CloseReason.IdleTimeout => "idle timeout",
         CloseReason.FrameStalled => "stalled mid-frame",
+        CloseReason.FlushTimeout => "flush timeout (a peer took none of the rest sent to it)",
         CloseReason.InternalError => "internal error",
         _ => reason.ToString(),
     };

@@ -29,8 +29,23 @@ internal interface IConnectionLegs
     /// <summary>Bytes the proxy holds for this connection right now, both directions.</summary>
     long BufferedBytes { get; }
 
-    /// <summary>open, half-closed by client or upstream, or closing.</summary>
+    /// <summary>Bytes read from the client that the proxy has not yet handed to the upstream's socket.</summary>
+    long HeldForUpstream { get; }
+
+    /// <summary>Bytes read from the upstream that the proxy has not yet handed to the client's socket.</summary>
+    long HeldForClient { get; }
+
+    /// <summary>open, half-closed by client or upstream, flushing (both FINs passed on, sent bytes not yet acknowledged), or closing.</summary>
     string State { get; }
+
+    /// <summary>Both directions have ended and the connection waits for its peers to acknowledge what was sent to them.</summary>
+    bool IsFlushing { get; }
+
+    /// <summary>Bytes the kernel still holds for either peer (sent but not acknowledged); asks the kernel, so callers ask sparingly.</summary>
+    long KernelQueued();
+
+    /// <summary>What each direction holds, in the proxy and in the kernel; asks the kernel, so callers ask sparingly.</summary>
+    LegsInspection Inspect();
 
     /// <summary>Resets both sides.</summary>
     void Abort();

@@ -20,16 +20,27 @@ internal sealed class PipeLegs(PipeSocket client, PipeSocket upstream) : IConnec
 
     public long BytesReceived => client.BytesReceived + upstream.BytesReceived;
 
-    public long BufferedBytes => (client.BytesReceived - upstream.BytesSent) + (upstream.BytesReceived - client.BytesSent);
+    public long BufferedBytes => HeldForUpstream + HeldForClient;
+
+    public long HeldForUpstream => client.BytesReceived - upstream.BytesSent;
+
+    public long HeldForClient => upstream.BytesReceived - client.BytesSent;
 
     public string State => (client.ReceiveEnd, upstream.ReceiveEnd) switch
     {
         _ when client.IsAborted || upstream.IsAborted => "closing",
+        _ when IsFlushing => "flushing",
         (ReceiveEnd.Open, ReceiveEnd.Open) => "open",
         (ReceiveEnd.Fin, ReceiveEnd.Open) => "half-closed by client",
         (ReceiveEnd.Open, ReceiveEnd.Fin) => "half-closed by upstream",
         _ => "closing",
     };
+
+    public bool IsFlushing => client.IsFlushing || upstream.IsFlushing;
+
+    public long KernelQueued() => (long)client.Unacknowledged + upstream.Unacknowledged;
+
+    public LegsInspection Inspect() => new(HeldForUpstream, upstream.InspectSendQueue(), HeldForClient, client.InspectSendQueue());
 
     public void Abort()
     {

@@ -27,6 +27,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     private int _sendShutdown;
     private int _disposed;
     private volatile bool _receivePaused;
+    private volatile bool _flushing;
 
     /// <param name="local">The socket's own address when the caller knows it already (asked of the socket otherwise).</param>
     /// <param name="remote">The peer's address when the caller knows it already: a socket made from an
@@ -196,6 +197,46 @@ internal sealed class PipeSocket : IAsyncDisposable
             int sent = await _socket.SendAsync(memory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _bytesSent, _bytesSent + sent);
             memory = memory[sent..];
+        }
+    }
+
+    /// <summary>True while <see cref="FlushAsync"/> waits for the peer.</summary>
+    public bool IsFlushing => _flushing;
+
+    /// <summary>Bytes sent to the peer that it has not acknowledged yet, a FIN counting one (Linux; 0 elsewhere).</summary>
+    public int Unacknowledged => OperatingSystem.IsLinux() ? Linux.SendQueue.Unacknowledged(_socket.SafeHandle) : 0;
+
+    /// <summary>The send side as the kernel holds it (Linux; null elsewhere).</summary>
+    public SendQueueInfo? InspectSendQueue() => OperatingSystem.IsLinux() ? Linux.SendQueue.Inspect(_socket.SafeHandle) : null;
+
+    /// <summary>
+    /// After the FIN was sent: waits until the peer has acknowledged everything sent to it, so the
+    /// socket is not closed with bytes still queued (a closed socket's queue is an orphan's, which the
+    /// kernel may drop without telling the peer). Ends early when the socket is aborted, which is how
+    /// the sweeper's flush timeout ends a peer that never takes the rest. Linux only; elsewhere
+    /// the kernel's own graceful close is all there is, and this returns at once.
+    /// </summary>
+    public async ValueTask FlushAsync()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        _flushing = true;
+        try
+        {
+            // Usually acknowledged within a round trip; a slow reader is asked less and less often.
+            int delayMs = 1;
+            while (!IsAborted && Unacknowledged > 0)
+            {
+                await Task.Delay(delayMs).ConfigureAwait(false);
+                delayMs = Math.Min(delayMs * 2, 100);
+            }
+        }
+        finally
+        {
+            _flushing = false;
         }
     }
 

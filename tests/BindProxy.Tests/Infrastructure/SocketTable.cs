@@ -8,7 +8,9 @@ public static class SocketTable
 {
     public const int Established = 1;
 
-    public sealed record Entry(IPEndPoint Local, IPEndPoint Remote, int State, long Inode);
+    /// <param name="Inode">0 for an orphan: a socket its process has closed, which the kernel still holds.</param>
+    /// <param name="TxQueue">Bytes sent and not yet acknowledged by the peer.</param>
+    public sealed record Entry(IPEndPoint Local, IPEndPoint Remote, int State, long Inode, long TxQueue = 0);
 
     public static IReadOnlyList<Entry> Read()
     {
@@ -24,7 +26,7 @@ public static class SocketTable
             {
                 var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 entries.Add(new Entry(Parse(f[1], v6), Parse(f[2], v6), int.Parse(f[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                    long.Parse(f[9], CultureInfo.InvariantCulture)));
+                    long.Parse(f[9], CultureInfo.InvariantCulture), long.Parse(f[4].AsSpan(0, f[4].IndexOf(':')), NumberStyles.HexNumber, CultureInfo.InvariantCulture)));
             }
         }
 

@@ -6,10 +6,7 @@ namespace BindProxy.Transport.Linux;
 [SupportedOSPlatform("linux")]
 internal interface IRelayOwner
 {
-    /// <summary>
-    /// Runs on the relay's loop thread (or on <see cref="TcpRelay.Start"/>'s, when the relay ends
-    /// before it is registered): bookkeeping only, nothing that blocks.
-    /// </summary>
+    /// <summary>Runs once per started relay, on the thread pool (never on a loop's thread).</summary>
     /// <param name="state">What the owner gave <see cref="TcpRelay.Start"/> to know the connection by.</param>
     void OnRelayClosed(TcpRelay relay, object? state, CloseReason reason);
 }

@@ -45,6 +45,9 @@ internal static unsafe partial class Libc
     public const int ORdOnly = 0;
     public const int OCloexec = 0x80000;
 
+    public const uint SiocOutq = 0x5411; // TIOCOUTQ: bytes sent but not yet acknowledged, FIN included
+    public const short PollOut = 0x004;
+
     public const int MsgPeek = 0x2;
     public const int MsgDontWait = 0x40;
     public const int MsgNoSignal = 0x4000;
@@ -128,6 +131,16 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
     public static partial int GetSockOpt(int fd, int level, int name, void* value, uint* length);
+
+    // ioctl is variadic; with a pointer argument the x86-64 and arm64 Linux calling conventions match a fixed signature.
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(SafeHandle fd, nuint request, int* argument);
+
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    public static partial int GetSockOpt(SafeHandle fd, int level, int name, void* value, uint* length);
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(void* fds, nuint count, int timeout);
 
     public static int Errno => Marshal.GetLastPInvokeError();
 }

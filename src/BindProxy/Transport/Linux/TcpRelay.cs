@@ -12,11 +12,24 @@ namespace BindProxy.Transport.Linux;
 /// idle connection holds no buffer, no pipe and no pending operation.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Its life is a <see cref="RelayState"/>, moved only by the transitions below. While
+/// <see cref="RelayState.Connecting"/> it belongs to the thread that made it (its forwarder, which
+/// connects the upstream meanwhile); from <see cref="Start"/> on it belongs to its loop's thread,
+/// and other threads reach it only through <see cref="EpollLoop.Post"/>.
+/// </para>
+/// <para>
 /// Same semantics as the pipe path: a FIN is passed on as a half-close while the other direction
-/// keeps flowing; a reset or failure on either side resets both. A turn reads at most
-/// <see cref="MaxReadsPerTurn"/> times in each direction; a relay with more to read then asks its
-/// loop for another turn, which comes after every other connection that is ready, so a bulk
-/// transfer cannot keep the loop from the connections beside it.
+/// keeps flowing; a reset or failure on either side resets both. Once both FINs are passed on the
+/// relay waits (<see cref="RelayState.Closing"/>) until each peer has acknowledged everything sent
+/// to it, FIN included, and only then closes: a socket closed with bytes still queued becomes an
+/// orphan that the kernel may drop silently (see <see cref="SendQueue"/>).
+/// </para>
+/// <para>
+/// A turn reads at most <see cref="MaxReadsPerTurn"/> times in each direction; a relay with more to
+/// read then asks its loop for another turn, which comes after every other connection that is
+/// ready, so a bulk transfer cannot keep the loop from the connections beside it.
+/// </para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
 internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
@@ -26,64 +39,56 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     private const int ClientTag = 0;
     private const int UpstreamTag = 1;
-    // EPOLLOUT is added to a socket's set only once a send to it would block.
+
+    // EPOLLOUT joins a socket's set the first time a send to it would block, and stays: edge-
+    // triggered, it is raised only after a send found the buffer full (the kernel reports write
+    // space only then), so it costs nothing while sends go through, where dropping it each time a
+    // backlog drains would cost an epoll_ctl.
     private const uint Watched = Libc.EpollIn | Libc.EpollRdHup;
 
-    // Start's phases. Unregistered: only Start's thread touches the relay. Registering: the loop
-    // may already handle the first socket, and a close it decides on waits (CloseDeferred) until
-    // Start is done. Registered: the loop's alone.
-    private const int Unregistered = 0;
-    private const int Registering = 1;
-    private const int Registered = 2;
-    private const int CloseDeferred = 3;
-
     private readonly EpollLoop _loop;
+    private int _state; // a RelayState; written on the owning thread, read anywhere
     private Leg _client;
     private Leg _upstream;
     private Pending _toUpstream;
     private Pending _toClient;
     private IRelayOwner? _owner;
-    private object? _state;
+    private object? _ownerState;
     private bool _clientFinFirst;
-    private volatile bool _closing;
-    private bool _finished;
-    private int _registration;
-    private int _abortRequested;
-    private CloseReason _deferredReason;
-    private bool _deferredAbortive;
     private bool _rescheduled;
-    private byte[]? _startBuffer;
+    private int _abortRequested;
     private DescriptorReservation _reservation;
 
     /// <summary>
-    /// Takes ownership of both sockets and the descriptors reserved for them: from here on the
-    /// relay closes them (and gives the reservation back) when it ends, including when
-    /// <see cref="Start"/> is never called — then the caller calls <see cref="Discard"/>.
+    /// A relay for an accepted client, <see cref="RelayState.Connecting"/>: from here on it owns the
+    /// client's socket and the descriptors reserved for the connection, and releases them however
+    /// it ends — by <see cref="Discard"/> if it never starts.
     /// </summary>
-    public TcpRelay(EpollLoop loop, SocketHandle client, SocketHandle upstream, DescriptorReservation reservation,
-        IPEndPoint clientEndPoint, IPEndPoint listener, IPEndPoint source, IPEndPoint upstreamEndPoint)
+    public TcpRelay(EpollLoop loop, SocketHandle client, DescriptorReservation reservation, IPEndPoint clientEndPoint, IPEndPoint listener)
     {
         _loop = loop;
         _reservation = reservation;
         _client.Socket = client;
         _client.Slot = -1;
         _client.Writable = true; // fresh connected sockets: EPOLLOUT only matters once a send blocks
-        _upstream.Socket = upstream;
         _upstream.Slot = -1;
         _upstream.Writable = true;
         Client = clientEndPoint;
         Listener = listener;
-        Source = source;
-        Upstream = upstreamEndPoint;
     }
+
+    public RelayState Phase => (RelayState)Volatile.Read(ref _state);
 
     public IPEndPoint Client { get; }
 
     public IPEndPoint Listener { get; }
 
-    public IPEndPoint Source { get; }
+    public IPEndPoint Source { get; private set; } = null!;
 
-    public IPEndPoint Upstream { get; }
+    public IPEndPoint Upstream { get; private set; } = null!;
+
+    /// <summary>The loop the relay runs on (its upstream connect is watched there too).</summary>
+    public EpollLoop Loop => _loop;
 
     public long BytesToUpstream => Volatile.Read(ref _upstream.Sent);
 
@@ -93,107 +98,114 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     public long BufferedBytes => (Volatile.Read(ref _client.Received) - BytesToUpstream) + (Volatile.Read(ref _upstream.Received) - BytesToClient);
 
-    public string State => (_closing, Volatile.Read(ref _client.ReadEnded), Volatile.Read(ref _upstream.ReadEnded)) switch
+    public long HeldForUpstream => Volatile.Read(ref _client.Received) - BytesToUpstream;
+
+    public long HeldForClient => Volatile.Read(ref _upstream.Received) - BytesToClient;
+
+    public string State => Phase switch
     {
-        (false, false, false) => "open",
-        (false, true, false) => "half-closed by client",
-        (false, false, true) => "half-closed by upstream",
-        _ => "closing",
+        RelayState.Connecting => "connecting",
+        RelayState.Relaying => "open",
+        RelayState.HalfClosed => _clientFinFirst ? "half-closed by client" : "half-closed by upstream",
+        RelayState.Closing => "flushing",
+        _ => "closed",
     };
 
-    /// <summary>Resets both sockets of a relay that will not be started (the handoff failed before <see cref="Start"/>).</summary>
-    public void Discard()
+    public bool IsFlushing => Phase == RelayState.Closing;
+
+    public long KernelQueued() => Phase is RelayState.Closed or RelayState.Connecting ? 0
+        : (long)SendQueue.Unacknowledged(_client.Socket!) + SendQueue.Unacknowledged(_upstream.Socket!);
+
+    public LegsInspection Inspect() => Phase is RelayState.Closed or RelayState.Connecting
+        ? default
+        : new LegsInspection(HeldForUpstream, SendQueue.Inspect(_upstream.Socket!), HeldForClient, SendQueue.Inspect(_client.Socket!));
+
+    /// <summary>Connecting: takes the connected upstream socket, owned by the relay from here on.</summary>
+    public void Connected(SocketHandle upstream, IPEndPoint source, IPEndPoint upstreamEndPoint)
     {
-        _finished = true;
-        _client.Socket.CloseAbortive();
-        _upstream.Socket.CloseAbortive();
-        _reservation.Return();
-        _reservation = default;
+        if (Phase != RelayState.Connecting || _upstream.Socket is not null)
+        {
+            throw new InvalidOperationException("the upstream is connected once, before Start");
+        }
+
+        _upstream.Socket = upstream;
+        Source = source;
+        Upstream = upstreamEndPoint;
     }
 
-    /// <summary>
-    /// Starts forwarding; <paramref name="owner"/> hears once (with <paramref name="state"/>), after
-    /// both descriptors are closed (on the loop thread, or on this one if the relay ends before
-    /// its sockets are registered), so it must not block. Does not throw: a failure here ends the
-    /// relay like any other (reason <see cref="CloseReason.InternalError"/>).
-    /// </summary>
-    public void Start(IRelayOwner owner, object? state)
+    /// <summary>Connecting → Closed: resets what the relay holds; the relay is never started (its connect or handoff failed).</summary>
+    public void Discard()
     {
-        _owner = owner;
-        _state = state;
-
-        // The client has usually sent its first bytes by now: pass them on from this thread, so
-        // the loop is not woken for them. (What is left past one turn's reads is reported by the
-        // registration: epoll reports a socket that is readable when it is added.)
-        bool open;
-        try
-        {
-            _client.Readable = true;
-            open = Pump(ref _client, ref _upstream, ref _toUpstream, upward: true, out _);
-        }
-        catch (Exception)
-        {
-            Fail(CloseReason.InternalError);
-            open = false;
-        }
-        finally
-        {
-            if (_startBuffer is { } buffer)
-            {
-                _startBuffer = null;
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-
-        if (!open)
+        if (Phase != RelayState.Connecting)
         {
             return;
         }
 
-        Volatile.Write(ref _registration, Registering);
-        bool registered = Register(ref _upstream, UpstreamTag) && Register(ref _client, ClientTag);
-        if (Interlocked.Exchange(ref _registration, Registered) == CloseDeferred)
-        {
-            _loop.Post(static state => ((TcpRelay)state!).FinishDeferred(), this);
-        }
-        else if (!registered || Volatile.Read(ref _abortRequested) != 0)
-        {
-            PostAbort();
-        }
+        MoveTo(RelayState.Closed);
+        _client.Socket!.CloseAbortive();
+        _upstream.Socket?.CloseAbortive();
+        ReturnReservation();
     }
 
-    private bool Register(ref Leg leg, int tag)
+    /// <summary>
+    /// Connecting → Relaying: from here on the relay belongs to its loop, which registers its
+    /// sockets and runs it on its own; <paramref name="owner"/> hears exactly once (with
+    /// <paramref name="state"/>), on the thread pool, after both descriptors are closed. Does not
+    /// throw; a relay that cannot start ends like any other (<see cref="CloseReason.InternalError"/>).
+    /// </summary>
+    public void Start(IRelayOwner owner, object? state)
     {
-        uint events = Watched | (Volatile.Read(ref leg.WantsOut) != 0 ? Libc.EpollOut : 0);
+        if (Phase != RelayState.Connecting || _upstream.Socket is null)
+        {
+            throw new InvalidOperationException("Start follows Connected, once");
+        }
+
+        _owner = owner;
+        _ownerState = state;
+        MoveTo(RelayState.Relaying);
+        _loop.Post(static s => ((TcpRelay)s!).Begin(), this);
+    }
+
+    /// <summary>On the loop: registers both sockets, unless the relay was aborted and closed first.</summary>
+    private void Begin()
+    {
+        if (Phase != RelayState.Relaying)
+        {
+            return;
+        }
+
         try
         {
-            int slot = _loop.Register(leg.Socket, events, this, tag);
-            Interlocked.Exchange(ref leg.Slot, slot);
-
-            // The loop may have found this socket full since WantsOut was read (see WatchWritable).
-            return (events & Libc.EpollOut) != 0 || Volatile.Read(ref leg.WantsOut) == 0 || _loop.Modify(slot, Watched | Libc.EpollOut);
+            _client.Slot = _loop.Register(_client.Socket!, Watched, this, ClientTag);
+            _upstream.Slot = _loop.Register(_upstream.Socket!, Watched, this, UpstreamTag);
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
         {
-            return false;
+            Fail(CloseReason.InternalError);
+            return;
+        }
+
+        // Bytes the client sent already are reported by the registration: epoll reports a socket
+        // that is readable when it is added.
+        if (Volatile.Read(ref _abortRequested) != 0)
+        {
+            Fail(_loop.IsFailed ? CloseReason.InternalError : CloseReason.ProxyAborted);
         }
     }
 
+    /// <summary>Resets both sides (any thread); a relay still connecting is reset once it starts.</summary>
     public void Abort()
     {
-        _closing = true;
         Interlocked.Exchange(ref _abortRequested, 1);
-        if (Volatile.Read(ref _registration) >= Registered)
+        _loop.Post(static state =>
         {
-            PostAbort(); // otherwise Start sees the request once it has registered
-        }
+            var relay = (TcpRelay)state!;
+            if (relay.Phase is not (RelayState.Connecting or RelayState.Closed))
+            {
+                relay.Fail(relay._loop.IsFailed ? CloseReason.InternalError : CloseReason.ProxyAborted);
+            }
+        }, this);
     }
-
-    private void PostAbort() => _loop.Post(static state =>
-    {
-        var relay = (TcpRelay)state!;
-        relay.Fail(relay._loop.IsFailed ? CloseReason.InternalError : CloseReason.ProxyAborted);
-    }, this);
 
     /// <summary>The loop could not go on with this relay (see <see cref="IEpollHandler.OnLoopFailure"/>): both sides are reset.</summary>
     public void OnLoopFailure(Exception error) => Fail(CloseReason.InternalError);
@@ -203,12 +215,26 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     public void OnEvents(uint events, int tag)
     {
-        if (_finished)
+        var phase = Phase;
+        if (phase is RelayState.Closed or RelayState.Connecting)
         {
             return;
         }
 
         ref var leg = ref tag == ClientTag ? ref _client : ref _upstream;
+        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Socket!) != 0)
+        {
+            Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
+            return;
+        }
+
+        if (phase == RelayState.Closing)
+        {
+            // Nothing is read or sent any more; an event here is a peer acknowledging (or leaving).
+            CloseIfFlushed();
+            return;
+        }
+
         if ((events & (Libc.EpollIn | Libc.EpollRdHup | Libc.EpollHup | Libc.EpollErr)) != 0)
         {
             leg.Readable = true;
@@ -222,12 +248,6 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         if ((events & (Libc.EpollOut | Libc.EpollHup | Libc.EpollErr)) != 0)
         {
             leg.Writable = true;
-        }
-
-        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Socket) != 0)
-        {
-            Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
-            return;
         }
 
         if (events == 0)
@@ -247,9 +267,10 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 _rescheduled = true;
                 _loop.Reschedule(this, tag);
             }
-            else if (_client.ReadEnded && _upstream.ReadEnded && _toUpstream.Count == 0 && _toClient.Count == 0)
+            else if (_client.ReadEnded && _upstream.ReadEnded)
             {
-                Finish(_clientFinFirst ? CloseReason.ClientClosed : CloseReason.UpstreamClosed, abortive: false);
+                MoveTo(RelayState.Closing);
+                CloseIfFlushed();
             }
         }
     }
@@ -298,11 +319,11 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 return true;
             }
 
-            var buffer = ReadBuffer;
+            var buffer = _loop.Buffer;
             nint received;
             fixed (byte* p = buffer)
             {
-                received = Libc.Recv(from.Socket.Fd, p, (nuint)_loop.BufferSize, Libc.MsgDontWait);
+                received = Libc.Recv(from.Socket!.Fd, p, (nuint)_loop.BufferSize, Libc.MsgDontWait);
             }
 
             if (received > 0)
@@ -328,7 +349,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 if (pending.Count > 0)
                 {
                     // The other side is full: this connection keeps the buffer until it drains.
-                    KeepReadBuffer();
+                    _loop.ReplaceBuffer();
                     return true;
                 }
 
@@ -338,16 +359,16 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
             if (received == 0)
             {
+                // Everything read from this side has been sent on (reads wait for a drained
+                // backlog): pass the FIN on after it.
                 from.ReadEnded = true;
-                _clientFinFirst |= upward && !to.ReadEnded;
-
-                // Pass the FIN on — unless the other direction is over too, so that both sockets
-                // are closed right after this (close sends the FIN).
-                if (!to.ReadEnded || (upward ? _toClient.Count : _toUpstream.Count) > 0)
+                if (!to.ReadEnded)
                 {
-                    Libc.Shutdown(to.Socket.Fd, Libc.ShutWr);
+                    _clientFinFirst = upward;
+                    MoveTo(RelayState.HalfClosed);
                 }
 
+                Libc.Shutdown(to.Socket!.Fd, Libc.ShutWr);
                 return true;
             }
 
@@ -374,7 +395,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             nint sent;
             fixed (byte* p = pending.Buffer)
             {
-                sent = Libc.Send(to.Socket.Fd, p + pending.Offset, (nuint)pending.Count, Libc.MsgDontWait | Libc.MsgNoSignal);
+                sent = Libc.Send(to.Socket!.Fd, p + pending.Offset, (nuint)pending.Count, Libc.MsgDontWait | Libc.MsgNoSignal);
             }
 
             if (sent >= 0)
@@ -389,12 +410,13 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             if (errno == Libc.EAgain)
             {
                 to.Writable = false;
-                if (WatchWritable(ref to))
+                if (to.WantsOut || _loop.Modify(to.Slot, Watched | Libc.EpollOut))
                 {
+                    to.WantsOut = true;
                     return true;
                 }
 
-                Fail(CloseReason.ProxyAborted);
+                Fail(CloseReason.InternalError);
                 return false;
             }
 
@@ -408,76 +430,49 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         return true;
     }
 
-    /// <summary>Reads go to the loop's buffer, or during Start (on another thread) to one of Start's own.</summary>
-    private byte[] ReadBuffer => Volatile.Read(ref _registration) == Unregistered
-        ? _startBuffer ??= ArrayPool<byte>.Shared.Rent(_loop.BufferSize)
-        : _loop.Buffer;
-
-    /// <summary>The buffer just read into now holds bytes the other side has not taken: the connection keeps it.</summary>
-    private void KeepReadBuffer()
+    /// <summary>
+    /// Closing: closes both sockets once each peer has acknowledged everything sent to it. Each
+    /// acknowledgement of a FIN changes the socket's TCP state, which wakes the loop, so this is
+    /// asked again until it is true; a peer that never takes the rest is reset by the flush timeout.
+    /// </summary>
+    private void CloseIfFlushed()
     {
-        if (Volatile.Read(ref _registration) == Unregistered)
+        if (SendQueue.Unacknowledged(_client.Socket!) == 0 && SendQueue.Unacknowledged(_upstream.Socket!) == 0)
         {
-            _startBuffer = null;
-        }
-        else
-        {
-            _loop.ReplaceBuffer();
+            Close(_clientFinFirst ? CloseReason.ClientClosed : CloseReason.UpstreamClosed, abortive: false);
         }
     }
+
+    private void Fail(CloseReason reason) => Close(reason, abortive: true);
 
     /// <summary>
-    /// Adds EPOLLOUT to the socket's set, once. Before Start has registered the socket it only
-    /// records the wish, which Start then honours; both sides use full fences, so at least one of
-    /// them sees the other's write.
+    /// → Closed, once: both descriptors closed, the reservation and any kept buffer given back, and
+    /// the owner told on the thread pool, even when a close throws.
     /// </summary>
-    private bool WatchWritable(ref Leg leg)
+    private void Close(CloseReason reason, bool abortive)
     {
-        if (Volatile.Read(ref leg.WantsOut) != 0)
-        {
-            return true;
-        }
-
-        Interlocked.Exchange(ref leg.WantsOut, 1);
-        int slot = Volatile.Read(ref leg.Slot);
-        return slot < 0 || _loop.Modify(slot, Watched | Libc.EpollOut);
-    }
-
-    private void Fail(CloseReason reason) => Finish(reason, abortive: true);
-
-    private void Finish(CloseReason reason, bool abortive)
-    {
-        if (_finished)
+        if (Phase == RelayState.Closed)
         {
             return;
         }
 
-        _finished = true;
-        _closing = true;
-        if (Volatile.Read(ref _registration) == Registering)
+        MoveTo(RelayState.Closed);
+        try
         {
-            _deferredReason = reason;
-            _deferredAbortive = abortive;
-            if (Interlocked.CompareExchange(ref _registration, CloseDeferred, Registering) == Registering)
+            Close(ref _client, abortive);
+            Close(ref _upstream, abortive);
+        }
+        finally
+        {
+            ReturnReservation();
+            Release(ref _toUpstream);
+            Release(ref _toClient);
+            if (_owner is { } owner)
             {
-                return; // Start posts FinishDeferred once both sockets are registered.
+                var state = _ownerState;
+                ThreadPool.UnsafeQueueUserWorkItem(_ => owner.OnRelayClosed(this, state, reason), null);
             }
         }
-
-        Close(reason, abortive);
-    }
-
-    private void FinishDeferred() => Close(_deferredReason, _deferredAbortive);
-
-    private void Close(CloseReason reason, bool abortive)
-    {
-        Close(ref _client, abortive);
-        Close(ref _upstream, abortive);
-        _reservation.Return();
-        _reservation = default;
-        Release(ref _toUpstream);
-        Release(ref _toClient);
-        _owner!.OnRelayClosed(this, _state, reason);
     }
 
     private void Close(ref Leg leg, bool abortive)
@@ -490,19 +485,24 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
         if (abortive)
         {
-            leg.Socket.CloseAbortive();
+            leg.Socket?.CloseAbortive();
         }
         else
         {
-            leg.Socket.Dispose();
+            leg.Socket?.Dispose();
         }
+    }
+
+    private void ReturnReservation()
+    {
+        _reservation.Return();
+        _reservation = default;
     }
 
     private void Release(ref Pending pending)
     {
-        // The loop's buffer and Start's are only borrowed within one call (Start gives its own
-        // back); a kept one is the connection's.
-        if (pending.Buffer is { } buffer && !ReferenceEquals(buffer, _loop.Buffer) && !ReferenceEquals(buffer, _startBuffer))
+        // The loop's buffer is only borrowed within one turn; a kept one is the connection's.
+        if (pending.Buffer is { } buffer && !ReferenceEquals(buffer, _loop.Buffer))
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
@@ -510,11 +510,27 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         pending = default;
     }
 
+    /// <summary>Takes one arrow of <see cref="RelayState"/>; any other is a bug, which debug builds throw at.</summary>
+    private void MoveTo(RelayState next)
+    {
+        var current = Phase;
+        if (!RelayStates.CanMove(current, next))
+        {
+#if DEBUG
+            throw new InvalidOperationException($"relay {Client}: {current} → {next} is not a transition");
+#else
+            return;
+#endif
+        }
+
+        Volatile.Write(ref _state, (int)next);
+    }
+
     private struct Leg
     {
-        public SocketHandle Socket;
+        public SocketHandle? Socket;
         public int Slot;
-        public int WantsOut; // EPOLLOUT asked for (by the loop, or by Start before registering)
+        public bool WantsOut;
         public bool Readable;
         public bool Writable;
         public bool ReadEnded;
