@@ -105,6 +105,15 @@ internal sealed unsafe class EpollLoop : IDisposable
     /// </summary>
     internal int EpollDescriptor => _epoll;
 
+    /// <summary>The descriptor of the loop's eventfd, for tests that check it is closed.</summary>
+    internal int WakeDescriptor => _wake;
+
+    /// <summary>The loop's thread, for tests that wait for it to end.</summary>
+    internal Thread Thread => _thread;
+
+    /// <summary>True once Dispose has asked the loop to stop.</summary>
+    internal bool IsStopping => _stopping;
+
     /// <summary>True once posted work no longer runs on the loop's thread but on the poster's.</summary>
     public bool IsStopped => Volatile.Read(ref _stopped) != 0;
 
@@ -524,7 +533,7 @@ internal sealed unsafe class EpollLoop : IDisposable
     }
 
     /// <summary>How long <see cref="Dispose"/> waits for the loop thread to stop.</summary>
-    internal static TimeSpan StopWait { get; set; } = TimeSpan.FromSeconds(5);
+    internal TimeSpan StopWait { get; init; } = TimeSpan.FromSeconds(5);
 
     // The loop thread on its way out and Dispose each come here once; the second closes the numbers.
     private void ExitHandshake()
