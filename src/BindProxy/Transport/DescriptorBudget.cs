@@ -15,10 +15,13 @@ namespace BindProxy.Transport;
 /// process dies.
 /// </summary>
 /// <remarks>
-/// The uncounted descriptors are counted at startup and, once the budget is nearly used up, again
-/// at most once a second (assemblies load on first use; admin and Http connections come and go), so
-/// the room left for connections follows them. Http routes' connections are not refused here: they
-/// only make that room smaller.
+/// The proxy's own descriptors are counted exactly as they are taken and returned. The others are
+/// counted at startup and, once the budget is nearly used up, again at most once a second
+/// (assemblies load on first use; admin and Http connections come and go), so the room left for
+/// connections follows them. That recount reads <c>/proc/self/fd</c>, which takes time in
+/// proportion to the descriptors open, so it runs on the thread pool: taking descriptors is
+/// constant work, as it runs on the relay loops' threads (accept). Http routes' connections are not
+/// refused here: they only make that room smaller.
 /// </remarks>
 internal sealed partial class DescriptorBudget : IDisposable
 {
@@ -76,14 +79,17 @@ internal sealed partial class DescriptorBudget : IDisposable
     /// <summary>Proxied connections that fit beside <paramref name="listeners"/> listeners.</summary>
     public long ConnectionsBeside(int listeners) => Limit is null ? long.MaxValue : Math.Max(0, (Capacity - listeners) / PerConnection);
 
-    /// <summary>Takes <paramref name="count"/> descriptors if they fit; every true is paired with a <see cref="Return"/>.</summary>
+    /// <summary>
+    /// Takes <paramref name="count"/> descriptors if they fit (constant work: it runs on the relay
+    /// loops' threads); every true is paired with a <see cref="Return"/>.
+    /// </summary>
     public bool TryTake(int count)
     {
         long inUse = Interlocked.Add(ref _inUse, count);
         long capacity = Capacity;
-        if (inUse > capacity - Reserve && Recount())
+        if (inUse > capacity - Reserve)
         {
-            capacity = Capacity;
+            RequestRecount();
         }
 
         if (inUse <= capacity)
@@ -95,23 +101,28 @@ internal sealed partial class DescriptorBudget : IDisposable
         return false;
     }
 
-    /// <summary>
-    /// Counts the descriptors not taken from the budget again, at most once a second; true when it did.
-    /// What the budget counts but has not opened yet (a connecting client's upstream socket) makes
-    /// the count come out low, so it never goes below the count at startup.
-    /// </summary>
-    private bool Recount()
+    /// <summary>Has the descriptors not taken from the budget counted again on the thread pool, at most once a second.</summary>
+    private void RequestRecount()
     {
         long now = NowMs();
         long next = Interlocked.Read(ref _nextRecountTicks);
         if (_countOpen is null || now < next || Interlocked.CompareExchange(ref _nextRecountTicks, now + RecountIntervalMs, next) != next)
         {
-            return false;
+            return;
         }
 
-        long others = _countOpen() - Interlocked.Read(ref _inUse);
+        ThreadPool.UnsafeQueueUserWorkItem(static budget => budget.Recount(), this, preferLocal: false);
+    }
+
+    /// <summary>
+    /// Counts the descriptors not taken from the budget. What the budget counts but has not opened
+    /// yet (a connecting client's upstream socket) makes the count come out low, so it never goes
+    /// below the count at startup.
+    /// </summary>
+    private void Recount()
+    {
+        long others = _countOpen!() - Interlocked.Read(ref _inUse);
         Volatile.Write(ref _others, Math.Max(OpenAtStart, others));
-        return true;
     }
 
     /// <summary>Takes <paramref name="count"/> descriptors whether or not they fit (a listener the configuration asks for).</summary>
