@@ -11,11 +11,13 @@ namespace BindProxy.Forwarding;
 /// <summary>
 /// Kestrel connection middleware for proxy listeners: what every connection needs before its bytes
 /// move (the route still served, the connection limits, interception, the source address), then
-/// the connection goes to the <see cref="IConnectionForwarder"/> the host chose at startup.
+/// the connection goes to its forwarder, by <see cref="ForwardingPath"/>'s rule: the pipe path for
+/// one whose bytes are read as a stream, the engine's own (chosen at startup) otherwise.
 /// </summary>
 internal sealed partial class ProxyConnectionHandler(
     ConnectionRegistry registry,
-    IConnectionForwarder forwarder,
+    IConnectionForwarder engine,
+    PipeForwarder pipes,
     IKafkaForwarder kafkaForwarder,
     SourceAssigner assigner,
     InterceptedConnections interceptions,
@@ -111,6 +113,7 @@ internal sealed partial class ProxyConnectionHandler(
         bool detached = false;
         try
         {
+            var forwarder = ForwardingPath.NeedsStream(route) ? pipes : engine;
             detached = await forwarder.ForwardAsync(connection, served, route, inbound, lease, intercepted).ConfigureAwait(false);
             return detached;
         }

@@ -11,16 +11,15 @@ using Microsoft.AspNetCore.Connections;
 namespace BindProxy.Forwarding;
 
 /// <summary>
-/// The relay engine: forwards a plain Tcp connection accepted as a bare descriptor on a
-/// <see cref="TcpRelay"/>, which then runs on its own on a <see cref="RelayEngine"/> loop. Kafka
-/// routes (they parse what they forward) and a client already read through its pipe (a client.id
-/// peek) go to the <see cref="PipeForwarder"/>.
+/// The relay engine's forwarder: forwards a plain Tcp connection its listener accepted as a bare
+/// descriptor (<see cref="DescriptorInbound"/>) on a <see cref="TcpRelay"/>, which then runs on its
+/// own on a <see cref="RelayEngine"/> loop. Which connections come here is
+/// <see cref="ForwardingPath"/>'s rule.
 /// </summary>
 [SupportedOSPlatform("linux")]
 internal sealed class RelayForwarder(
     UpstreamConnector connector,
     RelayEngine relays,
-    PipeForwarder pipes,
     ConnectionRegistry registry,
     InterceptedConnections interceptions,
     ConnectionLifecycle lifecycle,
@@ -31,9 +30,9 @@ internal sealed class RelayForwarder(
 
     public Task<bool> ForwardAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
         AssignmentLease? lease, PendingInterception? intercepted) =>
-        route.Kafka is null && inbound.TryDetach(out var client, out var reservation)
+        inbound is DescriptorInbound accepted && accepted.TryDetach(out var client, out var reservation)
             ? RelayAsync(connection, served, route, inbound, client, reservation, lease, intercepted)
-            : pipes.ForwardAsync(connection, served, route, inbound, lease, intercepted);
+            : throw new InvalidOperationException($"route {route.Name}: the relay engine forwards connections its own listeners accepted and nothing has read, not {inbound.GetType().Name}");
 
     /// <summary>
     /// Connects upstream and starts a <see cref="TcpRelay"/>; false (client reset) when the connect

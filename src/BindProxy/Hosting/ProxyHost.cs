@@ -50,14 +50,17 @@ internal static partial class ProxyHost
         services.AddSingleton<ConnectionLifecycle>();
         services.AddSingleton<PipeForwarder>();
 
-        // The one place the engine is chosen: every accepted connection goes to this forwarder.
+        // The one place the engine is chosen: how proxy listeners accept, and who forwards a
+        // connection that ForwardingPath does not send down the pipe path.
         if (model.Engine.IsRelay)
         {
             services.AddSingleton<RelayEngine>();
+            services.AddSingleton<IEngineListeners, RelayEngineListeners>();
             services.AddSingleton<IConnectionForwarder, RelayForwarder>();
         }
         else
         {
+            services.AddSingleton<IEngineListeners, SocketEngineListeners>();
             services.AddSingleton<IConnectionForwarder>(sp => sp.GetRequiredService<PipeForwarder>());
         }
 

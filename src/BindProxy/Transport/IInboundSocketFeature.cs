@@ -1,5 +1,4 @@
 using System.Net;
-using System.Runtime.Versioning;
 using BindProxy.Configuration;
 
 namespace BindProxy.Transport;
@@ -16,16 +15,11 @@ internal interface IInboundSocketFeature
     /// <summary>The listener's address and port.</summary>
     IPEndPoint Listener { get; }
 
-    /// <summary>The socket with its receive pipe, made (and receiving) on first use.</summary>
-    PipeSocket Socket { get; }
-
     /// <summary>
-    /// Hands the non-blocking socket to the caller, who then owns it and the descriptors reserved
-    /// for the connection, if the connection was accepted as a bare descriptor (Linux) and not yet
-    /// used through <see cref="Socket"/>; false otherwise.
+    /// The socket as a stream with its receive pipe, made (and receiving) on first use: what a
+    /// connection whose route reads its bytes gets, whichever engine accepted it.
     /// </summary>
-    [SupportedOSPlatform("linux")]
-    bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation);
+    PipeSocket Socket { get; }
 
     /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
     void Reset();

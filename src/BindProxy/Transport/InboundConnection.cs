@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
 using System.Net;
-using System.Runtime.Versioning;
 using BindProxy.Configuration;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
@@ -8,52 +7,33 @@ using Microsoft.AspNetCore.Http.Features;
 namespace BindProxy.Transport;
 
 /// <summary>
-/// An accepted proxy connection as Kestrel sees it. Under the relay engine (Linux) it starts as a
-/// bare descriptor, made into a .NET socket only if the pipe path needs one (a Kafka route); under
-/// the pipe engine as an accepted .NET socket.
+/// An accepted proxy connection as Kestrel sees it, in the form one engine's listener accepts it:
+/// a .NET socket (<see cref="SocketInbound"/>, the pipe engine) or a bare descriptor
+/// (<see cref="Linux.DescriptorInbound"/>, the relay engine). Whatever the form, a connection whose
+/// route reads its bytes as a stream gets them through <see cref="Socket"/>.
 /// </summary>
-internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeature
+internal abstract class InboundConnection : ConnectionContext, IInboundSocketFeature
 {
     private static long s_nextId;
-
-    private readonly TransportOptions _options;
-    private readonly Linux.SocketHandle? _handle;
-    private readonly DescriptorReservation _reservation;
-    private System.Net.Sockets.Socket? _accepted;
-    private int _reserved;
-    private CancellationTokenSource? _closed;
-    private int _signalled;
-    private PipeSocket? _socket;
-    private int _holder = Held;
-    private int _resetPending;
-    private IDuplexPipe? _transport;
 
     // Who has the accepted socket; changed once, atomically, since Reset may come from another thread.
     private const int Held = 0;
     private const int Piped = 1;
     private const int Released = 2;
 
-    /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
-    /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
-    public InboundConnection(System.Net.Sockets.Socket accepted, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
-        : this(route, (IPEndPoint)accepted.RemoteEndPoint!, listener ?? (IPEndPoint)accepted.LocalEndPoint!, options, reservation)
-    {
-        _accepted = accepted;
-    }
+    private readonly DescriptorReservation _reservation;
+    private int _reserved;
+    private int _holder = Held;
+    private int _resetPending;
+    private CancellationTokenSource? _closed;
+    private int _signalled;
+    private PipeSocket? _socket;
+    private IDuplexPipe? _transport;
 
-    /// <param name="socket">A non-blocking accepted socket, owned from here on (the relay engine's listener).</param>
-    /// <param name="listener">The listener's own address when it is a specific one (then every accepted socket has it).</param>
     /// <param name="reservation">Descriptors taken for this connection, given back once its sockets are closed.</param>
-    [SupportedOSPlatform("linux")]
-    public InboundConnection(Linux.SocketHandle socket, IPEndPoint client, ServedRoute route, IPEndPoint? listener, TransportOptions options, DescriptorReservation reservation)
-        : this(route, client, listener ?? Linux.RawSocket.LocalEndPoint(socket), options, reservation)
+    protected InboundConnection(ServedRoute route, IPEndPoint client, IPEndPoint listener, TransportOptions options, DescriptorReservation reservation)
     {
-        _handle = socket;
-    }
-
-    private InboundConnection(ServedRoute route, IPEndPoint client, IPEndPoint listener, TransportOptions options, DescriptorReservation reservation)
-    {
-        _options = options;
+        Options = options;
         _reservation = reservation;
         _reserved = 1;
         Route = route;
@@ -69,6 +49,11 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
 
     public IPEndPoint Listener { get; }
 
+    protected TransportOptions Options { get; }
+
+    /// <summary>True while the accepted socket is still in the form it was accepted in (not piped, detached, reset or disposed).</summary>
+    protected bool IsHeld => Volatile.Read(ref _holder) == Held;
+
     public PipeSocket Socket
     {
         get
@@ -76,8 +61,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                _accepted ??= SocketOfDescriptor();
-                Interlocked.Exchange(ref _socket, new PipeSocket(_accepted, _options, Listener, Client));
+                Interlocked.Exchange(ref _socket, new PipeSocket(TakeSocket(), Options, Listener, Client));
                 _socket.StartReceiving();
                 if (Volatile.Read(ref _resetPending) != 0)
                 {
@@ -89,35 +73,29 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         }
     }
 
-    // Only the relay engine's listener, on Linux, makes a connection of a bare descriptor.
-    private System.Net.Sockets.Socket SocketOfDescriptor() => OperatingSystem.IsLinux()
-        ? new System.Net.Sockets.Socket(_handle!.ToSafeSocketHandle())
-        : throw new PlatformNotSupportedException();
-
     public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
     {
-        Held when _accepted is not null => Interception.OriginalDestination.Read(_accepted),
-        Held when _handle is not null && OperatingSystem.IsLinux() => Interception.OriginalDestination.Read(_handle.Fd, Listener.AddressFamily),
+        Held => OriginalDestinationOfHeld(),
         Piped when _socket is not null => Interception.OriginalDestination.Read(_socket.Socket),
         _ => null,
     };
 
-    [SupportedOSPlatform("linux")]
-    public bool TryDetach([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Linux.SocketHandle? socket, out DescriptorReservation reservation)
-    {
-        socket = null;
-        reservation = default;
-        if (_accepted is not null || Interlocked.CompareExchange(ref _holder, Released, Held) != Held)
-        {
-            return false;
-        }
+    /// <summary>The accepted socket as a .NET socket, for <see cref="Socket"/> (called once, while held).</summary>
+    protected abstract System.Net.Sockets.Socket TakeSocket();
 
-        socket = _handle!;
-        reservation = TakeReservation();
-        return true;
-    }
+    /// <summary>Resets the socket while it is still held in its accepted form.</summary>
+    protected abstract void ResetHeld();
 
-    private DescriptorReservation TakeReservation() => Interlocked.Exchange(ref _reserved, 0) != 0 ? _reservation : default;
+    /// <summary>Closes the socket while it is still held in its accepted form.</summary>
+    protected abstract void DisposeHeld();
+
+    protected abstract IPEndPoint? OriginalDestinationOfHeld();
+
+    /// <summary>Takes the accepted socket away from this connection (the relay engine's detach); false when it is no longer held.</summary>
+    protected bool Release() => Interlocked.CompareExchange(ref _holder, Released, Held) == Held;
+
+    /// <summary>The descriptors reserved for the connection, once: whoever takes them gives them back.</summary>
+    protected DescriptorReservation TakeReservation() => Interlocked.Exchange(ref _reserved, 0) != 0 ? _reservation : default;
 
     public void Reset()
     {
@@ -126,33 +104,11 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         {
             Interlocked.Exchange(ref _resetPending, 1);
             Volatile.Read(ref _socket)?.Abort();
-            return;
         }
-
-        if (holder == Released)
+        else if (holder == Held)
         {
-            return;
+            ResetHeld();
         }
-
-        if (_accepted is null)
-        {
-            if (OperatingSystem.IsLinux())
-            {
-                _handle!.CloseAbortive(); // a bare descriptor: only ever made on Linux
-            }
-
-            return;
-        }
-
-        try
-        {
-            _accepted.LingerState = new System.Net.Sockets.LingerOption(true, 0);
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-        }
-
-        _accepted.Dispose();
     }
 
     public override string ConnectionId { get; set; }
@@ -166,8 +122,8 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
     }
 
     /// <summary>
-    /// A stream-backed pipe pair for code that wants the classic Kestrel shape. The forwarder does
-    /// not use it: it sends from the other side's buffers through <see cref="Socket"/> directly.
+    /// A stream-backed pipe pair for code that wants the classic Kestrel shape. The forwarders do
+    /// not use it: they send from the other side's buffers through <see cref="Socket"/> directly.
     /// </summary>
     public override IDuplexPipe Transport
     {
@@ -228,14 +184,7 @@ internal sealed class InboundConnection : ConnectionContext, IInboundSocketFeatu
         }
         else if (Interlocked.CompareExchange(ref _holder, Released, Held) == Held)
         {
-            if (_accepted is null)
-            {
-                _handle!.Dispose();
-            }
-            else
-            {
-                _accepted.Dispose();
-            }
+            DisposeHeld();
         }
 
         // Still here unless a relay took it: the client's socket is closed by now (the pipe path's

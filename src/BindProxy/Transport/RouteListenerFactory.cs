@@ -1,7 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using BindProxy.Configuration;
-using BindProxy.Transport.Linux;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
@@ -9,22 +7,19 @@ namespace BindProxy.Transport;
 
 /// <summary>
 /// Makes the listeners of proxy routes (Kestrel's listener factory for <see cref="RouteEndPoint"/>s
-/// only): each hands out <see cref="InboundConnection"/>s whose sockets support half-close and
-/// large receives, in the form the <see cref="ForwardingEngine"/> wants them — bare descriptors
-/// accepted on a relay loop (<see cref="EpollListener"/>) or .NET sockets (<see cref="SocketListener"/>).
-/// Every listener and accepted connection takes its descriptors from the <see cref="DescriptorBudget"/>;
-/// a client that does not fit is reset at once.
+/// only): binds and listens, then has the engine's <see cref="IEngineListeners"/> accept, which hand
+/// out <see cref="InboundConnection"/>s in that engine's form. Every listener and accepted
+/// connection takes its descriptors from the <see cref="DescriptorBudget"/>; a client that does not
+/// fit is reset at once.
 /// </summary>
 internal sealed partial class RouteListenerFactory(
     TransportOptions options,
     ListenerRegistry registry,
-    ForwardingEngine engine,
+    IEngineListeners engine,
     DescriptorBudget budget,
-    ILogger<RouteListenerFactory> logger,
-    RelayEngine? relays = null)
-    : IConnectionListenerFactory, IConnectionListenerFactorySelector, IDisposable
+    ILogger<RouteListenerFactory> logger)
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
-    private readonly SpareDescriptor? _spare = engine.IsRelay ? new SpareDescriptor() : null;
 
     public bool CanBind(EndPoint endpoint) => endpoint is RouteEndPoint;
 
@@ -57,9 +52,7 @@ internal sealed partial class RouteListenerFactory(
         ProxyListener listener;
         try
         {
-            listener = engine.IsRelay
-                ? new EpollListener(socket, context, relays ?? throw new InvalidOperationException("the relay engine is not registered"), _spare!)
-                : new SocketListener(socket, context);
+            listener = engine.Listen(socket, context);
         }
         catch
         {
@@ -70,14 +63,6 @@ internal sealed partial class RouteListenerFactory(
         registry.Add(bound, listener);
         Log.Listening(logger, bound.Route.Name, bound.Address);
         return new ValueTask<IConnectionListener>(listener);
-    }
-
-    public void Dispose()
-    {
-        if (OperatingSystem.IsLinux())
-        {
-            _spare?.Dispose();
-        }
     }
 
     private static partial class Log

@@ -47,7 +47,7 @@ internal sealed class SocketListener(Socket socket, ListenerContext context) : P
             try
             {
                 accepted.NoDelay = true;
-                return new InboundConnection(accepted, Route.Route, SpecificAddress, Options, reservation);
+                return new SocketInbound(accepted, Route.Route, SpecificAddress, Options, reservation);
             }
             catch (SocketException)
             {

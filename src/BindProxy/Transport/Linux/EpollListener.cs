@@ -70,7 +70,7 @@ internal sealed class EpollListener : ProxyListener, IEpollHandler, IValueTaskSo
 
                 try
                 {
-                    return new InboundConnection(accepted, client!, Route.Route, SpecificAddress, Options, reservation);
+                    return new DescriptorInbound(accepted, client!, Route.Route, SpecificAddress, Options, reservation);
                 }
                 catch (SocketException)
                 {

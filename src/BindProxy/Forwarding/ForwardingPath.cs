@@ -1,0 +1,17 @@
+using BindProxy.Configuration;
+
+namespace BindProxy.Forwarding;
+
+/// <summary>
+/// Which forwarder serves a connection: the one rule. A connection whose bytes the proxy reads as
+/// a stream takes the pipe path (<see cref="PipeForwarder"/>) whatever the engine; every other one
+/// takes the forwarder of the engine chosen at startup, which on Linux is the relay engine.
+/// </summary>
+internal static class ForwardingPath
+{
+    /// <summary>
+    /// True when the proxy reads the connection's bytes as a stream: a Kafka route parses its frames
+    /// (and rewrites broker addresses in responses).
+    /// </summary>
+    public static bool NeedsStream(RouteModel route) => route.Kafka is not null;
+}
