@@ -40,7 +40,7 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             route.Sources.Addresses.Count,
             route.ConnectTimeout.TotalSeconds,
             route.MaxConnections,
-            connections.CountOf(route.Name),
+            served.Connections,
             served.IsRoot ? null : served.Root.Name,
             route.WiresharkFilter,
             route.TsharkCommand);

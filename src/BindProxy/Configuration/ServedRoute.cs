@@ -18,6 +18,7 @@ internal sealed class ServedRoute
     private RouteModel _model;
     private ServedRoute[] _members = [];
     private int _state;
+    private int _connections;
 
     private ServedRoute(RouteModel model, ServedRoute? root)
     {
@@ -104,6 +105,26 @@ internal sealed class ServedRoute
             }
         }
     }
+
+    /// <summary>
+    /// This route's connections, connecting ones included. Kept with the route itself, so a removed
+    /// route still draining and a re-added route of the same name never share a count or a limit.
+    /// </summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>Counts a new connection against <paramref name="max"/>; false when the route is full. Every true is paired with <see cref="LeaveConnection"/>.</summary>
+    public bool TryEnterConnection(int? max)
+    {
+        if (Interlocked.Increment(ref _connections) <= (max ?? int.MaxValue))
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _connections);
+        return false;
+    }
+
+    public void LeaveConnection() => Interlocked.Decrement(ref _connections);
 
     /// <summary>The removed route's drain is over.</summary>
     public void Retire() => Interlocked.Exchange(ref _state, Retired);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using BindProxy.Configuration;
 using BindProxy.Transport;
 
@@ -9,39 +8,15 @@ namespace BindProxy.Forwarding;
 internal sealed class ConnectionRegistry : IDrainSource
 {
     private readonly ConcurrentDictionary<long, ProxiedConnection> _connections = new();
-    private readonly ConcurrentDictionary<string, StrongBox<int>> _perRoute = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string Route, System.Net.IPAddress Client), int> _perClient = [];
+    private readonly Dictionary<(ServedRoute Family, System.Net.IPAddress Client), int> _perClient = [];
     private long _nextId;
 
     /// <summary>
-    /// Counts a new connection against its route's limit (connecting ones included); false when the
-    /// route is full. Every true must be paired with <see cref="Leave"/>.
+    /// Counts a connection against the per-client-address limit of a route family (a Kafka bootstrap
+    /// and its brokers share one count: <paramref name="family"/> is the root); false when that
+    /// client is at the limit.
     /// </summary>
-    public bool TryEnter(string route, int? max)
-    {
-        var count = _perRoute.GetOrAdd(route, _ => new StrongBox<int>());
-        if (Interlocked.Increment(ref count.Value) <= (max ?? int.MaxValue))
-        {
-            return true;
-        }
-
-        Interlocked.Decrement(ref count.Value);
-        return false;
-    }
-
-    public void Leave(string route)
-    {
-        if (_perRoute.TryGetValue(route, out var count))
-        {
-            Interlocked.Decrement(ref count.Value);
-        }
-    }
-
-    /// <summary>
-    /// Counts a connection against the per-client-address limit of a route (a Kafka bootstrap and
-    /// its brokers share one count); false when that client is at the limit.
-    /// </summary>
-    public bool TryEnterClient(string route, System.Net.IPAddress client, int? max)
+    public bool TryEnterClient(ServedRoute family, System.Net.IPAddress client, int? max)
     {
         if (max is null)
         {
@@ -50,37 +25,35 @@ internal sealed class ConnectionRegistry : IDrainSource
 
         lock (_perClient)
         {
-            int count = _perClient.GetValueOrDefault((route, client));
+            int count = _perClient.GetValueOrDefault((family, client));
             if (count >= max)
             {
                 return false;
             }
 
-            _perClient[(route, client)] = count + 1;
+            _perClient[(family, client)] = count + 1;
             return true;
         }
     }
 
-    public void LeaveClient(string route, System.Net.IPAddress client)
+    public void LeaveClient(ServedRoute family, System.Net.IPAddress client)
     {
         lock (_perClient)
         {
-            if (_perClient.TryGetValue((route, client), out int count))
+            if (_perClient.TryGetValue((family, client), out int count))
             {
                 if (count <= 1)
                 {
-                    _perClient.Remove((route, client));
+                    _perClient.Remove((family, client));
                 }
                 else
                 {
-                    _perClient[(route, client)] = count - 1;
+                    _perClient[(family, client)] = count - 1;
                 }
             }
         }
     }
 
-    /// <summary>Connections of <paramref name="route"/>, connecting ones included.</summary>
-    public int CountOf(string route) => _perRoute.TryGetValue(route, out var count) ? Volatile.Read(ref count.Value) : 0;
 
     public int Count => _connections.Count;
 

@@ -41,7 +41,7 @@ internal sealed partial class ProxyConnectionHandler(
         }
 
         var route = served.Model;
-        if (!registry.TryEnter(route.Name, route.MaxConnections))
+        if (!served.TryEnterConnection(route.MaxConnections))
         {
             Refuse(route, inbound, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
             return;
@@ -51,7 +51,7 @@ internal sealed partial class ProxyConnectionHandler(
         bool detached = false;
         try
         {
-            if (!registry.TryEnterClient(route.Root.Name, inbound.Client.Address, route.MaxConnectionsPerClient))
+            if (!registry.TryEnterClient(served.Root, inbound.Client.Address, route.MaxConnectionsPerClient))
             {
                 Refuse(route, inbound, "MaxConnectionsPerClient", route.MaxConnectionsPerClient ?? 0, "max_connections_per_client");
                 return;
@@ -65,7 +65,7 @@ internal sealed partial class ProxyConnectionHandler(
             {
                 if (!detached)
                 {
-                    registry.LeaveClient(route.Root.Name, inbound.Client.Address);
+                    registry.LeaveClient(served.Root, inbound.Client.Address);
                 }
             }
         }
@@ -73,7 +73,7 @@ internal sealed partial class ProxyConnectionHandler(
         {
             if (!detached)
             {
-                registry.Leave(route.Name);
+                served.LeaveConnection();
             }
         }
     }

@@ -107,8 +107,8 @@ internal sealed class RelayForwarder(
         {
             lifecycle.Closed(connection, reason);
             connection.Lease?.Dispose();
-            registry.LeaveClient(route.Root.Name, relay.Client.Address);
-            registry.Leave(route.Name);
+            registry.LeaveClient(connection.Served.Root, relay.Client.Address);
+            connection.Served.LeaveConnection();
             if (lifecycle.LogsClosings)
             {
                 lifecycle.LogClosed(connection, reason, Stopwatch.GetElapsedTime(connection.StartedTimestamp).TotalMilliseconds, "");

@@ -102,7 +102,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
         var stream = new HttpUpstreamConnection(result.Connection!, origin?.Client ?? Unknown, origin?.Listener ?? Unknown, result.Upstream!, OnClosed);
 
         // Counted like a Tcp route's connection (no limit here: MaxConnections is the pool's own).
-        registry.TryEnter(route.Name, max: null);
+        served.TryEnterConnection(max: null);
         var live = registry.Add(served, route, stream);
         Log.UpstreamOpen(logger, route.Name, stream.Source, result.Upstream, result.Elapsed.TotalMilliseconds);
         metrics.Opened(live, result.Elapsed);
@@ -123,7 +123,7 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
         }
 
         registry.Remove(live);
-        registry.Leave(live.Route);
+        live.Served.LeaveConnection();
         Log.UpstreamClosed(logger, live.Route, stream.Source, stream.Upstream, reason?.Describe() ?? "closed by the proxy's connection pool",
             stream.BytesToUpstream, stream.BytesToClient, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds);
     }

@@ -25,7 +25,7 @@ public sealed class ClientLeavesDuringConnectTests
 
         var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         await Task.Delay(300); // the proxy is connecting: its SYN was dropped
-        Assert.Equal(1, proxy.Connections.CountOf("test"));
+        Assert.Equal(1, proxy.CountOf("test"));
         if (reset)
         {
             client.Reset();
@@ -43,12 +43,12 @@ public sealed class ClientLeavesDuringConnectTests
         }
 
         client.Dispose();
-        for (int i = 0; i < 100 && proxy.Connections.CountOf("test") != 0; i++)
+        for (int i = 0; i < 100 && proxy.CountOf("test") != 0; i++)
         {
             await Task.Delay(20); // the count is given back just after the line
         }
 
-        Assert.Equal(0, proxy.Connections.CountOf("test"));
+        Assert.Equal(0, proxy.CountOf("test"));
 
         // The upstream takes connections again: nothing from the proxy's source arrives (its SYN
         // would be sent again after 1 s and 3 s had the connect gone on).

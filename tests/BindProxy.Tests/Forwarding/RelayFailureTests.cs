@@ -59,12 +59,12 @@ public sealed class RelayFailureTests
 
         Assert.InRange(reset.Count, 1, clients.Count - 1);
         int open = clients.Count - reset.Count;
-        for (int i = 0; i < 100 && (proxy.Connections.CountOf(Route) != open || proxy.Connections.Count != open); i++)
+        for (int i = 0; i < 100 && (proxy.CountOf(Route) != open || proxy.Connections.Count != open); i++)
         {
             await Task.Delay(50);
         }
 
-        Assert.Equal(open, proxy.Connections.CountOf(Route));
+        Assert.Equal(open, proxy.CountOf(Route));
         Assert.Equal(open, proxy.Connections.Count);
         Assert.Equal(reset.Count, proxy.Logs.Messages.Count(m => m.Contains("closed: internal error", StringComparison.Ordinal)));
         await MetricsTests.WaitForMetricAsync(admin, "bindproxy_connections_closed_total", reset.Count, ("route", Route), ("reason", "internal_error"));
@@ -124,13 +124,13 @@ public sealed class RelayFailureTests
 
         var upstreamClosed = await upstreamSaw.Task.WaitAsync(Prompt);
         Assert.True(upstreamClosed is SocketError.ConnectionReset or SocketError.Success, $"upstream saw {upstreamClosed}");
-        for (int i = 0; i < 100 && (budget.InUse != listenerOnly || proxy.Connections.CountOf("test") != 0 || proxy.Connections.Count != 0); i++)
+        for (int i = 0; i < 100 && (budget.InUse != listenerOnly || proxy.CountOf("test") != 0 || proxy.Connections.Count != 0); i++)
         {
             await Task.Delay(20);
         }
 
         Assert.Equal(listenerOnly, budget.InUse);
-        Assert.Equal(0, proxy.Connections.CountOf("test"));
+        Assert.Equal(0, proxy.CountOf("test"));
         Assert.Equal(0, proxy.Connections.Count);
         Assert.All(proxy.Services.GetRequiredService<BindProxy.Addressing.AssignmentRegistry>().Snapshot(), a => Assert.Equal(0, a.ActiveConnections));
 

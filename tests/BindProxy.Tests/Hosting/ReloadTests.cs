@@ -36,6 +36,36 @@ public sealed class ReloadTests
 
     [Theory]
     [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task A_route_removed_and_added_again_under_its_name_does_not_share_the_draining_ones_count_or_limit(string engine)
+    {
+        await using var upstream = TestServer.Echo();
+        int first = FreePort(), second = FreePort();
+        string Route(int port) => "{ \"BindProxy\": { \"Engine\": \"" + engine + "\", \"DrainTimeout\": \"00:00:30\", \"Routes\": { " +
+            $"\"a\": {{ \"Listen\": \"127.0.0.1:{port}\", \"Upstream\": \"{upstream.Address}\", \"Source\": \"127.0.0.2\", \"MaxConnections\": 1 }} }} }} }}";
+        string None() => "{ \"BindProxy\": { \"Engine\": \"" + engine + "\", \"DrainTimeout\": \"00:00:30\", \"Routes\": { " +
+            $"\"b\": {{ \"Listen\": \"127.0.0.1:0\", \"Upstream\": \"{upstream.Address}\", \"Source\": \"127.0.0.2\" }} }} }} }}";
+        var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
+        await File.WriteAllTextAsync(file, Route(first), TestContext.Current.CancellationToken);
+        await using var proxy = await TestProxy.StartFromFileAsync(file);
+
+        // The route's one connection stays open while the route is removed: it drains for 30 s.
+        using var old = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, first));
+        await EchoOnceAsync(old, 1);
+        await File.WriteAllTextAsync(file, None(), TestContext.Current.CancellationToken);
+        await proxy.Logs.WaitForAsync(Prompt, "Reload: route a removed", "1 connection(s) may finish");
+
+        // Added back under the same name, MaxConnections 1: a new route, with a count of its own.
+        await File.WriteAllTextAsync(file, Route(second), TestContext.Current.CancellationToken);
+        await proxy.Logs.WaitForAsync(Prompt, "Reload: route a added");
+        using var fresh = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, second));
+        await EchoOnceAsync(fresh, 2);
+        await EchoOnceAsync(old, 3);
+        Assert.DoesNotContain(proxy.Logs.Messages, l => l.Contains("at MaxConnections", StringComparison.Ordinal));
+        Assert.Equal(1, proxy.CountOf("a"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
     public async Task Routes_are_added_removed_and_changed_live_without_touching_the_others(string engine)
     {
         await using var upstream = TestServer.Echo();

@@ -28,6 +28,10 @@ public sealed class TestProxy : IAsyncDisposable
 
     internal ConnectionRegistry Connections => _app.Services.GetRequiredService<ConnectionRegistry>();
 
+    /// <summary>Connections of the route served now under <paramref name="route"/>, connecting ones included.</summary>
+    public int CountOf(string route = "test") =>
+        _app.Services.GetRequiredService<RouteTable>().All.FirstOrDefault(r => r.Name == route)?.Connections ?? 0;
+
     /// <summary>The bound endpoints of <paramref name="route"/> (actual ports).</summary>
     public IReadOnlyList<IPEndPoint> Endpoints(string route = "test") =>
         _app.Services.GetRequiredService<ListenerRegistry>().For(route);

@@ -82,7 +82,7 @@ public sealed class DescriptorBudgetTests
         Assert.Contains("about 3 proxied connections", line, StringComparison.Ordinal);
         Assert.Single(proxy.Logs.Messages, m => m.Contains("open-files limit", StringComparison.Ordinal) && m.Contains("refused", StringComparison.Ordinal));
         await MetricsTests.WaitForMetricAsync(admin, "bindproxy_connections_rejected_total", 2, ("route", Route), ("reason", "descriptor_limit"));
-        Assert.Equal(3, proxy.Connections.CountOf(Route));
+        Assert.Equal(3, proxy.CountOf(Route));
 
         // One leaves: the next client is served.
         held[0].Shutdown(SocketShutdown.Send);
