@@ -17,6 +17,9 @@ namespace BindProxy.Transport;
 /// </remarks>
 internal sealed class PipeSocket : IAsyncDisposable
 {
+    /// <summary>Full reads in a row before the receive loop lets the other connections go first (as the relay engine's turn).</summary>
+    internal const int MaxReadsPerTurn = 4;
+
     private readonly Socket _socket;
     private readonly Pipe _pipe;
     private readonly int _receiveSize;
@@ -85,6 +88,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     {
         var writer = _pipe.Writer;
         bool waitForData = true;
+        int inARow = 0;
         try
         {
             while (true)
@@ -93,6 +97,15 @@ internal sealed class PipeSocket : IAsyncDisposable
                 {
                     // Wait for readability without holding a buffer, so an idle connection pins no memory.
                     await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    inARow = 0;
+                }
+                else if (++inARow == MaxReadsPerTurn)
+                {
+                    // A stream that always has more would keep the thread it runs on (with inline
+                    // completions, the socket engine's, which every connection's events wait for)
+                    // from the rest: after a turn's reads it goes to the back of the thread pool's queue.
+                    inARow = 0;
+                    await Task.Yield();
                 }
 
                 var memory = writer.GetMemory(_receiveSize);
