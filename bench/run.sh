@@ -66,7 +66,7 @@ port_base=${BENCH_PORT_BASE:-18400}   # below the ephemeral range, so no outgoin
 echo_port=$((port_base + 0))
 iperf_port=$((port_base + 1))
 fair_echo_port=$((port_base + 2))   # a thread-per-connection echo server: fair to its own connections
-declare -A listen_port=([direct]=0 [haproxy]=$((port_base + 10)) [nginx]=$((port_base + 11)) [socat]=$((port_base + 12)) [bindproxy]=$((port_base + 13)))
+declare -A listen_port=([direct]=0 [haproxy]=$((port_base + 10)) [nginx]=$((port_base + 11)) [socat]=$((port_base + 12)) [bindproxy]=$((port_base + 13)) [bindproxy-pipes]=$((port_base + 14)))
 
 if [[ $quick == 1 ]]; then
     rounds=${rounds:-1}; iperf_secs=2; ping_count=10000; ping_warmup=5000
@@ -84,7 +84,9 @@ churn_passes=$([[ $quick == 1 ]] && echo 1 || echo 3)
 # Connections each contender opens, echoes and closes before the idle-connection baseline is read:
 # per-connection memory is then the marginal cost, not first-use costs (code warm-up, threads).
 hold_warmup=500
-all_contenders=(direct haproxy nginx socat bindproxy)
+# bindproxy-pipes: BindProxy on its pipe engine (--engine pipes), the path Kafka routes and every
+# route on macOS and Windows take.
+all_contenders=(direct haproxy nginx socat bindproxy bindproxy-pipes)
 wants() { [[ ",$tests," == *",$1,"* ]]; }
 
 # The clients (iperf3, the bench tool) get the same limit as the contenders.
@@ -265,6 +267,8 @@ start_contender() { # name upstream_port -> 0 if listening
         socat) start_bg socat "$work/socat.log" socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,backlog=4096" "TCP:127.0.0.1:$up,bind=$source_addr" ;;
         bindproxy) start_bg bindproxy "$work/bindproxy.log" dotnet "$proxy_dll" --config "$work/bindproxy.json" \
             --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" ;;
+        bindproxy-pipes) start_bg bindproxy-pipes "$work/bindproxy-pipes.log" dotnet "$proxy_dll" --config "$work/bindproxy.json" \
+            --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" --engine pipes ;;
     esac
     if ! wait_listen "$port" "$c"; then
         log "$c did not start; last lines of its log:"
@@ -300,28 +304,32 @@ rotated() { # round
     for ((i = 0; i < n; i++)); do echo "${phase_contenders[(($1 + i) % n)]}"; done
 }
 
-for port in "$echo_port" "$iperf_port" "$fair_echo_port" "${listen_port[haproxy]}" "${listen_port[nginx]}" "${listen_port[socat]}" "${listen_port[bindproxy]}"; do
+for port in "$echo_port" "$iperf_port" "$fair_echo_port" "${listen_port[haproxy]}" "${listen_port[nginx]}" "${listen_port[socat]}" "${listen_port[bindproxy]}" "${listen_port[bindproxy-pipes]}"; do
     if [[ -n "$(ss -Hltn "sport = :$port")" ]]; then
         echo "port $port is already in use; set BENCH_PORT_BASE to another base" >&2
         exit 1
     fi
 done
 
-if [[ " ${contenders[*]} " == *" bindproxy "* ]]; then
+without_bindproxy() { # drops bindproxy and bindproxy-pipes from the contenders
+    local kept=() c
+    for c in "${contenders[@]}"; do [[ $c == bindproxy* ]] || kept+=("$c"); done
+    contenders=("${kept[@]}")
+}
+if [[ " ${contenders[*]} " == *" bindproxy"* ]]; then
     if [[ $bindproxy_ok == 0 || ! -f "$proxy_dll" ]]; then
-        contenders=("${contenders[@]/bindproxy/}")
+        without_bindproxy
         note "bindproxy skipped: it did not build"
     else
-        # The CLI is still being written: check that it answers the quick-mode command.
+        # Check that it answers the quick-mode command.
         write_configs "$echo_port"
         if start_contender bindproxy "$echo_port"; then
             stop_bg bindproxy
         else
-            contenders=("${contenders[@]/bindproxy/}")
+            without_bindproxy
             note "bindproxy skipped: 'BindProxy --listen --upstream --source' did not listen"
         fi
     fi
-    read -r -a contenders <<<"${contenders[*]}"
 fi
 
 # ---- environment ---------------------------------------------------------------------------
