@@ -6,6 +6,7 @@ namespace BindProxy.KafkaSchema;
 internal static class Tool
 {
     public const string SchemaFile = "src/BindProxy.KafkaSchema/kafka-protocol.schema";
+    public const string SupplementFile = "src/BindProxy.KafkaSchema/" + Supplement.FileName;
     public const string OutputDirectory = "src/BindProxy/Kafka/Protocol";
 
     public static int Import(DirectoryInfo kafka, string? source, DirectoryInfo? repo)
@@ -18,8 +19,19 @@ internal static class Tool
         }
 
         var schema = KafkaJsonImporter.Import(kafka.FullName, source ?? Describe(kafka.FullName));
+        var supplement = Path.Combine(root, SupplementFile);
+        var applied = 0;
+        if (File.Exists(supplement))
+        {
+            schema = Supplement.Apply(schema, File.ReadAllText(supplement), out applied);
+            if (applied > 0)
+            {
+                schema = schema with { Source = $"{schema.Source}, with {Supplement.FileName}" };
+            }
+        }
+
         File.WriteAllText(Path.Combine(root, SchemaFile), SchemaText.Write(schema));
-        Console.WriteLine($"{SchemaFile}: {schema.Messages.Count} messages, {schema.Errors.Count} error codes, from {schema.Source}");
+        Console.WriteLine($"{SchemaFile}: {schema.Messages.Count} messages, {schema.Errors.Count} error codes, from {schema.Source} ({applied} supplement entries applied)");
         return 0;
     }
 

@@ -102,7 +102,7 @@ internal static class KafkaApiKeys
 internal static partial class KafkaApis
 {
     /// <summary>The protocol these tables come from.</summary>
-    public const string Source = "apache/kafka 1eb7644349cb07139d6a3c1ad1986979647cac99 4.0.0-SNAPSHOT (trunk, 2024-10-25)";
+    public const string Source = "apache/kafka 1eb7644349cb07139d6a3c1ad1986979647cac99 4.0.0-SNAPSHOT (trunk, 2024-10-25), with kafka-protocol.supplement";
 
     // Key, name, lowest and highest version, first flexible version, whether the highest is unstable.
     private static readonly KafkaApi[] Table =
@@ -110,7 +110,7 @@ internal static partial class KafkaApis
         new(0, "Produce", 0, 11, 9, false),
         new(1, "Fetch", 0, 17, 12, false),
         new(2, "ListOffsets", 0, 10, 6, false),
-        new(3, "Metadata", 0, 12, 9, false),
+        new(3, "Metadata", 0, 13, 9, false),
         new(4, "LeaderAndIsr", 0, 7, 4, false),
         new(5, "StopReplica", 0, 4, 2, false),
         new(6, "UpdateMetadata", 0, 8, 6, false),
@@ -167,7 +167,7 @@ internal static partial class KafkaApis
         new(57, "UpdateFeatures", 0, 2, 0, false),
         new(58, "Envelope", 0, 0, 0, false),
         new(59, "FetchSnapshot", 0, 1, 0, false),
-        new(60, "DescribeCluster", 0, 1, 0, false),
+        new(60, "DescribeCluster", 0, 2, 0, false),
         new(61, "DescribeProducers", 0, 0, 0, false),
         new(62, "BrokerRegistration", 0, 4, 0, false),
         new(63, "BrokerHeartbeat", 0, 1, 0, false),

@@ -25,7 +25,8 @@ namespace BindProxy.Kafka.Rewriting;
 ///                                                                    tag block is read and written
 /// </code>
 /// A rewritten frame is the original header bytes, then the body written again, so every field
-/// the proxy does not change (unknown tagged fields included) goes on as it came.
+/// the proxy does not change (unknown tagged fields included) goes on as it came; so do any bytes
+/// after the body's last field.
 /// </remarks>
 internal static class KafkaResponseRewriter
 {
@@ -102,10 +103,14 @@ internal static class KafkaResponseRewriter
     {
         var bodyStart = reader.Position;
         var body = KafkaApis.CreateResponse(apiKey)!;
-        if (!body.TryRead(ref reader, version) || !reader.ExpectEnd())
+        if (!body.TryRead(ref reader, version))
         {
             return RewriteResult.Malformed(reader.Error);
         }
+
+        // Bytes after the last field go on as they came: librdkafka's mock cluster ends its
+        // Metadata v13 responses with one byte more than the definitions have.
+        var trailing = frame.Slice(reader.Position);
 
         var edit = new BrokerEdit(mapper, compact: KafkaApis.Of(apiKey).IsFlexible(version));
         switch (body)
@@ -160,6 +165,7 @@ internal static class KafkaResponseRewriter
 
         var writer = Writer();
         body.Write(writer, version);
+        writer.Write(trailing);
         WriteFrame(frame, bodyStart, writer, output);
         return RewriteResult.Rewritten;
     }

@@ -7,18 +7,20 @@ using System.Buffers;
 
 namespace BindProxy.Kafka.Protocol.Messages;
 
-/// <summary>The request body of DescribeCluster (api key 60), versions 0-1, flexible 0+.</summary>
+/// <summary>The request body of DescribeCluster (api key 60), versions 0-2, flexible 0+.</summary>
 internal sealed partial class DescribeClusterRequestData : BindProxy.Kafka.Protocol.IKafkaMessage
 {
     public const short LowestSupportedVersion = 0;
 
-    public const short HighestSupportedVersion = 1;
+    public const short HighestSupportedVersion = 2;
 
     short BindProxy.Kafka.Protocol.IKafkaMessage.ApiKey => 60;
 
     public bool IncludeClusterAuthorizedOperations { get; set; }
 
     public sbyte EndpointType { get; set; } = (sbyte)1;
+
+    public bool IncludeFencedBrokers { get; set; } = false;
 
     /// <summary>Tagged fields this model does not know at the version read, in tag order.</summary>
     public List<BindProxy.Kafka.Protocol.RawTaggedField>? UnknownTaggedFields { get; set; }
@@ -45,6 +47,16 @@ internal sealed partial class DescribeClusterRequestData : BindProxy.Kafka.Proto
             }
 
             EndpointType = v1;
+        }
+
+        if (version >= 2)
+        {
+            if (!reader.ReadBool(out var v2))
+            {
+                return false;
+            }
+
+            IncludeFencedBrokers = v2;
         }
 
         return true;
@@ -101,6 +113,14 @@ internal sealed partial class DescribeClusterRequestData : BindProxy.Kafka.Proto
             }
         }
 
+        if (version >= 2)
+        {
+            if (!reader.Skip(1))
+            {
+                return false;
+            }
+        }
+
         return true;
     }
 
@@ -118,6 +138,11 @@ internal sealed partial class DescribeClusterRequestData : BindProxy.Kafka.Proto
         {
             writer.WriteInt8(EndpointType);
         }
+
+        if (version >= 2)
+        {
+            writer.WriteBool(IncludeFencedBrokers);
+        }
     }
 
     /// <summary>Writes the tagged-field block: known fields present or not at their default, and the unknown ones, in tag order.</summary>
@@ -133,6 +158,7 @@ internal sealed partial class DescribeClusterRequestData : BindProxy.Kafka.Proto
     public bool HasNonDefault() =>
         IncludeClusterAuthorizedOperations != false
         || EndpointType != (sbyte)1
+        || IncludeFencedBrokers != false
         || UnknownTaggedFields is { Count: > 0 };
 
     public void Accept(BindProxy.Kafka.Protocol.IKafkaVisitor visitor, short version)
@@ -142,10 +168,15 @@ internal sealed partial class DescribeClusterRequestData : BindProxy.Kafka.Proto
         {
             visitor.Integer("EndpointType", EndpointType);
         }
+
+        if (version >= 2)
+        {
+            visitor.Boolean("IncludeFencedBrokers", IncludeFencedBrokers);
+        }
     }
 
     /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-    public static int MinWireBytes(short version) => (uint)version < 2 ? MinWireBytesTable[version] : 1;
+    public static int MinWireBytes(short version) => (uint)version < 3 ? MinWireBytesTable[version] : 1;
 
-    private static ReadOnlySpan<byte> MinWireBytesTable => [2, 3];
+    private static ReadOnlySpan<byte> MinWireBytesTable => [2, 3, 4];
 }

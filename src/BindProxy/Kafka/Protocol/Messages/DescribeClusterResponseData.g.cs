@@ -7,12 +7,12 @@ using System.Buffers;
 
 namespace BindProxy.Kafka.Protocol.Messages;
 
-/// <summary>The response body of DescribeCluster (api key 60), versions 0-1, flexible 0+.</summary>
+/// <summary>The response body of DescribeCluster (api key 60), versions 0-2, flexible 0+.</summary>
 internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Protocol.IKafkaMessage
 {
     public const short LowestSupportedVersion = 0;
 
-    public const short HighestSupportedVersion = 1;
+    public const short HighestSupportedVersion = 2;
 
     short BindProxy.Kafka.Protocol.IKafkaMessage.ApiKey => 60;
 
@@ -281,9 +281,9 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
     }
 
     /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-    public static int MinWireBytes(short version) => (uint)version < 2 ? MinWireBytesTable[version] : 1;
+    public static int MinWireBytes(short version) => (uint)version < 3 ? MinWireBytesTable[version] : 1;
 
-    private static ReadOnlySpan<byte> MinWireBytesTable => [18, 19];
+    private static ReadOnlySpan<byte> MinWireBytesTable => [18, 19, 19];
 
     internal sealed partial class DescribeClusterBroker
     {
@@ -294,6 +294,8 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
         public int Port { get; set; }
 
         public string? Rack { get; set; }
+
+        public bool IsFenced { get; set; } = false;
 
         /// <summary>Tagged fields this model does not know at the version read, in tag order.</summary>
         public List<BindProxy.Kafka.Protocol.RawTaggedField>? UnknownTaggedFields { get; set; }
@@ -331,6 +333,16 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
             }
 
             Rack = v18;
+            if (version >= 2)
+            {
+                if (!reader.ReadBool(out var v19))
+                {
+                    return false;
+                }
+
+                IsFenced = v19;
+            }
+
             return true;
         }
 
@@ -393,6 +405,14 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
                 return false;
             }
 
+            if (version >= 2)
+            {
+                if (!reader.Skip(1))
+                {
+                    return false;
+                }
+            }
+
             return true;
         }
 
@@ -410,6 +430,10 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
             writer.WriteString(Host, flexible, false);
             writer.WriteInt32(Port);
             writer.WriteString(Rack, flexible, true);
+            if (version >= 2)
+            {
+                writer.WriteBool(IsFenced);
+            }
         }
 
         /// <summary>Writes the tagged-field block: known fields present or not at their default, and the unknown ones, in tag order.</summary>
@@ -427,6 +451,7 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
             || !string.Equals(Host, "", StringComparison.Ordinal)
             || Port != 0
             || Rack is not null
+            || IsFenced != false
             || UnknownTaggedFields is { Count: > 0 };
 
         public void Accept(BindProxy.Kafka.Protocol.IKafkaVisitor visitor, short version)
@@ -435,11 +460,15 @@ internal sealed partial class DescribeClusterResponseData : BindProxy.Kafka.Prot
             visitor.String("Host", Host);
             visitor.Integer("Port", Port);
             visitor.String("Rack", Rack);
+            if (version >= 2)
+            {
+                visitor.Boolean("IsFenced", IsFenced);
+            }
         }
 
         /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-        public static int MinWireBytes(short version) => (uint)version < 2 ? MinWireBytesTable[version] : 1;
+        public static int MinWireBytes(short version) => (uint)version < 3 ? MinWireBytesTable[version] : 1;
 
-        private static ReadOnlySpan<byte> MinWireBytesTable => [11, 11];
+        private static ReadOnlySpan<byte> MinWireBytesTable => [11, 11, 12];
     }
 }

@@ -7,12 +7,12 @@ using System.Buffers;
 
 namespace BindProxy.Kafka.Protocol.Messages;
 
-/// <summary>The request body of Metadata (api key 3), versions 0-12, flexible 9+.</summary>
+/// <summary>The request body of Metadata (api key 3), versions 0-13, flexible 9+.</summary>
 internal sealed partial class MetadataRequestData : BindProxy.Kafka.Protocol.IKafkaMessage
 {
     public const short LowestSupportedVersion = 0;
 
-    public const short HighestSupportedVersion = 12;
+    public const short HighestSupportedVersion = 13;
 
     short BindProxy.Kafka.Protocol.IKafkaMessage.ApiKey => 3;
 
@@ -256,9 +256,9 @@ internal sealed partial class MetadataRequestData : BindProxy.Kafka.Protocol.IKa
     }
 
     /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-    public static int MinWireBytes(short version) => (uint)version < 13 ? MinWireBytesTable[version] : 1;
+    public static int MinWireBytes(short version) => (uint)version < 14 ? MinWireBytesTable[version] : 1;
 
-    private static ReadOnlySpan<byte> MinWireBytesTable => [4, 4, 4, 4, 5, 5, 5, 5, 7, 5, 5, 4, 4];
+    private static ReadOnlySpan<byte> MinWireBytesTable => [4, 4, 4, 4, 5, 5, 5, 5, 7, 5, 5, 4, 4, 4];
 
     internal sealed partial class MetadataRequestTopic
     {
@@ -399,8 +399,8 @@ internal sealed partial class MetadataRequestData : BindProxy.Kafka.Protocol.IKa
         }
 
         /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-        public static int MinWireBytes(short version) => (uint)version < 13 ? MinWireBytesTable[version] : 1;
+        public static int MinWireBytes(short version) => (uint)version < 14 ? MinWireBytesTable[version] : 1;
 
-        private static ReadOnlySpan<byte> MinWireBytesTable => [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 18, 18, 18];
+        private static ReadOnlySpan<byte> MinWireBytesTable => [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 18, 18, 18, 18];
     }
 }

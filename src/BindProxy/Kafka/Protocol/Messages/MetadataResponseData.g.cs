@@ -7,12 +7,12 @@ using System.Buffers;
 
 namespace BindProxy.Kafka.Protocol.Messages;
 
-/// <summary>The response body of Metadata (api key 3), versions 0-12, flexible 9+.</summary>
+/// <summary>The response body of Metadata (api key 3), versions 0-13, flexible 9+.</summary>
 internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IKafkaMessage
 {
     public const short LowestSupportedVersion = 0;
 
-    public const short HighestSupportedVersion = 12;
+    public const short HighestSupportedVersion = 13;
 
     short BindProxy.Kafka.Protocol.IKafkaMessage.ApiKey => 3;
 
@@ -27,6 +27,8 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
     public List<MetadataResponseData.MetadataResponseTopic> Topics { get; set; } = [];
 
     public int ClusterAuthorizedOperations { get; set; } = int.MinValue;
+
+    public short ErrorCode { get; set; }
 
     /// <summary>Tagged fields this model does not know at the version read, in tag order.</summary>
     public List<BindProxy.Kafka.Protocol.RawTaggedField>? UnknownTaggedFields { get; set; }
@@ -116,6 +118,16 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
             ClusterAuthorizedOperations = v11;
         }
 
+        if (version >= 13)
+        {
+            if (!reader.ReadInt16(out var v12))
+            {
+                return false;
+            }
+
+            ErrorCode = v12;
+        }
+
         return true;
     }
 
@@ -166,12 +178,12 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
             }
         }
 
-        if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponseBroker.MinWireBytes(version), out var n12))
+        if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponseBroker.MinWireBytes(version), out var n13))
         {
             return false;
         }
 
-        for (var i13 = 0; i13 < n12; i13++)
+        for (var i14 = 0; i14 < n13; i14++)
         {
             if (!MetadataResponseData.MetadataResponseBroker.TrySkip(ref reader, version))
             {
@@ -195,12 +207,12 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
             }
         }
 
-        if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponseTopic.MinWireBytes(version), out var n14))
+        if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponseTopic.MinWireBytes(version), out var n15))
         {
             return false;
         }
 
-        for (var i15 = 0; i15 < n14; i15++)
+        for (var i16 = 0; i16 < n15; i16++)
         {
             if (!MetadataResponseData.MetadataResponseTopic.TrySkip(ref reader, version))
             {
@@ -211,6 +223,14 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         if (version >= 8 && version <= 10)
         {
             if (!reader.Skip(4))
+            {
+                return false;
+            }
+        }
+
+        if (version >= 13)
+        {
+            if (!reader.Skip(2))
             {
                 return false;
             }
@@ -239,9 +259,9 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
 
         writer.WriteArrayLength(Brokers.Count, flexible, false);
         {
-            foreach (var e16 in Brokers)
+            foreach (var e17 in Brokers)
             {
-                e16.Write(writer, version);
+                e17.Write(writer, version);
             }
         }
 
@@ -257,15 +277,20 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
 
         writer.WriteArrayLength(Topics.Count, flexible, false);
         {
-            foreach (var e17 in Topics)
+            foreach (var e18 in Topics)
             {
-                e17.Write(writer, version);
+                e18.Write(writer, version);
             }
         }
 
         if (version >= 8 && version <= 10)
         {
             writer.WriteInt32(ClusterAuthorizedOperations);
+        }
+
+        if (version >= 13)
+        {
+            writer.WriteInt16(ErrorCode);
         }
     }
 
@@ -286,6 +311,7 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         || ControllerId != -1
         || Topics is not { Count: 0 }
         || ClusterAuthorizedOperations != int.MinValue
+        || ErrorCode != 0
         || UnknownTaggedFields is { Count: > 0 };
 
     public void Accept(BindProxy.Kafka.Protocol.IKafkaVisitor visitor, short version)
@@ -296,10 +322,10 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         }
 
         visitor.BeginArray("Brokers", Brokers.Count);
-        foreach (var e18 in Brokers)
+        foreach (var e19 in Brokers)
         {
             visitor.BeginStruct("Brokers");
-            e18.Accept(visitor, version);
+            e19.Accept(visitor, version);
             visitor.EndStruct();
         }
 
@@ -315,10 +341,10 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         }
 
         visitor.BeginArray("Topics", Topics.Count);
-        foreach (var e19 in Topics)
+        foreach (var e20 in Topics)
         {
             visitor.BeginStruct("Topics");
-            e19.Accept(visitor, version);
+            e20.Accept(visitor, version);
             visitor.EndStruct();
         }
 
@@ -327,12 +353,17 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         {
             visitor.Integer("ClusterAuthorizedOperations", ClusterAuthorizedOperations);
         }
+
+        if (version >= 13)
+        {
+            visitor.Integer("ErrorCode", ErrorCode);
+        }
     }
 
     /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-    public static int MinWireBytes(short version) => (uint)version < 13 ? MinWireBytesTable[version] : 1;
+    public static int MinWireBytes(short version) => (uint)version < 14 ? MinWireBytesTable[version] : 1;
 
-    private static ReadOnlySpan<byte> MinWireBytesTable => [8, 12, 14, 18, 18, 18, 18, 18, 22, 16, 16, 12, 12];
+    private static ReadOnlySpan<byte> MinWireBytesTable => [8, 12, 14, 18, 18, 18, 18, 18, 22, 16, 16, 12, 12, 14];
 
     internal sealed partial class MetadataResponseBroker
     {
@@ -356,32 +387,32 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         public bool TryReadFields(ref BindProxy.Kafka.Protocol.KafkaReader reader, short version)
         {
             var flexible = version >= 9;
-            if (!reader.ReadInt32(out var v20))
+            if (!reader.ReadInt32(out var v21))
             {
                 return false;
             }
 
-            NodeId = v20;
-            if (!reader.ReadString(flexible, false, out var v21))
+            NodeId = v21;
+            if (!reader.ReadString(flexible, false, out var v22))
             {
                 return false;
             }
 
-            Host = v21!;
-            if (!reader.ReadInt32(out var v22))
+            Host = v22!;
+            if (!reader.ReadInt32(out var v23))
             {
                 return false;
             }
 
-            Port = v22;
+            Port = v23;
             if (version >= 1)
             {
-                if (!reader.ReadString(flexible, version >= 1, out var v23))
+                if (!reader.ReadString(flexible, version >= 1, out var v24))
                 {
                     return false;
                 }
 
-                Rack = v23;
+                Rack = v24;
             }
 
             return true;
@@ -503,9 +534,9 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         }
 
         /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-        public static int MinWireBytes(short version) => (uint)version < 13 ? MinWireBytesTable[version] : 1;
+        public static int MinWireBytes(short version) => (uint)version < 14 ? MinWireBytesTable[version] : 1;
 
-        private static ReadOnlySpan<byte> MinWireBytesTable => [10, 12, 12, 12, 12, 12, 12, 12, 12, 11, 11, 11, 11];
+        private static ReadOnlySpan<byte> MinWireBytesTable => [10, 12, 12, 12, 12, 12, 12, 12, 12, 11, 11, 11, 11, 11];
     }
 
     internal sealed partial class MetadataResponseTopic
@@ -534,64 +565,64 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         public bool TryReadFields(ref BindProxy.Kafka.Protocol.KafkaReader reader, short version)
         {
             var flexible = version >= 9;
-            if (!reader.ReadInt16(out var v24))
+            if (!reader.ReadInt16(out var v25))
             {
                 return false;
             }
 
-            ErrorCode = v24;
-            if (!reader.ReadString(flexible, version >= 12, out var v25))
+            ErrorCode = v25;
+            if (!reader.ReadString(flexible, version >= 12, out var v26))
             {
                 return false;
             }
 
-            Name = v25;
+            Name = v26;
             if (version >= 10)
             {
-                if (!reader.ReadUuid(out var v26))
+                if (!reader.ReadUuid(out var v27))
                 {
                     return false;
                 }
 
-                TopicId = v26;
+                TopicId = v27;
             }
 
             if (version >= 1)
             {
-                if (!reader.ReadBool(out var v27))
+                if (!reader.ReadBool(out var v28))
                 {
                     return false;
                 }
 
-                IsInternal = v27;
+                IsInternal = v28;
             }
 
-            if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponsePartition.MinWireBytes(version), out var n28))
+            if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponsePartition.MinWireBytes(version), out var n29))
             {
                 return false;
             }
 
-            var l29 = new List<MetadataResponseData.MetadataResponsePartition>(n28);
-            for (var i30 = 0; i30 < n28; i30++)
+            var l30 = new List<MetadataResponseData.MetadataResponsePartition>(n29);
+            for (var i31 = 0; i31 < n29; i31++)
             {
-                var e31 = new MetadataResponseData.MetadataResponsePartition();
-                if (!e31.TryRead(ref reader, version))
+                var e32 = new MetadataResponseData.MetadataResponsePartition();
+                if (!e32.TryRead(ref reader, version))
                 {
                     return false;
                 }
 
-                l29.Add(e31);
+                l30.Add(e32);
             }
 
-            Partitions = l29;
+            Partitions = l30;
             if (version >= 8)
             {
-                if (!reader.ReadInt32(out var v32))
+                if (!reader.ReadInt32(out var v33))
                 {
                     return false;
                 }
 
-                TopicAuthorizedOperations = v32;
+                TopicAuthorizedOperations = v33;
             }
 
             return true;
@@ -662,12 +693,12 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
                 }
             }
 
-            if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponsePartition.MinWireBytes(version), out var n33))
+            if (!reader.ReadArrayLength(flexible, false, MetadataResponseData.MetadataResponsePartition.MinWireBytes(version), out var n34))
             {
                 return false;
             }
 
-            for (var i34 = 0; i34 < n33; i34++)
+            for (var i35 = 0; i35 < n34; i35++)
             {
                 if (!MetadataResponseData.MetadataResponsePartition.TrySkip(ref reader, version))
                 {
@@ -713,9 +744,9 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
 
             writer.WriteArrayLength(Partitions.Count, flexible, false);
             {
-                foreach (var e35 in Partitions)
+                foreach (var e36 in Partitions)
                 {
-                    e35.Write(writer, version);
+                    e36.Write(writer, version);
                 }
             }
 
@@ -759,10 +790,10 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
             }
 
             visitor.BeginArray("Partitions", Partitions.Count);
-            foreach (var e36 in Partitions)
+            foreach (var e37 in Partitions)
             {
                 visitor.BeginStruct("Partitions");
-                e36.Accept(visitor, version);
+                e37.Accept(visitor, version);
                 visitor.EndStruct();
             }
 
@@ -774,9 +805,9 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         }
 
         /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-        public static int MinWireBytes(short version) => (uint)version < 13 ? MinWireBytesTable[version] : 1;
+        public static int MinWireBytes(short version) => (uint)version < 14 ? MinWireBytesTable[version] : 1;
 
-        private static ReadOnlySpan<byte> MinWireBytesTable => [8, 9, 9, 9, 9, 9, 9, 9, 13, 10, 26, 26, 26];
+        private static ReadOnlySpan<byte> MinWireBytesTable => [8, 9, 9, 9, 9, 9, 9, 9, 13, 10, 26, 26, 26, 26];
     }
 
     internal sealed partial class MetadataResponsePartition
@@ -807,87 +838,87 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         public bool TryReadFields(ref BindProxy.Kafka.Protocol.KafkaReader reader, short version)
         {
             var flexible = version >= 9;
-            if (!reader.ReadInt16(out var v37))
+            if (!reader.ReadInt16(out var v38))
             {
                 return false;
             }
 
-            ErrorCode = v37;
-            if (!reader.ReadInt32(out var v38))
-            {
-                return false;
-            }
-
-            PartitionIndex = v38;
+            ErrorCode = v38;
             if (!reader.ReadInt32(out var v39))
             {
                 return false;
             }
 
-            LeaderId = v39;
+            PartitionIndex = v39;
+            if (!reader.ReadInt32(out var v40))
+            {
+                return false;
+            }
+
+            LeaderId = v40;
             if (version >= 7)
             {
-                if (!reader.ReadInt32(out var v40))
+                if (!reader.ReadInt32(out var v41))
                 {
                     return false;
                 }
 
-                LeaderEpoch = v40;
+                LeaderEpoch = v41;
             }
 
-            if (!reader.ReadArrayLength(flexible, false, 4, out var n41))
+            if (!reader.ReadArrayLength(flexible, false, 4, out var n42))
             {
                 return false;
             }
 
-            var l42 = new List<int>(n41);
-            for (var i43 = 0; i43 < n41; i43++)
+            var l43 = new List<int>(n42);
+            for (var i44 = 0; i44 < n42; i44++)
             {
-                if (!reader.ReadInt32(out var e44))
+                if (!reader.ReadInt32(out var e45))
                 {
                     return false;
                 }
 
-                l42.Add(e44);
+                l43.Add(e45);
             }
 
-            ReplicaNodes = l42;
-            if (!reader.ReadArrayLength(flexible, false, 4, out var n45))
+            ReplicaNodes = l43;
+            if (!reader.ReadArrayLength(flexible, false, 4, out var n46))
             {
                 return false;
             }
 
-            var l46 = new List<int>(n45);
-            for (var i47 = 0; i47 < n45; i47++)
+            var l47 = new List<int>(n46);
+            for (var i48 = 0; i48 < n46; i48++)
             {
-                if (!reader.ReadInt32(out var e48))
+                if (!reader.ReadInt32(out var e49))
                 {
                     return false;
                 }
 
-                l46.Add(e48);
+                l47.Add(e49);
             }
 
-            IsrNodes = l46;
+            IsrNodes = l47;
             if (version >= 5)
             {
-                if (!reader.ReadArrayLength(flexible, false, 4, out var n49))
+                if (!reader.ReadArrayLength(flexible, false, 4, out var n50))
                 {
                     return false;
                 }
 
-                var l50 = new List<int>(n49);
-                for (var i51 = 0; i51 < n49; i51++)
+                var l51 = new List<int>(n50);
+                for (var i52 = 0; i52 < n50; i52++)
                 {
-                    if (!reader.ReadInt32(out var e52))
+                    if (!reader.ReadInt32(out var e53))
                     {
                         return false;
                     }
 
-                    l50.Add(e52);
+                    l51.Add(e53);
                 }
 
-                OfflineReplicas = l50;
+                OfflineReplicas = l51;
             }
 
             return true;
@@ -955,16 +986,6 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
                 }
             }
 
-            if (!reader.ReadArrayLength(flexible, false, 4, out var n53))
-            {
-                return false;
-            }
-
-            if (n53 > 0 && !reader.Skip((long)n53 * 4))
-            {
-                return false;
-            }
-
             if (!reader.ReadArrayLength(flexible, false, 4, out var n54))
             {
                 return false;
@@ -975,14 +996,24 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
                 return false;
             }
 
+            if (!reader.ReadArrayLength(flexible, false, 4, out var n55))
+            {
+                return false;
+            }
+
+            if (n55 > 0 && !reader.Skip((long)n55 * 4))
+            {
+                return false;
+            }
+
             if (version >= 5)
             {
-                if (!reader.ReadArrayLength(flexible, false, 4, out var n55))
+                if (!reader.ReadArrayLength(flexible, false, 4, out var n56))
                 {
                     return false;
                 }
 
-                if (n55 > 0 && !reader.Skip((long)n55 * 4))
+                if (n56 > 0 && !reader.Skip((long)n56 * 4))
                 {
                     return false;
                 }
@@ -1014,17 +1045,17 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
 
             writer.WriteArrayLength(ReplicaNodes.Count, flexible, false);
             {
-                foreach (var e56 in ReplicaNodes)
+                foreach (var e57 in ReplicaNodes)
                 {
-                    writer.WriteInt32(e56);
+                    writer.WriteInt32(e57);
                 }
             }
 
             writer.WriteArrayLength(IsrNodes.Count, flexible, false);
             {
-                foreach (var e57 in IsrNodes)
+                foreach (var e58 in IsrNodes)
                 {
-                    writer.WriteInt32(e57);
+                    writer.WriteInt32(e58);
                 }
             }
 
@@ -1032,9 +1063,9 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
             {
                 writer.WriteArrayLength(OfflineReplicas.Count, flexible, false);
                 {
-                    foreach (var e58 in OfflineReplicas)
+                    foreach (var e59 in OfflineReplicas)
                     {
-                        writer.WriteInt32(e58);
+                        writer.WriteInt32(e59);
                     }
                 }
             }
@@ -1071,25 +1102,25 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
             }
 
             visitor.BeginArray("ReplicaNodes", ReplicaNodes.Count);
-            foreach (var e59 in ReplicaNodes)
+            foreach (var e60 in ReplicaNodes)
             {
-                visitor.Integer("ReplicaNodes", e59);
+                visitor.Integer("ReplicaNodes", e60);
             }
 
             visitor.EndArray();
             visitor.BeginArray("IsrNodes", IsrNodes.Count);
-            foreach (var e60 in IsrNodes)
+            foreach (var e61 in IsrNodes)
             {
-                visitor.Integer("IsrNodes", e60);
+                visitor.Integer("IsrNodes", e61);
             }
 
             visitor.EndArray();
             if (version >= 5)
             {
                 visitor.BeginArray("OfflineReplicas", OfflineReplicas.Count);
-                foreach (var e61 in OfflineReplicas)
+                foreach (var e62 in OfflineReplicas)
                 {
-                    visitor.Integer("OfflineReplicas", e61);
+                    visitor.Integer("OfflineReplicas", e62);
                 }
 
                 visitor.EndArray();
@@ -1097,8 +1128,8 @@ internal sealed partial class MetadataResponseData : BindProxy.Kafka.Protocol.IK
         }
 
         /// <summary>The fewest bytes this struct takes on the wire at a version: bounds an array count by the bytes left.</summary>
-        public static int MinWireBytes(short version) => (uint)version < 13 ? MinWireBytesTable[version] : 1;
+        public static int MinWireBytes(short version) => (uint)version < 14 ? MinWireBytesTable[version] : 1;
 
-        private static ReadOnlySpan<byte> MinWireBytesTable => [18, 18, 18, 18, 18, 22, 22, 26, 26, 18, 18, 18, 18];
+        private static ReadOnlySpan<byte> MinWireBytesTable => [18, 18, 18, 18, 18, 22, 22, 26, 26, 18, 18, 18, 18, 18];
     }
 }

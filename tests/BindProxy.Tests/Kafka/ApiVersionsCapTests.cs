@@ -5,7 +5,7 @@ using BindProxy.Kafka.Rewriting;
 
 namespace BindProxy.Tests.Kafka;
 
-public sealed class ApiVersionsCapperTests
+public sealed class ApiVersionsCapTests
 {
     private static readonly (short Key, short Min, short Max)[] BrokerApis =
     [
@@ -50,11 +50,12 @@ public sealed class ApiVersionsCapperTests
         return w.ToFrame();
     }
 
+    /// <summary>What the cap should leave: keys the model does not know taken out, every max lowered to the model's newest.</summary>
     private static IEnumerable<(short Key, short Min, short Max)> Capped(IEnumerable<(short Key, short Min, short Max)> apis) =>
-        apis.Select(a =>
+        apis.Where(a => KafkaApis.Of(a.Key).IsKnown).Select(a =>
         {
-            var cap = KafkaResponseRewriter.MaxSupportedVersion(a.Key);
-            return cap >= 0 && a.Max > cap && a.Min <= cap ? (a.Key, a.Min, cap) : a;
+            var cap = KafkaApis.Of(a.Key).MaxVersion;
+            return a.Max > cap && a.Min <= cap ? (a.Key, a.Min, cap) : a;
         });
 
     [Theory]
@@ -67,7 +68,7 @@ public sealed class ApiVersionsCapperTests
     {
         var frame = Encode(version, 0, BrokerApis);
         var output = new ArrayBufferWriter<byte>();
-        var result = ApiVersionsCapper.TryCap(TestSupport.ByteByByte(frame), version, output);
+        var result = ApiVersionsCap.TryCap(TestSupport.ByteByByte(frame), version, output);
 
         Assert.Equal(RewriteStatus.Rewritten, result.Status);
         Assert.Equal(Encode(version, 0, Capped(BrokerApis)), output.WrittenSpan.ToArray());
@@ -88,7 +89,7 @@ public sealed class ApiVersionsCapperTests
     public void Versions_within_the_caps_are_unchanged()
     {
         var frame = Encode(3, 0, Capped(BrokerApis));
-        var result = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(frame), 3, new ArrayBufferWriter<byte>());
+        var result = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(frame), 3, new ArrayBufferWriter<byte>());
         Assert.Equal(RewriteStatus.Unchanged, result.Status);
         Assert.Single(result.Conflicts);
     }
@@ -101,21 +102,21 @@ public sealed class ApiVersionsCapperTests
     {
         // What an Apache Kafka broker sends for a too-new ApiVersions request (KIP-511): v0 body,
         // error 35, its full API list.
-        var frame = Encode(0, KafkaWireConstants.UnsupportedVersion, BrokerApis);
+        var frame = Encode(0, KafkaErrors.UnsupportedVersion, BrokerApis);
         var output = new ArrayBufferWriter<byte>();
-        var result = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(frame), requestedVersion, output);
+        var result = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(frame), requestedVersion, output);
         Assert.Equal(RewriteStatus.Rewritten, result.Status);
-        Assert.Equal(Encode(0, KafkaWireConstants.UnsupportedVersion, Capped(BrokerApis)), output.WrittenSpan.ToArray());
+        Assert.Equal(Encode(0, KafkaErrors.UnsupportedVersion, Capped(BrokerApis)), output.WrittenSpan.ToArray());
     }
 
     [Fact]
     public void Unsupported_version_error_in_the_requested_layout_is_parsed_too()
     {
-        var frame = Encode(3, KafkaWireConstants.UnsupportedVersion, [(KafkaApiKeys.ApiVersions, 0, 9)]);
+        var frame = Encode(3, KafkaErrors.UnsupportedVersion, [(KafkaApiKeys.ApiVersions, 0, 9)]);
         var output = new ArrayBufferWriter<byte>();
-        var result = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(frame), 3, output);
+        var result = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(frame), 3, output);
         Assert.Equal(RewriteStatus.Rewritten, result.Status);
-        Assert.Equal(Encode(3, KafkaWireConstants.UnsupportedVersion, [(KafkaApiKeys.ApiVersions, 0, 4)]), output.WrittenSpan.ToArray());
+        Assert.Equal(Encode(3, KafkaErrors.UnsupportedVersion, [(KafkaApiKeys.ApiVersions, 0, 4)]), output.WrittenSpan.ToArray());
     }
 
     [Fact]
@@ -130,11 +131,11 @@ public sealed class ApiVersionsCapperTests
                 BinaryPrimitives.WriteInt32BigEndian(truncated, length - 4);
             }
 
-            var result = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(truncated), 3, new ArrayBufferWriter<byte>());
+            var result = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(truncated), 3, new ArrayBufferWriter<byte>());
             Assert.Equal(RewriteStatus.Malformed, result.Status);
         }
 
-        var tooNew = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(frame), 5, new ArrayBufferWriter<byte>());
+        var tooNew = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(frame), 5, new ArrayBufferWriter<byte>());
         Assert.Equal(RewriteResult.Malformed(MalformedReason.UnsupportedVersion), tooNew);
     }
 }
