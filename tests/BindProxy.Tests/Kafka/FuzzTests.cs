@@ -7,8 +7,9 @@ namespace BindProxy.Tests.Kafka;
 
 /// <summary>
 /// Seeded mutation fuzzing: valid responses and requests with bytes flipped, lengths forged, cuts
-/// and insertions. Nothing may throw, and nothing may allocate in proportion to a length read off
-/// the wire rather than to the frame itself.
+/// and insertions, through the rewriter and the generated model (every API's request and response).
+/// Nothing may throw, and nothing may allocate in proportion to a length read off the wire rather
+/// than to the frame itself.
 /// </summary>
 public sealed class FuzzTests
 {
@@ -23,6 +24,11 @@ public sealed class FuzzTests
     // Generous: host strings, the edit list and the output all scale with the frame, by a small factor.
     private const long FixedAllowance = 32 * 1024;
     private const long PerFrameByteAllowance = 160;
+
+    // A whole body built by the model: an object and a list per struct, a string per string field.
+    // Every array count is checked against the bytes left times its element's smallest wire size,
+    // so what is built stays in proportion to the frame whatever a forged count says.
+    private const long ModelPerFrameByteAllowance = 400;
 
     private static readonly byte[] ForgedBytes = [0xFF, 0x7F, 0x80, 0x00];
 
@@ -40,6 +46,34 @@ public sealed class FuzzTests
             {
                 seeds.Add((key, version, RewriterRoundTripTests.Encode(key, version, ResponseEncoders.Brokers(count))));
             }
+        }
+
+        // Every API's request and response at its newest version, encoded from the schema: the
+        // generated readers see the same mutations as the rewriter.
+        var random = new Random(7);
+        foreach (var message in SchemaEncoder.Schema.Messages.Where(m => m.ApiKey is not null))
+        {
+            var version = message.ValidVersions.Max;
+            var api = KafkaApis.Of(message.ApiKey!.Value);
+            var w = new WireWriter();
+            if (message.Kind == "request")
+            {
+                w.Int16(api.Key).Int16(version).Int32(1).String(false, "fuzz");
+                if (api.RequestHeaderVersion(version) >= 2)
+                {
+                    w.Tags(null);
+                }
+            }
+            else
+            {
+                w.Int32(1);
+                if (api.ResponseHeaderVersion(version) >= 1)
+                {
+                    w.Tags(null);
+                }
+            }
+
+            seeds.Add((api.Key, (short)(message.Kind == "request" ? -1 - version : version), w.Raw(new SchemaEncoder(message, random).Body(version)).ToFrame()));
         }
 
         var apiVersions = new WireWriter().Int32(1).Int16(0).ArrayCount(true, 2)
@@ -63,6 +97,25 @@ public sealed class FuzzTests
 
             var output = new ArrayBufferWriter<byte>(frame.Length + 4096);
             var before = GC.GetAllocatedBytesForCurrentThread();
+
+            // A request seed carries its version as -1 - version.
+            if (version < 0)
+            {
+                ReadWithModel(sequence, key, (short)(-1 - version), request: true);
+                _ = KafkaRequestHeader.TryParse(sequence, out _);
+                var allocatedByRequest = GC.GetAllocatedBytesForCurrentThread() - before;
+                Assert.True(
+                    allocatedByRequest <= FixedAllowance + (ModelPerFrameByteAllowance * frame.Length),
+                    $"iteration {i}: {allocatedByRequest} bytes allocated reading a {frame.Length}-byte request (api {key})");
+                continue;
+            }
+
+            ReadWithModel(sequence, key, version, request: false);
+            var allocatedByModel = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(
+                allocatedByModel <= FixedAllowance + (ModelPerFrameByteAllowance * frame.Length),
+                $"iteration {i}: {allocatedByModel} bytes allocated reading a {frame.Length}-byte response (api {key} v{version})");
+            before = GC.GetAllocatedBytesForCurrentThread();
             var result = KafkaResponseRewriter.TryRewrite(sequence, key, version, mapper, output);
             _ = KafkaRequestHeader.TryParse(sequence, out _);
             var buffer = sequence;
@@ -118,6 +171,24 @@ public sealed class FuzzTests
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(RewriteResult.Malformed(MalformedReason.CountExceedsRemaining), result);
         Assert.True(allocated < FixedAllowance, $"{allocated} bytes allocated");
+    }
+
+    /// <summary>The whole frame through the generated model, as a request or as a response to (key, version).</summary>
+    private static void ReadWithModel(in ReadOnlySequence<byte> frame, short key, short version, bool request)
+    {
+        var api = KafkaApis.Of(key);
+        var reader = new KafkaReader(frame);
+        reader.Skip(4);
+        if (request)
+        {
+            _ = new BindProxy.Kafka.Protocol.Messages.RequestHeaderData().TryRead(ref reader, api.RequestHeaderVersion(version))
+                && KafkaApis.CreateRequest(key)!.TryRead(ref reader, version);
+        }
+        else
+        {
+            _ = new BindProxy.Kafka.Protocol.Messages.ResponseHeaderData().TryRead(ref reader, api.ResponseHeaderVersion(version))
+                && KafkaApis.CreateResponse(key)!.TryRead(ref reader, version);
+        }
     }
 
     private static byte[] Mutate(byte[] seed, Random random)

@@ -103,9 +103,9 @@ public sealed class GoldenBytesTests(GoldenCapture capture) : IClassFixture<Gold
         foreach (var exchange in Exchanges().Where(e => e.ApiKey == KafkaApiKeys.ApiVersions))
         {
             var output = new ArrayBufferWriter<byte>();
-            var result = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(exchange.Response), exchange.ApiVersion, output);
+            var result = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(exchange.Response), exchange.ApiVersion, output);
             var errorCode = BinaryPrimitives.ReadInt16BigEndian(exchange.Response.AsSpan(8));
-            if (errorCode == KafkaWireConstants.UnsupportedVersion)
+            if (errorCode == KafkaErrors.UnsupportedVersion)
             {
                 // librdkafka's mock answers a too-new ApiVersions with neither the v0 nor the
                 // requested layout; it is passed through, and the client's retry gets capped.
@@ -119,7 +119,7 @@ public sealed class GoldenBytesTests(GoldenCapture capture) : IClassFixture<Gold
             Assert.Equal(exchange.Response.Length, capped.Length);
 
             // Capping is idempotent: a second pass finds nothing left to cap.
-            var again = ApiVersionsCapper.TryCap(new ReadOnlySequence<byte>(capped), exchange.ApiVersion, new ArrayBufferWriter<byte>());
+            var again = ApiVersionsCap.TryCap(new ReadOnlySequence<byte>(capped), exchange.ApiVersion, new ArrayBufferWriter<byte>());
             Assert.Equal(RewriteStatus.Unchanged, again.Status);
         }
     }

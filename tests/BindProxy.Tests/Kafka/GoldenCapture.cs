@@ -105,11 +105,62 @@ public sealed class GoldenCapture : IAsyncLifetime
             consumer.Close();
         }
 
+        await TransactionsAsync(bootstrap, timeout.Token);
+        await KcatAsync(bootstrap, notes);
         Notes = notes;
         Exchanges = relay.Exchanges;
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <summary>A transactional producer: the transaction APIs.</summary>
+    private static async Task TransactionsAsync(string bootstrap, CancellationToken cancellationToken)
+    {
+        using (var producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, TransactionalId = "golden-tx", LingerMs = 0 }).Build())
+        {
+            producer.InitTransactions(TimeSpan.FromSeconds(20));
+            producer.BeginTransaction();
+            await producer.ProduceAsync(new TopicPartition(Topic, 2), new Message<string, string> { Key = "tx", Value = "in a transaction" }, cancellationToken);
+            producer.CommitTransaction(TimeSpan.FromSeconds(20));
+        }
+    }
+
+    /// <summary>Debian's kcat (librdkafka 2.0): the classic, non-flexible encodings of the same APIs.</summary>
+    private static async Task KcatAsync(string bootstrap, List<string> notes)
+    {
+        if (Infrastructure.ExternalTool.Find("kcat") is not { } kcat)
+        {
+            notes.Add("kcat not installed: its frames are not in the capture");
+            return;
+        }
+
+        foreach (var (stdin, args) in new (string?, string[])[]
+        {
+            (null, ["-b", bootstrap, "-L"]),
+            ("k1:kcat 1\nk2:kcat 2\n", ["-b", bootstrap, "-P", "-t", Topic, "-K", ":"]),
+            (null, ["-b", bootstrap, "-C", "-t", Topic, "-o", "beginning", "-e", "-q"]),
+        })
+        {
+            var info = new System.Diagnostics.ProcessStartInfo(kcat) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in args)
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            using var process = System.Diagnostics.Process.Start(info)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            if (stdin is not null)
+            {
+                await process.StandardInput.WriteAsync(stdin);
+            }
+
+            process.StandardInput.Close();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await Task.WhenAll(stdout, stderr);
+            notes.Add($"kcat {args[2]}: exit {process.ExitCode}");
+        }
+    }
 
     private static bool CarriesNodeEndpoints(CapturedExchange exchange)
     {

@@ -27,15 +27,16 @@ public sealed class KafkaApisTests
     }
 
     [Fact]
-    public void ApiVersions_is_capped_to_what_the_table_says_is_parsed()
+    public void ApiVersions_is_capped_to_the_newest_version_the_model_knows()
     {
         foreach (var api in KafkaApis.All)
         {
-            Assert.Equal(api.MaxParsed, KafkaResponseRewriter.MaxSupportedVersion(api.Key));
+            Assert.True(api.IsKnown);
+            Assert.Equal(api.MaxVersion, ApiVersionsCap.ModelCap(api.Key));
         }
 
-        Assert.Equal(13, KafkaApis.Of(KafkaApiKeys.Metadata).MaxParsed);
-        Assert.Equal(-1, KafkaResponseRewriter.MaxSupportedVersion(KafkaApiKeys.JoinGroup));
+        Assert.Equal(KafkaApis.Of(KafkaApiKeys.JoinGroup).MaxVersion, ApiVersionsCap.ModelCap(KafkaApiKeys.JoinGroup));
+        Assert.Equal(-1, ApiVersionsCap.ModelCap((short)KafkaApis.All.Count));
     }
 
     [Theory]
@@ -45,5 +46,5 @@ public sealed class KafkaApisTests
     [InlineData(KafkaApiKeys.DescribeCluster, 0, true)]
     [InlineData(200, 0, true)] // keys added since KIP-482 are flexible from v0
     public void Flexible_versions_come_from_the_table(short key, short version, bool flexible) =>
-        Assert.Equal(flexible, KafkaHeaderVersions.IsFlexible(key, version));
+        Assert.Equal(flexible, KafkaApis.Of(key).IsFlexible(version));
 }

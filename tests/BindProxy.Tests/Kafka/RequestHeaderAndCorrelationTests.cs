@@ -13,11 +13,11 @@ public sealed class RequestHeaderAndCorrelationTests
     [InlineData(KafkaApiKeys.SaslHandshake, 1, 1)]
     [InlineData((short)999, 0, 2)]
     public void Header_versions_follow_the_flexible_table(short apiKey, short apiVersion, int expected) =>
-        Assert.Equal(expected, KafkaHeaderVersions.RequestHeaderVersion(apiKey, apiVersion));
+        Assert.Equal(expected, KafkaApis.Of(apiKey).RequestHeaderVersion(apiVersion));
 
     [Fact]
     public void ApiVersions_responses_always_use_header_v0() =>
-        Assert.Equal(0, KafkaHeaderVersions.ResponseHeaderVersion(KafkaApiKeys.ApiVersions, 4));
+        Assert.Equal(0, KafkaApis.Of(KafkaApiKeys.ApiVersions).ResponseHeaderVersion(4));
 
     [Theory]
     [InlineData(KafkaApiKeys.Metadata, 4, "kcat")]

@@ -27,10 +27,10 @@ public sealed class RewriterRoundTripTests
             }
         }
 
-        // Every API the table says carries broker addresses, over every version the proxy parses.
-        foreach (var api in KafkaApis.All.Where(a => a.FirstWithAddresses != KafkaApi.Never))
+        // Every API whose responses carry broker addresses, over every version the model knows.
+        foreach (var (key, first) in KafkaResponseRewriter.AddressCarryingApis)
         {
-            Add(api.Key, api.FirstWithAddresses, api.MaxParsed);
+            Add(key, first, KafkaApis.Of(key).MaxVersion);
         }
 
         return data;
@@ -124,12 +124,12 @@ public sealed class RewriterRoundTripTests
     public void Versions_before_node_endpoints_and_other_apis_are_not_parsed()
     {
         byte[] garbage = [0, 0, 0, 3, 1, 2, 3];
-        for (short v = 0; v < KafkaApis.Of(KafkaApiKeys.Produce).FirstWithAddresses; v++)
+        for (short v = 0; v < KafkaResponseRewriter.AddressCarryingApis[KafkaApiKeys.Produce]; v++)
         {
             Assert.Equal(RewriteResult.Unchanged, TestSupport.Rewrite(garbage, KafkaApiKeys.Produce, v, Mapper).Result);
         }
 
-        for (short v = 0; v < KafkaApis.Of(KafkaApiKeys.Fetch).FirstWithAddresses; v++)
+        for (short v = 0; v < KafkaResponseRewriter.AddressCarryingApis[KafkaApiKeys.Fetch]; v++)
         {
             Assert.Equal(RewriteResult.Unchanged, TestSupport.Rewrite(garbage, KafkaApiKeys.Fetch, v, Mapper).Result);
         }
@@ -147,7 +147,7 @@ public sealed class RewriterRoundTripTests
     [InlineData(KafkaApiKeys.ShareAcknowledge)]
     public void Versions_above_the_cap_are_reported_unsupported(short apiKey)
     {
-        var version = (short)(KafkaResponseRewriter.MaxSupportedVersion(apiKey) + 1);
+        var version = (short)(KafkaApis.Of(apiKey).MaxVersion + 1);
         var (result, _) = TestSupport.Rewrite(new byte[64], apiKey, version, Mapper);
         Assert.Equal(RewriteResult.Malformed(MalformedReason.UnsupportedVersion), result);
     }

@@ -78,12 +78,12 @@ internal static class TestSupport
     public static byte[] RequestFrame(short apiKey, short apiVersion, int correlationId, string? clientId, Action<WireWriter>? body = null)
     {
         var w = new WireWriter().Int16(apiKey).Int16(apiVersion).Int32(correlationId);
-        if (KafkaHeaderVersions.RequestHeaderVersion(apiKey, apiVersion) >= 1)
+        if (KafkaApis.Of(apiKey).RequestHeaderVersion(apiVersion) >= 1)
         {
             w.String(false, clientId);
         }
 
-        if (KafkaHeaderVersions.RequestHeaderVersion(apiKey, apiVersion) >= 2)
+        if (KafkaApis.Of(apiKey).RequestHeaderVersion(apiVersion) >= 2)
         {
             w.Tags([new TaggedField(1, [42])]);
         }

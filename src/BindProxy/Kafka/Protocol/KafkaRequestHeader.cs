@@ -39,20 +39,20 @@ internal readonly record struct KafkaRequestHeader(
             return MalformedReason.FrameTooShort;
         }
 
-        var reader = new KafkaWireReader(frame);
-        reader.TrySkip(4);
-        reader.TryReadInt16(out var apiKey);
-        reader.TryReadInt16(out var apiVersion);
-        reader.TryReadInt32(out var correlationId);
+        var reader = new KafkaReader(frame);
+        reader.Skip(4);
+        reader.ReadInt16(out var apiKey);
+        reader.ReadInt16(out var apiVersion);
+        reader.ReadInt32(out var correlationId);
 
-        var headerVersion = KafkaHeaderVersions.RequestHeaderVersion(apiKey, apiVersion);
+        var headerVersion = KafkaApis.Of(apiKey).RequestHeaderVersion(apiVersion);
         string? clientId = null;
-        if (headerVersion >= 1 && !reader.TryReadString(compact: false, out clientId))
+        if (headerVersion >= 1 && !reader.ReadString(compact: false, nullable: true, out clientId))
         {
             return reader.Error;
         }
 
-        if (headerVersion >= 2 && !reader.TrySkipTaggedFields())
+        if (headerVersion >= 2 && !reader.SkipTaggedFields())
         {
             return reader.Error;
         }

@@ -5,8 +5,26 @@ namespace BindProxy.Kafka.Protocol;
 /// <summary>Reads the response header, which carries no api key: only the correlation id (and tags in v1).</summary>
 internal static class KafkaResponseHeader
 {
+    /// <summary>Every frame starts with an int32 body length.</summary>
+    public const int SizePrefixLength = 4;
+
     /// <summary>Size prefix + correlation id.</summary>
     public const int MinFrameLength = 8;
+
+    /// <summary>
+    /// Steps over a response's size prefix and header (correlation id, and the tagged fields of
+    /// header v1) to the body of a response to (<paramref name="apiKey"/>, <paramref name="apiVersion"/>).
+    /// </summary>
+    public static bool TrySkip(ref KafkaReader reader, short apiKey, short apiVersion)
+    {
+        if (reader.Remaining < MinFrameLength)
+        {
+            return reader.Fail(MalformedReason.FrameTooShort);
+        }
+
+        reader.Skip(MinFrameLength);
+        return KafkaApis.Of(apiKey).ResponseHeaderVersion(apiVersion) == 0 || reader.SkipTaggedFields();
+    }
 
     /// <summary>Reads the correlation id of a response frame (size prefix included).</summary>
     public static bool TryReadCorrelationId(in ReadOnlySequence<byte> frame, out int correlationId)
@@ -17,8 +35,8 @@ internal static class KafkaResponseHeader
             return false;
         }
 
-        var reader = new KafkaWireReader(frame);
-        return reader.TrySkip(4) && reader.TryReadInt32(out correlationId);
+        var reader = new KafkaReader(frame);
+        return reader.Skip(4) && reader.ReadInt32(out correlationId);
     }
 
     /// <summary>
@@ -28,7 +46,7 @@ internal static class KafkaResponseHeader
     /// </summary>
     public static bool HasConsistentSize(in ReadOnlySequence<byte> frame)
     {
-        var reader = new KafkaWireReader(frame);
-        return reader.TryReadInt32(out var size) && size == frame.Length - KafkaWireConstants.SizePrefixLength;
+        var reader = new KafkaReader(frame);
+        return reader.ReadInt32(out var size) && size == frame.Length - SizePrefixLength;
     }
 }

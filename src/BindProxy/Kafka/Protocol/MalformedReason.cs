@@ -31,4 +31,10 @@ internal enum MalformedReason
 
     /// <summary>The mapper returned a host that cannot be encoded in the field (too long).</summary>
     MappedHostTooLong,
+
+    /// <summary>A string's bytes are not valid UTF-8, so it could not be written back as it came.</summary>
+    InvalidString,
+
+    /// <summary>The api key is one the model does not know.</summary>
+    UnknownApi,
 }

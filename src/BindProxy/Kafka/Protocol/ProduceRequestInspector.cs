@@ -23,13 +23,13 @@ internal static class ProduceRequestInspector
             return MalformedReason.InvalidLength;
         }
 
-        var reader = new KafkaWireReader(frame.Slice(header.BodyOffset));
-        if (header.ApiVersion >= FirstTransactionalVersion && !reader.TrySkipString(header.IsFlexible))
+        var reader = new KafkaReader(frame.Slice(header.BodyOffset));
+        if (header.ApiVersion >= FirstTransactionalVersion && !reader.SkipString(header.IsFlexible, nullable: true))
         {
             return reader.Error;
         }
 
-        return reader.TryReadInt16(out acks) ? MalformedReason.None : reader.Error;
+        return reader.ReadInt16(out acks) ? MalformedReason.None : reader.Error;
     }
 
     /// <summary>True unless the frame is a Produce request with acks=0 (the broker will not answer it).</summary>
