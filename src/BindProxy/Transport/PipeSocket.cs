@@ -241,7 +241,7 @@ internal sealed class PipeSocket : IAsyncDisposable
         {
             // Usually acknowledged within a round trip; a slow reader is asked less and less often.
             int delayMs = 1;
-            while (!IsAborted && Unacknowledged > 0)
+            while (!IsAborted && !Linux.SendQueue.Delivered(_socket.SafeHandle))
             {
                 await Task.Delay(delayMs).ConfigureAwait(false);
                 delayMs = Math.Min(delayMs * 2, 100);

@@ -88,4 +88,27 @@ public sealed class FlushTests
         var reset = await Assert.ThrowsAsync<SocketException>(async () => await client.ReadToEndAsync(TimeSpan.FromSeconds(10)));
         Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
     }
+
+    [Theory]
+    [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
+    public async Task A_client_that_resets_while_the_proxy_waits_for_it_is_let_go_at_once_not_at_the_flush_timeout(string engine)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "the flush waits on the kernel's send queue, which only Linux reports");
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            await socket.SendAsync(new byte[64 * 1024], SocketFlags.None, ct);
+            socket.Shutdown(SocketShutdown.Send);
+            await socket.ReceiveAsync(new byte[1], SocketFlags.None, ct);
+        });
+        await using var proxy = await TestProxy.StartAsync(upstream.Address, engine: engine);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 2048 };
+        await client.ConnectAsync(proxy.Endpoint());
+        client.Shutdown(SocketShutdown.Send);
+        await Poll.UntilAsync(() => proxy.Connections.Snapshot().Any(c => c.Legs.State == "flushing"), "the connection to wait for its client");
+
+        // The client closes without reading: its kernel resets, and nothing more can be delivered.
+        client.Dispose();
+        await Poll.UntilAsync(() => proxy.Connections.Count == 0, "the proxy to let the reset connection go", TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("flush timeout", StringComparison.Ordinal));
+    }
 }

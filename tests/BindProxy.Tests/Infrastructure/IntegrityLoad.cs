@@ -52,6 +52,20 @@ public sealed class IntegrityLoad
     // send queue leaves them to an orphan, and the test's own ends must not lose bytes that way.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, (TaskCompletionSource Client, TaskCompletionSource Upstream)> _done = new();
 
+    // A reader that pauses waits for another connection to finish: a real signal, a while apart.
+    private TaskCompletionSource _anotherFinished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _running;
+
+    private void Finished()
+    {
+        Interlocked.Decrement(ref _running);
+        Interlocked.Exchange(ref _anotherFinished, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    /// <summary>Holds a reader up until some other connection finishes (not at all when it is the only one left).</summary>
+    private Task PauseAsync(CancellationToken ct) =>
+        Volatile.Read(ref _running) > 1 ? Volatile.Read(ref _anotherFinished).Task.WaitAsync(ct) : Task.CompletedTask;
+
     private (TaskCompletionSource Client, TaskCompletionSource Upstream) Done(int id) =>
         _done.GetOrAdd(id, _ => (new(TaskCreationOptions.RunContinuationsAsynchronously), new(TaskCreationOptions.RunContinuationsAsynchronously)));
 
@@ -130,12 +144,14 @@ public sealed class IntegrityLoad
         var outcomes = await Task.WhenAll(plans.Select(async plan =>
         {
             await gate.WaitAsync();
+            Interlocked.Increment(ref _running);
             try
             {
                 return await RunOneAsync(proxy, plan, patience, Done(plan.Id));
             }
             finally
             {
+                Finished();
                 gate.Release();
             }
         }));
@@ -149,7 +165,7 @@ public sealed class IntegrityLoad
         }
     }
 
-    private static async Task<Outcome> RunOneAsync(IPEndPoint proxy, Plan plan, TimeSpan patience, (TaskCompletionSource Client, TaskCompletionSource Upstream) done)
+    private async Task<Outcome> RunOneAsync(IPEndPoint proxy, Plan plan, TimeSpan patience, (TaskCompletionSource Client, TaskCompletionSource Upstream) done)
     {
         using var timeout = new CancellationTokenSource(patience);
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -179,9 +195,9 @@ public sealed class IntegrityLoad
             {
                 hash.AppendData(buffer, 0, n);
                 received += n;
-                if (pauses.Next(200) == 0)
+                if (pauses.Next(100) == 0)
                 {
-                    await Task.Delay(pauses.Next(1, 300), timeout.Token); // a reader that is sometimes slow
+                    await PauseAsync(timeout.Token); // a reader that is sometimes slow
                 }
             }
 

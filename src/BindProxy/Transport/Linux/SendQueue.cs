@@ -38,6 +38,35 @@ internal static unsafe class SendQueue
         }
     }
 
+    /// <summary>
+    /// After this side's FIN was sent: true once nothing more will leave the socket — the peer has
+    /// acknowledged everything, FIN included (FIN_WAIT2, TIME_WAIT, or CLOSE after LAST_ACK), or the
+    /// connection is gone (reset). A reset leaves the unacknowledged count above 0 for good, so
+    /// this looks at the TCP state, not at that count.
+    /// </summary>
+    public static bool Delivered(SafeHandle socket)
+    {
+        byte state = 0;
+        uint length = 1; // tcpi_state is the first byte of struct tcp_info
+        try
+        {
+            if (Libc.GetSockOpt(socket, Libc.IpProtoTcp, Libc.TcpInfo, &state, &length) != 0 || length < 1)
+            {
+                return true;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+
+        return state is TcpFinWait2 or TcpTimeWait or TcpClose;
+    }
+
+    private const byte TcpFinWait2 = 5;
+    private const byte TcpTimeWait = 6;
+    private const byte TcpClose = 7;
+
     /// <summary>The socket's send side as the stall watchdog reads it; null when the kernel does not say.</summary>
     public static SendQueueInfo? Inspect(SafeHandle socket)
     {

@@ -222,16 +222,26 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         }
 
         ref var leg = ref tag == ClientTag ? ref _client : ref _upstream;
-        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Socket!) != 0)
+        if (phase == RelayState.Closing)
         {
-            Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
+            // Nothing is read or sent any more; an event here is a peer acknowledging, or leaving.
+            // A peer that resets with bytes of ours still unacknowledged did not get them all; one
+            // that resets our FIN alone (it closed its socket after reading everything) did.
+            if ((events & Libc.EpollErr) != 0 && SendQueue.Unacknowledged(leg.Socket!) > 1)
+            {
+                Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
+            }
+            else
+            {
+                CloseIfFlushed();
+            }
+
             return;
         }
 
-        if (phase == RelayState.Closing)
+        if ((events & Libc.EpollErr) != 0 && RawSocket.PendingError(leg.Socket!) != 0)
         {
-            // Nothing is read or sent any more; an event here is a peer acknowledging (or leaving).
-            CloseIfFlushed();
+            Fail(tag == ClientTag ? CloseReason.ClientReset : CloseReason.UpstreamReset);
             return;
         }
 
@@ -437,7 +447,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     /// </summary>
     private void CloseIfFlushed()
     {
-        if (SendQueue.Unacknowledged(_client.Socket!) == 0 && SendQueue.Unacknowledged(_upstream.Socket!) == 0)
+        if (SendQueue.Delivered(_client.Socket!) && SendQueue.Delivered(_upstream.Socket!))
         {
             Close(_clientFinFirst ? CloseReason.ClientClosed : CloseReason.UpstreamClosed, abortive: false);
         }
