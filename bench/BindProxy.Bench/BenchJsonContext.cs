@@ -10,6 +10,7 @@ namespace BindProxy.Bench;
 [JsonSerializable(typeof(PingPongResult))]
 [JsonSerializable(typeof(ChurnResult))]
 [JsonSerializable(typeof(FairnessResult))]
+[JsonSerializable(typeof(StormResult))]
 [JsonSerializable(typeof(HoldResult))]
 [JsonSerializable(typeof(ProcStatResult))]
 [JsonSerializable(typeof(SoakSample))]

@@ -25,6 +25,7 @@ internal static class BenchCommands
         root.Add(PingPongCommand());
         root.Add(ChurnCommand());
         root.Add(FairnessCommand());
+        root.Add(StormCommand());
         root.Add(HoldCommand());
         root.Add(ProcStatCommand());
         root.Add(ReportCommand());
@@ -120,6 +121,33 @@ internal static class BenchCommands
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"fairness {result.Target}: {result.Pings} round trips on {result.Pingers} pingers beside {result.Bulk} bulk streams ({result.BulkGbps} Gbit/s): p50 {result.P50Us} µs, p99 {result.P99Us} µs, p99.9 {result.P999Us} µs, max {result.MaxUs} µs; {result.Failed} failed [{failures}]"));
             Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.FairnessResult));
+            return Task.FromResult(result.Failed == 0 ? 0 : 1);
+        });
+        return command;
+    }
+
+    private static Command StormCommand()
+    {
+        var target = Options.Endpoint("--target", "The proxy, in front of an echo server, ADDR:PORT.");
+        var pingers = Options.Int("--pingers", "Light connections, opened first, each exchanging one message every --interval.", 4, 1, 256);
+        var fill = Options.Int("--fill", "Connections opened and held next, to use up the proxy's descriptors (the rest are refused).", 200, 0, 100_000);
+        var attempts = Options.Int("--attempts", "Clients in the storm.", 5000, 1, 10_000_000);
+        var concurrency = Options.Int("--concurrency", "Storm clients at once.", 32, 1, 4096);
+        var baseline = Options.Duration("--baseline", "How long the pingers measure before the storm.", TimeSpan.FromSeconds(3));
+        var interval = Options.Duration("--interval", "Pause between one pinger's round trips.", TimeSpan.FromMilliseconds(2));
+        var timeout = Options.Duration("--timeout", "Connect and per-message timeout.", TimeSpan.FromSeconds(10));
+        var command = new Command("storm", "Round trips of connections already served, before and during a storm of clients the proxy refuses: percentiles in µs.")
+        {
+            target, pingers, fill, attempts, concurrency, baseline, interval, timeout,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            FileLimits.RaiseToHard();
+            var result = Storm.Run(parse.GetValue(target)!, parse.GetValue(pingers), parse.GetValue(fill), parse.GetValue(attempts), parse.GetValue(concurrency),
+                parse.GetValue(baseline), parse.GetValue(interval), parse.GetValue(timeout), ct);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"storm {result.Target}: {result.Held} held, {result.Attempts} clients in {result.StormSeconds} s ({result.Refused} refused, {result.Served} served); pings before: p50 {result.BaselineP50Us} µs, p99 {result.BaselineP99Us} µs; during: p50 {result.StormP50Us} µs, p99 {result.StormP99Us} µs, max {result.StormMaxUs} µs; {result.Failed} failed"));
+            Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.StormResult));
             return Task.FromResult(result.Failed == 0 ? 0 : 1);
         });
         return command;
