@@ -69,6 +69,21 @@ public sealed class StartupErrorTests
     }
 
     [Fact]
+    public async Task A_busy_port_given_with_admin_is_one_line_too()
+    {
+        using var busy = Occupy();
+        var dir = BindProxyCli.TempDir();
+
+        var (exit, output, err) = await BindProxyCli.RunAsync(dir, "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--source", "127.0.0.2", "--admin", $"127.0.0.1:{Port(busy)}");
+
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: Admin:Listen: 127.0.0.1:{Port(busy)} is in use by pid {Environment.ProcessId} ", err, StringComparison.Ordinal);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.DoesNotContain("listening on", output, StringComparison.Ordinal);
+        AssertNoStackTrace(output + err);
+    }
+
+    [Fact]
     public async Task Check_test_binds_listen_and_admin_endpoints()
     {
         using var busyListen = Occupy();
