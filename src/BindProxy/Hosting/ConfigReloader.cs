@@ -21,6 +21,7 @@ internal sealed partial class ConfigReloader(
     RouteListeners listeners,
     BrokerDirectories brokers,
     InterceptionHost interception,
+    SourceAssigner sources,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -211,6 +212,7 @@ internal sealed partial class ConfigReloader(
             }
 
             LogChange(change);
+            LogMovedClients(change.After);
         }
 
         foreach (var root in added)
@@ -237,6 +239,26 @@ internal sealed partial class ConfigReloader(
         foreach (var (field, _, _) in change.Differences.Where(d => d.Field.Reload == FieldReload.Restart))
         {
             Log.FieldNeedsRestart(logger, change.After.Name, field.Name);
+        }
+    }
+
+    /// <summary>
+    /// Clients whose address the edit took away (a new pool, a new fixed address): their open
+    /// connections keep it until they close, which a capture of the new address would miss.
+    /// </summary>
+    private void LogMovedClients(RouteModel route)
+    {
+        foreach (var (assignment, pinned) in sources.Outdated(route))
+        {
+            var next = pinned?.ToString() ?? $"an address of {route.Sources.Addresses}";
+            if (assignment.ActiveConnections > 0)
+            {
+                Log.ClientKeepsAddress(logger, route.Name, assignment.Client.Display, assignment.Address, assignment.ActiveConnections, next);
+            }
+            else
+            {
+                Log.ClientMoves(logger, route.Name, assignment.Client.Display, assignment.Address, next);
+            }
         }
     }
 
@@ -270,6 +292,12 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(714, LogLevel.Warning, "Reload: {Field} {Before} → {After} takes effect at the next restart")]
         public static partial void NeedsRestart(ILogger logger, string field, string before, string after);
+
+        [LoggerMessage(715, LogLevel.Warning, "Reload: route {Route}: {Client} holds {Address}, which the configuration no longer gives it; its {Count} open connection(s) keep it until they close, and its new connections get {Next}")]
+        public static partial void ClientKeepsAddress(ILogger logger, string route, string client, System.Net.IPAddress address, int count, string next);
+
+        [LoggerMessage(716, LogLevel.Information, "Reload: route {Route}: {Client} had {Address}, which the configuration no longer gives it; its next connection gets {Next}")]
+        public static partial void ClientMoves(ILogger logger, string route, string client, System.Net.IPAddress address, string next);
 
         [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
         public static partial void Warning(ILogger logger, string warning);
