@@ -22,6 +22,7 @@ internal sealed partial class ConfigReloader(
     BrokerDirectories brokers,
     InterceptionHost interception,
     SourceAssigner sources,
+    DrainCoordinator drains,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -80,6 +81,7 @@ internal sealed partial class ConfigReloader(
     {
         try
         {
+            Log.FileChanged(logger, Settle.TotalMilliseconds);
             await Task.Delay(Settle, _stopping.Token).ConfigureAwait(false);
             await ReloadAsync(_stopping.Token).ConfigureAwait(false);
         }
@@ -150,6 +152,7 @@ internal sealed partial class ConfigReloader(
             if (differences.Count == 0)
             {
                 // The same instance: whatever is keyed by it (Http clients) stays.
+                Log.RouteUnchanged(logger, route.Name);
                 serving.Add(before);
                 continue;
             }
@@ -212,6 +215,8 @@ internal sealed partial class ConfigReloader(
             }
 
             LogChange(change);
+            Log.ChangeApplied(logger, change.After.Name, drains.Count(d => d.Served.Root == root),
+                relisten.Contains(change) ? $"its listeners moved from {change.Before.Listen.Text} to {change.After.Listen.Text}" : $"its listeners stay on {change.After.Listen.Text}");
             LogMovedClients(change.After);
         }
 
@@ -298,6 +303,15 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(716, LogLevel.Information, "Reload: route {Route}: {Client} had {Address}, which the configuration no longer gives it; its next connection gets {Next}")]
         public static partial void ClientMoves(ILogger logger, string route, string client, System.Net.IPAddress address, string next);
+
+        [LoggerMessage(717, LogLevel.Debug, "Reload: the configuration file changed; reading it in {Milliseconds} ms, once the editor is done writing")]
+        public static partial void FileChanged(ILogger logger, double milliseconds);
+
+        [LoggerMessage(718, LogLevel.Debug, "Reload: route {Route} unchanged; its listeners and connections stay as they are")]
+        public static partial void RouteUnchanged(ILogger logger, string route);
+
+        [LoggerMessage(719, LogLevel.Debug, "Reload: route {Route}: its {Count} open connection(s) keep the settings they started with and new ones get the new; {Listeners}")]
+        public static partial void ChangeApplied(ILogger logger, string route, int count, string listeners);
 
         [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
         public static partial void Warning(ILogger logger, string warning);
