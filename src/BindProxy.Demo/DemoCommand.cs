@@ -37,7 +37,8 @@ internal static class DemoCommand
         var topic = new Option<string?>("--topic") { Description = "A topic to create, with partition leaders spread over the brokers." };
         var partitions = new Option<int?>("--partitions") { Description = "Partitions of --topic (default: one per broker)." };
         var command = new Command("mock-cluster",
-            "A mock Kafka cluster on 127.0.0.1 until stdin ends. Prints 'bootstrap HOST:PORT,...', then takes one command a line on stdin: " +
+            "A mock Kafka cluster on 127.0.0.1 until Ctrl-C, SIGTERM or quit, whatever stdin is (a background job's /dev/null too). " +
+            "Prints 'bootstrap HOST:PORT,...', then takes one command a line on stdin: " +
             "add ID (a new broker), leader TOPIC PARTITION ID, move ID (the broker advertises a new port), quit.")
         {
             brokers, topic, partitions,

@@ -6,13 +6,14 @@ namespace BindProxy.Demo;
 
 /// <summary>
 /// librdkafka's mock cluster as a process of its own, for trying <c>bindproxy exec</c> (and for
-/// tests that run clients in other processes): prints <c>bootstrap HOST:PORT,...</c>, then takes
-/// commands on stdin, one a line, answering each on stdout:
+/// tests that run clients in other processes): prints <c>bootstrap HOST:PORT,...</c> and runs
+/// until Ctrl-C, SIGTERM or <c>quit</c>, whatever stdin is (a terminal, a pipe, /dev/null: started
+/// in the background by a script, it keeps serving). Commands on stdin, one a line, answered on stdout:
 /// <code>
 /// add ID                      a new broker (it listens on a new port); "added ID"
 /// leader TOPIC PARTITION ID   move a partition's leader; "leader TOPIC PARTITION ID"
 /// move ID                     the broker advertises a new port of a relay in front of it; "moved ID 127.0.0.1:PORT"
-/// quit                        (or end of input) stop
+/// quit                        stop
 /// </code>
 /// </summary>
 internal static class MockClusterTool
@@ -43,10 +44,12 @@ internal static class MockClusterTool
 
         await output.WriteLineAsync($"bootstrap {cluster.BootstrapServers}").ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        await Console.Error.WriteLineAsync("mock cluster running until Ctrl-C or SIGTERM; commands on stdin: add ID, leader TOPIC PARTITION ID, move ID, quit").ConfigureAwait(false);
         var relays = new List<Relay>();
         try
         {
-            while (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            bool quit = false;
+            while (!quit && await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
             {
                 var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 string answer;
@@ -69,11 +72,18 @@ internal static class MockClusterTool
 
                 if (answer.Length == 0)
                 {
+                    quit = true;
                     break;
                 }
 
                 await output.WriteLineAsync(answer).ConfigureAwait(false);
                 await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            // The end of stdin is no request to stop: a script's background job reads /dev/null.
+            if (!quit)
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)

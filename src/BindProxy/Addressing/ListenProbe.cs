@@ -53,8 +53,39 @@ internal static class ListenProbe
                 : "by another process";
         }
 
-        var command = ProcessLookup.CommandLine(holder.Pid) is { } line ? Shorten(line) : holder.Name;
-        return holder.Pid == Environment.ProcessId ? "by this process" : $"by pid {holder.Pid} ({command})";
+        var line = ProcessLookup.CommandLine(holder.Pid);
+        var command = line is not null ? Shorten(line) : holder.Name;
+        return holder.Pid == Environment.ProcessId ? "by this process"
+            : IsBindProxy(line ?? holder.Name) ? $"by pid {holder.Pid} ({command}), a BindProxy already running"
+            : $"by pid {holder.Pid} ({command})";
+    }
+
+    /// <summary>
+    /// Whether a command line runs BindProxy: its own binary (a published build, the .NET tool,
+    /// the one <c>dotnet run</c> starts) or <c>dotnet BindProxy.dll</c>.
+    /// </summary>
+    internal static bool IsBindProxy(string commandLine)
+    {
+        var words = commandLine.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
+        if (words.Length == 0)
+        {
+            return false;
+        }
+
+        var program = Program(words[0]);
+        if (string.Equals(program, "dotnet", StringComparison.OrdinalIgnoreCase) && words.Length > 1)
+        {
+            program = Program(words[1]);
+        }
+
+        return string.Equals(program, "BindProxy", StringComparison.OrdinalIgnoreCase);
+
+        // The file name less .dll or .exe only: BindProxy.Bench is another program.
+        static string Program(string path)
+        {
+            var name = Path.GetFileName(path);
+            return name.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".exe", StringComparison.OrdinalIgnoreCase) ? name[..^4] : name;
+        }
     }
 
     private static string Shorten(string commandLine) =>

@@ -102,16 +102,18 @@ internal sealed partial class AdminEndpoint(AdminModel model)
             app.Use(RejectForeignHosts);
         }
 
-        app.MapGet("/healthz", context => Text(context, "ok\n"));
+        // HEAD is GET without the body (Kestrel sends the headers only), as health checkers expect.
+        string[] getAndHead = [HttpMethods.Get, HttpMethods.Head];
+        app.MapMethods("/healthz", getAndHead, context => Text(context, "ok\n"));
         app.MapPrometheusScrapingEndpoint("/metrics");
-        app.MapGet("/api/routes", context => Json(context, api.Routes(), JsonContext.IReadOnlyListRouteView));
-        app.MapGet("/api/connections", context => Json(context, api.Connections(), JsonContext.IReadOnlyListConnectionView));
-        app.MapGet("/api/assignments", context => Json(context, api.Assignments(), JsonContext.IReadOnlyListAssignmentView));
-        app.MapGet("/api/status", context => Json(context, api.Status(), JsonContext.StatusView));
-        app.MapGet("/", context => Asset(context, "index.html"));
+        app.MapMethods("/api/routes", getAndHead, context => Json(context, api.Routes(), JsonContext.IReadOnlyListRouteView));
+        app.MapMethods("/api/connections", getAndHead, context => Json(context, api.Connections(), JsonContext.IReadOnlyListConnectionView));
+        app.MapMethods("/api/assignments", getAndHead, context => Json(context, api.Assignments(), JsonContext.IReadOnlyListAssignmentView));
+        app.MapMethods("/api/status", getAndHead, context => Json(context, api.Status(), JsonContext.StatusView));
+        app.MapMethods("/", getAndHead, context => Asset(context, "index.html"));
         foreach (var name in StatusPageAssets.Names.Where(n => n != "index.html"))
         {
-            app.MapGet("/" + name, context => Asset(context, name));
+            app.MapMethods("/" + name, getAndHead, context => Asset(context, name));
         }
 
         app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(() =>
@@ -167,6 +169,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
 
         var headers = context.Response.Headers;
         headers.ContentType = contentType;
+        headers.ContentLength = content.Length;
         headers.CacheControl = "no-cache";
         headers.XContentTypeOptions = "nosniff";
         // Everything the page uses comes from this endpoint; the policy makes that a rule, not a habit.

@@ -45,10 +45,9 @@ internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) 
     {
         if (connection.Assignment?.Client is { } assigned)
         {
-            const string clientIdKey = "client.id:";
-            if (assigned.Key.StartsWith(clientIdKey, StringComparison.Ordinal))
+            if (assigned.KafkaClientId is { } assignedClientId)
             {
-                return (assigned.Key[clientIdKey.Length..], KafkaClientId);
+                return (assignedClientId, KafkaClientId);
             }
 
             if (assigned.Key.StartsWith("pid:", StringComparison.Ordinal))

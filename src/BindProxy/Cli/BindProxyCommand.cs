@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
@@ -201,7 +200,7 @@ internal static class BindProxyCommand
             {
                 await app.StartAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (StartupFailure(e) is { } reason)
+            catch (Exception e) when (StartupFailure.Describe(e, model) is { } reason)
             {
                 // Listeners were test-bound a moment ago; another process took one since, or the
                 // OS refused in a way the test did not show. One line, as for a bad file.
@@ -217,25 +216,5 @@ internal static class BindProxyCommand
         }
 
         return ExitOk;
-    }
-
-    /// <summary>The words for an expected failure to start (a listener that cannot be bound), or null for anything else.</summary>
-    private static string? StartupFailure(Exception e)
-    {
-        for (var inner = e; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is ListenerUnavailableException or InterceptionUnavailableException)
-            {
-                return inner.Message;
-            }
-
-            if (inner is SocketException or UnauthorizedAccessException or Microsoft.AspNetCore.Connections.AddressInUseException)
-            {
-                // The outermost message names the route or endpoint; the socket's says why.
-                return e == inner || e.Message.Contains(inner.Message, StringComparison.Ordinal) ? e.Message : $"{e.Message.TrimEnd('.')} ({inner.Message})";
-            }
-        }
-
-        return null;
     }
 }

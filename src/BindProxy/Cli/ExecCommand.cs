@@ -111,6 +111,14 @@ internal static partial class ExecCommand
             return ExitCannotRun;
         }
 
+        // The admin endpoint is a convenience here, not what the user came for: when its port is
+        // taken (a proxy started from the same file holds it) the command runs without it.
+        if (ListenerCheck.Admin(model) is { } adminProblem)
+        {
+            await Console.Error.WriteLineAsync($"warning: {adminProblem}; exec runs the command without the admin endpoint").ConfigureAwait(false);
+            model = new ProxyModel(model.Routes, model.DrainTimeout) { Engine = model.Engine };
+        }
+
         return await InterceptAsync(options, configuration, model, ports, group!, alternative, configureHost, cancellationToken).ConfigureAwait(false);
     }
 
@@ -149,8 +157,14 @@ internal static partial class ExecCommand
                         $"  Without interception: point the client at a listener instead: {alternative}").ConfigureAwait(false);
                     return ExitCannotRun;
                 }
+                catch (Exception e) when (StartupFailure.Describe(e, model) is { } reason)
+                {
+                    // A port taken between the check and the start: nothing of the command ran.
+                    await Console.Error.WriteLineAsync($"error: {reason}; the command was not started").ConfigureAwait(false);
+                    return ExitCannotRun;
+                }
 
-                Log.Filters(logger, route.WiresharkFilter, route.TsharkCommand, route.Kafka is null ? "" : " (broker ports found later are logged as they are added)");
+                Log.Filters(logger, route.WiresharkFilter, route.TsharkCommand);
 
                 using var command = CgroupCommand.Start(group.ProcsFile, options.Command);
                 Log.Started(logger, command.Pid, string.Join(' ', options.Command), route.Sources.Addresses.ToString());
@@ -320,8 +334,8 @@ internal static partial class ExecCommand
 
     private static partial class Log
     {
-        [LoggerMessage(941, LogLevel.Information, "exec: the command's traffic: Wireshark: {Wireshark}; {Tshark}{Note}")]
-        public static partial void Filters(ILogger logger, string wireshark, string tshark, string note);
+        [LoggerMessage(941, LogLevel.Information, "exec: the command's traffic: Wireshark: {Wireshark}; {Tshark}")]
+        public static partial void Filters(ILogger logger, string wireshark, string tshark);
 
         [LoggerMessage(942, LogLevel.Information, "exec: started pid {Pid}: {Command}; its connections leave from {Source}")]
         public static partial void Started(ILogger logger, int pid, string command, string source);

@@ -41,11 +41,17 @@ internal static class ListenerCheck
             }
         }
 
-        if (model.Admin is { Listen.Port: not 0 } admin && ListenProbe.Check(admin.Listen, kestrel: true) is { } adminProblem)
+        if (Admin(model) is { } adminProblem)
         {
-            errors.Add(new ConfigError("", $"{AdminConfig.SectionName}:Listen", adminProblem));
+            errors.Add(adminProblem);
         }
 
         return errors;
     }
+
+    /// <summary>The admin endpoint's problem (a busy port, a missing permission), or null when it can be listened on or is off.</summary>
+    public static ConfigError? Admin(ProxyModel model) =>
+        model.Admin is { Listen.Port: not 0 } admin && ListenProbe.Check(admin.Listen, kestrel: true) is { } problem
+            ? new ConfigError("", $"{AdminConfig.SectionName}:Listen", problem)
+            : null;
 }

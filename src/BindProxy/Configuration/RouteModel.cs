@@ -105,12 +105,13 @@ internal sealed class RouteModel
     /// <summary>
     /// The Wireshark display filter that shows exactly this route's upstream traffic. A Kafka
     /// route's brokers listen on ports its configuration does not name (every broker the cluster
-    /// advertises), so its filter is the source addresses alone: they carry nothing else.
+    /// advertises, and under interception every port learnt later), so its filter is the source
+    /// addresses alone: they carry nothing else.
     /// </summary>
-    public string WiresharkFilter => Intercept is { } intercept
-        ? $"{Sources.Addresses.ToWiresharkFilter()} && {intercept.Ports.ToWiresharkFilter()}"
-        : Kafka is not null
-            ? Sources.Addresses.ToWiresharkFilter()
+    public string WiresharkFilter => Kafka is not null
+        ? Sources.Addresses.ToWiresharkFilter()
+        : Intercept is { } intercept
+            ? $"{Sources.Addresses.ToWiresharkFilter()} && {intercept.Ports.ToWiresharkFilter()}"
             : $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
 
     /// <summary>
@@ -119,8 +120,8 @@ internal sealed class RouteModel
     /// (address ranges have no short capture-filter form).
     /// </summary>
     public string TsharkCommand => Sources.Addresses is { IsSingle: true } single
-        ? CaptureFilters.Tshark(single[0], Intercept is { } intercept ? intercept.Ports.ToCaptureFilter()
-            : Kafka is not null ? null
+        ? CaptureFilters.Tshark(single[0], Kafka is not null ? null
+            : Intercept is { } intercept ? intercept.Ports.ToCaptureFilter()
             : $"tcp port {Upstream.Port}")
         : CaptureFilters.TsharkDisplay(Sources.Addresses[0], WiresharkFilter);
 }

@@ -31,7 +31,7 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
                 break;
             case AssignPolicy.KafkaClientId when kafkaClientId is not null:
                 identity = ClientIdentity.ForKafkaClientId(kafkaClientId);
-                settings.ClientIds.TryGetValue(kafkaClientId, out pinned);
+                pinned = Pinned(settings, identity);
                 if (!registry.IsKnown(root, identity) && await FindProcessAsync(client, proxy).ConfigureAwait(false) is { } owner)
                 {
                     identity = identity with { Display = $"{identity.Display} ({owner})" };
@@ -47,6 +47,28 @@ internal sealed class SourceAssigner(AssignmentRegistry registry, ProcessLookup 
         var lease = registry.Acquire(root, identity, route.Sources.Addresses, pinned, settings.ClientIds.Values, settings.WhenExhausted, settings.IdleTimeout);
         return (lease, lease is null);
     }
+
+    /// <summary>
+    /// The clients of <paramref name="route"/> holding an address its configuration no longer
+    /// gives them (after a reload), each with the fixed address it has now, if any. Their next
+    /// connection gets a new address; open ones keep theirs.
+    /// </summary>
+    public IReadOnlyList<(Assignment Assignment, IPAddress? Pinned)> Outdated(RouteModel route)
+    {
+        var settings = route.Assignment;
+        if (settings.Policy == AssignPolicy.RoundRobin)
+        {
+            return [];
+        }
+
+        return [.. registry.Clients(route.Name)
+            .Select(a => (Assignment: a, Pinned: Pinned(settings, a.Client)))
+            .Where(x => !AssignmentRegistry.Fits(x.Assignment, route.Sources.Addresses, x.Pinned, settings.ClientIds.Values))];
+    }
+
+    /// <summary>The fixed address (<c>ClientIds</c>) of a client told by its Kafka client.id, if it has one.</summary>
+    private static IPAddress? Pinned(AssignmentSettings settings, ClientIdentity client) =>
+        settings.Policy == AssignPolicy.KafkaClientId && client.KafkaClientId is { } id && settings.ClientIds.TryGetValue(id, out var pinned) ? pinned : null;
 
     // Reading /proc blocks; keep it off the socket threads that run the forwarding path.
     private Task<ProcessInfo?> FindProcessAsync(IPEndPoint client, IPEndPoint proxy) =>

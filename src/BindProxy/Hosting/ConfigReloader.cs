@@ -21,6 +21,8 @@ internal sealed partial class ConfigReloader(
     RouteListeners listeners,
     BrokerDirectories brokers,
     InterceptionHost interception,
+    SourceAssigner sources,
+    DrainCoordinator drains,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -79,6 +81,7 @@ internal sealed partial class ConfigReloader(
     {
         try
         {
+            Log.FileChanged(logger, Settle.TotalMilliseconds);
             await Task.Delay(Settle, _stopping.Token).ConfigureAwait(false);
             await ReloadAsync(_stopping.Token).ConfigureAwait(false);
         }
@@ -149,6 +152,7 @@ internal sealed partial class ConfigReloader(
             if (differences.Count == 0)
             {
                 // The same instance: whatever is keyed by it (Http clients) stays.
+                Log.RouteUnchanged(logger, route.Name);
                 serving.Add(before);
                 continue;
             }
@@ -211,6 +215,9 @@ internal sealed partial class ConfigReloader(
             }
 
             LogChange(change);
+            Log.ChangeApplied(logger, change.After.Name, drains.Count(d => d.Served.Root == root),
+                relisten.Contains(change) ? $"its listeners moved from {change.Before.Listen.Text} to {change.After.Listen.Text}" : $"its listeners stay on {change.After.Listen.Text}");
+            LogMovedClients(change.After);
         }
 
         foreach (var root in added)
@@ -237,6 +244,26 @@ internal sealed partial class ConfigReloader(
         foreach (var (field, _, _) in change.Differences.Where(d => d.Field.Reload == FieldReload.Restart))
         {
             Log.FieldNeedsRestart(logger, change.After.Name, field.Name);
+        }
+    }
+
+    /// <summary>
+    /// Clients whose address the edit took away (a new pool, a new fixed address): their open
+    /// connections keep it until they close, which a capture of the new address would miss.
+    /// </summary>
+    private void LogMovedClients(RouteModel route)
+    {
+        foreach (var (assignment, pinned) in sources.Outdated(route))
+        {
+            var next = pinned?.ToString() ?? $"an address of {route.Sources.Addresses}";
+            if (assignment.ActiveConnections > 0)
+            {
+                Log.ClientKeepsAddress(logger, route.Name, assignment.Client.Display, assignment.Address, assignment.ActiveConnections, next);
+            }
+            else
+            {
+                Log.ClientMoves(logger, route.Name, assignment.Client.Display, assignment.Address, next);
+            }
         }
     }
 
@@ -270,6 +297,21 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(714, LogLevel.Warning, "Reload: {Field} {Before} → {After} takes effect at the next restart")]
         public static partial void NeedsRestart(ILogger logger, string field, string before, string after);
+
+        [LoggerMessage(715, LogLevel.Warning, "Reload: route {Route}: {Client} holds {Address}, which the configuration no longer gives it; its {Count} open connection(s) keep it until they close, and its new connections get {Next}")]
+        public static partial void ClientKeepsAddress(ILogger logger, string route, string client, System.Net.IPAddress address, int count, string next);
+
+        [LoggerMessage(716, LogLevel.Information, "Reload: route {Route}: {Client} had {Address}, which the configuration no longer gives it; its next connection gets {Next}")]
+        public static partial void ClientMoves(ILogger logger, string route, string client, System.Net.IPAddress address, string next);
+
+        [LoggerMessage(717, LogLevel.Debug, "Reload: the configuration file changed; reading it in {Milliseconds} ms, once the editor is done writing")]
+        public static partial void FileChanged(ILogger logger, double milliseconds);
+
+        [LoggerMessage(718, LogLevel.Debug, "Reload: route {Route} unchanged; its listeners and connections stay as they are")]
+        public static partial void RouteUnchanged(ILogger logger, string route);
+
+        [LoggerMessage(719, LogLevel.Debug, "Reload: route {Route}: its {Count} open connection(s) keep the settings they started with and new ones get the new; {Listeners}")]
+        public static partial void ChangeApplied(ILogger logger, string route, int count, string listeners);
 
         [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
         public static partial void Warning(ILogger logger, string warning);

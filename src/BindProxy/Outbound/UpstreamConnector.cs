@@ -91,6 +91,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         ConnectError lastError = ConnectError.SourcesExhausted;
         string lastDetail = "";
         IPEndPoint? lastUpstream = null;
+        int attemptNumber = 0;
 
         using var deadline = new ConnectDeadline(route.ConnectTimeout, cancellationToken);
 
@@ -113,7 +114,12 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                 {
                     // Address literals resolve at once: only a name lookup arms the deadline.
                     var token = route.Upstream.Endpoints is null ? deadline.Token : CancellationToken.None;
+                    long resolving = Stopwatch.GetTimestamp();
                     destinations = await route.Upstream.ResolveAsync(source.AddressFamily, sequence, token).ConfigureAwait(false);
+                    if (route.Upstream.Endpoints is null && logger.IsEnabled(LogLevel.Debug))
+                    {
+                        Log.Resolved(logger, route.Name, sequence, route.Upstream.Host ?? route.Upstream.Text, string.Join(", ", (IEnumerable<IPEndPoint>)destinations), Milliseconds(resolving));
+                    }
                 }
                 catch (OperationCanceledException)
                 {
@@ -135,6 +141,7 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
             foreach (var destination in destinations)
             {
                 lastUpstream = destination;
+                int number = ++attemptNumber;
                 if (_own.Reaches(destination, out var owner))
                 {
                     // A loop found at run time (a name that now resolves here, a broker advertising
@@ -142,12 +149,15 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                     // in, which would repeat for every connection the loop makes.
                     lastError = ConnectError.Failed;
                     lastDetail = $"{destination} is this proxy's own listener ({owner}); connecting would loop back into the proxy";
+                    Log.AttemptFailed(logger, route.Name, sequence, number, source, destination, 0, lastDetail);
                     continue;
                 }
 
+                long attemptStarted = Stopwatch.GetTimestamp();
                 try
                 {
                     var connected = await attempt(source, destination, deadline, state).ConfigureAwait(false);
+                    Log.AttemptConnected(logger, route.Name, sequence, number, source, destination, Milliseconds(attemptStarted));
                     return new ConnectResult<T>(connected, ConnectError.None, "", destination, Stopwatch.GetElapsedTime(started));
                 }
                 catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable)
@@ -160,19 +170,24 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
                 catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
                 {
                     // Out of descriptors: another source or destination would need one too.
+                    Log.AttemptFailed(logger, route.Name, sequence, number, source, destination, Milliseconds(attemptStarted), e.Message);
                     return Fail(ConnectError.NoDescriptors, $"no socket for {destination} from {source}: {e.Message}", destination, started);
                 }
                 catch (SocketException e)
                 {
+                    Log.AttemptFailed(logger, route.Name, sequence, number, source, destination, Milliseconds(attemptStarted), e.Message);
                     lastError = e.SocketErrorCode == SocketError.ConnectionRefused ? ConnectError.Refused : ConnectError.Failed;
                     lastDetail = $"{destination} from {source}: {e.Message}";
                 }
                 catch (OperationCanceledException) when (deadline.IsAbandoned)
                 {
+                    Log.AttemptFailed(logger, route.Name, sequence, number, source, destination, Milliseconds(attemptStarted), "the client left");
                     return Fail(ConnectError.Cancelled, $"the client left before the connect to {destination} finished", destination, started);
                 }
                 catch (OperationCanceledException)
                 {
+                    Log.AttemptFailed(logger, route.Name, sequence, number, source, destination, Milliseconds(attemptStarted),
+                        cancellationToken.IsCancellationRequested ? "cancelled" : "connect timeout");
                     return Fail(cancellationToken.IsCancellationRequested ? ConnectError.Cancelled : ConnectError.Timeout,
                         $"no answer from {destination} within {route.ConnectTimeout.TotalSeconds:0.###} s", destination, started);
                 }
@@ -192,6 +207,8 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
         static ConnectResult<T> Fail(ConnectError error, string detail, IPEndPoint? upstream, long started) =>
             new(null, error, detail, upstream, Stopwatch.GetElapsedTime(started));
     }
+
+    private static double Milliseconds(long since) => Stopwatch.GetElapsedTime(since).TotalMilliseconds;
 
     private static async ValueTask<Socket> ConnectSocketAsync(IPAddress source, IPEndPoint destination, ConnectDeadline deadline)
     {
@@ -234,5 +251,15 @@ internal sealed partial class UpstreamConnector(ILogger<UpstreamConnector> logge
     {
         [LoggerMessage(300, LogLevel.Warning, "Route {Route}: source {Source} cannot reach {Upstream} ({Reason}); trying the next source address")]
         public static partial void SourceFailed(ILogger logger, string route, IPAddress source, IPEndPoint upstream, string reason);
+
+        // Debug: every attempt of a connect, numbered per connect (#N is one client's connection).
+        [LoggerMessage(301, LogLevel.Debug, "{Route}: connect #{Connect} attempt {Attempt}: {Source} → {Destination} connected in {Milliseconds:0.###} ms")]
+        public static partial void AttemptConnected(ILogger logger, string route, long connect, int attempt, IPAddress source, IPEndPoint destination, double milliseconds);
+
+        [LoggerMessage(302, LogLevel.Debug, "{Route}: connect #{Connect} attempt {Attempt}: {Source} → {Destination} failed after {Milliseconds:0.###} ms: {Reason}")]
+        public static partial void AttemptFailed(ILogger logger, string route, long connect, int attempt, IPAddress source, IPEndPoint destination, double milliseconds, string reason);
+
+        [LoggerMessage(303, LogLevel.Debug, "{Route}: connect #{Connect}: {Host} resolved to {Addresses} in {Milliseconds:0.###} ms")]
+        public static partial void Resolved(ILogger logger, string route, long connect, string host, string addresses, double milliseconds);
     }
 }

@@ -1,11 +1,9 @@
 using System.Diagnostics;
 using System.Net;
-using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Admin;
 
 /// <summary><c>--admin</c> on the real executable, as a child process.</summary>
-[Collection(ShippedPorts.Name)]
 public sealed class AdminCliTests
 {
     private static readonly string ProxyDll = Path.Combine(AppContext.BaseDirectory, "BindProxy.dll");
@@ -46,9 +44,17 @@ public sealed class AdminCliTests
     [Fact]
     public async Task Check_prints_the_admin_address()
     {
-        var (exit, output, err) = await RunAsync(["check", .. QuickRoute, "--admin", "127.0.0.1:9901"]);
+        // A free port of its own: 9901 may be a running proxy's (and is, during the suite: DefaultPortsHeld).
+        int port;
+        using (var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            port = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+
+        var (exit, output, err) = await RunAsync(["check", .. QuickRoute, "--admin", $"127.0.0.1:{port}"]);
         Assert.True(exit == 0, err);
-        Assert.Contains("admin endpoint: http://127.0.0.1:9901/", output, StringComparison.Ordinal);
+        Assert.Contains($"admin endpoint: http://127.0.0.1:{port}/", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -191,6 +191,29 @@ public sealed class AdminEndpointTests
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 
+    /// <summary>Health checkers ask with HEAD: the answer is GET's status and headers, with no body.</summary>
+    [Theory]
+    [InlineData("/", "text/html")]
+    [InlineData("/healthz", "text/plain")]
+    [InlineData("/api/status", "application/json")]
+    public async Task HEAD_is_answered_as_GET_without_the_body(string path, string type)
+    {
+        await using var upstream = TestServer.Echo();
+        await using var admin = await AdminProxy.StartAsync(AdminProxy.Route("page", upstream));
+
+        using var socket = await SocketExtensions.ConnectAsync(admin.Admin);
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes($"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+        var answer = System.Text.Encoding.ASCII.GetString(await socket.ReadToEndAsync());
+
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", answer, StringComparison.Ordinal);
+        Assert.Contains($"Content-Type: {type}", answer, StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\n", answer, StringComparison.Ordinal); // the headers, and nothing after them
+        if (path == "/")
+        {
+            Assert.Matches(@"Content-Length: [1-9]\d*\r\n", answer);
+        }
+    }
+
     [Fact]
     public async Task A_loopback_admin_endpoint_refuses_requests_for_other_host_names()
     {

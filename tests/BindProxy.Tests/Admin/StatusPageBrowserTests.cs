@@ -213,6 +213,114 @@ public sealed class StatusPageBrowserTests
         }
     }
 
+    /// <summary>
+    /// Before the first answer the page says it is loading, not that nothing is there. At a 900 px
+    /// window long route names (a Kafka route's broker listeners among them) stay whole, breaking
+    /// after a slash at most, and the summary counts the configured routes apart from their
+    /// broker listeners.
+    /// </summary>
+    [Fact]
+    public async Task The_first_paint_says_loading_and_long_route_names_stay_whole_at_900_pixels()
+    {
+        var chromium = ExternalTool.Require("chromium");
+        Kafka.MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = Demo.MockCluster.Create(3);
+        await using var echo = TestServer.Echo();
+        const string KafkaRoute = "shared-kafka";
+        await using var admin = await AdminProxy.StartAsync(
+            new RouteConfig { Name = KafkaRoute, Listen = "127.0.0.1:0", Upstream = cluster.BrokerAddresses[0], Source = "127.0.0.2", Protocol = "Kafka" },
+            AdminProxy.Route("orders-postgres", echo, source: "127.0.0.5,127.0.0.9,127.0.0.12-127.0.0.14,127.0.0.20"));
+
+        // A Kafka client that stays connected (its broker connections are rows too), and a Tcp one.
+        using var kafka = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig
+        {
+            BootstrapServers = admin.Proxy.Endpoint(KafkaRoute).ToString(),
+            ClientId = "orders-reconciliation",
+        }).Build();
+        Assert.Equal(3, kafka.GetMetadata(TimeSpan.FromSeconds(30)).Brokers.Count);
+        await admin.WaitForJsonAsync("api/routes", routes => routes.GetArrayLength() == 5);
+        using var tcp = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint("orders-postgres"));
+        await tcp.SendAsync(new byte[100]);
+        await tcp.ReadExactlyAsync(100);
+
+        using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ChromiumArgs,
+            Timeout = 30_000,
+        });
+        var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 900, Height = 900 } });
+        var page = await context.NewPageAsync();
+        page.SetDefaultTimeout(Timeout);
+
+        // The first answer is held back: the page as it is before it.
+        var release = new TaskCompletionSource();
+        int requests = 0;
+        await page.RouteAsync("**/api/status", async route =>
+        {
+            if (Interlocked.Increment(ref requests) == 1)
+            {
+                await release.Task;
+            }
+
+            await route.ContinueAsync();
+        });
+        await page.GotoAsync(admin.BaseAddress.ToString());
+        await Poll.UntilAsync(() => Volatile.Read(ref requests) > 0, "the page's first request for /api/status", TimeSpan.FromSeconds(15));
+        foreach (var empty in new[] { "#assignments-empty", "#connections-empty", "#routes-empty" })
+        {
+            await Assertions.Expect(page.Locator(empty)).ToHaveTextAsync("Loading…");
+        }
+
+        release.SetResult();
+        await page.Locator($"#routes tbody tr[data-route='{KafkaRoute}/broker-3']").WaitForAsync();
+        await page.Locator($"#connections tbody tr[data-route^='{KafkaRoute}/broker-']").First.WaitForAsync();
+        await Assertions.Expect(page.Locator("#routes-empty")).ToBeHiddenAsync();
+        await Assertions.Expect(page.Locator("#sum-routes")).ToHaveTextAsync("2");
+        await Assertions.Expect(page.Locator("#sum-routes-label")).ToHaveTextAsync("routes, 3 broker listeners");
+
+        var screenshot = Path.Combine(AppContext.BaseDirectory, "TestResults", "status-page-route-names-900.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+        TestContext.Current.AddAttachment("status-page-route-names-900.png", await File.ReadAllBytesAsync(screenshot), "image/png");
+
+        var broken = await page.EvaluateAsync<string[]>(RouteNamesBrokenInsideAWord);
+        Assert.True(broken.Length == 0, $"at 900 px these route names break inside a word: {string.Join("; ", broken)}");
+        var overflowing = await page.EvaluateAsync<string[]>(OverflowingPanels);
+        Assert.True(overflowing.Length == 0, $"at 900 px these scroll sideways: {string.Join("; ", overflowing)}");
+        await context.CloseAsync();
+    }
+
+    /// <summary>
+    /// Every route name in the route and connection tables: each part up to a slash
+    /// (<c>shared-kafka/</c>, <c>broker-1</c>) must sit on one line.
+    /// </summary>
+    private const string RouteNamesBrokenInsideAWord = """
+        () => {
+          const broken = [];
+          for (const cell of document.querySelectorAll("#routes tbody td:first-child, #connections tbody td:first-child")) {
+            const chars = [];
+            const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+              for (let i = 0; i < node.data.length; i++) chars.push([node, i]);
+            }
+            const text = chars.map(([node, i]) => node.data[i]).join("");
+            for (const m of text.matchAll(/[^\/]+\/?/g)) {
+              const [startNode, start] = chars[m.index];
+              const [endNode, end] = chars[m.index + m[0].length - 1];
+              const range = document.createRange();
+              range.setStart(startNode, start);
+              range.setEnd(endNode, end + 1);
+              const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+              if (lines.size > 1) broken.push(`'${m[0]}' in '${text}'`);
+            }
+          }
+          return broken;
+        }
+        """;
+
     /// <summary>The page and each panel: wider content than room (a cut-off or sideways-scrolling column).</summary>
     private const string OverflowingPanels = """
         () => [document.documentElement, ...document.querySelectorAll("main section")]

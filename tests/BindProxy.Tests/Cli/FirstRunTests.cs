@@ -12,7 +12,6 @@ namespace BindProxy.Tests.Cli;
 /// README.md and run as written in a fresh copy of the repository, from its root, on the shipped
 /// configuration, with a real Kafka client (kcat) through it.
 /// </summary>
-[Collection(ShippedPorts.Name)]
 public sealed partial class FirstRunTests
 {
     private static readonly TimeSpan BuildAndStart = TimeSpan.FromMinutes(4);
@@ -31,18 +30,29 @@ public sealed partial class FirstRunTests
         await CopyRepositoryAsync(root, copy.Path);
 
         // The shipped route points at localhost:9092; here the broker is librdkafka's mock cluster,
-        // named through the environment override README documents. Nothing else differs.
+        // named through the environment override README documents. The shipped ports
+        // (127.0.0.1:19092, admin 127.0.0.1:9901) may belong to a proxy the user keeps running
+        // (and do, during the suite: DefaultPortsHeld): the same override gives this run free ports.
+        // Nothing else differs.
         using var cluster = MockCluster.Create(3);
         var brokerPorts = KafkaRoute.BrokerPorts(cluster);
         await using var proxy = ProxyProcess.StartShell(command, copy.Path, new Dictionary<string, string>
         {
             ["BINDPROXY_BindProxy__Routes__kafka__Upstream"] = cluster.BrokerAddresses[0],
+            ["BINDPROXY_BindProxy__Routes__kafka__Listen"] = "127.0.0.1:0",
+            ["BINDPROXY_Admin__Listen"] = "127.0.0.1:0",
         });
 
-        await proxy.WaitForLineAsync("Route kafka listening on 127.0.0.1:19092", BuildAndStart);
-        await proxy.WaitForLineAsync("Admin endpoint on http://127.0.0.1:9901/", Step);
+        var bootstrap = await proxy.ListeningAsync("kafka", BuildAndStart);
+        Assert.Equal(System.Net.IPAddress.Loopback, bootstrap.Address);
+        var admin = await proxy.WaitForLineAsync("Admin endpoint on http://127.0.0.1:", Step);
+        using (var http = new HttpClient { Timeout = Step })
+        {
+            var url = Regex.Match(admin, @"http://\S+?/").Value;
+            Assert.Equal("ok\n", await http.GetStringAsync(url + "healthz"));
+        }
 
-        var listing = await ExternalTool.RunAsync(kcat, "-b", "127.0.0.1:19092", "-L", "-m", "10");
+        var listing = await ExternalTool.RunAsync(kcat, "-b", bootstrap.ToString(), "-L", "-m", "10");
         var brokers = BrokerLine().Matches(listing).Select(m => m.Groups["address"].Value).ToList();
         Assert.Equal(3, brokers.Count);
         Assert.All(brokers, address => Assert.StartsWith("127.0.0.1:", address, StringComparison.Ordinal));

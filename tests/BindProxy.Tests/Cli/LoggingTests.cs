@@ -22,6 +22,55 @@ public sealed class LoggingTests
         return dir;
     }
 
+    /// <summary>
+    /// Debug shows what someone debugging a connection needs: each connect attempt with its
+    /// source, destination, time and outcome, and what a reload decided for every route.
+    /// </summary>
+    [Fact]
+    public async Task Log_level_debug_shows_each_connect_attempt_and_the_reload_decisions()
+    {
+        await using var upstream = TestServer.Echo();
+        int refused;
+        using (var probe = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            refused = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+
+        string Config(string downSource) =>
+            "{ \"BindProxy\": { \"Routes\": { " +
+            $"\"up\": {{ \"Listen\": \"127.0.0.1:0\", \"Upstream\": \"{upstream.Address}\", \"Source\": \"127.0.0.2\" }}, " +
+            $"\"down\": {{ \"Listen\": \"127.0.0.1:0\", \"Upstream\": \"127.0.0.1:{refused}\", \"Source\": \"{downSource}\" }} }} }} }}";
+        var dir = await DirAsync(Config("127.0.0.3"));
+        await using var proxy = ProxyProcess.Start(dir, "--log-level", "debug", "--admin", "off");
+        var up = await proxy.ListeningAsync("up", Prompt);
+        var down = await proxy.ListeningAsync("down", Prompt);
+
+        using (var client = await SocketExtensions.ConnectAsync(up))
+        {
+            await client.SendAsync(new byte[] { 1 });
+            await client.ReadExactlyAsync(1);
+        }
+
+        var connected = await proxy.WaitForLineAsync(" DBG up: connect #", Prompt);
+        Assert.Matches($@" DBG up: connect #\d+ attempt 1: 127\.0\.0\.2 → {upstream.Endpoint.ToString().Replace(".", "\\.", StringComparison.Ordinal)} connected in [\d.]+ ms$", connected);
+
+        using (var client = await SocketExtensions.ConnectAsync(down))
+        {
+            await client.WaitForCloseAsync(Prompt);
+        }
+
+        var failed = await proxy.WaitForLineAsync(" DBG down: connect #", Prompt);
+        Assert.Matches($@" DBG down: connect #\d+ attempt 1: 127\.0\.0\.3 → 127\.0\.0\.1:{refused} failed after [\d.]+ ms: Connection refused$", failed);
+
+        // A reload that changes one route and leaves the other: what became of each is said.
+        await File.WriteAllTextAsync(Path.Combine(dir, "appsettings.json"), Config("127.0.0.4"));
+        await proxy.WaitForLineAsync(" DBG Reload: the configuration file changed", Prompt);
+        await proxy.WaitForLineAsync(" DBG Reload: route up unchanged; its listeners and connections stay as they are", Prompt);
+        await proxy.WaitForLineAsync(" INF Reload: route down changed: Source 127.0.0.3 → 127.0.0.4", Prompt);
+        await proxy.WaitForLineAsync(" DBG Reload: route down: its 0 open connection(s) keep the settings they started with and new ones get the new; its listeners stay on 127.0.0.1:0", Prompt);
+    }
+
     [Fact]
     public async Task A_serilog_section_with_only_a_level_still_logs_to_the_console()
     {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Cli;
 
@@ -65,6 +66,40 @@ public sealed class StartupErrorTests
         Assert.Equal(1, exit);
         Assert.StartsWith($"error: Admin:Listen: 127.0.0.1:{Port(busy)} is in use by pid {Environment.ProcessId} ", err, StringComparison.Ordinal);
         Assert.Single(err.TrimEnd().Split('\n'));
+        AssertNoStackTrace(output + err);
+    }
+
+    [Fact]
+    public async Task A_busy_port_given_with_admin_is_one_line_too()
+    {
+        using var busy = Occupy();
+        var dir = BindProxyCli.TempDir();
+
+        var (exit, output, err) = await BindProxyCli.RunAsync(dir, "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--source", "127.0.0.2", "--admin", $"127.0.0.1:{Port(busy)}");
+
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: Admin:Listen: 127.0.0.1:{Port(busy)} is in use by pid {Environment.ProcessId} ", err, StringComparison.Ordinal);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.DoesNotContain("listening on", output, StringComparison.Ordinal);
+        AssertNoStackTrace(output + err);
+    }
+
+    /// <summary>The usual holder of a proxy's port is the proxy itself, started from the same file: check says so.</summary>
+    [Fact]
+    public async Task Check_names_a_running_BindProxy_that_holds_the_port()
+    {
+        await using var running = ProxyProcess.Start(BindProxyCli.TempDir(), "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--source", "127.0.0.2", "--admin", "off");
+        var endpoint = await running.ListeningAsync("cli", TimeSpan.FromSeconds(30));
+        using var free = Occupy();
+        int adminPort = Port(free);
+        free.Dispose();
+        var dir = await ConfigAsync(BindProxyCli.TempDir(), endpoint.Port, adminPort);
+
+        var (exit, output, err) = await BindProxyCli.RunAsync(dir, "check");
+
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: route 'kafka': Listen: 127.0.0.1:{endpoint.Port} is in use by pid {running.Id} (", err, StringComparison.Ordinal);
+        Assert.EndsWith("), a BindProxy already running", err.TrimEnd(), StringComparison.Ordinal);
         AssertNoStackTrace(output + err);
     }
 

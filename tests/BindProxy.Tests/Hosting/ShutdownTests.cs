@@ -98,6 +98,36 @@ public sealed class ShutdownTests
         Assert.Contains(proxy.Lines, l => l.Contains("Shutdown: 1 connection(s) still open when asked to stop now; aborted", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// As README runs it: <c>dotnet run</c> in a process group of its own, and a SIGTERM to the
+    /// group (<c>timeout</c>, a CI runner), which reaches the proxy twice, milliseconds apart:
+    /// from the group, and passed on by dotnet run. One request to stop: the drain goes on.
+    /// </summary>
+    [Fact]
+    public async Task Under_dotnet_run_a_SIGTERM_to_the_process_group_drains()
+    {
+        await using var upstream = TestServer.Echo();
+        var dir = await ConfigDirAsync(upstream.Address, "00:00:30");
+        var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+        var project = Path.Combine(Configuration.ShippedConfigTests.RepositoryRoot(), "src", "BindProxy");
+        await using var proxy = ProxyProcess.StartShell($"dotnet run --project '{project}' -c {configuration} --no-build -- --admin off", dir, new Dictionary<string, string>());
+        var endpoint = await proxy.ListeningAsync("r", TimeSpan.FromMinutes(2));
+        using var client = await SocketExtensions.ConnectAsync(endpoint);
+        await client.SendAsync(new byte[] { 1 });
+        await client.ReadExactlyAsync(1);
+
+        proxy.Terminate();
+        await proxy.WaitForLineAsync("Shutdown: draining 1 connection(s), up to 30 s", Prompt);
+        await client.SendAsync(new byte[] { 2 });
+        Assert.Equal(2, (await client.ReadExactlyAsync(1))[0]);
+        client.Shutdown(SocketShutdown.Send);
+        await client.ReadToEndAsync();
+
+        await proxy.WaitForExitAsync(Prompt);
+        Assert.Contains(proxy.Lines, l => l.Contains("closed: client FIN", StringComparison.Ordinal));
+        Assert.DoesNotContain(proxy.Lines, l => l.Contains("stopping now", StringComparison.Ordinal) || l.Contains("aborted", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task An_Http_routes_idle_connections_do_not_hold_up_the_stop()
     {

@@ -157,6 +157,40 @@ public sealed class ExecCommandTests
         Assert.Contains("\"upstream\":\"127.0.0.1:9000\"", api, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The admin endpoint is a convenience under exec: with its port held by another process (the
+    /// shipped file's 127.0.0.1:9901, or --admin) exec says so in one line and runs the command.
+    /// </summary>
+    [Fact]
+    public async Task With_the_admin_port_held_by_another_process_exec_says_so_in_one_line_and_runs_the_command()
+    {
+        using var run = NamespaceRun.Require();
+        var bench = BenchTool();
+        var shipped = Path.Combine(ShippedConfigTests.RepositoryRoot(), "appsettings.json");
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            echo_server '{{bench}}' 9000 || exit 20
+            echo_server '{{bench}}' 9901 || exit 21
+            CONNECT='exec 3<>/dev/tcp/127.0.0.1/9000; echo ping >&3; read -r reply <&3; echo "reply: $reply"; exit 7'
+            $PROXY exec --config '{{shipped}}' --source 127.0.0.7 --ports 9000 -- bash -c "$CONNECT" > file.out 2> file.log; echo "file: $?"
+            $PROXY exec --source 127.0.0.7 --ports 9000 --admin 127.0.0.1:9901 -- bash -c "$CONNECT" > flag.out 2> flag.log; echo "flag: $?"
+            """, Timeout);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var context = $"{stdout}\n{run.Logs()}";
+        foreach (var way in new[] { "file", "flag" })
+        {
+            Assert.True(stdout.Contains($"{way}: 7", StringComparison.Ordinal), context);
+            Assert.Equal("reply: ping\n", run.Read($"{way}.out"));
+            var log = run.Read($"{way}.log");
+            var admin = log.Split('\n').Where(l => l.Contains("9901", StringComparison.Ordinal)).ToList();
+            Assert.True(admin.Count == 1, $"{way}: expected one line about the admin port:\n{log}");
+            Assert.Matches(@"^warning: Admin:Listen: 127\.0\.0\.1:9901 is in use by pid \d+ \(.*BindProxy\.Bench.*\); exec runs the command without the admin endpoint$", admin[0]);
+            Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", log, StringComparison.Ordinal);
+            Assert.Matches(@"re-originated from 127\.0\.0\.7:\d+", log);
+        }
+    }
+
     [Theory]
     [InlineData(new[] { "--source", "127.0.0.7", "--", "true" }, "error: nothing to intercept: give --ports (9092-9094,8081) or --kafka BOOTSTRAP")]
     [InlineData(new[] { "--source", "127.0.0.7", "--ports", "9092-9090", "--", "true" }, "error: --ports: '9092-9090' ends before it starts")]

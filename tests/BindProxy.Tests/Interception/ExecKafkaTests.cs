@@ -86,7 +86,57 @@ public sealed partial class ExecKafkaTests
         Assert.Contains($"port {added} is intercepted from now on", logs, StringComparison.Ordinal);
         Assert.Contains($"port {moved} is intercepted from now on", logs, StringComparison.Ordinal);
         Assert.Matches($@"intercepted pid \d+ \(kcat -b 127\.0\.0\.1:{initial[0]} -P -t exec-test -p 1\): 127\.0\.0\.1:\d+ → 127\.0\.0\.1:{moved}, re-originated from {Regex.Escape(Source)}:\d+", logs);
-        Assert.Contains("Wireshark: ip.addr==127.0.0.7 && tcp.port==", run.Read("produce.log"), StringComparison.Ordinal);
+        Assert.Contains("Wireshark: ip.addr==127.0.0.7; tshark -i lo -f 'host 127.0.0.7'", run.Read("produce.log"), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The filters exec prints at start, applied to a capture of a produce and a consume against
+    /// three brokers: the capture filter and the display filter each keep every connection the
+    /// command's clients made from the source address, to the bootstrap and to every broker.
+    /// </summary>
+    [Fact]
+    public async Task The_filters_exec_prints_catch_every_connection_of_a_Kafka_session_with_three_brokers()
+    {
+        using var run = NamespaceRun.Require("kcat", "tcpdump", "tshark");
+        var tshark = ExternalTool.Require("tshark");
+        var tcpdump = ExternalTool.Find("tcpdump") ?? "/usr/sbin/tcpdump";
+        var (exitCode, stdout, stderr) = await run.RunAsync($$"""
+            trap 'kill $cluster $dump 2>/dev/null' EXIT
+            mock_cluster || exit 20
+            tcpdump -i lo -n -U -w capture.pcap tcp 2> tcpdump.err &
+            dump=$!
+            wait_for tcpdump.err 'listening on' || exit 21
+            EXEC="$PROXY exec --source {{Source}} --kafka $first --admin off --"
+            seq 1 9 | sed 's/^/m-/' | $EXEC kcat -b $first -P -t exec-test 2> produce.log; echo "produce: $?"
+            $EXEC kcat -b $first -C -t exec-test -o beginning -e -q > consumed.txt 2> consume.log; echo "consume: $? $(grep -c '^m-' consumed.txt)"
+            kill -INT $dump; wait $dump 2>/dev/null
+            """, Timeout);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var context = $"{stdout}\n{run.Logs()}";
+        Assert.True(stdout.Contains("produce: 0", StringComparison.Ordinal) && stdout.Contains("consume: 0 9", StringComparison.Ordinal), context);
+
+        var printed = PrintedFilters().Match(run.Read("produce.log"));
+        Assert.True(printed.Success, context);
+        string display = printed.Groups["display"].Value, capture = printed.Groups["capture"].Value;
+        var pcap = Path.Combine(run.Directory, "capture.pcap");
+
+        // Every connection opened from the source: its SYN, by source port and destination port.
+        const string Syn = "tcp.flags.syn==1 && tcp.flags.ack==0";
+        async Task<HashSet<string>> ConnectionsAsync(string file, string filter) =>
+            (await ExternalTool.RunAsync(tshark, "-r", file, "-Y", filter, "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"))
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        var all = await ConnectionsAsync(pcap, $"ip.src=={Source} && {Syn}");
+        var brokers = all.Select(c => c.Split('\t')[1]).Distinct().ToList();
+        Assert.True(brokers.Count >= 3, $"the session reached {brokers.Count} broker port(s): {string.Join(", ", all)}\n{context}");
+
+        var byDisplay = await ConnectionsAsync(pcap, $"({display}) && ip.src=={Source} && {Syn}");
+        Assert.True(all.SetEquals(byDisplay), $"the display filter '{display}' keeps {byDisplay.Count} of {all.Count} connections\n{context}");
+
+        var filtered = Path.Combine(run.Directory, "by-capture-filter.pcap");
+        await ExternalTool.RunAsync(tcpdump, "-r", pcap, "-w", filtered, capture);
+        var byCapture = await ConnectionsAsync(filtered, $"ip.src=={Source} && {Syn}");
+        Assert.True(all.SetEquals(byCapture), $"the capture filter '{capture}' keeps {byCapture.Count} of {all.Count} connections\n{context}");
     }
 
     [Fact]
@@ -166,6 +216,10 @@ public sealed partial class ExecKafkaTests
 
     [GeneratedRegex(@"→ (127\.0\.0\.\d+):\d+ → 127\.0\.0\.1:\d+ closed: .*\(client\.id (alpha|beta),")]
     private static partial Regex CloseLine();
+
+    // exec: the command's traffic: Wireshark: ip.addr==127.0.0.7; tshark -i lo -f 'host 127.0.0.7'
+    [GeneratedRegex(@"the command's traffic: Wireshark: (?<display>.+?); tshark -i lo -f '(?<capture>[^']+)'")]
+    private static partial Regex PrintedFilters();
 
     [GeneratedRegex(@"^broker (\d+) 127\.0\.0\.1:(\d+)$", RegexOptions.Multiline)]
     private static partial Regex BrokerLine();

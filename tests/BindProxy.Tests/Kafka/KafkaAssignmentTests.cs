@@ -1,6 +1,7 @@
 using System.Net;
 using BindProxy.Configuration;
 using BindProxy.Demo;
+using BindProxy.Forwarding;
 using BindProxy.Tests.Infrastructure;
 using Confluent.Kafka;
 
@@ -70,5 +71,80 @@ public sealed class KafkaAssignmentTests
 
         Assert.Single(proxy.Logs.Messages, m => m.Contains("client 'billing'", StringComparison.Ordinal) && m.Contains("→ 127.0.0.7", StringComparison.Ordinal));
         Assert.Single(proxy.Logs.Messages, m => m.Contains("client 'shipping'", StringComparison.Ordinal) && m.Contains("Wireshark: ip.addr==", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A reload that moves the pool and a client's fixed address: new connections of a client
+    /// that is still connected take the new address (its open ones keep the old until they
+    /// close, and the log says so), and other clients move into the new pool.
+    /// </summary>
+    [Fact]
+    public async Task A_reload_moves_connected_clients_to_the_new_pool_and_fixed_address_for_their_new_connections()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(1);
+        using var temp = new TempDirectory();
+        var file = Path.Combine(temp.Path, "appsettings.json");
+        string Config(string source, string billing) => $$"""
+            { "BindProxy": { "Routes": { "kafka": {
+                "Listen": "127.0.0.1:0", "Upstream": "{{cluster.BrokerAddresses[0]}}", "Source": "{{source}}", "Protocol": "Kafka",
+                "Assign": "kafka-client-id", "ClientIds": { "billing": "{{billing}}" } } } } }
+            """;
+        await File.WriteAllTextAsync(file, Config("127.0.0.10-127.0.0.40", "127.0.0.15"));
+        await using var proxy = await TestProxy.StartFromFileAsync(file);
+        var bootstrap = proxy.Endpoint("kafka").ToString();
+        var prompt = TimeSpan.FromSeconds(30);
+
+        IAdminClient Connect(string clientId)
+        {
+            var client = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap, ClientId = clientId }).Build();
+            Assert.Single(client.GetMetadata(prompt).Brokers);
+            return client;
+        }
+
+        List<ProxiedConnection> Connections(string clientId) =>
+            [.. proxy.Connections.Snapshot().Where(c => c.Kafka?.ClientId == clientId)];
+
+        // A client keeps its broker connection open; the bootstrap one it may close.
+        Task BrokerConnectionAsync(string clientId, HashSet<long> except) => Poll.UntilAsync(
+            () => Connections(clientId).Any(c => c.Route.Contains("/broker-", StringComparison.Ordinal) && !except.Contains(c.Id)),
+            $"a new broker connection of {clientId}", prompt);
+
+        bool InPool(IPAddress address, int first, int last) =>
+            address.GetAddressBytes() is [127, 0, 0, var last4] && last4 >= first && last4 <= last;
+
+        using var billingBefore = Connect("billing");
+        using var shippingBefore = Connect("shipping");
+        await BrokerConnectionAsync("billing", []);
+        await BrokerConnectionAsync("shipping", []);
+        var billingOld = Connections("billing");
+        var shippingOld = Connections("shipping");
+        Assert.NotEmpty(billingOld);
+        Assert.All(billingOld, c => Assert.Equal(IPAddress.Parse("127.0.0.15"), c.Source.Address));
+        Assert.All(shippingOld, c => Assert.True(InPool(c.Source.Address, 10, 40) && !c.Source.Address.Equals(IPAddress.Parse("127.0.0.15")), $"shipping from {c.Source}"));
+
+        await File.WriteAllTextAsync(file, Config("127.0.0.41-127.0.0.60", "127.0.0.45"));
+        await proxy.Logs.WaitForAsync(prompt, "Reload: route kafka changed", "Source 127.0.0.10-127.0.0.40 → 127.0.0.41-127.0.0.60", "ClientIds billing=127.0.0.15 → billing=127.0.0.45");
+        await proxy.Logs.WaitForAsync(prompt, "Reload: route kafka: client 'billing'", "holds 127.0.0.15, which the configuration no longer gives it",
+            "open connection(s) keep it until they close, and its new connections get 127.0.0.45");
+        await proxy.Logs.WaitForAsync(prompt, "Reload: route kafka: client 'shipping'", "its new connections get an address of 127.0.0.41-127.0.0.60");
+
+        // The old clients are still connected from their old addresses...
+        var oldIds = billingOld.Concat(shippingOld).Select(c => c.Id).ToHashSet();
+        var stillOpen = proxy.Connections.Snapshot().Where(c => oldIds.Contains(c.Id)).ToList();
+        Assert.Contains(stillOpen, c => c.Kafka?.ClientId == "billing" && c.Source.Address.Equals(IPAddress.Parse("127.0.0.15")));
+
+        // ...while the same clients' new connections leave from what the configuration now says.
+        using var billingAfter = Connect("billing");
+        using var shippingAfter = Connect("shipping");
+        await BrokerConnectionAsync("billing", oldIds);
+        await BrokerConnectionAsync("shipping", oldIds);
+        var billingNew = Connections("billing").Where(c => !oldIds.Contains(c.Id)).ToList();
+        var shippingNew = Connections("shipping").Where(c => !oldIds.Contains(c.Id)).ToList();
+        Assert.NotEmpty(billingNew);
+        Assert.NotEmpty(shippingNew);
+        Assert.All(billingNew, c => Assert.Equal(IPAddress.Parse("127.0.0.45"), c.Source.Address));
+        Assert.All(shippingNew, c => Assert.True(InPool(c.Source.Address, 41, 60) && !c.Source.Address.Equals(IPAddress.Parse("127.0.0.45")), $"shipping from {c.Source}"));
+        await proxy.Logs.WaitForAsync(prompt, "client 'billing'", "→ 127.0.0.45", "instead of 127.0.0.15, which the configuration no longer gives it");
     }
 }

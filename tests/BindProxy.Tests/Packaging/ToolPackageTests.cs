@@ -55,12 +55,56 @@ public sealed class ToolPackageTests
             var local = await RunAsync(bindproxy, user, "check");
             Assert.True(local.ExitCode == 0, local.Output);
             Assert.Contains("configuration OK: 3 route(s)", local.Output, StringComparison.Ordinal);
+
+            await ReadmesGlobalInstallRunsAsync(root, folder, nugetConfig);
         }
         finally
         {
             Directory.Delete(root, recursive: true);
         }
     }
+
+    /// <summary>
+    /// README's install block as a new user runs it, after its pack and <c>install -g</c> lines
+    /// (done here with this package, into a home of the test's own): without its PATH line the
+    /// command is not found; with it, the lines after it run as written, sudo's included.
+    /// </summary>
+    private static async Task ReadmesGlobalInstallRunsAsync(string root, string folder, string nugetConfig)
+    {
+        var readme = await File.ReadAllTextAsync(Path.Combine(ShippedConfigTests.RepositoryRoot(), "README.md"));
+        var install = readme[readme.IndexOf("\n## Install\n", StringComparison.Ordinal)..];
+        var block = install[(install.IndexOf("```sh\n", StringComparison.Ordinal) + 6)..];
+        var lines = block[..block.IndexOf("```", StringComparison.Ordinal)].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("dotnet pack src/BindProxy -c Release -o nupkg", lines[0]);
+        Assert.Equal("dotnet tool install -g BindProxy --add-source ./nupkg", lines[1]);
+        Assert.StartsWith("export PATH=", lines[2], StringComparison.Ordinal);
+        Assert.Contains(lines[3..], l => l.StartsWith("sudo ", StringComparison.Ordinal));
+
+        var home = Directory.CreateDirectory(Path.Combine(root, "home")).FullName;
+        var environment = new Dictionary<string, string> { ["HOME"] = home, ["PATH"] = "/usr/local/bin:/usr/bin:/bin" + DotnetDirectory() };
+        var installed = await RunAsync("dotnet", root, environment, "tool", "install", "-g", "--add-source", folder, "--configfile", nugetConfig, "BindProxy");
+        Assert.True(installed.ExitCode == 0, installed.Output);
+
+        var notFound = await RunAsync("bash", root, environment, "-c", "bindproxy --version");
+        Assert.True(notFound.ExitCode == 127, $"bindproxy ran without README's PATH line: {notFound.Output}");
+
+        if (Environment.UserName != "root" || Infrastructure.ExternalTool.Find("sudo") is null)
+        {
+            Infrastructure.ExternalTool.Unavailable("README's sudo line runs here only as root, with sudo installed (Debian package: sudo)");
+        }
+
+        var script = "set -e\n" + string.Join('\n', lines[2..]);
+        var run = await RunAsync("bash", ShippedConfigTests.RepositoryRoot(), environment, "-c", script);
+        Assert.True(run.ExitCode == 0, $"{script}\n{run.Output}");
+        Assert.Matches(@"^\d+\.\d+\.\d+.*\n\d+\.\d+\.\d+", run.Output);
+        Assert.Contains("configuration OK: 3 route(s)", run.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>":DIR" for the directory of the dotnet on the tests' PATH, when it is not in /usr/bin or /bin.</summary>
+    private static string DotnetDirectory() =>
+        Infrastructure.ExternalTool.Find("dotnet") is { } dotnet && Path.GetDirectoryName(dotnet) is { } dir && dir is not ("/usr/bin" or "/bin")
+            ? ":" + dir
+            : "";
 
     /// <summary>Packs the proxy project as built for these tests (same configuration, no rebuild) into a folder of its own.</summary>
     private static async Task<string> PackAsync(string folder)
@@ -73,12 +117,20 @@ public sealed class ToolPackageTests
         return folder;
     }
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string workingDirectory, params string[] args)
+    private static Task<(int ExitCode, string Output)> RunAsync(string file, string workingDirectory, params string[] args) =>
+        RunAsync(file, workingDirectory, null, args);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
         }
 
         // The tool's launcher finds the runtime the tests run on, wherever it is installed.

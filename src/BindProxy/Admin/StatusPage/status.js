@@ -76,6 +76,17 @@ function copyable(text, what) {
   return el("span", { class: "filter" }, el("code", null, tokens(text)), button);
 }
 
+// A route's name stays whole on its line; a broker listener's (kafka/broker-1) may break after
+// the slash only, never inside "shared-kafka" or "broker-1".
+function routeName(name) {
+  const fragment = document.createDocumentFragment();
+  String(name).split(/(?<=\/)/).forEach((piece, i) => {
+    if (i > 0) fragment.append(el("wbr"));
+    fragment.append(el("span", { class: "tok" }, piece));
+  });
+  return el("span", { class: "route-name" }, fragment);
+}
+
 // A Wireshark filter and a tshark command side by side, or one above the other when narrow.
 function captures(wireshark, tshark) {
   return el("div", { class: "captures" }, copyable(wireshark, "Wireshark display filter"), copyable(tshark, "tshark command"));
@@ -115,7 +126,10 @@ function fill(tableId, rows, emptyId) {
   });
   const same = result.length === body.rows.length && result.every((row, i) => row === body.rows[i]);
   if (!same) body.replaceChildren(...result);
-  if (emptyId) document.getElementById(emptyId).classList.toggle("hidden", rows.length > 0);
+  // Until the first answer the note says "Loading…": an empty table then would be a false "nothing here".
+  const empty = document.getElementById(emptyId);
+  empty.textContent = empty.dataset.empty;
+  empty.classList.toggle("hidden", rows.length > 0);
 }
 
 // An intercepted connection is told by its process (bindproxy exec); others by client.id or address.
@@ -140,8 +154,8 @@ function render(status) {
     const clientIp = c.client.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
     const upstream = c.originalDestination ? `${c.upstream} (original destination)` : c.upstream;
     return el("tr", { "data-key": c.id, "data-source": c.source, "data-route": c.route },
-      td(c.route, "wrap-narrow"),
-      td(el("div", { class: "stack" }, el("span", { class: "addr" }, c.client), who === clientIp ? null : el("span", { class: "identity" }, who))),
+      td(routeName(c.route), "wrap-narrow"),
+      td(el("div", { class: "stack" }, el("span", { class: "addr" }, c.client), who === clientIp ? null : el("span", { class: "identity" }, who)), "wrap-narrow"),
       td(path(c.source, upstream, "addr source"), "addr wrap-narrow"),
       td(bytes(c.bytesToUpstream), "n"),
       td(bytes(c.bytesToClient), "n"),
@@ -151,16 +165,21 @@ function render(status) {
   }), "connections-empty");
 
   fill("routes", status.routes.map((r) => el("tr", { "data-key": r.name, "data-route": r.name },
-    td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, r.name) : r.name, "wrap-narrow"),
+    td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, routeName(r.name)) : routeName(r.name), "wrap-narrow"),
     td(r.protocol),
     td(path(tokens((r.bound.length ? r.bound : [r.listen]).join(", ")), r.upstream, null), "addr wrap-narrow"),
     td(el("span", { class: "list" }, tokens(r.sources), r.sourceCount > 1 ? `\u00a0(${r.sourceCount})` : null), "addr wrap"),
     td(r.activeConnections, "n"),
-    td(captures(r.wiresharkFilter, r.tsharkCommand)))));
+    td(captures(r.wiresharkFilter, r.tsharkCommand)))), "routes-empty");
 
   const up = status.connections.reduce((sum, c) => sum + c.bytesToUpstream, 0);
   const down = status.connections.reduce((sum, c) => sum + c.bytesToClient, 0);
-  document.getElementById("sum-routes").textContent = status.routes.length;
+  // Configured routes; a Kafka route's broker listeners (routes with a parent) are counted apart.
+  const configured = status.routes.filter((r) => !r.parent).length;
+  const brokers = status.routes.length - configured;
+  document.getElementById("sum-routes").textContent = configured;
+  document.getElementById("sum-routes-label").textContent = (configured === 1 ? "route" : "routes") +
+    (brokers > 0 ? `, ${brokers} broker listener${brokers === 1 ? "" : "s"}` : "");
   document.getElementById("sum-connections").textContent = status.connections.length;
   document.getElementById("sum-clients").textContent = new Set(status.assignments.map((a) => a.client)).size;
   document.getElementById("sum-up").textContent = bytes(up);
