@@ -21,7 +21,7 @@ internal static class ListenerCheck
             {
                 if (ListenProbe.Check(endpoint, kestrel: route.Protocol == RouteProtocol.Http) is { } problem)
                 {
-                    errors.Add(new ConfigError(route.Name, "Listen", problem));
+                    errors.Add(new ConfigError(route.Name, nameof(RouteConfig.Listen), problem));
                 }
             }
 
@@ -34,7 +34,7 @@ internal static class ListenerCheck
                     {
                         if (ListenProbe.Check(new System.Net.IPEndPoint(address, port)) is { } problem)
                         {
-                            errors.Add(new ConfigError(route.Name, "BrokerPorts", problem));
+                            errors.Add(new ConfigError(route.Name, nameof(RouteConfig.BrokerPorts), problem));
                         }
                     }
                 }
@@ -43,7 +43,7 @@ internal static class ListenerCheck
 
         if (model.Admin is { Listen.Port: not 0 } admin && ListenProbe.Check(admin.Listen, kestrel: true) is { } adminProblem)
         {
-            errors.Add(new ConfigError("", $"{AdminConfig.SectionName}:Listen", adminProblem));
+            errors.Add(new ConfigError("", AdminConfig.Fields[nameof(AdminConfig.Listen)].Path, adminProblem));
         }
 
         return errors;

@@ -192,18 +192,20 @@ public sealed class ReloadTests
     }
 
     [Fact]
-    public async Task Edits_above_the_routes_are_told_too_and_the_admin_endpoint_and_the_engine_wait_for_a_restart()
+    public async Task Edits_above_the_routes_are_told_too_and_the_admin_keys_and_the_engine_wait_for_a_restart()
     {
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
-        string With(string drain, string admin) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] + ", \"Admin\": { \"Listen\": \"" + admin + "\" } }";
-        await File.WriteAllTextAsync(file, With("00:00:02", "127.0.0.1:0"), TestContext.Current.CancellationToken);
+        string With(string drain, string admin, string allow) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] +
+            ", \"Admin\": { \"Listen\": \"" + admin + "\", \"AllowNonLoopback\": \"" + allow + "\" } }";
+        await File.WriteAllTextAsync(file, With("00:00:02", "127.0.0.1:0", "false"), TestContext.Current.CancellationToken);
         try
         {
             await using var proxy = await TestProxy.StartFromFileAsync(file);
-            await File.WriteAllTextAsync(file, With("00:00:03", "off").Replace("{ \"BindProxy\": { ", "{ \"BindProxy\": { \"Engine\": \"pipes\", ", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(file, With("00:00:03", "off", "true").Replace("{ \"BindProxy\": { ", "{ \"BindProxy\": { \"Engine\": \"pipes\", ", StringComparison.Ordinal), TestContext.Current.CancellationToken);
             await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed and for shutdown from now on");
             await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:Listen 127.0.0.1:0 → off takes effect at the next restart");
             await proxy.Logs.WaitForAsync(Prompt, "Reload: BindProxy:Engine (default) → pipes takes effect at the next restart");
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:AllowNonLoopback false → true takes effect at the next restart");
             Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
         }
         finally
