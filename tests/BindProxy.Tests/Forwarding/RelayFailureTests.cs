@@ -59,13 +59,8 @@ public sealed class RelayFailureTests
 
         Assert.InRange(reset.Count, 1, clients.Count - 1);
         int open = clients.Count - reset.Count;
-        for (int i = 0; i < 100 && (proxy.Connections.CountOf(Route) != open || proxy.Connections.Count != open); i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.Equal(open, proxy.Connections.CountOf(Route));
-        Assert.Equal(open, proxy.Connections.Count);
+        await Poll.UntilAsync(() => proxy.Connections.CountOf(Route) == open && proxy.Connections.Count == open,
+            () => $"{open} connection(s) left, in the route's count and the registry; they are {proxy.Connections.CountOf(Route)} and {proxy.Connections.Count}");
         Assert.Equal(reset.Count, proxy.Logs.Messages.Count(m => m.Contains("closed: internal error", StringComparison.Ordinal)));
         await MetricsTests.WaitForMetricAsync(admin, "bindproxy_connections_closed_total", reset.Count, ("route", Route), ("reason", "internal_error"));
 
@@ -124,14 +119,8 @@ public sealed class RelayFailureTests
 
         var upstreamClosed = await upstreamSaw.Task.WaitAsync(Prompt);
         Assert.True(upstreamClosed is SocketError.ConnectionReset or SocketError.Success, $"upstream saw {upstreamClosed}");
-        for (int i = 0; i < 100 && (budget.InUse != listenerOnly || proxy.Connections.CountOf("test") != 0 || proxy.Connections.Count != 0); i++)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.Equal(listenerOnly, budget.InUse);
-        Assert.Equal(0, proxy.Connections.CountOf("test"));
-        Assert.Equal(0, proxy.Connections.Count);
+        await Poll.UntilAsync(() => budget.InUse == listenerOnly && proxy.Connections.CountOf("test") == 0 && proxy.Connections.Count == 0,
+            () => $"every count given back: descriptors {budget.InUse} (the listener's: {listenerOnly}), route {proxy.Connections.CountOf("test")}, registry {proxy.Connections.Count}");
         Assert.All(proxy.Services.GetRequiredService<BindProxy.Addressing.AssignmentRegistry>().Snapshot(), a => Assert.Equal(0, a.ActiveConnections));
 
         // The next client is served as usual.

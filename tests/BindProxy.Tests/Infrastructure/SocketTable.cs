@@ -8,7 +8,16 @@ public static class SocketTable
 {
     public const int Established = 1;
 
-    public sealed record Entry(IPEndPoint Local, IPEndPoint Remote, int State, long Inode);
+    public const int SynSent = 2;
+
+    public sealed record Entry(IPEndPoint Local, IPEndPoint Remote, int State, long Inode)
+    {
+        /// <summary>Bytes sent and not yet acknowledged by the peer.</summary>
+        public long TxQueue { get; init; }
+
+        /// <summary>Bytes received that the socket's owner has not read yet.</summary>
+        public long RxQueue { get; init; }
+    }
 
     public static IReadOnlyList<Entry> Read()
     {
@@ -23,8 +32,13 @@ public static class SocketTable
             foreach (var line in File.ReadLines(file).Skip(1))
             {
                 var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var queues = f[4].Split(':');
                 entries.Add(new Entry(Parse(f[1], v6), Parse(f[2], v6), int.Parse(f[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                    long.Parse(f[9], CultureInfo.InvariantCulture)));
+                    long.Parse(f[9], CultureInfo.InvariantCulture))
+                {
+                    TxQueue = long.Parse(queues[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                    RxQueue = long.Parse(queues[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                });
             }
         }
 
