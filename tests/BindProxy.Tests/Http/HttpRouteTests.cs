@@ -93,6 +93,7 @@ public sealed class HttpRouteTests
 
         Assert.Equal(size, received);
         Assert.Equal(expected, Convert.ToHexString(hash.GetHashAndReset()));
+        Assert.NotEmpty(server.Requests);
         Assert.All(server.Requests, r => Assert.Equal("127.0.0.7", r.RemoteAddress));
     }
 
