@@ -371,7 +371,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
     /// </summary>
     private static void CheckInterceptListen(EndpointSpec listen, AddressSet? sources, Action<string, string> error)
     {
-        const string Where = "redirected connections arrive at 127.0.0.1 and [::1] (a wildcard 0.0.0.0 or [::] receives them too), e.g. \"Listen\": \"127.0.0.1:0,[::1]:0\"";
+        const string Where = $"redirected connections arrive at 127.0.0.1 and [::1] (a wildcard 0.0.0.0 or [::] receives them too), e.g. \"{nameof(RouteConfig.Listen)}\": \"127.0.0.1:0,[::1]:0\"";
         var families = new HashSet<AddressFamily>();
         foreach (var endpoint in listen.Endpoints)
         {

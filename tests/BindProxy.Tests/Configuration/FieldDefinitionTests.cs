@@ -69,6 +69,19 @@ public sealed class FieldDefinitionTests
         }
     }
 
+    /// <summary>A setting that takes one of a few words shows exactly the words the code reads, in the code's order.</summary>
+    [Fact]
+    public void The_forms_of_a_choice_are_the_words_the_code_reads()
+    {
+        static string[] Words<TEnum>() where TEnum : struct, Enum => [.. Enum.GetNames<TEnum>()];
+        Assert.Equal(Words<RouteProtocol>(), RouteConfig.Fields[nameof(RouteConfig.Protocol)].Values);
+        Assert.Equal(ConfigValidator.AssignNames, RouteConfig.Fields[nameof(RouteConfig.Assign)].Values);
+        Assert.Equal(Words<BindProxy.Addressing.ExhaustedPolicy>().Select(w => w.ToLowerInvariant()), RouteConfig.Fields[nameof(RouteConfig.WhenExhausted)].Values);
+        Assert.Equal(Words<EngineSetting>().Select(w => w.ToLowerInvariant()), ProxyConfig.Fields[nameof(ProxyConfig.Engine)].Values);
+        Assert.Equal(["true", "false"], RouteConfig.Fields[nameof(RouteConfig.XForwarded)].Values);
+        Assert.Equal(["true", "false"], AdminConfig.Fields[nameof(AdminConfig.AllowNonLoopback)].Values);
+    }
+
     [Fact]
     public void The_keys_that_wait_for_a_restart_are_the_ones_defined_so()
     {
