@@ -5,12 +5,19 @@ internal sealed record AdminConfig
 {
     public const string SectionName = "Admin";
 
-    internal static readonly string[] Fields = ["Listen", "AllowNonLoopback"];
+    /// <summary>The keys of the <c>Admin</c> section.</summary>
+    public static FieldTable Fields { get; } = FieldTable.Of<AdminConfig>(SectionName);
 
-    /// <summary><c>ADDR:PORT</c> of the admin HTTP endpoint; <c>off</c> turns it off.</summary>
+    // The admin endpoint is made once, at startup: both keys wait for a restart.
+    [ConfigField("The admin HTTP endpoint (status page, `/metrics`, `/api/*`), on one address and port; `off` turns it off. `--admin` replaces it. See [Admin, metrics and status page](#admin-metrics-and-status-page).",
+        Forms = "`127.0.0.1:9901`, `[::1]:9901`, `off`",
+        Unset = "required in an `Admin` section; without the section the endpoint is off",
+        Reload = FieldReload.Restart)]
     public string? Listen { get; init; }
 
-    /// <summary><c>true</c> lets the admin endpoint listen on a non-loopback address.</summary>
+    [ConfigField("`true` lets `Admin:Listen` be a non-loopback address, with a warning at startup: the endpoint has no authentication and shows every client's addresses.",
+        Forms = "`true`, `false`", Default = "false",
+        Reload = FieldReload.Restart)]
     public string? AllowNonLoopback { get; init; }
 
     /// <summary>Keys present in the section that no field above reads (typos).</summary>

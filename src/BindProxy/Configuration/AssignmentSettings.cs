@@ -14,5 +14,5 @@ internal sealed record AssignmentSettings
 
     public ExhaustedPolicy WhenExhausted { get; init; } = ExhaustedPolicy.Share;
 
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan IdleTimeout { get; init; } = ProxyDefaults.AssignmentIdleTimeout;
 }

@@ -4,21 +4,19 @@ namespace BindProxy.Configuration;
 
 /// <summary>
 /// Reads the <c>BindProxy</c> and <c>Admin</c> sections into <see cref="ProxyConfig"/> without
-/// judging the values, and notes every key at every level that nothing reads.
+/// judging the values, and notes every key at every level that nothing reads. The keys of each
+/// section are its record's field table (<see cref="FieldTable"/>).
 /// </summary>
 internal static class ConfigReader
 {
-    public const string SectionName = "BindProxy";
-
-    /// <summary>The keys of the <c>BindProxy</c> section, and when an edit of each takes effect.</summary>
-    internal static readonly (string Key, FieldReload Reload)[] ProxyFields =
-        [("Routes", FieldReload.Live), ("DrainTimeout", FieldReload.Live), ("Engine", FieldReload.Restart)];
-
     /// <summary>The keys of the <c>BindProxy</c> section.</summary>
-    internal static readonly string[] ProxyKeys = [.. ProxyFields.Select(f => f.Key)];
+    internal static IReadOnlyList<string> ProxyKeys => ProxyConfig.Fields.Names;
 
     /// <summary>The top-level sections the proxy reads.</summary>
-    internal static readonly string[] Sections = [SectionName, AdminConfig.SectionName, "Serilog"];
+    internal static readonly string[] Sections = [ProxyConfig.SectionName, AdminConfig.SectionName, "Serilog"];
+
+    /// <summary>The sections whose keys may wait for a restart, in the order the reload names them.</summary>
+    private static readonly FieldTable[] TopLevelTables = [ProxyConfig.Fields, AdminConfig.Fields];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -31,24 +29,30 @@ internal static class ConfigReader
             }
         }
 
-        var proxy = configuration.GetSection(SectionName);
-        foreach (var key in proxy.GetChildren().Select(c => c.Key).Where(k => !ProxyKeys.Contains(k, StringComparer.OrdinalIgnoreCase)))
+        var proxy = configuration.GetSection(ProxyConfig.SectionName);
+        foreach (var key in proxy.GetChildren().Select(c => c.Key).Where(k => ProxyConfig.Fields.Find(k) is null))
         {
-            unknown.Add(new UnknownKey($"{SectionName}:{key}", ProxyKeys));
+            unknown.Add(new UnknownKey($"{ProxyConfig.SectionName}:{key}", ProxyKeys));
         }
 
-        var routes = proxy.GetSection("Routes").GetChildren().Select(ReadRoute).ToList();
-        return new ProxyConfig { Routes = routes, DrainTimeout = proxy["DrainTimeout"], Engine = proxy["Engine"], Admin = ReadAdmin(configuration), UnknownKeys = unknown };
+        // A value written as a section reads as not set here, as it always has.
+        var config = ReadFields(proxy, ProxyConfig.Fields, new ProxyConfig(), misshapen: []);
+        return config with
+        {
+            Routes = [.. proxy.GetSection(nameof(ProxyConfig.Routes)).GetChildren().Select(ReadRoute)],
+            Admin = ReadAdmin(configuration),
+            UnknownKeys = unknown,
+        };
     }
 
     /// <summary>
-    /// The file's keys that take effect at the next restart, by full path (<c>BindProxy:Engine</c>,
-    /// <c>Admin:Listen</c>: the admin endpoint is made once, at startup), as written (null when not set).
+    /// The file's keys that take effect at the next restart (<c>BindProxy:Engine</c>, the
+    /// <c>Admin</c> keys: the admin endpoint is made once, at startup), by full path, as written
+    /// (null when not set).
     /// </summary>
     public static IReadOnlyDictionary<string, string?> ReadRestartOnly(IConfiguration configuration) =>
-        ProxyFields.Where(f => f.Reload == FieldReload.Restart).Select(f => $"{SectionName}:{f.Key}")
-            .Append($"{AdminConfig.SectionName}:Listen")
-            .ToDictionary(key => key, key => configuration[key], StringComparer.Ordinal);
+        TopLevelTables.SelectMany(table => table.All).Where(f => f.Reload == FieldReload.Restart)
+            .ToDictionary(f => f.Path, f => configuration[f.Path], StringComparer.Ordinal);
 
     /// <summary>The top-level <c>Admin</c> section, or null when there is none.</summary>
     public static AdminConfig? ReadAdmin(IConfiguration configuration)
@@ -59,20 +63,17 @@ internal static class ConfigReader
             return null;
         }
 
-        return new AdminConfig
+        return ReadFields(section, AdminConfig.Fields, new AdminConfig(), misshapen: []) with
         {
-            Listen = section["Listen"],
-            AllowNonLoopback = section["AllowNonLoopback"],
-            UnknownFields = [.. section.GetChildren().Select(c => c.Key)
-                .Where(k => !AdminConfig.Fields.Contains(k, StringComparer.OrdinalIgnoreCase))],
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => AdminConfig.Fields.Find(k) is null)],
         };
     }
 
-    private static RouteConfig ReadRoute(IConfigurationSection section)
+    /// <summary>Every field of <paramref name="table"/> but sections of sections, read from <paramref name="section"/> into <paramref name="config"/>.</summary>
+    private static T ReadFields<T>(IConfigurationSection section, FieldTable table, T config, List<(string, string, string)> misshapen)
+        where T : class
     {
-        var misshapen = new List<(string Field, string Expected, string Found)>();
-        var route = new RouteConfig { Name = section.Key };
-        foreach (var field in RouteFields.All)
+        foreach (var field in table.All.Where(f => f.Shape != FieldShape.Sections))
         {
             var child = section.GetSection(field.Name);
             object? value = field.Shape switch
@@ -81,12 +82,19 @@ internal static class ConfigReader
                 FieldShape.Map => ReadMap(child, misshapen),
                 _ => ReadText(child, misshapen),
             };
-            route = field.With(route, value);
+            config = field.With(config, value);
         }
 
+        return config;
+    }
+
+    private static RouteConfig ReadRoute(IConfigurationSection section)
+    {
+        var misshapen = new List<(string Field, string Expected, string Found)>();
+        var route = ReadFields(section, RouteConfig.Fields, new RouteConfig { Name = section.Key }, misshapen);
         return route with
         {
-            UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => RouteFields.Find(k) is null)],
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => RouteConfig.Fields.Find(k) is null)],
             MisshapenFields = misshapen,
         };
     }

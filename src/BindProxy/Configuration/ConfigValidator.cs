@@ -7,7 +7,10 @@ namespace BindProxy.Configuration;
 
 /// <summary>
 /// Turns <see cref="ProxyConfig"/> into a <see cref="ProxyModel"/>, collecting every problem
-/// (no short-circuit) so the user fixes the file once.
+/// (no short-circuit) so the user fixes the file once. Field names, the examples messages give
+/// and the value of a field that is not set come from the field's definition
+/// (<see cref="ConfigFieldAttribute"/>): an absent field reads as its <c>Default</c>, through the
+/// same code as a written one.
 /// </summary>
 /// <param name="interception">What the machine offers intercepting routes; without it such a route is refused.</param>
 internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionProbe? interception = null)
@@ -30,9 +33,12 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             }
         }
 
+        void TopLevelError(string path, string message) => errors.Add(new ConfigError("", path, message));
+
         if (config.Routes.Count == 0)
         {
-            errors.Add(new ConfigError("", "BindProxy:Routes", "no routes are configured; add one under BindProxy:Routes or use --listen/--upstream/--source"));
+            var routesKey = ProxyConfig.Fields[nameof(ProxyConfig.Routes)].Path;
+            TopLevelError(routesKey, $"no routes are configured; add one under {routesKey} or use --listen/--upstream/--source");
         }
 
         foreach (var route in config.Routes)
@@ -49,30 +55,25 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
         CheckLoops(routes, resolved, admin, errors);
 
-        var drainTimeout = ProxyDefaults.DrainTimeout;
-        if (config.DrainTimeout is { } drainText &&
-            (!TimeSpan.TryParse(drainText, CultureInfo.InvariantCulture, out drainTimeout) || drainTimeout < TimeSpan.Zero))
-        {
-            errors.Add(new ConfigError("", "BindProxy:DrainTimeout", $"'{drainText}' is not a duration such as 00:00:30"));
-        }
-
-        var engine = ValidateEngine(config.Engine, errors);
+        var drainTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.DrainTimeout)], config.DrainTimeout, TopLevelError, positive: false);
+        var engine = ValidateEngine(config.Engine, TopLevelError);
         return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine! } : null, errors, warnings);
     }
 
-    private static ForwardingEngine? ValidateEngine(string? text, List<ConfigError> errors)
+    private static ForwardingEngine? ValidateEngine(string? written, Action<string, string> error)
     {
-        var setting = EngineSetting.Auto;
-        if (text is not null && !ForwardingEngine.TryParse(text, out setting))
+        var field = ProxyConfig.Fields[nameof(ProxyConfig.Engine)];
+        var text = written ?? field.Default!;
+        if (!ForwardingEngine.TryParse(text, out var setting))
         {
-            errors.Add(new ConfigError("", "BindProxy:Engine", $"'{text}' is not an engine; expected {ForwardingEngine.Expected}"));
+            error(field.Path, $"'{text}' is not an engine; expected {ForwardingEngine.Expected}");
             return null;
         }
 
-        var engine = ForwardingEngine.Select(setting, out var error);
+        var engine = ForwardingEngine.Select(setting, out var problem);
         if (engine is null)
         {
-            errors.Add(new ConfigError("", "BindProxy:Engine", error!));
+            error(field.Path, problem!);
         }
 
         return engine;
@@ -89,39 +90,42 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             return null;
         }
 
-        void Error(string field, string message) => errors.Add(new ConfigError("", $"{AdminConfig.SectionName}:{field}", message));
+        var fields = AdminConfig.Fields;
+        var listenKey = fields[nameof(AdminConfig.Listen)];
+        var allowKey = fields[nameof(AdminConfig.AllowNonLoopback)];
+        void Error(string path, string message) => errors.Add(new ConfigError("", path, message));
 
         foreach (var unknown in admin.UnknownFields)
         {
-            Error(unknown, UnknownField(unknown, AdminConfig.Fields));
+            Error($"{fields.Section}:{unknown}", UnknownField(unknown, fields.Names));
         }
 
-        bool allowNonLoopback = false;
-        if (admin.AllowNonLoopback is { } allowText && !bool.TryParse(allowText, out allowNonLoopback))
+        var allowText = admin.AllowNonLoopback ?? allowKey.Default!;
+        if (!bool.TryParse(allowText, out bool allowNonLoopback))
         {
-            Error("AllowNonLoopback", $"'{allowText}' is not true or false");
+            Error(allowKey.Path, $"'{allowText}' is not true or false");
         }
 
         if (admin.Listen is null)
         {
-            Error("Listen", "is missing; expected ADDR:PORT such as 127.0.0.1:9901, or off");
+            Error(listenKey.Path, $"is missing; expected ADDR:PORT such as {listenKey.Example}, or {AdminOff}");
             return null;
         }
 
-        if (string.Equals(admin.Listen.Trim(), "off", StringComparison.OrdinalIgnoreCase))
+        if (string.Equals(admin.Listen.Trim(), AdminOff, StringComparison.OrdinalIgnoreCase))
         {
             return null;
         }
 
         if (!EndpointSpec.TryParse(admin.Listen, allowPortZero: true, out var spec, out var error))
         {
-            Error("Listen", error);
+            Error(listenKey.Path, error);
             return null;
         }
 
         if (spec.Count != 1)
         {
-            Error("Listen", $"'{admin.Listen}' is {spec.Count} endpoints; the admin endpoint listens on one ADDR:PORT");
+            Error(listenKey.Path, $"'{admin.Listen}' is {spec.Count} endpoints; the admin endpoint listens on one ADDR:PORT");
             return null;
         }
 
@@ -130,24 +134,27 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         {
             if (!allowNonLoopback)
             {
-                Error("Listen", $"{endpoint} is not a loopback address; the admin endpoint has no authentication and shows every client's addresses. " +
-                    "Listen on 127.0.0.1 or [::1], or set Admin:AllowNonLoopback to true to expose it");
+                Error(listenKey.Path, $"{endpoint} is not a loopback address; the admin endpoint has no authentication and shows every client's addresses. " +
+                    $"Listen on 127.0.0.1 or [::1], or set {allowKey.Path} to true to expose it");
                 return null;
             }
 
-            warnings.Add($"{AdminConfig.SectionName}:Listen: {endpoint} is reachable from other machines, and the admin endpoint has no authentication");
+            warnings.Add($"{listenKey.Path}: {endpoint} is reachable from other machines, and the admin endpoint has no authentication");
         }
 
         var clash = routes.FirstOrDefault(r => r.Listen.Endpoints.Any(e => endpoint.Port != 0 && e.Port == endpoint.Port &&
             e.AddressFamily == endpoint.AddressFamily && (e.Address.Equals(endpoint.Address) || IsAny(e.Address) || IsAny(endpoint.Address))));
         if (clash is not null)
         {
-            Error("Listen", $"{endpoint} is also a listen endpoint of route '{clash.Name}'");
+            Error(listenKey.Path, $"{endpoint} is also a listen endpoint of route '{clash.Name}'");
             return null;
         }
 
         return new AdminModel(endpoint, allowNonLoopback);
     }
+
+    /// <summary>The <c>Admin:Listen</c> value that turns the admin endpoint off.</summary>
+    private const string AdminOff = "off";
 
     private async Task<RouteModel?> ValidateRouteAsync(RouteConfig route, List<ConfigError> errors, List<string> warnings,
         Dictionary<string, IPAddress[]> resolved, CancellationToken cancellationToken)
@@ -157,7 +164,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
 
         foreach (var unknown in route.UnknownFields)
         {
-            Error(unknown, UnknownField(unknown, RouteFields.Names));
+            Error(unknown, UnknownField(unknown, RouteConfig.Fields.Names));
         }
 
         foreach (var (field, expected, found) in route.MisshapenFields)
@@ -168,11 +175,11 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         EndpointSpec? listen = null;
         if (route.Listen is null)
         {
-            Error("Listen", "is missing; expected ADDR:PORT, e.g. 127.0.0.1:19092");
+            Error(nameof(RouteConfig.Listen), $"is missing; expected ADDR:PORT, e.g. {Field(nameof(RouteConfig.Listen)).Example}");
         }
         else if (!EndpointSpec.TryParse(route.Listen, allowPortZero: true, out listen, out var error))
         {
-            Error("Listen", error);
+            Error(nameof(RouteConfig.Listen), error);
         }
 
         UpstreamSpec? upstream = null;
@@ -181,90 +188,46 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             // Each connection's upstream is where it was going; a configured one would go unused.
             if (route.Upstream is not null)
             {
-                Error("Upstream", "an intercepting route connects each connection to its original destination; remove Upstream (or Intercept)");
+                Error(nameof(RouteConfig.Upstream), $"an intercepting route connects each connection to its original destination; remove {nameof(RouteConfig.Upstream)} (or {nameof(RouteConfig.Intercept)})");
             }
         }
         else if (route.Upstream is null)
         {
-            Error("Upstream", "is missing; expected HOST:PORT, e.g. localhost:9092 (or Intercept, to serve redirected connections)");
+            Error(nameof(RouteConfig.Upstream), $"is missing; expected HOST:PORT, e.g. {Field(nameof(RouteConfig.Upstream)).Example} (or {nameof(RouteConfig.Intercept)}, to serve redirected connections)");
         }
         else if (!UpstreamSpec.TryParse(route.Upstream, out upstream, out var error))
         {
-            Error("Upstream", error);
+            Error(nameof(RouteConfig.Upstream), error);
         }
 
         AddressSet? sources = null;
         if (route.Source is null)
         {
-            Error("Source", "is missing; expected an address such as 127.0.0.2, a range, a CIDR block or a list");
+            Error(nameof(RouteConfig.Source), $"is missing; expected an address such as {Field(nameof(RouteConfig.Source)).Example}, a range, a CIDR block or a list");
         }
         else if (!AddressSet.TryParse(route.Source, out sources, out var error))
         {
-            Error("Source", error);
+            Error(nameof(RouteConfig.Source), error);
         }
         else
         {
             foreach (var problem in probe.CheckAssigned(sources))
             {
-                Error("Source", problem);
+                Error(nameof(RouteConfig.Source), problem);
             }
         }
 
-        var protocol = RouteProtocol.Tcp;
-        if (route.Protocol is { } protocolText && !Enum.TryParse(protocolText, ignoreCase: true, out protocol))
+        var protocolField = Field(nameof(RouteConfig.Protocol));
+        var protocolText = route.Protocol ?? protocolField.Default!;
+        if (!Enum.TryParse(protocolText, ignoreCase: true, out RouteProtocol protocol) || !Enum.IsDefined(protocol))
         {
-            Error("Protocol", $"'{protocolText}' is not a protocol; expected Tcp, Kafka or Http");
-        }
-        else if (!Enum.IsDefined(protocol))
-        {
-            Error("Protocol", $"'{route.Protocol}' is not a protocol; expected Tcp, Kafka or Http");
+            Error(protocolField.Path, $"'{protocolText}' is not a protocol; expected {OneOf(protocolField)}");
         }
 
-        var connectTimeout = ProxyDefaults.ConnectTimeout;
-        if (route.ConnectTimeout is { } timeoutText &&
-            (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out connectTimeout) || connectTimeout <= TimeSpan.Zero))
-        {
-            Error("ConnectTimeout", $"'{timeoutText}' is not a positive duration such as 00:00:10");
-        }
-
-        TimeSpan? idleTimeout = null;
-        if (route.IdleTimeout is { } idleText)
-        {
-            if (TimeSpan.TryParse(idleText, CultureInfo.InvariantCulture, out var idle) && idle > TimeSpan.Zero)
-            {
-                idleTimeout = idle;
-            }
-            else
-            {
-                Error("IdleTimeout", $"'{idleText}' is not a positive duration such as 00:05:00");
-            }
-        }
-
-        int? maxConnections = null;
-        if (route.MaxConnections is { } maxText)
-        {
-            if (int.TryParse(maxText, CultureInfo.InvariantCulture, out int max) && max > 0)
-            {
-                maxConnections = max;
-            }
-            else
-            {
-                Error("MaxConnections", $"'{maxText}' is not a positive whole number");
-            }
-        }
-
-        int? maxPerClient = null;
-        if (route.MaxConnectionsPerClient is { } perClientText)
-        {
-            if (int.TryParse(perClientText, CultureInfo.InvariantCulture, out int perClient) && perClient > 0)
-            {
-                maxPerClient = perClient;
-            }
-            else
-            {
-                Error("MaxConnectionsPerClient", $"'{perClientText}' is not a positive whole number");
-            }
-        }
+        var connectTimeout = Duration(Field(nameof(RouteConfig.ConnectTimeout)), route.ConnectTimeout, Error);
+        var idleTimeout = Duration(Field(nameof(RouteConfig.IdleTimeout)), route.IdleTimeout, Error);
+        var maxConnections = PositiveCount(Field(nameof(RouteConfig.MaxConnections)), route.MaxConnections, Error);
+        var maxPerClient = PositiveCount(Field(nameof(RouteConfig.MaxConnectionsPerClient)), route.MaxConnectionsPerClient, Error);
 
         var kafka = ValidateKafka(route, protocol, listen, Error);
         var assignment = ValidateAssignment(route, protocol, sources, Error);
@@ -294,7 +257,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             Upstream = upstream,
             Sources = new SourcePool(sources),
             Protocol = protocol,
-            ConnectTimeout = connectTimeout,
+            ConnectTimeout = connectTimeout!.Value,
             MaxConnections = maxConnections,
             MaxConnectionsPerClient = maxPerClient,
             IdleTimeout = idleTimeout,
@@ -304,9 +267,6 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             Intercept = intercept,
         };
     }
-
-    /// <summary>The keys of a route's <c>Intercept</c> section.</summary>
-    internal static readonly string[] InterceptKeys = ["Ports", "Cgroup", "Uid"];
 
     /// <summary>
     /// An intercepting route: the ports, exactly one selector (never none: every process would
@@ -320,50 +280,53 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             return null;
         }
 
-        string? Value(string key) => written.FirstOrDefault(kv => string.Equals(kv.Key, key, StringComparison.OrdinalIgnoreCase)).Value;
-        foreach (var key in written.Keys.Where(k => !InterceptKeys.Contains(k, StringComparer.OrdinalIgnoreCase)))
+        var section = InterceptConfig.Read(written);
+        var keys = InterceptConfig.Fields;
+        var (portsKey, cgroupKey, uidKey) = (keys[nameof(InterceptConfig.Ports)], keys[nameof(InterceptConfig.Cgroup)], keys[nameof(InterceptConfig.Uid)]);
+        const string Intercept = nameof(RouteConfig.Intercept);
+        foreach (var key in section.UnknownKeys)
         {
-            error($"Intercept:{key}", KeySuggestions.Closest(key, InterceptKeys) is { } near
+            error($"{keys.Section}:{key}", KeySuggestions.Closest(key, keys.Names) is { } near
                 ? $"unknown key; did you mean {near}?"
-                : $"unknown key; Intercept takes {string.Join(", ", InterceptKeys)}");
+                : $"unknown key; {Intercept} takes {string.Join(", ", keys.Names)}");
         }
 
         var ports = PortSet.Empty;
-        if (Value("Ports") is not { } portsText)
+        if (section.Ports is not { } portsText)
         {
-            error("Intercept:Ports", "is missing; expected the destination ports to redirect, e.g. 9092-9094,8081");
+            error(portsKey.Path, $"is missing; expected the destination ports to redirect, e.g. {portsKey.Example}");
         }
         else if (!PortSet.TryParse(portsText, out ports, out var portsError))
         {
-            error("Intercept:Ports", portsError);
+            error(portsKey.Path, portsError);
         }
 
         InterceptSelector? selector = null;
-        var (cgroupText, uidText) = (Value("Cgroup"), Value("Uid"));
+        var (cgroupText, uidText) = (section.Cgroup, section.Uid);
         if (cgroupText is null && uidText is null)
         {
-            error("Intercept", "has no selector; give Cgroup (a cgroup v2 group, e.g. /sys/fs/cgroup/kafka-clients) or Uid (the user the clients run as). " +
+            error(Intercept, $"has no selector; give {cgroupKey.Name} (a cgroup v2 group, e.g. {cgroupKey.Example}) or {uidKey.Name} (the user the clients run as). " +
                 "Intercepting every process would redirect the proxy's own upstream connections, which go to the same ports, back into it");
         }
         else if (cgroupText is not null && uidText is not null)
         {
-            error("Intercept", "has both Cgroup and Uid; give one (two routes intercept both)");
+            error(Intercept, $"has both {cgroupKey.Name} and {uidKey.Name}; give one (two routes intercept both)");
         }
         else if (cgroupText is not null)
         {
             string cgroupError = "cannot be checked here";
             if (interception is not null && (selector = interception.FindCgroup(cgroupText, out cgroupError)) is null)
             {
-                error("Intercept:Cgroup", cgroupError);
+                error(cgroupKey.Path, cgroupError);
             }
         }
         else if (!int.TryParse(uidText, NumberStyles.None, CultureInfo.InvariantCulture, out int uid))
         {
-            error("Intercept:Uid", $"'{uidText}' is not a user id; expected a whole number such as 1000");
+            error(uidKey.Path, $"'{uidText}' is not a user id; expected a whole number such as {uidKey.Example}");
         }
         else if (uid == interception?.OwnUid)
         {
-            error("Intercept:Uid", $"{uid} is the proxy's own uid, so its upstream connections would be redirected back into it; run the clients as another user, or select them by Cgroup");
+            error(uidKey.Path, $"{uid} is the proxy's own uid, so its upstream connections would be redirected back into it; run the clients as another user, or select them by {cgroupKey.Name}");
         }
         else
         {
@@ -372,15 +335,15 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
 
         if (protocol == RouteProtocol.Http)
         {
-            error("Intercept", "applies to Tcp and Kafka routes; an Http route forwards every request to its Upstream");
+            error(Intercept, $"applies to Tcp and Kafka routes; an Http route forwards every request to its {nameof(RouteConfig.Upstream)}");
         }
 
         // Broker listeners are not made for an intercepting route: brokers keep their addresses.
-        foreach (var (field, value) in new[] { ("BrokerPorts", route.BrokerPorts), ("AdvertisedHost", route.AdvertisedHost), ("AllowedBrokers", route.AllowedBrokers) })
+        foreach (var field in new[] { nameof(RouteConfig.BrokerPorts), nameof(RouteConfig.AdvertisedHost), nameof(RouteConfig.AllowedBrokers) }.Select(Field))
         {
-            if (protocol == RouteProtocol.Kafka && value is not null)
+            if (protocol == RouteProtocol.Kafka && field.Get(route) is not null)
             {
-                error(field, "does not apply to an intercepting route: brokers keep the addresses they advertise, and their ports join the intercepted ones");
+                error(field.Path, "does not apply to an intercepting route: brokers keep the addresses they advertise, and their ports join the intercepted ones");
             }
         }
 
@@ -391,11 +354,11 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
 
         if (interception is null)
         {
-            error("Intercept", "interception is not available here");
+            error(Intercept, "interception is not available here");
         }
         else if (interception.Missing() is { Count: > 0 } missing)
         {
-            error("Intercept", $"the rules cannot be installed: this process lacks {string.Join("; ", missing)}. {interception.HowToGrant}");
+            error(Intercept, $"the rules cannot be installed: this process lacks {string.Join("; ", missing)}. {interception.HowToGrant}");
         }
 
         return selector is null || ports.IsEmpty ? null : new InterceptSettings(ports, selector);
@@ -408,22 +371,22 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
     /// </summary>
     private static void CheckInterceptListen(EndpointSpec listen, AddressSet? sources, Action<string, string> error)
     {
-        const string Where = "redirected connections arrive at 127.0.0.1 and [::1] (a wildcard 0.0.0.0 or [::] receives them too), e.g. \"Listen\": \"127.0.0.1:0,[::1]:0\"";
+        const string Where = $"redirected connections arrive at 127.0.0.1 and [::1] (a wildcard 0.0.0.0 or [::] receives them too), e.g. \"{nameof(RouteConfig.Listen)}\": \"127.0.0.1:0,[::1]:0\"";
         var families = new HashSet<AddressFamily>();
         foreach (var endpoint in listen.Endpoints)
         {
             var address = endpoint.Address;
             if (!address.Equals(IPAddress.Loopback) && !address.Equals(IPAddress.IPv6Loopback) && !IsAny(address))
             {
-                error("Listen", $"{endpoint}: an intercepting route listens where {Where}");
+                error(nameof(RouteConfig.Listen), $"{endpoint}: an intercepting route listens where {Where}");
             }
             else if (!families.Add(endpoint.AddressFamily))
             {
-                error("Listen", $"{endpoint}: an intercepting route has one listener per address family; {Where}");
+                error(nameof(RouteConfig.Listen), $"{endpoint}: an intercepting route has one listener per address family; {Where}");
             }
             else if (sources is not null && endpoint.AddressFamily != sources.Family)
             {
-                error("Listen", $"{endpoint} would receive {FamilyName(endpoint.AddressFamily)} connections, which cannot leave from the {FamilyName(sources.Family)} Source {sources}");
+                error(nameof(RouteConfig.Listen), $"{endpoint} would receive {FamilyName(endpoint.AddressFamily)} connections, which cannot leave from the {FamilyName(sources.Family)} Source {sources}");
             }
         }
     }
@@ -440,56 +403,53 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
 
     private static AssignmentSettings ValidateAssignment(RouteConfig route, RouteProtocol protocol, AddressSet? sources, Action<string, string> error)
     {
-        var policy = AssignPolicy.RoundRobin;
-        if (route.Assign is { } assignText && !TryParseAssign(assignText, out policy))
+        const string Assign = nameof(RouteConfig.Assign);
+        var assignText = route.Assign ?? Field(Assign).Default!;
+        if (!TryParseAssign(assignText, out var policy))
         {
-            error("Assign", $"'{assignText}' is not a policy; expected one of {string.Join(", ", AssignNames)}");
+            error(Assign, $"'{assignText}' is not a policy; expected one of {string.Join(", ", AssignNames)}");
         }
 
         if (policy == AssignPolicy.KafkaClientId && protocol != RouteProtocol.Kafka)
         {
-            error("Assign", "kafka-client-id needs \"Protocol\": \"Kafka\"");
+            error(Assign, $"{AssignNames[(int)AssignPolicy.KafkaClientId]} needs \"{nameof(RouteConfig.Protocol)}\": \"{RouteProtocol.Kafka}\"");
         }
 
         if (policy == AssignPolicy.Process && !ProcessLookup.IsSupported)
         {
-            error("Assign", "process needs Linux (/proc); use client-address elsewhere");
+            error(Assign, $"{AssignNames[(int)AssignPolicy.Process]} needs Linux (/proc); use {AssignNames[(int)AssignPolicy.ClientAddress]} elsewhere");
         }
 
-        var whenExhausted = ExhaustedPolicy.Share;
-        if (route.WhenExhausted is { } exhaustedText && !Enum.TryParse(exhaustedText, ignoreCase: true, out whenExhausted))
+        var exhaustedField = Field(nameof(RouteConfig.WhenExhausted));
+        var exhaustedText = route.WhenExhausted ?? exhaustedField.Default!;
+        if (!Enum.TryParse(exhaustedText, ignoreCase: true, out ExhaustedPolicy whenExhausted))
         {
-            error("WhenExhausted", $"'{exhaustedText}' is not a fallback; expected share or refuse");
+            error(exhaustedField.Path, $"'{exhaustedText}' is not a fallback; expected {OneOf(exhaustedField)}");
         }
 
-        var idle = TimeSpan.FromMinutes(10);
-        if (route.AssignmentIdleTimeout is { } idleText &&
-            (!TimeSpan.TryParse(idleText, CultureInfo.InvariantCulture, out idle) || idle <= TimeSpan.Zero))
-        {
-            error("AssignmentIdleTimeout", $"'{idleText}' is not a positive duration such as 00:10:00");
-        }
+        var idle = Duration(Field(nameof(RouteConfig.AssignmentIdleTimeout)), route.AssignmentIdleTimeout, error);
 
         var clientIds = new Dictionary<string, IPAddress>(StringComparer.Ordinal);
         if (route.ClientIds is { Count: > 0 } ids)
         {
             if (policy != AssignPolicy.KafkaClientId)
             {
-                error("ClientIds", "applies only with \"Assign\": \"kafka-client-id\"");
+                error(nameof(RouteConfig.ClientIds), $"applies only with \"{Assign}\": \"{AssignNames[(int)AssignPolicy.KafkaClientId]}\"");
             }
 
             foreach (var (id, addressText) in ids)
             {
                 if (addressText is null || !AddressSet.TryParseAddress(addressText, out var address))
                 {
-                    error($"ClientIds:{id}", $"'{addressText}' is not an IP address");
+                    error($"{nameof(RouteConfig.ClientIds)}:{id}", $"'{addressText}' is not an IP address");
                 }
                 else if (sources is not null && !sources.Contains(address))
                 {
-                    error($"ClientIds:{id}", $"{address} is not in the route's Source pool {sources}");
+                    error($"{nameof(RouteConfig.ClientIds)}:{id}", $"{address} is not in the route's {nameof(RouteConfig.Source)} pool {sources}");
                 }
                 else if (clientIds.ContainsValue(address))
                 {
-                    error($"ClientIds:{id}", $"{address} is already pinned to client '{clientIds.First(kv => kv.Value.Equals(address)).Key}'");
+                    error($"{nameof(RouteConfig.ClientIds)}:{id}", $"{address} is already pinned to client '{clientIds.First(kv => kv.Value.Equals(address)).Key}'");
                 }
                 else
                 {
@@ -498,7 +458,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             }
         }
 
-        return new AssignmentSettings { Policy = policy, ClientIds = clientIds, WhenExhausted = whenExhausted, IdleTimeout = idle };
+        return new AssignmentSettings { Policy = policy, ClientIds = clientIds, WhenExhausted = whenExhausted, IdleTimeout = idle ?? default };
     }
 
     private static HttpRouteSettings? ValidateHttp(RouteConfig route, RouteProtocol protocol, Action<string, string> error)
@@ -509,20 +469,15 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             return null;
         }
 
-        bool xForwarded = true;
-        if (route.XForwarded is { } xForwardedText && !bool.TryParse(xForwardedText, out xForwarded))
+        var xForwardedField = Field(nameof(RouteConfig.XForwarded));
+        var xForwardedText = route.XForwarded ?? xForwardedField.Default!;
+        if (!bool.TryParse(xForwardedText, out bool xForwarded))
         {
-            error("XForwarded", $"'{xForwardedText}' is neither true nor false");
+            error(xForwardedField.Path, $"'{xForwardedText}' is neither true nor false");
         }
 
-        var requestTimeout = ProxyDefaults.RequestTimeout;
-        if (route.RequestTimeout is { } timeoutText &&
-            (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out requestTimeout) || requestTimeout <= TimeSpan.Zero))
-        {
-            error("RequestTimeout", $"'{timeoutText}' is not a positive duration such as 00:01:40");
-        }
-
-        return new HttpRouteSettings { XForwarded = xForwarded, RequestTimeout = requestTimeout };
+        var requestTimeout = Duration(Field(nameof(RouteConfig.RequestTimeout)), route.RequestTimeout, error);
+        return new HttpRouteSettings { XForwarded = xForwarded, RequestTimeout = requestTimeout ?? default };
     }
 
     private static KafkaRouteSettings? ValidateKafka(RouteConfig route, RouteProtocol protocol, EndpointSpec? listen, Action<string, string> error)
@@ -533,6 +488,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             return null;
         }
 
+        var brokerPortsField = Field(nameof(RouteConfig.BrokerPorts));
         (int First, int Last)? brokerPorts = null;
         if (route.BrokerPorts is { } portsText)
         {
@@ -543,43 +499,38 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
                 brokerPorts = (first, last);
                 if (listen is not null && listen.Endpoints.Any(e => e.Port >= first && e.Port <= last))
                 {
-                    error("BrokerPorts", $"{first}-{last} overlaps the route's own Listen port");
+                    error(brokerPortsField.Path, $"{first}-{last} overlaps the route's own {nameof(RouteConfig.Listen)} port");
                 }
             }
             else
             {
-                error("BrokerPorts", $"'{portsText}' is not a port range such as 19093-19120");
+                error(brokerPortsField.Path, $"'{portsText}' is not a port range such as {brokerPortsField.Example}");
             }
         }
 
         if (route.AdvertisedHost is { } host && Uri.CheckHostName(host.Trim('[', ']')) == UriHostNameType.Unknown)
         {
-            error("AdvertisedHost", $"'{host}' is neither a host name nor an IP address");
+            error(nameof(RouteConfig.AdvertisedHost), $"'{host}' is neither a host name nor an IP address");
         }
 
-        int maxFrameSize = ProxyDefaults.MaxFrameSize;
-        if (route.MaxFrameSize is { } sizeText &&
-            (!int.TryParse(sizeText, CultureInfo.InvariantCulture, out maxFrameSize) || maxFrameSize < 1024))
+        var maxFrameField = Field(nameof(RouteConfig.MaxFrameSize));
+        var sizeText = route.MaxFrameSize ?? maxFrameField.Default!;
+        if (!int.TryParse(sizeText, CultureInfo.InvariantCulture, out int maxFrameSize) || maxFrameSize < MinFrameSize)
         {
-            error("MaxFrameSize", $"'{sizeText}' is not a size in bytes of at least 1024 (default {ProxyDefaults.MaxFrameSize})");
+            error(maxFrameField.Path, $"'{sizeText}' is not a size in bytes of at least {MinFrameSize} (default {maxFrameField.Default})");
         }
 
-        var frameTimeout = ProxyDefaults.FrameTimeout;
-        if (route.FrameTimeout is { } frameText &&
-            (!TimeSpan.TryParse(frameText, CultureInfo.InvariantCulture, out frameTimeout) || frameTimeout <= TimeSpan.Zero))
-        {
-            error("FrameTimeout", $"'{frameText}' is not a positive duration such as 00:00:30");
-        }
+        var frameTimeout = Duration(Field(nameof(RouteConfig.FrameTimeout)), route.FrameTimeout, error);
 
         BrokerAllowlist? allowedBrokers = null;
         if (route.AllowedBrokers is { } allowedText && !BrokerAllowlist.TryParse(allowedText, out allowedBrokers, out var allowError))
         {
-            error("AllowedBrokers", allowError);
+            error(nameof(RouteConfig.AllowedBrokers), allowError);
         }
 
         return new KafkaRouteSettings
         {
-            BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout, AllowedBrokers = allowedBrokers,
+            BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout ?? default, AllowedBrokers = allowedBrokers,
         };
     }
 
@@ -590,7 +541,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         {
             if (literal != sources.Family)
             {
-                errors.Add(new ConfigError(route, "Source", $"{sources} is {FamilyName(sources.Family)} but Upstream {upstream} is {FamilyName(literal)}; a socket bound to one family cannot reach the other"));
+                errors.Add(new ConfigError(route, nameof(RouteConfig.Source), $"{sources} is {FamilyName(sources.Family)} but {nameof(RouteConfig.Upstream)} {upstream} is {FamilyName(literal)}; a socket bound to one family cannot reach the other"));
             }
 
             return null;
@@ -605,24 +556,71 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
-            warnings.Add($"route '{route}': Upstream: cannot resolve '{upstream.Host}' now ({e.Message}); it is resolved again at each connection");
+            warnings.Add($"route '{route}': {nameof(RouteConfig.Upstream)}: cannot resolve '{upstream.Host}' now ({e.Message}); it is resolved again at each connection");
             return null;
         }
 
         if (!addresses.Any(a => (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).AddressFamily == sources.Family))
         {
-            errors.Add(new ConfigError(route, "Source", $"{sources} is {FamilyName(sources.Family)} but Upstream '{upstream.Host}' resolves only to {string.Join(", ", addresses.Select(a => a.ToString()))}; a socket bound to one family cannot reach the other"));
+            errors.Add(new ConfigError(route, nameof(RouteConfig.Source), $"{sources} is {FamilyName(sources.Family)} but {nameof(RouteConfig.Upstream)} '{upstream.Host}' resolves only to {string.Join(", ", addresses.Select(a => a.ToString()))}; a socket bound to one family cannot reach the other"));
         }
 
         return addresses;
     }
 
+    /// <summary>The smallest <c>MaxFrameSize</c>: a request header and a little more.</summary>
+    private const int MinFrameSize = 1024;
+
+    /// <summary>The route field named <paramref name="name"/> (a <c>nameof</c>).</summary>
+    private static ConfigField Field(string name) => RouteConfig.Fields[name];
+
+    /// <summary>The values a field takes, as a message lists them: "Tcp, Kafka or Http".</summary>
+    private static string OneOf(ConfigField field) =>
+        field.Values.Count < 2 ? string.Join("", field.Values) : $"{string.Join(", ", field.Values.SkipLast(1))} or {field.Values[^1]}";
+
+    /// <summary>
+    /// A duration field: the value written, else the field's default, read the same way; null when
+    /// neither is there (the field is off) or the value is wrong (reported).
+    /// </summary>
+    private static TimeSpan? Duration(ConfigField field, string? written, Action<string, string> error, bool positive = true)
+    {
+        if ((written ?? field.Default) is not { } text)
+        {
+            return null;
+        }
+
+        if (TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var value) && (positive ? value > TimeSpan.Zero : value >= TimeSpan.Zero))
+        {
+            return value;
+        }
+
+        error(field.Path, $"'{text}' is not {(positive ? "a positive duration" : "a duration")} such as {field.Example}");
+        return null;
+    }
+
+    /// <summary>A limit: the whole number written, else the field's default; null when neither is there (no limit) or the value is wrong (reported).</summary>
+    private static int? PositiveCount(ConfigField field, string? written, Action<string, string> error)
+    {
+        if ((written ?? field.Default) is not { } text)
+        {
+            return null;
+        }
+
+        if (int.TryParse(text, CultureInfo.InvariantCulture, out int value) && value > 0)
+        {
+            return value;
+        }
+
+        error(field.Path, $"'{text}' is not a positive whole number");
+        return null;
+    }
+
     /// <summary>Fields set on a route of another protocol than the one they belong to, from the field table.</summary>
     private static void RefuseFieldsOf(RouteProtocol protocol, RouteConfig route, Action<string, string> error)
     {
-        foreach (var field in RouteFields.All.Where(f => f.OnlyFor == protocol && f.Get(route) is not null))
+        foreach (var field in RouteConfig.Fields.All.Where(f => f.OnlyFor == protocol && f.Get(route) is not null))
         {
-            error(field.Name, $"applies to {protocol} routes only; set \"Protocol\": \"{protocol}\" or remove it");
+            error(field.Path, $"applies to {protocol} routes only; set \"{nameof(RouteConfig.Protocol)}\": \"{protocol}\" or remove it");
         }
     }
 
@@ -648,7 +646,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
 
             if (KeySuggestions.Closest(key, ConfigReader.ProxyKeys) is { } proxyKey)
             {
-                return $"unknown section; {proxyKey} goes inside the {ConfigReader.SectionName} section ({ConfigReader.SectionName}:{proxyKey})";
+                return $"unknown section; {proxyKey} goes inside the {ProxyConfig.SectionName} section ({ProxyConfig.Fields[proxyKey].Path})";
             }
 
             return null;
@@ -659,9 +657,9 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             return $"unknown key; did you mean {near}?";
         }
 
-        if (RouteFields.Find(key) is not null)
+        if (RouteConfig.Fields.Find(key) is not null)
         {
-            return $"unknown key; route fields such as {key} go inside a route, {ConfigReader.SectionName}:Routes:NAME:{key}";
+            return $"unknown key; route fields such as {key} go inside a route, {ProxyConfig.Fields[nameof(ProxyConfig.Routes)].Path}:NAME:{key}";
         }
 
         return $"unknown key; known keys are {string.Join(", ", unknown.Known)}";
@@ -712,7 +710,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
                 if (hit.What is not null)
                 {
                     var what = route.Upstream.Host is { } host ? $"'{host}' resolves to {destination}, which" : $"{destination}";
-                    errors.Add(new ConfigError(route.Name, "Upstream", $"{what} is {hit.What} of this proxy: {hit.Why}"));
+                    errors.Add(new ConfigError(route.Name, nameof(RouteConfig.Upstream), $"{what} is {hit.What} of this proxy: {hit.Why}"));
                     break;
                 }
             }
@@ -733,12 +731,12 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             var ports = route.Intercept!.Ports;
             if (intercepting.Take(i).FirstOrDefault(r => r.Family == route.Family && r.Intercept!.Selector == route.Intercept.Selector && r.Intercept.Ports.Overlaps(ports)) is { } earlier)
             {
-                errors.Add(new ConfigError(route.Name, "Intercept:Ports", $"route '{earlier.Name}' already intercepts {route.Intercept.Selector}'s connections to {earlier.Intercept!.Ports}, which overlaps {ports}"));
+                errors.Add(new ConfigError(route.Name, InterceptConfig.Fields[nameof(InterceptConfig.Ports)].Path, $"route '{earlier.Name}' already intercepts {route.Intercept.Selector}'s connections to {earlier.Intercept!.Ports}, which overlaps {ports}"));
             }
 
             if (routes.SelectMany(r => r.Listen.Endpoints.Select(e => (Route: r, e.Port))).FirstOrDefault(l => l.Port != 0 && ports.Contains(l.Port)) is { Route: { } owner } listener)
             {
-                errors.Add(new ConfigError(route.Name, "Intercept:Ports", $"{ports} includes {listener.Port}, a listen port of route '{owner.Name}' of this proxy: connections to it would be redirected away from it"));
+                errors.Add(new ConfigError(route.Name, InterceptConfig.Fields[nameof(InterceptConfig.Ports)].Path, $"{ports} includes {listener.Port}, a listen port of route '{owner.Name}' of this proxy: connections to it would be redirected away from it"));
             }
         }
     }
@@ -754,7 +752,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
                     (kv.Key.Address.Equals(endpoint.Address) || IsAny(kv.Key.Address) || IsAny(endpoint.Address)));
                 if (clash.Key is not null)
                 {
-                    errors.Add(new ConfigError(route.Name, "Listen", clash.Value == route.Name
+                    errors.Add(new ConfigError(route.Name, nameof(RouteConfig.Listen), clash.Value == route.Name
                         ? $"lists {endpoint} twice"
                         : $"{endpoint} is also a listen endpoint of route '{clash.Value}'"));
                     continue;

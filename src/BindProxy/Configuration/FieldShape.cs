@@ -1,6 +1,6 @@
 namespace BindProxy.Configuration;
 
-/// <summary>How a route field is written in the configuration.</summary>
+/// <summary>How a field is written in the configuration.</summary>
 internal enum FieldShape
 {
     /// <summary>One value.</summary>
@@ -11,4 +11,7 @@ internal enum FieldShape
 
     /// <summary>A section of names and values (<c>ClientIds</c>, <c>Intercept</c>).</summary>
     Map,
+
+    /// <summary>A section of named sections, each read by a table of its own (<c>Routes</c>).</summary>
+    Sections,
 }

@@ -23,7 +23,7 @@ internal static class JsonFileCheck
             utf8 = utf8[Encoding.UTF8.Preamble.Length..];
         }
 
-        const string Expected = "it must hold a JSON object such as { \"BindProxy\": { \"Routes\": { ... } } }";
+        const string Expected = $"it must hold a JSON object such as {{ \"{ProxyConfig.SectionName}\": {{ \"{nameof(ProxyConfig.Routes)}\": {{ ... }} }} }}";
         if (utf8.Trim(" \t\r\n"u8).IsEmpty)
         {
             return $"is empty; {Expected}";

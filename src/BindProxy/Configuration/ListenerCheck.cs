@@ -21,7 +21,7 @@ internal static class ListenerCheck
             {
                 if (ListenProbe.Check(endpoint, kestrel: route.Protocol == RouteProtocol.Http) is { } problem)
                 {
-                    errors.Add(new ConfigError(route.Name, "Listen", problem));
+                    errors.Add(new ConfigError(route.Name, nameof(RouteConfig.Listen), problem));
                 }
             }
 
@@ -34,7 +34,7 @@ internal static class ListenerCheck
                     {
                         if (ListenProbe.Check(new System.Net.IPEndPoint(address, port)) is { } problem)
                         {
-                            errors.Add(new ConfigError(route.Name, "BrokerPorts", problem));
+                            errors.Add(new ConfigError(route.Name, nameof(RouteConfig.BrokerPorts), problem));
                         }
                     }
                 }
@@ -52,6 +52,6 @@ internal static class ListenerCheck
     /// <summary>The admin endpoint's problem (a busy port, a missing permission), or null when it can be listened on or is off.</summary>
     public static ConfigError? Admin(ProxyModel model) =>
         model.Admin is { Listen.Port: not 0 } admin && ListenProbe.Check(admin.Listen, kestrel: true) is { } problem
-            ? new ConfigError("", $"{AdminConfig.SectionName}:Listen", problem)
+            ? new ConfigError("", AdminConfig.Fields[nameof(AdminConfig.Listen)].Path, problem)
             : null;
 }

@@ -3,12 +3,24 @@ namespace BindProxy.Configuration;
 /// <summary>The whole proxy configuration as written.</summary>
 internal sealed record ProxyConfig
 {
+    public const string SectionName = "BindProxy";
+
+    /// <summary>The keys of the <c>BindProxy</c> section.</summary>
+    public static FieldTable Fields { get; } = FieldTable.Of<ProxyConfig>(SectionName);
+
+    [ConfigField("The routes, each a section of the fields above under the route's name (the name logs, metrics and the admin API show).",
+        Forms = """`{ "kafka": { "Listen": ..., "Upstream": ..., "Source": ... } }`""",
+        Unset = "required, unless the command line gives the route (`--listen`, `--upstream`, `--source`)",
+        Shape = FieldShape.Sections)]
     public IReadOnlyList<RouteConfig> Routes { get; init; } = [];
 
-    /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
+    [ConfigField("How long connections may take to finish at shutdown or when their route is removed; those still open then are reset.",
+        Forms = "`00:00:30`", Default = "00:00:30")]
     public string? DrainTimeout { get; init; }
 
-    /// <summary>The forwarding engine of plain Tcp routes: auto (default), relay or pipes. Read at startup.</summary>
+    [ConfigField("The forwarding engine of plain Tcp routes: `relay` (epoll; Linux x64 and arm64), `pipes` (System.IO.Pipelines; everywhere) or `auto`, the relay engine where it runs; `--engine` replaces it. See [Forwarding](#forwarding).",
+        Forms = "`auto`, `relay`, `pipes`", Default = "auto",
+        Reload = FieldReload.Restart)]
     public string? Engine { get; init; }
 
     /// <summary>The admin endpoint; null when the file has no <c>Admin</c> section.</summary>

@@ -2,96 +2,110 @@ namespace BindProxy.Configuration;
 
 /// <summary>
 /// One route as the user wrote it: raw strings, validated by <see cref="ConfigValidator"/>. Every
-/// field of a route's section is a property here marked <see cref="RouteFieldAttribute"/>, and
-/// nowhere else: a new field is a new property.
+/// field of a route's section is a property here marked <see cref="ConfigFieldAttribute"/>, with
+/// its definition, and nowhere else: a new field is a new property.
 /// </summary>
 internal sealed record RouteConfig
 {
+    /// <summary>The keys of a route's section.</summary>
+    public static FieldTable Fields { get; } = FieldTable.Of<RouteConfig>("");
+
     /// <summary>The route's key under <c>BindProxy:Routes</c>.</summary>
     public required string Name { get; init; }
 
-    /// <summary>Where clients connect: endpoints, ranges, CIDR blocks or a list.</summary>
-    [RouteField(Shape = FieldShape.List)]
+    [ConfigField("Listen endpoint(s); one listener per address. Port 0 picks a free port (logged).",
+        Forms = "`127.0.0.1:19092`, `[::1]:19092`, `127.0.0.10-127.0.0.17:18080`, `127.0.1.0/29:18080`, a comma-separated list or a JSON array; IPv4 and IPv6 may be mixed",
+        Shape = FieldShape.List)]
     public string? Listen { get; init; }
 
-    /// <summary>The real server: HOST:PORT, or an address range with a port.</summary>
-    [RouteField(Shape = FieldShape.List)]
+    [ConfigField("The real server. A host name is resolved at each connection, and only addresses of the source's family are used (`localhost` may resolve to `::1` first). An address range fans out round-robin over several server addresses.",
+        Forms = "`localhost:9092`, `127.0.0.1:9092`, `[::1]:9092`, `127.0.0.1-127.0.0.8:9000`",
+        Unset = "required, unless `Intercept` is set",
+        Shape = FieldShape.List)]
     public string? Upstream { get; init; }
 
-    /// <summary>The source address pool of upstream connections.</summary>
-    [RouteField(Shape = FieldShape.List)]
+    [ConfigField("Source address pool, used round-robin.",
+        Forms = "`127.0.0.2`, `127.0.0.2-127.0.0.40`, `127.0.0.2-40`, `127.0.1.0/24` (network and broadcast addresses left out), a list or JSON array",
+        Shape = FieldShape.List)]
     public string? Source { get; init; }
 
-    /// <summary>Tcp (default), Kafka or Http.</summary>
-    [RouteField]
+    [ConfigField("`Tcp`: bytes pass untouched. `Kafka`: broker addresses in responses are rewritten so the client stays on the proxy. `Http`: an HTTP reverse proxy (see [HTTP routes](#http-routes)).",
+        Forms = "`Tcp`, `Kafka`, `Http`", Default = "Tcp")]
     public string? Protocol { get; init; }
 
-    [RouteField]
+    [ConfigField("Upstream connect timeout; the client is closed when it passes (`Http`: the request gets 502).",
+        Forms = "`00:00:10`", Default = "00:00:10")]
     public string? ConnectTimeout { get; init; }
 
-    /// <summary>Close connections with no byte either way for this long (default: never).</summary>
-    [RouteField]
+    [ConfigField("Close a connection when no byte has moved either way for this long (checked once a second).",
+        Forms = "`00:05:00`", Unset = "never")]
     public string? IdleTimeout { get; init; }
 
-    /// <summary>Most connections the route holds at once; more are refused.</summary>
-    [RouteField]
+    [ConfigField("Most connections the route holds at once (connecting ones included). Past it new clients are closed at once, with one log line per 10 s giving the count refused.",
+        Forms = "`5000`", Unset = "no limit")]
     public string? MaxConnections { get; init; }
 
-    /// <summary>Most connections one client address may hold on the route (and its Kafka brokers).</summary>
-    [RouteField]
+    [ConfigField("Most connections one client address may hold on the route (a Kafka bootstrap and its broker listeners count together); more are closed at once, logged like `MaxConnections`.",
+        Forms = "`100`", Unset = "no limit")]
     public string? MaxConnectionsPerClient { get; init; }
 
-    /// <summary>
-    /// Transparent interception instead of <see cref="Upstream"/>: <c>Ports</c> (the destination
-    /// ports redirected) and one selector of whose connections, <c>Cgroup</c> (a cgroup v2
-    /// directory) or <c>Uid</c>; each redirected connection goes on to its original destination.
-    /// </summary>
-    [RouteField(Shape = FieldShape.Map)]
+    [ConfigField("Instead of `Upstream`: redirect these destination ports of one cgroup's or one user's connections to this route, each going on to its original destination (Linux, root or CAP_NET_ADMIN); see [Intercepting from the configuration file](#intercepting-from-the-configuration-file).",
+        Forms = """`{ "Ports": "9092-9094", "Cgroup": "/sys/fs/cgroup/clients" }`, `{ "Ports": "5432", "Uid": 1001 }`""",
+        Unset = "none: connections go to `Upstream`",
+        Shape = FieldShape.Map)]
     public IReadOnlyDictionary<string, string?>? Intercept { get; init; }
 
-    /// <summary>How a source address is picked: round-robin, client-address, process or kafka-client-id.</summary>
-    [RouteField]
+    [ConfigField("How a connection's source address is picked; see [One address per client](#one-address-per-client).",
+        Forms = "`round-robin`, `client-address`, `process`, `kafka-client-id`", Default = "round-robin")]
     public string? Assign { get; init; }
 
-    /// <summary>kafka-client-id: fixed addresses for known client ids.</summary>
-    [RouteField(Shape = FieldShape.Map)]
+    [ConfigField("`kafka-client-id` only: fixed addresses for known client ids (must be in `Source`; reserved for them).",
+        Forms = """`{ "billing": "127.0.0.5" }`""", Unset = "none",
+        Shape = FieldShape.Map)]
     public IReadOnlyDictionary<string, string?>? ClientIds { get; init; }
 
-    /// <summary>When every address is taken by a client: share (default) or refuse.</summary>
-    [RouteField]
+    [ConfigField("When every address of the pool already belongs to a client: `share` the least-used address, or `refuse` the new client.",
+        Forms = "`share`, `refuse`", Default = "share")]
     public string? WhenExhausted { get; init; }
 
-    /// <summary>How long an assignment outlives its client's last connection (default 00:10:00).</summary>
-    [RouteField]
+    [ConfigField("How long a client keeps its address after its last connection closed.",
+        Forms = "`00:10:00`", Default = "00:10:00")]
     public string? AssignmentIdleTimeout { get; init; }
 
-    /// <summary>Kafka: proxy ports for brokers, in discovery order (<c>19093-19120</c>); automatic when absent.</summary>
     /// <remarks>An edit applies to brokers discovered from then on; known brokers keep their ports.</remarks>
-    [RouteField(Scope = FieldScope.KafkaOnly)]
+    [ConfigField("Proxy ports for brokers, handed out in discovery order (one per node id, stable for the proxy's lifetime).",
+        Forms = "`19093-19120`", Unset = "automatic",
+        Scope = FieldScope.KafkaOnly)]
     public string? BrokerPorts { get; init; }
 
-    /// <summary>Kafka: the host written into rewritten responses; the address the client connected to when absent.</summary>
-    [RouteField(Scope = FieldScope.KafkaOnly)]
+    [ConfigField("The host written into rewritten broker addresses (e.g. for clients in containers).",
+        Forms = "`kafka-proxy.internal`, `192.168.1.20`", Unset = "the address the client connected to",
+        Scope = FieldScope.KafkaOnly)]
     public string? AdvertisedHost { get; init; }
 
-    /// <summary>Kafka: broker hosts the proxy may connect to (names, addresses, ranges, CIDRs); default: any the cluster advertises.</summary>
-    [RouteField(Shape = FieldShape.List, Scope = FieldScope.KafkaOnly)]
+    [ConfigField("The broker hosts the proxy may connect to when the cluster's metadata names them (host names, addresses, ranges, CIDRs). A broker outside it is never connected to: the client's connection is closed with a log line naming the broker.",
+        Forms = "`kafka-1.internal, 10.20.0.0/16`, a list or JSON array", Unset = "any broker the configured cluster advertises",
+        Shape = FieldShape.List, Scope = FieldScope.KafkaOnly)]
     public string? AllowedBrokers { get; init; }
 
-    /// <summary>Kafka: close a client that leaves a request incomplete this long (default 00:00:30).</summary>
-    [RouteField(Scope = FieldScope.KafkaOnly)]
+    [ConfigField("Close a client that leaves a request incomplete (a partial header or frame) for this long.",
+        Forms = "`00:00:30`", Default = "00:00:30",
+        Scope = FieldScope.KafkaOnly)]
     public string? FrameTimeout { get; init; }
 
-    /// <summary>Kafka: the largest frame accepted, in bytes (default 100 MiB).</summary>
-    [RouteField(Scope = FieldScope.KafkaOnly)]
+    [ConfigField("The largest request or response frame accepted, in bytes (the default is 100 MiB); larger ones close that connection with a log line.",
+        Forms = "`1048576`", Default = "104857600",
+        Scope = FieldScope.KafkaOnly)]
     public string? MaxFrameSize { get; init; }
 
-    /// <summary>Http: add X-Forwarded-For/-Proto/-Host/-Prefix (true, the default) or leave the headers as the client sent them.</summary>
-    [RouteField(Scope = FieldScope.HttpOnly)]
+    [ConfigField("Add `X-Forwarded-For`, `-Proto`, `-Host`, `-Prefix` (`true`), or leave the client's headers as they are (`false`).",
+        Forms = "`true`, `false`", Default = "true",
+        Scope = FieldScope.HttpOnly)]
     public string? XForwarded { get; init; }
 
-    /// <summary>Http: the longest a request may sit idle (no headers, no body bytes either way) before it fails with 504.</summary>
-    [RouteField(Scope = FieldScope.HttpOnly)]
+    [ConfigField("How long a request may make no progress (no response headers yet, no body bytes either way) before it fails with 504.",
+        Forms = "`00:01:40`", Default = "00:01:40",
+        Scope = FieldScope.HttpOnly)]
     public string? RequestTimeout { get; init; }
 
     /// <summary>Keys present in the route's section that no field reads (typos).</summary>

@@ -3,16 +3,34 @@ using BindProxy.Addressing;
 
 namespace BindProxy.Configuration;
 
-/// <summary>A validated route, ready to serve.</summary>
+/// <summary>
+/// A validated route, ready to serve. A member route (<see cref="ForBroker"/>) is a copy of its
+/// root but for the properties marked <see cref="NotInheritedAttribute"/>.
+/// </summary>
 internal sealed class RouteModel
 {
+    private string _name = null!;
+    private EndpointSpec _listen = null!;
     private UpstreamSpec _upstream = null!;
     private InterceptSettings? _intercept;
+    private RouteConfig? _config;
+    private RouteModel? _parent;
 
-    public required string Name { get; init; }
+    [NotInherited("a member has its own name, made from its root's and the broker's (kafka/broker-1)")]
+    public required string Name
+    {
+        get => _name;
+        init => _name = value;
+    }
 
-    public required EndpointSpec Listen { get; init; }
+    [NotInherited("a member listens on its own broker port")]
+    public required EndpointSpec Listen
+    {
+        get => _listen;
+        init => _listen = value;
+    }
 
+    [NotInherited("a member connects to its broker's real address")]
     public required UpstreamSpec Upstream
     {
         get => _upstream;
@@ -47,6 +65,7 @@ internal sealed class RouteModel
     /// Set when the route serves intercepted connections: each connection's upstream is then its
     /// original destination, and <see cref="Upstream"/> only describes that.
     /// </summary>
+    [NotInherited("a member's connections come to its own broker port and go on to its broker; none is redirected to it, and brokers keep their addresses")]
     public InterceptSettings? Intercept
     {
         get => _intercept;
@@ -56,10 +75,20 @@ internal sealed class RouteModel
     public AddressFamily Family => Sources.Addresses.Family;
 
     /// <summary>The route as written (null for routes made at run time).</summary>
-    public RouteConfig? Config { get; init; }
+    [NotInherited("a member is made at run time, not written in the file; the reload compares roots' definitions")]
+    public RouteConfig? Config
+    {
+        get => _config;
+        init => _config = value;
+    }
 
     /// <summary>For a Kafka broker listener's route: the bootstrap route's definition it was made from.</summary>
-    public RouteModel? Parent { get; init; }
+    [NotInherited("a member's parent is the root it was copied from")]
+    public RouteModel? Parent
+    {
+        get => _parent;
+        init => _parent = value;
+    }
 
     /// <summary>The bootstrap route of a Kafka cluster: this route, or its parent.</summary>
     public RouteModel Root => Parent ?? this;
@@ -74,21 +103,18 @@ internal sealed class RouteModel
     /// <summary>This member route with the settings of <paramref name="parent"/> (its root's new definition), keeping its own name, listen endpoints and upstream.</summary>
     public RouteModel WithParent(RouteModel parent) => Parent is null ? this : parent.Member(Name, Listen, Upstream);
 
-    private RouteModel Member(string name, EndpointSpec listen, UpstreamSpec upstream) => new()
+    /// <summary>A copy of this route: every setting inherited, and what is the member's own (<see cref="NotInheritedAttribute"/>) set here.</summary>
+    private RouteModel Member(string name, EndpointSpec listen, UpstreamSpec upstream)
     {
-        Name = name,
-        Listen = listen,
-        Upstream = upstream,
-        Sources = Sources,
-        Protocol = Protocol,
-        ConnectTimeout = ConnectTimeout,
-        MaxConnections = MaxConnections,
-        MaxConnectionsPerClient = MaxConnectionsPerClient,
-        IdleTimeout = IdleTimeout,
-        Assignment = Assignment,
-        Kafka = Kafka,
-        Parent = this,
-    };
+        var member = (RouteModel)MemberwiseClone();
+        member._name = name;
+        member._listen = listen;
+        member._upstream = upstream;
+        member._intercept = null;
+        member._config = null;
+        member._parent = this;
+        return member;
+    }
 
     /// <summary>
     /// This route serving the connections <paramref name="intercept"/> selects, every other setting

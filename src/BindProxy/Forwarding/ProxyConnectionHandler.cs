@@ -43,7 +43,7 @@ internal sealed partial class ProxyConnectionHandler(
         var route = served.Model;
         if (!served.TryEnterConnection(route.MaxConnections))
         {
-            Refuse(route, inbound, "MaxConnections", route.MaxConnections ?? 0, "max_connections");
+            Refuse(route, inbound, nameof(RouteModel.MaxConnections), route.MaxConnections ?? 0, "max_connections");
             return;
         }
 
@@ -53,7 +53,7 @@ internal sealed partial class ProxyConnectionHandler(
         {
             if (!registry.TryEnterClient(served.Root, inbound.Client.Address, route.MaxConnectionsPerClient))
             {
-                Refuse(route, inbound, "MaxConnectionsPerClient", route.MaxConnectionsPerClient ?? 0, "max_connections_per_client");
+                Refuse(route, inbound, nameof(RouteModel.MaxConnectionsPerClient), route.MaxConnectionsPerClient ?? 0, "max_connections_per_client");
                 return;
             }
 

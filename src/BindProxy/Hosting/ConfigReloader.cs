@@ -33,7 +33,7 @@ internal sealed partial class ConfigReloader(
     private readonly List<Task> _background = [];
     private IDisposable? _watch;
 
-    // The file's restart-only keys (BindProxy:Engine, Admin:Listen) as last read. The running values
+    // The file's restart-only keys (BindProxy:Engine, the Admin keys) as last read. The running values
     // may come from --engine or --admin instead, so an edit is told by comparing the file with itself.
     private IReadOnlyDictionary<string, string?> _fileRestartOnly = new Dictionary<string, string?>();
 
@@ -148,7 +148,7 @@ internal sealed partial class ConfigReloader(
                 continue;
             }
 
-            var differences = RouteFields.Differences(before.Config!, route.Config!);
+            var differences = RouteConfig.Fields.Differences(before.Config!, route.Config!);
             if (differences.Count == 0)
             {
                 // The same instance: whatever is keyed by it (Http clients) stays.
@@ -270,7 +270,7 @@ internal sealed partial class ConfigReloader(
     private static bool IsHttp(RouteModel route) => route.Protocol == RouteProtocol.Http;
 
     /// <summary>One edited route: its model before and after, and the fields that differ.</summary>
-    private sealed record RouteChange(RouteModel Before, RouteModel After, IReadOnlyList<(RouteField Field, string? Before, string? After)> Differences);
+    private sealed record RouteChange(RouteModel Before, RouteModel After, IReadOnlyList<(ConfigField Field, string? Before, string? After)> Differences);
 
     private static partial class Log
     {

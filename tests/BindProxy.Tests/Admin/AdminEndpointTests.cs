@@ -64,6 +64,7 @@ public sealed class AdminEndpointTests
         });
         await using var admin = await AdminProxy.StartAsync(AdminProxy.Route("conns", upstream, source: "127.0.0.2"));
 
+        var sinceConnect = System.Diagnostics.Stopwatch.StartNew();
         using var client = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint("conns"));
         await client.SendAsync("ping"u8.ToArray());
         await client.ReadExactlyAsync(5);
@@ -83,7 +84,10 @@ public sealed class AdminEndpointTests
         Assert.Equal(upstream.Endpoint.ToString(), connection.GetProperty("upstream").GetString());
         Assert.Equal(4, connection.GetProperty("bytesToUpstream").GetInt64());
         Assert.Equal(5, connection.GetProperty("bytesToClient").GetInt64());
-        Assert.True(connection.GetProperty("ageSeconds").GetDouble() >= 0);
+        // Its age is a clock that started with it (to the millisecond): within the test's own, and running.
+        double age = connection.GetProperty("ageSeconds").GetDouble();
+        Assert.InRange(age, 0, sinceConnect.Elapsed.TotalSeconds + 0.001);
+        await admin.WaitForJsonAsync("api/connections", json => json.GetArrayLength() == 1 && json[0].GetProperty("ageSeconds").GetDouble() > age);
         Assert.Equal("open", connection.GetProperty("state").GetString());
         Assert.Equal($"ip.addr==127.0.0.2 && tcp.port=={seenByUpstream.Port}", connection.GetProperty("wiresharkFilter").GetString());
 
@@ -147,13 +151,17 @@ public sealed class AdminEndpointTests
     public async Task Status_combines_routes_connections_and_assignments()
     {
         await using var upstream = TestServer.Echo();
+        var sinceStart = System.Diagnostics.Stopwatch.StartNew();
         await using var admin = await AdminProxy.StartAsync(AdminProxy.Route("status", upstream));
         using var client = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint("status"));
         await client.SendAsync(new byte[3]);
         await client.ReadExactlyAsync(3);
 
         var status = await admin.GetJsonAsync("api/status");
-        Assert.True(status.GetProperty("uptimeSeconds").GetDouble() >= 0);
+        // The uptime is a clock that started with the proxy (to a tenth of a second): within the test's own, and running.
+        double uptime = status.GetProperty("uptimeSeconds").GetDouble();
+        Assert.InRange(uptime, 0, sinceStart.Elapsed.TotalSeconds + 0.05);
+        await admin.WaitForJsonAsync("api/status", json => json.GetProperty("uptimeSeconds").GetDouble() > uptime);
         Assert.True(status.GetProperty("time").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-1));
         Assert.Equal(1, status.GetProperty("routes").GetArrayLength());
         Assert.Equal(1, status.GetProperty("connections").GetArrayLength());

@@ -6,33 +6,20 @@ namespace BindProxy.Tests.Architecture;
 /// <summary>
 /// Tests wait for what they need (<see cref="Infrastructure.Poll"/>, a log line, a socket read),
 /// never for a fixed time: a sleep is either too short on a loaded machine or wasted on an idle one.
-/// A delay stays only where time passing is itself what is tested, and then it is listed here.
+/// Where time passing is itself what is tested, the test either watches that nothing changes for a
+/// while (<see cref="Infrastructure.Poll.SteadyAsync"/>) or drives the clock of what it tests (the
+/// connection sweeper takes its time from its caller). The only delay is <c>Poll</c>'s own interval.
 /// </summary>
 public sealed partial class SleepTests
 {
-    /// <summary>Files that may delay, how many times, and why. A new delay needs a reason here.</summary>
-    private static readonly Dictionary<string, (int Count, string Why)> Delays = new(StringComparer.Ordinal)
-    {
-        ["Infrastructure/Poll.cs"] = (1, "the polling interval itself"),
-        ["Hosting/ReloadTests.cs"] = (1, "paces the traffic that runs through a reload"),
-        ["Http/HttpRouteTests.cs"] = (1, "sends the first bytes apart in time, so each arrives on its own"),
-        ["Http/HttpTestServer.cs"] = (1, "the silent upstream that RequestTimeout is tested against"),
-        ["Kafka/BadInputTests.cs"] = (1, "paces the steady producer"),
-        ["Kafka/ConsumerGroupTests.cs"] = (1, "no duplicate delivery arriving for a while is what is tested"),
-        ["Kafka/LeaderChangeTests.cs"] = (3, "paces the producer, samples the socket table, keeps a broker down for a while"),
-        ["Forwarding/ForwardingTests.cs"] = (3, "traffic spaced in time past the IdleTimeout is what is tested"),
-        ["Forwarding/ClientLeavesDuringConnectTests.cs"] = (3, "waits by sleeping; to be converted to Poll"),
-        ["Forwarding/RelayFailureTests.cs"] = (2, "waits by sleeping; to be converted to Poll"),
-        ["Forwarding/RelayTests.cs"] = (8, "waits by sleeping; to be converted to Poll"),
-        ["Transport/DescriptorBudgetTests.cs"] = (3, "a full descriptor table held for a while is tested; the other waits are to be converted to Poll"),
-        ["Transport/ListenerTests.cs"] = (3, "waits by sleeping; to be converted to Poll"),
-    };
+    /// <summary>The one file that waits for time to pass: between two looks at a condition.</summary>
+    private const string PollSource = "Infrastructure/Poll.cs";
 
     [Fact]
     public void No_test_sleeps_a_thread()
     {
         var offenders = TestSources()
-            .Where(f => f.Path != "Infrastructure/Poll.cs" && ThreadSleep().IsMatch(f.Text))
+            .Where(f => f.Path != PollSource && ThreadSleep().IsMatch(f.Text))
             .Select(f => f.Path)
             .ToList();
 
@@ -40,20 +27,29 @@ public sealed partial class SleepTests
     }
 
     [Fact]
-    public void Tests_delay_only_where_time_passing_is_what_is_tested()
+    public void No_test_delays()
     {
-        var found = TestSources()
+        var offenders = TestSources()
+            .Where(f => f.Path != PollSource)
             .Select(f => (f.Path, Count: TaskDelay().Count(f.Text)))
             .Where(f => f.Count > 0)
-            .ToDictionary(f => f.Path, f => f.Count, StringComparer.Ordinal);
-
-        var problems = found.Where(f => !Delays.TryGetValue(f.Key, out var allowed) || allowed.Count != f.Value)
-            .Select(f => $"{f.Key}: {f.Value} delay(s), {(Delays.TryGetValue(f.Key, out var allowed) ? $"listed with {allowed.Count}" : "not listed")}")
-            .Concat(Delays.Keys.Where(path => !found.ContainsKey(path)).Select(path => $"{path}: listed, but it has no delay any more"))
+            .Select(f => $"{f.Path}: {f.Count} delay(s)")
             .ToList();
 
-        Assert.True(problems.Count == 0,
-            "wait with Poll.UntilAsync for the condition instead of a delay, or list a delay that is what is tested, with the reason:\n" + string.Join("\n", problems));
+        Assert.True(offenders.Count == 0,
+            "wait with Poll.UntilAsync for the condition, or a real signal, instead of a delay; where time passing is what is tested, " +
+            "watch that nothing changes with Poll.SteadyAsync or drive the clock of what is tested:\n" + string.Join("\n", offenders));
+    }
+
+    [Fact]
+    public void Poll_is_the_one_place_that_waits_for_time()
+    {
+        var poll = TestSources().Single(f => f.Path == PollSource);
+        Assert.Equal(1, TaskDelay().Count(poll.Text));
+        const string Task = "Task"; // written apart, so this file holds no delay itself
+        Assert.Matches(TaskDelay(), $"await {Task}.Delay(300);");
+        Assert.Matches(TaskDelay(), $"await {Task} . Delay ( TimeSpan.FromSeconds(1), ct);");
+        Assert.DoesNotMatch(TaskDelay(), $"await {Task}.Delay(Timeout.Infinite, ct);");
     }
 
     /// <summary>Every C# file of the test project, by its path under the project folder.</summary>

@@ -24,7 +24,7 @@ public sealed class ClientLeavesDuringConnectTests
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2", connectTimeout: "00:00:20");
 
         var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-        await Task.Delay(300); // the proxy is connecting: its SYN was dropped
+        await upstream.WaitForConnectFromAsync(IPAddress.Parse("127.0.0.2"));
         Assert.Equal(1, proxy.CountOf("test"));
         if (reset)
         {
@@ -43,12 +43,7 @@ public sealed class ClientLeavesDuringConnectTests
         }
 
         client.Dispose();
-        for (int i = 0; i < 100 && proxy.CountOf("test") != 0; i++)
-        {
-            await Task.Delay(20); // the count is given back just after the line
-        }
-
-        Assert.Equal(0, proxy.CountOf("test"));
+        await Poll.UntilAsync(() => proxy.CountOf("test") == 0, "the route's count to be given back (just after the line)");
 
         // The upstream takes connections again: nothing from the proxy's source arrives (its SYN
         // would be sent again after 1 s and 3 s had the connect gone on).
@@ -63,7 +58,7 @@ public sealed class ClientLeavesDuringConnectTests
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2", connectTimeout: "00:00:20");
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-        await Task.Delay(300);
+        await upstream.WaitForConnectFromAsync(IPAddress.Parse("127.0.0.2"));
         await client.SendAsync("hello"u8.ToArray());
         client.Shutdown(SocketShutdown.Send);
 
@@ -88,6 +83,18 @@ public sealed class ClientLeavesDuringConnectTests
         private SilentUpstream(Socket listener, List<Socket> fillers) => (_listener, _fillers) = (listener, fillers);
 
         public string Address => _listener.LocalEndPoint!.ToString()!;
+
+        /// <summary>
+        /// Waits until a connect from <paramref name="source"/> to this listener is in progress:
+        /// the kernel's socket table holds it in SYN-SENT, its SYN dropped at the full queue.
+        /// </summary>
+        public Task WaitForConnectFromAsync(IPAddress source)
+        {
+            var listening = (IPEndPoint)_listener.LocalEndPoint!;
+            return Poll.UntilAsync(
+                () => SocketTable.Read().Any(e => e.State == SocketTable.SynSent && e.Local.Address.Equals(source) && e.Remote.Equals(listening)),
+                $"a connect from {source} to {listening} in SYN-SENT");
+        }
 
         public static async Task<SilentUpstream> StartAsync()
         {

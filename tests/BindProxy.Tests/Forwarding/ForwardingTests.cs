@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using BindProxy.Tests.Infrastructure;
 
@@ -217,7 +218,7 @@ public sealed class ForwardingTests
             await using var proxy = await TestProxy.StartAsync($"127.0.0.1:{deadPort}", engine: engine);
 
             var closed = await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt);
-            Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+            Assert.Equal(SocketError.ConnectionReset, closed);
             var line = await proxy.Logs.WaitForAsync(Prompt, "connect refused", $"127.0.0.1:{deadPort}");
             Assert.Contains("refused", line, StringComparison.OrdinalIgnoreCase);
         }
@@ -250,7 +251,7 @@ public sealed class ForwardingTests
             var started = DateTime.UtcNow;
             var closed = await client.WaitForCloseAsync(TimeSpan.FromSeconds(10));
             var elapsed = DateTime.UtcNow - started;
-            Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+            Assert.Equal(SocketError.ConnectionReset, closed);
             Assert.InRange(elapsed, TimeSpan.FromMilliseconds(800), TimeSpan.FromSeconds(5));
             await proxy.Logs.WaitForAsync(Prompt, "connect timeout", "within 1 s");
         }
@@ -310,7 +311,7 @@ public sealed class ForwardingTests
         for (int i = 0; i < 3; i++)
         {
             var closed = await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt);
-            Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+            Assert.Equal(SocketError.ConnectionReset, closed);
         }
 
         Assert.Single(proxy.Logs.Messages, m => m.Contains("at MaxConnections 2", StringComparison.Ordinal));
@@ -360,7 +361,7 @@ public sealed class ForwardingTests
             closed = SocketError.ConnectionReset;
         }
 
-        Assert.True(closed is SocketError.Success or SocketError.ConnectionReset, $"client saw {closed}");
+        Assert.Equal(SocketError.ConnectionReset, closed);
         await proxy.Logs.WaitForAsync(Prompt, "at MaxConnectionsPerClient 1; refused 127.0.0.80:");
 
         using var other = await FromAsync("127.0.0.81");
@@ -378,73 +379,79 @@ public sealed class ForwardingTests
             Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
         }] });
 
-        using var busy = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         using var idle = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         await idle.SendAsync(new byte[] { 1 });
         await idle.ReadExactlyAsync(1);
+        var lastByte = Stopwatch.StartNew();
 
-        // The busy one keeps talking past the timeout and stays open; the idle one is closed.
-        var started = DateTime.UtcNow;
-        for (byte i = 0; DateTime.UtcNow - started < TimeSpan.FromSeconds(3); i++)
-        {
-            await busy.SendAsync(new[] { i });
-            Assert.Equal(i, (await busy.ReadExactlyAsync(1))[0]);
-
-            // Time passing is what is tested: a message every 200 ms, well inside the 1 s IdleTimeout, for 3 s.
-            await Task.Delay(200);
-        }
-
+        // The proxy's own sweeper, once a second, closes it: not before a second without a byte.
         Assert.Equal(SocketError.ConnectionReset, await idle.WaitForCloseAsync(Prompt));
+        Assert.True(lastByte.Elapsed >= TimeSpan.FromMilliseconds(950), $"closed {lastByte.ElapsedMilliseconds} ms after its last byte, inside the 1 s IdleTimeout");
         await proxy.Logs.WaitForAsync(Prompt, "closed: idle timeout");
-        await busy.SendAsync(new byte[] { 9 });
-        Assert.Equal(9, (await busy.ReadExactlyAsync(1))[0]);
+
+        using var next = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await next.SendAsync(new byte[] { 9 });
+        Assert.Equal(9, (await next.ReadExactlyAsync(1))[0]);
     }
 
+    /// <summary>
+    /// A byte in one direction alone, at every sweep, keeps a connection from its IdleTimeout for
+    /// 3.6 s on the sweeper's clock, while a connection beside it with no byte is closed; once its
+    /// bytes stop, it is closed too. The sweeps are the test's own, with the test's clock.
+    /// </summary>
     [Theory]
     [MemberData(nameof(Engines.TcpWithFlag), MemberType = typeof(Engines))]
     public async Task Bytes_in_one_direction_alone_keep_a_connection_from_its_IdleTimeout(string engine, bool upward)
     {
-        // One side sends a byte every 300 ms, the other never sends; the route's IdleTimeout is 1 s.
+        var servers = System.Threading.Channels.Channel.CreateUnbounded<Socket>();
         await using var upstream = TestServer.Start(async (socket, ct) =>
         {
-            var buffer = new byte[1];
-            for (int i = 0; i < 12; i++)
-            {
-                if (upward)
-                {
-                    await socket.ReceiveAsync(buffer, SocketFlags.None, ct);
-                }
-                else
-                {
-                    await socket.SendAsync(new byte[] { (byte)i }, SocketFlags.None, ct);
-                    await Task.Delay(300, ct); // time passing is what is tested: 12 bytes 300 ms apart, past the 1 s IdleTimeout
-                }
-            }
-
-            await socket.ReadToEndAsync(Prompt);
+            servers.Writer.TryWrite(socket);
+            await Task.Delay(Timeout.Infinite, ct); // held open until the server stops
         });
-        await using var proxy = await TestProxy.StartAsync(new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new BindProxy.Configuration.RouteConfig
-        {
-            Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
-        }] });
+        await using var proxy = await TestProxy.StartAsync(
+            new BindProxy.Configuration.ProxyConfig { Engine = engine, Routes = [new BindProxy.Configuration.RouteConfig
+            {
+                Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2", IdleTimeout = "00:00:01",
+            }] },
+            services: WithoutSweeper);
+        using var reading = new CancellationTokenSource(Prompt);
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        var server = await servers.Reader.ReadAsync(reading.Token);
+        using var idle = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await servers.Reader.ReadAsync(reading.Token);
+        var (sender, receiver) = upward ? (client, server) : (server, client);
+
+        // Both are in the registry before the first sweep (a connection joins it once its upstream is open).
+        await Poll.UntilAsync(() => proxy.Connections.Count == 2, () => $"both connections in the registry; {proxy.Connections.Count} are");
+        var sweeper = new BindProxy.Forwarding.ConnectionSweeper(proxy.Connections);
+        long now = Environment.TickCount64;
+        sweeper.Sweep(now);
         for (int i = 0; i < 12; i++)
         {
-            if (upward)
-            {
-                await client.SendAsync(new byte[] { (byte)i });
-                await Task.Delay(300); // as above, the other way
-            }
-            else
-            {
-                Assert.Equal((byte)i, (await client.ReadExactlyAsync(1, Prompt))[0]);
-            }
+            await sender.SendAsync(new[] { (byte)i });
+            Assert.Equal((byte)i, (await receiver.ReadExactlyAsync(1, Prompt))[0]);
+            sweeper.Sweep(now += 300);
         }
 
-        Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("idle timeout", StringComparison.Ordinal));
-        Assert.Equal(1, proxy.Connections.Count);
+        Assert.Equal(SocketError.ConnectionReset, await idle.WaitForCloseAsync(Prompt));
+        await proxy.Logs.WaitForAsync(Prompt, "closed: idle timeout");
+        await Poll.UntilAsync(() => proxy.Connections.Count == 1, "the idle connection to leave the registry");
+        Assert.Single(proxy.Logs.Messages, m => m.Contains("closed: idle timeout", StringComparison.Ordinal));
+        await sender.SendAsync(new byte[] { 99 });
+        Assert.Equal(99, (await receiver.ReadExactlyAsync(1, Prompt))[0]);
+
+        // Its bytes stop: a sweep past the IdleTimeout closes it as well.
+        sweeper.Sweep(now += 300);
+        sweeper.Sweep(now += 1100);
+        Assert.Equal(SocketError.ConnectionReset, await client.WaitForCloseAsync(Prompt));
+        await Poll.UntilAsync(() => proxy.Logs.Messages.Count(m => m.Contains("closed: idle timeout", StringComparison.Ordinal)) == 2, "the second idle timeout to be logged");
     }
+
+    /// <summary>The proxy without its own sweeper, so a test sweeps with a clock of its own.</summary>
+    private static void WithoutSweeper(Microsoft.Extensions.DependencyInjection.IServiceCollection services) =>
+        services.Remove(services.Single(d => d.ServiceType == typeof(Microsoft.Extensions.Hosting.IHostedService) && d.ImplementationType == typeof(BindProxy.Forwarding.ConnectionSweeper)));
 
     [Fact]
     public async Task A_kafka_client_that_stalls_mid_frame_is_closed_after_FrameTimeout()

@@ -59,13 +59,8 @@ public sealed class RelayFailureTests
 
         Assert.InRange(reset.Count, 1, clients.Count - 1);
         int open = clients.Count - reset.Count;
-        for (int i = 0; i < 100 && (proxy.CountOf(Route) != open || proxy.Connections.Count != open); i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.Equal(open, proxy.CountOf(Route));
-        Assert.Equal(open, proxy.Connections.Count);
+        await Poll.UntilAsync(() => proxy.CountOf(Route) == open && proxy.Connections.Count == open,
+            () => $"{open} connection(s) left, in the route's count and the registry; they are {proxy.CountOf(Route)} and {proxy.Connections.Count}");
         Assert.Equal(reset.Count, proxy.Logs.Messages.Count(m => m.Contains("closed: internal error", StringComparison.Ordinal)));
         await MetricsTests.WaitForMetricAsync(admin, "bindproxy_connections_closed_total", reset.Count, ("route", Route), ("reason", "internal_error"));
 
@@ -123,15 +118,9 @@ public sealed class RelayFailureTests
         Assert.Equal(SocketError.ConnectionReset, await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt));
 
         var upstreamClosed = await upstreamSaw.Task.WaitAsync(Prompt);
-        Assert.True(upstreamClosed is SocketError.ConnectionReset or SocketError.Success, $"upstream saw {upstreamClosed}");
-        for (int i = 0; i < 100 && (budget.InUse != listenerOnly || proxy.CountOf("test") != 0 || proxy.Connections.Count != 0); i++)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.Equal(listenerOnly, budget.InUse);
-        Assert.Equal(0, proxy.CountOf("test"));
-        Assert.Equal(0, proxy.Connections.Count);
+        Assert.Equal(SocketError.ConnectionReset, upstreamClosed);
+        await Poll.UntilAsync(() => budget.InUse == listenerOnly && proxy.CountOf("test") == 0 && proxy.Connections.Count == 0,
+            () => $"every count given back: descriptors {budget.InUse} (the listener's: {listenerOnly}), route {proxy.CountOf("test")}, registry {proxy.Connections.Count}");
         Assert.All(proxy.Services.GetRequiredService<BindProxy.Addressing.AssignmentRegistry>().Snapshot(), a => Assert.Equal(0, a.ActiveConnections));
 
         // The next client is served as usual.

@@ -42,13 +42,8 @@ public sealed class RelayTests
         }
 
         // Closing runs on the loops: every count the handler took is given back.
-        for (int i = 0; i < 100 && (proxy.Connections.Count > 0 || proxy.CountOf("test") > 0); i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.Equal(0, proxy.Connections.Count);
-        Assert.Equal(0, proxy.CountOf("test"));
+        await Poll.UntilAsync(() => proxy.Connections.Count == 0 && proxy.CountOf("test") == 0,
+            () => $"every count given back; registry {proxy.Connections.Count}, route {proxy.CountOf("test")}");
     }
 
     [Fact]
@@ -79,11 +74,13 @@ public sealed class RelayTests
         var pattern = new byte[Size];
         new Random(6).NextBytes(pattern);
 
-        // The upstream takes nothing for a while, so the relay's first sends (made before its
-        // sockets are registered) fill the upstream socket and have to wait for it to drain.
+        // The upstream takes nothing until its socket is full (what waits for it stops growing),
+        // so the relay's first sends (made before its sockets are registered) fill the upstream
+        // socket and have to wait for it to drain.
         await using var upstream = TestServer.Start(async (socket, ct) =>
         {
-            await Task.Delay(300, ct);
+            int queued = await Poll.SteadyAsync(() => socket.Available, TimeSpan.FromMilliseconds(200), "the bytes queued for the upstream to stop growing", Prompt);
+            Assert.True(queued > 0, "nothing reached the upstream");
             var received = new byte[Size + 1];
             int total = 0;
             int n;
@@ -167,12 +164,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
 
             client.Shutdown(SocketShutdown.Send);
         });
-        for (int i = 0; i < 100 && legs.QueuedAtProxy < 64 * 1024; i++)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.True(legs.QueuedAtProxy >= 64 * 1024, $"only {legs.QueuedAtProxy} bytes queued before the start");
+        await Poll.UntilAsync(() => legs.QueuedAtProxy >= 64 * 1024, () => $"64 KiB queued at the proxy before the start; {legs.QueuedAtProxy} are");
 
         var owner = new Owner();
         var relay = legs.Relay(_engine.NextLoop());
@@ -199,12 +191,8 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         legs.Server.Dispose(); // the upstream resets before the relay starts
 
         await client.SendAsync(new byte[1000]);
-        for (int i = 0; i < 100 && legs.QueuedAtProxy < 1000; i++)
-        {
-            await Task.Delay(10);
-        }
-
-        await Task.Delay(50); // the reset reaches the proxy's upstream socket
+        await Poll.UntilAsync(() => legs.QueuedAtProxy >= 1000, () => $"the client's 1000 bytes queued at the proxy; {legs.QueuedAtProxy} are");
+        await Poll.UntilAsync(() => legs.UpstreamEnded, "the upstream's reset to reach the proxy's upstream socket");
         var owner = new Owner();
         var relay = legs.Relay(_engine.NextLoop());
 
@@ -246,7 +234,8 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
                     await bulk.Client.ReceiveAsync(buffer, SocketFlags.None, stop.Token);
                 }
             }));
-        await Task.Delay(300);
+        long turn = TcpRelay.MaxReadsPerTurn * 64 * 1024;
+        await Poll.UntilAsync(() => relay.BytesToClient > 16 * turn, () => $"the bulk transfer to be under way; it moved {relay.BytesToClient} bytes");
 
         // Work posted to the loop runs when the loop next looks for events: how far the bulk
         // transfer got in between is how long it kept the loop. Only the relay's own thread moves
@@ -259,8 +248,11 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
             var ran = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
             loop.Post(static s => { var (r, done) = ((TcpRelay, TaskCompletionSource<long>))s!; done.SetResult(r.BytesToClient); }, (relay, ran));
             long before = relay.BytesToClient;
-            worst = Math.Max(worst, await ran.Task.WaitAsync(TimeSpan.FromSeconds(20)) - before);
-            await Task.Delay(5);
+            long at = await ran.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            worst = Math.Max(worst, at - before);
+
+            // The next post goes in once the bulk transfer has held the loop again (a read more).
+            await Poll.UntilAsync(() => relay.BytesToClient >= at + 64 * 1024, "the bulk transfer to move on between posts");
         }
 
         stop.Cancel();
@@ -273,7 +265,6 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         }
 
         relay.Abort();
-        long turn = TcpRelay.MaxReadsPerTurn * 64 * 1024;
         TestContext.Current.TestOutputHelper?.WriteLine($"most moved between a post and its run: {worst / 1024} KiB (a turn: {turn / 1024} KiB)");
         Assert.True(relay.BytesToClient > 0, "the bulk transfer did not move");
         Assert.InRange(worst, 0, 2 * turn);
@@ -285,13 +276,14 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
         // Small buffers towards the client: the relay soon holds a read the client has not taken,
         // stops reading the upstream, and sends the rest on only as fast as the client reads. For
-        // seconds nothing new is read, yet bytes keep moving.
+        // a while nothing new is read, yet bytes keep moving.
         using var legs = await Legs.ConnectAsync(clientBuffers: 4096);
         var registry = new ConnectionRegistry();
         var route = Route(idleTimeout: TimeSpan.FromSeconds(1));
         var relay = legs.Relay(_engine.NextLoop());
         var owner = new Owner();
-        relay.Start(owner, registry.Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay));
+        var connection = registry.Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay);
+        relay.Start(owner, connection);
         var flood = Task.Run(async () =>
         {
             try
@@ -303,23 +295,46 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
             }
         });
 
-        var sweeper = new ConnectionSweeper(registry, new BindProxy.Transport.TransportOptions());
+        // The sweeper's clock is the test's: 600 ms pass between sweeps, 4.8 s in all, while the
+        // client takes a little of what the relay holds before each.
+        var sweeper = new ConnectionSweeper(registry);
+        long now = Environment.TickCount64;
         var buffer = new byte[1024];
         long read = 0;
-        var started = DateTime.UtcNow;
-        while (DateTime.UtcNow - started < TimeSpan.FromSeconds(4) && !owner.Closed.Task.IsCompleted)
+        int drainingOnly = 0;
+        for (int i = 0; i < 8; i++)
         {
-            sweeper.Sweep(Environment.TickCount64);
-            int n = await legs.Client.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(10));
-            Assert.True(n > 0, $"the client's side was closed after {read} bytes");
-            read += n;
-            await Task.Delay(50);
+            long received = relay.BytesReceived, sent = relay.BytesToClient;
+            while (relay.BytesToClient == sent)
+            {
+                int n = await legs.Client.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(10));
+                Assert.True(n > 0, $"the client's side was closed after {read} bytes");
+                read += n;
+                if (relay.BytesToClient == sent)
+                {
+                    await Poll.UntilAsync(() => relay.BytesToClient != sent || legs.Client.Available > 0, "the relay to send on what it holds, or the client to have more to read");
+                }
+            }
+
+            if (relay.BytesReceived == received)
+            {
+                drainingOnly++;
+            }
+
+            sweeper.Sweep(now += 600);
+            Assert.True(connection.ProxyReason is null, $"closed ({connection.ProxyReason}) after {read} bytes, {(i + 1) * 600} ms on the sweeper's clock");
         }
 
-        Assert.False(owner.Closed.Task.IsCompleted, $"closed after {read} bytes");
         Assert.InRange(read, 1, 8 * 1024 * 1024 - 1);
-        relay.Abort();
+        Assert.True(drainingOnly > 0, "the relay read the upstream again between every two sweeps; nothing tested bytes sent alone");
+
+        // The client stops reading: once nothing moves either way, the next sweep past the
+        // IdleTimeout closes the connection.
+        await Poll.SteadyAsync(() => (relay.BytesReceived, relay.BytesToClient), TimeSpan.FromMilliseconds(100), "the relay to stall with the client no longer reading");
+        sweeper.Sweep(now += 600);
+        sweeper.Sweep(now += 1100);
         await owner.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(CloseReason.IdleTimeout, connection.ProxyReason);
         legs.Server.Dispose();
         await flood.WaitAsync(TimeSpan.FromSeconds(10));
     }
@@ -351,6 +366,9 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
 
         /// <summary>Bytes the client sent that wait in the proxy's socket.</summary>
         public int QueuedAtProxy => _proxyClient.Available;
+
+        /// <summary>The server's FIN or reset has reached the proxy's upstream socket (poll(2) reports it readable; nothing is read).</summary>
+        public bool UpstreamEnded => _proxyUpstream.Poll(0, SelectMode.SelectRead);
 
         /// <param name="upstreamBuffers">Send and receive buffer size between proxy and server; the system's when null.</param>
         /// <param name="clientBuffers">Send and receive buffer size between proxy and client; the system's when null.</param>

@@ -105,6 +105,7 @@ public sealed class HttpRouteReloadTests
         // Removed: an idle keep-alive connection of the route is closed at once (not left to the drain's end).
         using var idle = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, second));
         Assert.Equal("HTTP/1.1 200 OK", await GetAsync(idle));
+        Assert.Contains(proxy.Connections.Snapshot(), c => c.Route == "web"); // its pooled upstream connection, which must go below
         await File.WriteAllTextAsync(file, Config(server, ("api", other, "Http")), TestContext.Current.CancellationToken);
         await proxy.Logs.WaitForAsync(Prompt, "Reload: route web removed");
         var removed = System.Diagnostics.Stopwatch.StartNew();

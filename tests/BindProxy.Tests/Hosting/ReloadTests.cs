@@ -85,15 +85,27 @@ public sealed class ReloadTests
         long pings = 0;
         var traffic = Task.Run(async () =>
         {
+            // A ping after every line the proxy logs (the pings log nothing themselves), so the
+            // traffic runs through each step of the reloads as the proxy takes it.
+            int logged = 0;
             for (byte i = 0; !stop.IsCancellationRequested && pings < 100_000; i++)
             {
                 await EchoOnceAsync(onA, i);
                 pings++;
-
-                // Paces the traffic that runs through the reload, not a wait for anything.
-                await Task.Delay(5);
+                await Poll.UntilAsync(() => stop.IsCancellationRequested || proxy.Logs.Entries.Count > logged, "the proxy to log a line", Prompt * 2);
+                logged = proxy.Logs.Entries.Count;
             }
         });
+
+        // Each step below makes the proxy log, so traffic on a goes on through it: its pings move on.
+        long mark = pings;
+        async Task TrafficWentOnAsync(string step)
+        {
+            var since = mark;
+            await Poll.UntilAsync(() => traffic.IsFaulted || pings > since, $"a ping on route a after {step}", Prompt * 2);
+            Assert.False(traffic.IsFaulted, traffic.Exception?.ToString());
+            mark = pings;
+        }
 
         await File.WriteAllTextAsync(file, Config(engine, "00:00:02",
             ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
@@ -102,6 +114,7 @@ public sealed class ReloadTests
         await proxy.Logs.WaitForAsync(Prompt, "Reload: route c added");
         await proxy.Logs.WaitForAsync(Prompt, "Reload: route b removed", "1 connection(s) may finish within 2 s");
         await proxy.Logs.WaitForAsync(Prompt, "Reload: route d changed: Source 127.0.0.2 → 127.0.0.3");
+        await TrafficWentOnAsync("the reload");
 
         // Added: serves. Changed: new connections use the new source. Removed: no longer listens,
         // while its connection drains.
@@ -120,16 +133,19 @@ public sealed class ReloadTests
         var refused = await Assert.ThrowsAsync<SocketException>(() => SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portB)));
         Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
         await EchoOnceAsync(onB, 2);
+        await TrafficWentOnAsync("connections on the added and the changed route");
 
         // After the drain timeout the removed route's connection is reset.
         Assert.Equal(SocketError.ConnectionReset, await onB.WaitForCloseAsync(Prompt));
         await proxy.Logs.WaitForAsync(Prompt, "Route b (removed): 1 connection(s) still open after the 2 s drain; aborted");
+        await TrafficWentOnAsync("the removed route's drain");
 
         // An invalid edit is rejected with the startup errors and the running routes stay.
         await File.WriteAllTextAsync(file, Config(engine, "00:00:02",
             ("a", $"127.0.0.1:{portA}", upstream.Address, "127.0.0.2"),
             ("c", $"127.0.0.1:{portC}", "nowhere", "127.0.0.4")));
         await proxy.Logs.WaitForAsync(Prompt, "Reload rejected", "route 'c': Upstream: 'nowhere' has no port");
+        await TrafficWentOnAsync("the rejected reload");
         using (var onC = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, portC)))
         {
             await EchoOnceAsync(onC, 5);
@@ -140,9 +156,9 @@ public sealed class ReloadTests
             await EchoOnceAsync(onD, 6);
         }
 
+        await TrafficWentOnAsync("connections after the rejected reload");
         await stop.CancelAsync();
         await traffic.WaitAsync(Prompt);
-        Assert.True(pings > 10, $"only {pings} pings went through during the reloads");
         File.Delete(file);
     }
 
@@ -222,18 +238,20 @@ public sealed class ReloadTests
     }
 
     [Fact]
-    public async Task Edits_above_the_routes_are_told_too_and_the_admin_endpoint_and_the_engine_wait_for_a_restart()
+    public async Task Edits_above_the_routes_are_told_too_and_the_admin_keys_and_the_engine_wait_for_a_restart()
     {
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-reload-{Guid.NewGuid():n}.json");
-        string With(string drain, string admin) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] + ", \"Admin\": { \"Listen\": \"" + admin + "\" } }";
-        await File.WriteAllTextAsync(file, With("00:00:02", "127.0.0.1:0"), TestContext.Current.CancellationToken);
+        string With(string drain, string admin, string allow) => Config(drain, ("a", "127.0.0.1:0", "127.0.0.1:9", "127.0.0.2"))[..^1] +
+            ", \"Admin\": { \"Listen\": \"" + admin + "\", \"AllowNonLoopback\": \"" + allow + "\" } }";
+        await File.WriteAllTextAsync(file, With("00:00:02", "127.0.0.1:0", "false"), TestContext.Current.CancellationToken);
         try
         {
             await using var proxy = await TestProxy.StartFromFileAsync(file);
-            await File.WriteAllTextAsync(file, With("00:00:03", "off").Replace("{ \"BindProxy\": { ", "{ \"BindProxy\": { \"Engine\": \"pipes\", ", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(file, With("00:00:03", "off", "true").Replace("{ \"BindProxy\": { ", "{ \"BindProxy\": { \"Engine\": \"pipes\", ", StringComparison.Ordinal), TestContext.Current.CancellationToken);
             await proxy.Logs.WaitForAsync(Prompt, "Reload: DrainTimeout 00:00:02 → 00:00:03 for routes removed and for shutdown from now on");
             await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:Listen 127.0.0.1:0 → off takes effect at the next restart");
             await proxy.Logs.WaitForAsync(Prompt, "Reload: BindProxy:Engine (default) → pipes takes effect at the next restart");
+            await proxy.Logs.WaitForAsync(Prompt, "Reload: Admin:AllowNonLoopback false → true takes effect at the next restart");
             Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("no route changed", StringComparison.Ordinal));
         }
         finally

@@ -67,7 +67,7 @@ public sealed class RouteFieldReloadTests
     [Fact]
     public void Every_settable_route_property_is_a_field_of_the_table()
     {
-        Assert.Equal(Fields().Select(row => (string)row.Data), RouteFields.Names);
+        Assert.Equal(Fields().Select(row => (string)row.Data), RouteConfig.Fields.Names);
     }
 
     [Theory]
@@ -75,7 +75,7 @@ public sealed class RouteFieldReloadTests
     public async Task An_edited_field_is_applied_by_reload_or_named_as_waiting_for_a_restart(string name)
     {
         Assert.True(Edits.TryGetValue(name, out var edit), $"RouteConfig.{name} has no edit in this test: add how to change it and how a reload shows it served");
-        var field = RouteFields.Find(name);
+        var field = RouteConfig.Fields.Find(name);
         Assert.NotNull(field);
         if (edit.InNamespace)
         {
@@ -121,7 +121,7 @@ public sealed class RouteFieldReloadTests
     /// connects to its original destination, 127.0.0.1:9, where nothing listens). The route
     /// drops its Upstream in the same edit, since an intercepting route has none.
     /// </summary>
-    private static async Task InterceptIsAppliedByReloadAsync(RouteField field, Edit edit)
+    private static async Task InterceptIsAppliedByReloadAsync(ConfigField field, Edit edit)
     {
         using var run = Interception.NamespaceRun.Require("setpriv");
         var after = (Dictionary<string, string>)edit.After;
@@ -169,7 +169,7 @@ public sealed class RouteFieldReloadTests
     };
 
     /// <summary>A value as the reload's diff line shows it, through the field table.</summary>
-    private static string? Written(RouteField field, object? value) =>
+    private static string? Written(ConfigField field, object? value) =>
         field.Text(field.With(new RouteConfig { Name = "r" }, value is Dictionary<string, string> map ? map.ToDictionary(kv => kv.Key, kv => (string?)kv.Value) : value));
 
     /// <summary>A file with one route "r" in front of a port nothing answers on (no connection is made).</summary>

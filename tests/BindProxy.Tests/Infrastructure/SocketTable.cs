@@ -8,9 +8,17 @@ public static class SocketTable
 {
     public const int Established = 1;
 
+    public const int SynSent = 2;
+
     /// <param name="Inode">0 for an orphan: a socket its process has closed, which the kernel still holds.</param>
-    /// <param name="TxQueue">Bytes sent and not yet acknowledged by the peer.</param>
-    public sealed record Entry(IPEndPoint Local, IPEndPoint Remote, int State, long Inode, long TxQueue = 0);
+    public sealed record Entry(IPEndPoint Local, IPEndPoint Remote, int State, long Inode)
+    {
+        /// <summary>Bytes sent and not yet acknowledged by the peer.</summary>
+        public long TxQueue { get; init; }
+
+        /// <summary>Bytes received that the socket's owner has not read yet.</summary>
+        public long RxQueue { get; init; }
+    }
 
     public static IReadOnlyList<Entry> Read()
     {
@@ -25,8 +33,13 @@ public static class SocketTable
             foreach (var line in File.ReadLines(file).Skip(1))
             {
                 var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var queues = f[4].Split(':');
                 entries.Add(new Entry(Parse(f[1], v6), Parse(f[2], v6), int.Parse(f[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                    long.Parse(f[9], CultureInfo.InvariantCulture), long.Parse(f[4].AsSpan(0, f[4].IndexOf(':')), NumberStyles.HexNumber, CultureInfo.InvariantCulture)));
+                    long.Parse(f[9], CultureInfo.InvariantCulture))
+                {
+                    TxQueue = long.Parse(queues[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                    RxQueue = long.Parse(queues[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                });
             }
         }
 

@@ -143,6 +143,38 @@ public sealed partial class InterceptRouteTests
         }
     }
 
+    /// <summary>
+    /// A client that connects to an intercepting route's listener itself, not through a redirect.
+    /// The proxy's NAT rules make conntrack track every connection of the namespace, so the kernel
+    /// gives this one an original destination too: the listener itself. Forwarding it there would
+    /// loop; it is closed with a line saying why.
+    /// </summary>
+    [Fact]
+    public async Task A_client_that_connects_to_the_listener_itself_is_closed_instead_of_looped()
+    {
+        using var run = NamespaceRun.Require();
+        await File.WriteAllTextAsync(Path.Combine(run.Directory, "intercept.json"), """
+            { "BindProxy": { "Routes": { "direct": { "Listen": "127.0.0.1:0", "Source": "127.0.0.7", "Intercept": { "Ports": "9000", "Uid": 65534 } } } } }
+            """);
+        var (exitCode, stdout, stderr) = await run.RunAsync("""
+            $PROXY --config intercept.json --admin off > proxy.log 2>&1 & proxy=$!
+            trap 'kill $proxy 2>/dev/null' EXIT
+            wait_for proxy.log 'Route direct: table inet' || exit 20
+            port=$(sed -n 's/.*Route direct listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' proxy.log | head -n 1)
+            exec 3<>/dev/tcp/127.0.0.1/$port
+            echo "tracked: [$(grep -c " dport=$port " /proc/net/nf_conntrack)]"
+            wait_for proxy.log 'directly, not through a redirect' || exit 21
+            if read -r -t 10 _ <&3; then echo "read: data"; else echo "read: closed"; fi
+            """, Timeout);
+
+        Assert.True(exitCode == 0, $"script failed ({exitCode}):\n{stdout}\n{stderr}\n{run.Logs()}");
+        var context = $"{stdout}\n{run.Logs()}";
+        Assert.True(stdout.Contains("tracked: [1]", StringComparison.Ordinal), context);
+        Assert.True(stdout.Contains("read: closed", StringComparison.Ordinal), context);
+        Assert.Matches(@"direct: 127\.0\.0\.1:\d+ connected to 127\.0\.0\.1:\d+ directly, not through a redirect; closed", run.Read("proxy.log"));
+        Assert.DoesNotContain("direct: intercepted ", run.Read("proxy.log"), StringComparison.Ordinal);
+    }
+
     [GeneratedRegex(@"^table: \[(.*)\]$", RegexOptions.Multiline)]
     private static partial Regex TableLine();
 

@@ -15,6 +15,9 @@ namespace BindProxy.Tests.Kafka;
 public sealed class BadInputFixture : IAsyncLifetime
 {
     private readonly CancellationTokenSource _stop = new();
+
+    /// <summary>The producer's messages not yet acknowledged, at most 4 (disposed after the producer, whose reports release it).</summary>
+    private readonly SemaphoreSlim _inFlight = new(4);
     private MockCluster? _cluster;
     private IProducer<string, string>? _producer;
     private Task _producing = Task.CompletedTask;
@@ -55,23 +58,32 @@ public sealed class BadInputFixture : IAsyncLifetime
         var producer = _producer;
         _producing = Task.Run(async () =>
         {
-            for (int i = 0; !_stop.IsCancellationRequested && i < 1_000_000; i++)
+            // A steady stream through every test, paced by the cluster: a few messages in flight,
+            // the next produced as one is acknowledged.
+            var inFlight = _inFlight;
+            try
             {
-                producer.Produce(new TopicPartition("steady", i % 3), new Message<string, string> { Key = $"k{i}", Value = $"v{i}" }, report =>
+                for (int i = 0; i < 1_000_000; i++)
                 {
-                    if (report.Error.IsError)
+                    await inFlight.WaitAsync(_stop.Token);
+                    producer.Produce(new TopicPartition("steady", i % 3), new Message<string, string> { Key = $"k{i}", Value = $"v{i}" }, report =>
                     {
-                        _lastFailure = report.Error.Reason;
-                        Interlocked.Increment(ref _failed);
-                    }
-                    else
-                    {
-                        Interlocked.Increment(ref _acknowledged);
-                    }
-                });
+                        if (report.Error.IsError)
+                        {
+                            _lastFailure = report.Error.Reason;
+                            Interlocked.Increment(ref _failed);
+                        }
+                        else
+                        {
+                            Interlocked.Increment(ref _acknowledged);
+                        }
 
-                // Paces the producer (a steady stream through every test), not a wait for anything.
-                await Task.Delay(5, CancellationToken.None);
+                        inFlight.Release();
+                    });
+                }
+            }
+            catch (OperationCanceledException)
+            {
             }
         });
 
@@ -101,6 +113,7 @@ public sealed class BadInputFixture : IAsyncLifetime
 
         _cluster?.Dispose();
         _stop.Dispose();
+        _inFlight.Dispose();
     }
 }
 
@@ -169,7 +182,7 @@ public sealed class BadInputTests(BadInputFixture fixture) : IClassFixture<BadIn
 
         // The proxy closes this connection (reset: it is abandoned mid-protocol) ...
         var closed = await socket.WaitForCloseAsync(Timeout);
-        Assert.True(closed is SocketError.ConnectionReset or SocketError.Success, $"closed with {closed}");
+        Assert.Equal(SocketError.ConnectionReset, closed);
 
         // ... and says who and why, on the route the connection came in on.
         var line = await fixture.Proxy.Logs.WaitForAsync(Timeout, $"{route}: {client} (client.id -) closed: ", reason);

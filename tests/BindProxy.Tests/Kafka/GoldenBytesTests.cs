@@ -17,7 +17,7 @@ public sealed class GoldenBytesTests(GoldenCapture capture) : IClassFixture<Gold
     {
         if (capture.SkipReason is not null)
         {
-            Assert.Skip(capture.SkipReason);
+            BindProxy.Tests.Infrastructure.ExternalTool.Unavailable(capture.SkipReason);
         }
 
         var output = TestContext.Current.TestOutputHelper;

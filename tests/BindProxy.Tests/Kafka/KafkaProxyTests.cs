@@ -81,6 +81,7 @@ public sealed class KafkaProxyTests
 
         Assert.Equal(60, values.Count);
         var toBrokersWhileConsuming = SocketTable.ConnectionsTo(BrokerPorts(cluster));
+        Assert.NotEmpty(toBrokersWhileConsuming);
         Assert.All(toBrokersWhileConsuming, c => Assert.Equal(IPAddress.Parse("127.0.0.2"), c.Local.Address));
         consumer.Close();
 

@@ -38,6 +38,9 @@ public sealed class LeaderChangeTests
         var failed = new ConcurrentQueue<string>();
         var stray = new ConcurrentQueue<string>();
         int produced = 0;
+
+        // The producer's messages not yet acknowledged: it sends on as they are (disposed after the producer, whose reports release it).
+        using var inFlight = new SemaphoreSlim(16);
         var producerAddresses = new KafkaRoute.AddressLog();
         using var producer = KafkaRoute.Producer(proxy, "moving-producer", c =>
         {
@@ -74,8 +77,18 @@ public sealed class LeaderChangeTests
         using var stopProducing = new CancellationTokenSource();
         var producing = Task.Run(async () =>
         {
-            for (int i = 0; !stopProducing.IsCancellationRequested && i < 100_000; i++)
+            // A steady stream across the changes, paced by the cluster's acknowledgements.
+            for (int i = 0; i < 100_000; i++)
             {
+                try
+                {
+                    await inFlight.WaitAsync(stopProducing.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
                 var value = $"m-{i}";
                 producer.Produce(new TopicPartition(Topic, i % Partitions), new Message<string, string> { Key = value, Value = value }, report =>
                 {
@@ -87,27 +100,29 @@ public sealed class LeaderChangeTests
                     {
                         acknowledged.Enqueue((report.Partition.Value, report.Message.Value));
                     }
+
+                    inFlight.Release();
                 });
                 Interlocked.Increment(ref produced);
-
-                // Paces the producer (a steady stream across the changes), not a wait for anything.
-                await Task.Delay(2, CancellationToken.None);
             }
         });
 
-        // Every 100 ms while the cluster changes: no connection reaches a broker except from the proxy's source.
+        // Whenever a client does something while the cluster changes (a message acknowledged, a line
+        // of its broker log: connects, reconnects), no connection reaches a broker except from the
+        // proxy's source. A detour between two readings is caught by the clients' logs instead.
         using var stopWatching = new CancellationTokenSource();
         var watching = Task.Run(async () =>
         {
+            long Activity() => acknowledged.Count + producerAddresses.Count + consumerAddresses.Count;
             while (!stopWatching.IsCancellationRequested)
             {
+                long before = Activity();
                 foreach (var c in KafkaRoute.StrayBrokerConnections(cluster))
                 {
                     stray.Enqueue($"{c.Local} → {c.Remote}");
                 }
 
-                // The sampling rate: a detour shorter than this is caught by the clients' logs instead.
-                await Task.Delay(100, CancellationToken.None);
+                await Poll.UntilAsync(() => stopWatching.IsCancellationRequested || Activity() != before, "a client to do something", Timeout);
             }
         });
 
@@ -126,11 +141,19 @@ public sealed class LeaderChangeTests
         }
 
         int beforeDown = acknowledged.Count;
+        int Broker2Refusals() => proxy.Logs.Messages.Count(m => m.Contains("/broker-2: ", StringComparison.Ordinal) && m.Contains(" closed: connect refused: ", StringComparison.Ordinal));
+        int refusedBefore = Broker2Refusals();
         cluster.BrokerDown(2);
+        var outage = System.Diagnostics.Stopwatch.StartNew();
 
-        // The outage is what is tested: the broker stays down for a while, whatever the clients do meanwhile.
-        await Task.Delay(1500, TestContext.Current.CancellationToken);
+        // The outage is what is tested: the broker stays down until the clients have met it through
+        // the proxy (their connections to it closed, three of their reconnects turned away) and the
+        // producer is held up by it: every message it has in flight waits, those for broker 2's
+        // partitions among them.
+        await Poll.UntilAsync(() => Broker2Refusals() >= refusedBefore + 3 && inFlight.CurrentCount == 0,
+            () => $"three reconnects to broker 2 refused through the proxy ({Broker2Refusals() - refusedBefore} so far) and the producer's {inFlight.CurrentCount} free slots used up", Timeout);
         cluster.BrokerUp(2);
+        outage.Stop();
         await WaitForAcksAsync(acknowledged, beforeDown + 100);
 
         // One more move after the restart, onto the broker that was down.
@@ -158,7 +181,7 @@ public sealed class LeaderChangeTests
 
         var read = KafkaRoute.ReadAll(proxy, Topic, Partitions, TimeSpan.FromSeconds(30));
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"produced {produced}, acknowledged {acked.Count}, failed {failed.Count}, tailed live {tailed.Count}, read back {read.Count} ({read.Select(r => r.Value).Distinct().Count()} distinct), {leaderMoves} leader moves, broker 2 down 1.5 s");
+            $"produced {produced}, acknowledged {acked.Count}, failed {failed.Count}, tailed live {tailed.Count}, read back {read.Count} ({read.Select(r => r.Value).Distinct().Count()} distinct), {leaderMoves} leader moves, broker 2 down {outage.Elapsed.TotalSeconds:0.0} s ({Broker2Refusals() - refusedBefore} reconnects refused through the proxy meanwhile)");
 
         // Neither client ever heard of a broker's real address (they log every address they use),
         // nor held a connection to one.

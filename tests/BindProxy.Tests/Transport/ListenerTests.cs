@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using BindProxy.Configuration;
 using BindProxy.Transport;
+using BindProxy.Tests.Infrastructure;
 using BindProxy.Transport.Linux;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -62,8 +63,7 @@ public sealed class ListenerTests : IAsyncDisposable
 
             // One more arriving while an accept waits wakes it.
             var waiting = listener.AcceptAsync(deadline.Token).AsTask();
-            await Task.Delay(100, TestContext.Current.CancellationToken);
-            Assert.False(waiting.IsCompleted);
+            Assert.False(await Poll.SteadyAsync(() => waiting.IsCompleted, TimeSpan.FromMilliseconds(100), "the accept to stay waiting with nobody to accept"));
             var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             clients.Add(late);
             await late.ConnectAsync(address, TestContext.Current.CancellationToken);
@@ -90,8 +90,7 @@ public sealed class ListenerTests : IAsyncDisposable
         var listener = await Factory.BindAsync(new RouteEndPoint(Served("unbind"), new IPEndPoint(IPAddress.Loopback, 0)), TestContext.Current.CancellationToken);
         var address = ((RouteEndPoint)listener.EndPoint).Address;
         var waiting = listener.AcceptAsync(TestContext.Current.CancellationToken).AsTask();
-        await Task.Delay(100, TestContext.Current.CancellationToken);
-        Assert.False(waiting.IsCompleted);
+        Assert.False(await Poll.SteadyAsync(() => waiting.IsCompleted, TimeSpan.FromMilliseconds(100), "the accept to stay waiting with nobody to accept"));
 
         await listener.UnbindAsync(TestContext.Current.CancellationToken);
 
@@ -147,9 +146,14 @@ public sealed class ListenerTests : IAsyncDisposable
             await client.ConnectAsync(((RouteEndPoint)listener.EndPoint).Address, TestContext.Current.CancellationToken);
             var clientAddress = (IPEndPoint)client.LocalEndPoint!;
             await using var connection = (await listener.AcceptAsync(TestContext.Current.CancellationToken))!;
+            var listening = ((RouteEndPoint)listener.EndPoint).Address;
+            Assert.Contains(SocketTable.Read(), e => e.Local.Equals(listening) && e.Remote.Equals(clientAddress));
             client.LingerState = new LingerOption(true, 0);
             client.Dispose(); // RST before the proxy makes a socket of the descriptor
-            await Task.Delay(50, TestContext.Current.CancellationToken);
+
+            // The reset reached the proxy's end: the kernel has dropped the connection from its table.
+            await Poll.UntilAsync(() => !SocketTable.Read().Any(e => e.Local.Equals(listening) && e.Remote.Equals(clientAddress)),
+                "the client's reset to reach the proxy's socket");
 
             var inbound = connection.Features.Get<IInboundSocketFeature>()!;
             Assert.Equal(clientAddress, inbound.Client);
