@@ -119,7 +119,10 @@ public sealed class EpollLoopStopTests
         relay.Connected(toUpstream.DetachClient(), toUpstream.ClientEnd, toUpstream.ServerEnd);
         var owner = new Owner();
         relay.Start(owner, null);
-        await Poll.UntilAsync(() => relay.Phase == RelayState.Relaying, "the relay to start");
+
+        // A byte through shows the loop has registered both sockets.
+        await toClient.Client.SendAsync(new byte[] { 7 });
+        Assert.Equal(7, (await toUpstream.Server.ReadExactlyAsync(1, Prompt))[0]);
 
         loop.Dispose();
         relay.Abort();
