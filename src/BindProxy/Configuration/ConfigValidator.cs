@@ -56,8 +56,12 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         CheckLoops(routes, resolved, admin, errors);
 
         var drainTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.DrainTimeout)], config.DrainTimeout, TopLevelError, positive: false);
+        var flushTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.FlushTimeout)], config.FlushTimeout, TopLevelError, positive: true);
+        var stallTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.StallTimeout)], config.StallTimeout, TopLevelError, positive: true);
         var engine = ValidateEngine(config.Engine, TopLevelError);
-        return new ValidationResult(errors.Count == 0 ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine! } : null, errors, warnings);
+        return new ValidationResult(errors.Count == 0
+            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine!, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
+            : null, errors, warnings);
     }
 
     private static ForwardingEngine? ValidateEngine(string? written, Action<string, string> error)

@@ -18,6 +18,14 @@ internal sealed record ProxyConfig
         Forms = "`00:00:30`", Default = "00:00:30")]
     public string? DrainTimeout { get; init; }
 
+    [ConfigField("Once both sides of a connection have ended, how long it may wait with no progress for a peer to take the bytes still queued for it (a reader that stopped); then both sides are reset, and that is logged and counted (`flush_timeout`).",
+        Forms = "`00:00:30`", Default = "00:00:30")]
+    public string? FlushTimeout { get; init; }
+
+    [ConfigField("How long bytes may wait in one direction of a connection with no progress, although the other side could take them, before the stall watchdog reports it (a warning, `bindproxy_connections_stalls_total`, `stalled` in `/api/connections`).",
+        Forms = "`00:00:10`", Default = "00:00:10")]
+    public string? StallTimeout { get; init; }
+
     [ConfigField("The forwarding engine of plain Tcp routes: `relay` (epoll; Linux x64 and arm64), `pipes` (System.IO.Pipelines; everywhere) or `auto`, the relay engine where it runs; `--engine` replaces it. See [Forwarding](#forwarding).",
         Forms = "`auto`, `relay`, `pipes`", Default = "auto",
         Reload = FieldReload.Restart)]

@@ -18,6 +18,10 @@ internal static class ProxyDefaults
 
     public static readonly TimeSpan DrainTimeout = Duration(ProxyConfig.Fields, nameof(ProxyConfig.DrainTimeout));
 
+    public static readonly TimeSpan FlushTimeout = Duration(ProxyConfig.Fields, nameof(ProxyConfig.FlushTimeout));
+
+    public static readonly TimeSpan StallTimeout = Duration(ProxyConfig.Fields, nameof(ProxyConfig.StallTimeout));
+
     public static readonly TimeSpan FrameTimeout = Duration(RouteConfig.Fields, nameof(RouteConfig.FrameTimeout));
 
     public static readonly TimeSpan AssignmentIdleTimeout = Duration(RouteConfig.Fields, nameof(RouteConfig.AssignmentIdleTimeout));

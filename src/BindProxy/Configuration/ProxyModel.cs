@@ -13,6 +13,12 @@ internal sealed class ProxyModel
     /// <summary>How long connections may take to finish at shutdown or when their route is removed.</summary>
     public TimeSpan DrainTimeout { get; }
 
+    /// <summary>How long a connection whose sides have both ended may wait with no progress for a peer to take the rest.</summary>
+    public TimeSpan FlushTimeout { get; init; } = ProxyDefaults.FlushTimeout;
+
+    /// <summary>How long bytes may wait in one direction with no progress, though the other side could take them, before the watchdog says so.</summary>
+    public TimeSpan StallTimeout { get; init; } = ProxyDefaults.StallTimeout;
+
     public IReadOnlyList<RouteModel> Routes { get; }
 
     public IReadOnlyDictionary<string, RouteModel> ByName { get; }

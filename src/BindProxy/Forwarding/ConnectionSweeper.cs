@@ -14,11 +14,10 @@ namespace BindProxy.Forwarding;
 /// per connection.
 /// </summary>
 /// <param name="watchdog">None: stalls are not looked for (a sweeper made on its own, in tests).</param>
-internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, TransportOptions? transport = null, StallWatchdog? watchdog = null, ILogger<ConnectionSweeper>? logger = null)
+/// <param name="routes">Where the flush timeout is read; the default one when absent (a sweeper made on its own, in tests).</param>
+internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, RouteTable? routes = null, StallWatchdog? watchdog = null, ILogger<ConnectionSweeper>? logger = null)
     : BackgroundService
 {
-    private readonly TransportOptions _options = transport ?? new TransportOptions();
-
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(1);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -38,6 +37,7 @@ internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, 
 
     internal void Sweep(long now)
     {
+        var flushTimeout = routes?.Current.FlushTimeout ?? ProxyDefaults.FlushTimeout;
         foreach (var connection in connections.Snapshot())
         {
             if (connection.Legs.ResetWhilePaused() is { } reset)
@@ -52,9 +52,9 @@ internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, 
             {
                 connection.Abort(CloseReason.IdleTimeout);
             }
-            else if (connection.Legs.IsFlushing && idle > _options.FlushTimeout.TotalMilliseconds)
+            else if (connection.Legs.IsFlushing && idle > flushTimeout.TotalMilliseconds)
             {
-                Log.FlushTimedOut(logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger<ConnectionSweeper>.Instance, connection.Route, connection.Client, connection.Source, connection.Upstream, connection.Legs.KernelQueued(), _options.FlushTimeout.TotalSeconds);
+                Log.FlushTimedOut(logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger<ConnectionSweeper>.Instance, connection.Route, connection.Client, connection.Source, connection.Upstream, connection.Legs.KernelQueued(), flushTimeout.TotalSeconds);
                 connection.Abort(CloseReason.FlushTimeout);
             }
             else if (route.Kafka is { } kafka && connection.Kafka is { PartialSinceTicks: > 0 and var since } &&

@@ -5,7 +5,7 @@ namespace BindProxy.Forwarding;
 
 /// <summary>
 /// Finds connections that have bytes waiting in one direction and have made no progress with them
-/// for <see cref="TransportOptions.StallTimeout"/> although the receiving side could take them, and
+/// for the stall timeout (<c>BindProxy:StallTimeout</c>) although the receiving side could take them, and
 /// says so once per stall: a warning with both directions' state, a metric, and the
 /// <see cref="ProxiedConnection.IsStalled"/> flag the admin API shows. A slow peer is not a stall
 /// (its window is closed, or its socket is full); bytes the proxy holds while the destination's
@@ -17,7 +17,7 @@ namespace BindProxy.Forwarding;
 /// asked about a connection only while it is flushing or once a direction has waited the whole
 /// timeout.
 /// </remarks>
-internal sealed partial class StallWatchdog(TransportOptions options, ProxyMetrics metrics, ILogger<StallWatchdog> logger)
+internal sealed partial class StallWatchdog(RouteTable routes, ProxyMetrics metrics, ILogger<StallWatchdog> logger)
 {
     public void Check(ProxiedConnection connection, long now)
     {
@@ -25,7 +25,8 @@ internal sealed partial class StallWatchdog(TransportOptions options, ProxyMetri
         bool flushing = legs.IsFlushing;
         var queued = flushing ? legs.Inspect() : default;
         ref var watch = ref connection.Watch;
-        long limit = (long)options.StallTimeout.TotalMilliseconds;
+        var stallTimeout = routes.Current.StallTimeout;
+        long limit = (long)stallTimeout.TotalMilliseconds;
 
         bool upWaits = Waiting(ref watch.ToUpstream, legs.BytesToUpstream, legs.HeldForUpstream, queued.UpstreamQueue?.Unacknowledged ?? 0, now, limit);
         bool downWaits = Waiting(ref watch.ToClient, legs.BytesToClient, legs.HeldForClient, queued.ClientQueue?.Unacknowledged ?? 0, now, limit);
@@ -50,7 +51,7 @@ internal sealed partial class StallWatchdog(TransportOptions options, ProxyMetri
 
         connection.MarkStalled(true);
         metrics.Stalled(connection.Route);
-        Log.Stalled(logger, connection.Route, connection.Client, connection.Source, connection.Upstream, options.StallTimeout.TotalSeconds,
+        Log.Stalled(logger, connection.Route, connection.Client, connection.Source, connection.Upstream, stallTimeout.TotalSeconds,
             upStalled ? "to the upstream" : "to the client",
             Describe("to the upstream", inspection.HeldForUpstream, inspection.UpstreamQueue),
             Describe("to the client", inspection.HeldForClient, inspection.ClientQueue),

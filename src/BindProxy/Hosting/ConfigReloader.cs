@@ -162,8 +162,13 @@ internal sealed partial class ConfigReloader(
         }
 
         bool drainChanged = old.DrainTimeout != next.DrainTimeout;
+        var timeouts = new[]
+        {
+            (Key: nameof(ProxyConfig.FlushTimeout), Before: old.FlushTimeout, After: next.FlushTimeout),
+            (Key: nameof(ProxyConfig.StallTimeout), Before: old.StallTimeout, After: next.StallTimeout),
+        }.Where(t => t.Before != t.After).ToList();
         bool sameRoutes = next.Routes.Count == old.Routes.Count && next.Routes.All(r => old.ByName.ContainsKey(r.Name));
-        if (changed.Count == 0 && sameRoutes && !drainChanged && restartEdits.Count == 0)
+        if (changed.Count == 0 && sameRoutes && !drainChanged && timeouts.Count == 0 && restartEdits.Count == 0)
         {
             Log.Unchanged(logger);
             return;
@@ -172,7 +177,13 @@ internal sealed partial class ConfigReloader(
         // New connections see the new definitions from here on (a changed route's members, such
         // as its Kafka broker listeners, with it); established ones keep theirs. The admin
         // endpoint and the forwarding engine are made once, at startup.
-        var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout) { Admin = old.Admin, Engine = old.Engine });
+        var (added, removed) = routes.Replace(new ProxyModel(serving, next.DrainTimeout)
+        {
+            Admin = old.Admin,
+            Engine = old.Engine,
+            FlushTimeout = next.FlushTimeout,
+            StallTimeout = next.StallTimeout,
+        });
 
         // Routes that no longer intercept stop redirecting before their listeners close, so their
         // clients reach their servers directly instead of a closed port.
@@ -230,6 +241,11 @@ internal sealed partial class ConfigReloader(
         if (drainChanged)
         {
             Log.DrainTimeoutChanged(logger, old.DrainTimeout.ToString(), next.DrainTimeout.ToString());
+        }
+
+        foreach (var (key, before, after) in timeouts)
+        {
+            Log.TimeoutChanged(logger, key, before.ToString(), after.ToString());
         }
 
         foreach (var (key, before, after) in restartEdits)
@@ -291,6 +307,9 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(708, LogLevel.Warning, "Reload: route {Route}: {Field} takes effect at the next restart")]
         public static partial void FieldNeedsRestart(ILogger logger, string route, string field);
+
+        [LoggerMessage(734, LogLevel.Information, "Reload: {Key} {Before} → {After}, for every connection from now on")]
+        public static partial void TimeoutChanged(ILogger logger, string key, string before, string after);
 
         [LoggerMessage(711, LogLevel.Information, "Reload: DrainTimeout {Before} → {After} for routes removed and for shutdown from now on")]
         public static partial void DrainTimeoutChanged(ILogger logger, string before, string after);

@@ -63,7 +63,7 @@ internal sealed partial class LogQueueReporter(LogQueue queue, IMeterFactory met
 
     private static partial class Log
     {
-        [LoggerMessage(40, LogLevel.Warning, "Log: {Dropped} event(s) dropped in the last {IntervalSeconds} s because the log's output did not keep up (its queue holds {Capacity}); forwarding did not wait for it")]
+        [LoggerMessage(6, LogLevel.Warning, "Log: {Dropped} event(s) dropped in the last {IntervalSeconds} s because the log's output did not keep up (its queue holds {Capacity}); forwarding did not wait for it")]
         public static partial void Dropped(ILogger logger, long dropped, double intervalSeconds, int capacity);
     }
 }

@@ -15,18 +15,6 @@ internal sealed record TransportOptions
     /// <summary>Listen backlog (the kernel caps it at net.core.somaxconn).</summary>
     public int ListenBacklog { get; init; } = 4096;
 
-    /// <summary>
-    /// How long a connection whose both sides have ended may wait with no progress for a peer to
-    /// take the bytes still queued for it before both are reset (and the reset logged and counted).
-    /// </summary>
-    public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>
-    /// How long bytes may wait in one direction with no progress, while the receiving side could
-    /// take them, before the watchdog reports the connection as stalled.
-    /// </summary>
-    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
-
     private System.IO.Pipelines.PipeOptions? _pipeOptions;
 
     public TransportOptions()
@@ -39,8 +27,6 @@ internal sealed record TransportOptions
         ReceiveBufferSize = original.ReceiveBufferSize;
         MaxBufferedBytes = original.MaxBufferedBytes;
         ListenBacklog = original.ListenBacklog;
-        FlushTimeout = original.FlushTimeout;
-        StallTimeout = original.StallTimeout;
     }
 
     /// <summary>The receive pipes' options, made once and shared by every socket with these settings.</summary>

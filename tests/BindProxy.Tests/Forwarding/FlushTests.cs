@@ -70,13 +70,13 @@ public sealed class FlushTests
             socket.Shutdown(SocketShutdown.Send);
             await socket.ReceiveAsync(new byte[1], SocketFlags.None, ct);
         });
-        var transport = new BindProxy.Transport.TransportOptions { FlushTimeout = TimeSpan.FromSeconds(2) };
         var config = new BindProxy.Configuration.ProxyConfig
         {
             Engine = engine,
+            FlushTimeout = "00:00:02",
             Routes = [new BindProxy.Configuration.RouteConfig { Name = "test", Listen = "127.0.0.1:0", Upstream = upstream.Address, Source = "127.0.0.2" }],
         };
-        await using var proxy = await TestProxy.StartAsync(config, transport);
+        await using var proxy = await TestProxy.StartAsync(config);
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 2048 };
         await client.ConnectAsync(proxy.Endpoint());
         client.Shutdown(SocketShutdown.Send);
