@@ -175,4 +175,61 @@ public sealed class LoggingTests
 
         throw new InvalidOperationException($"no line with '{fragment}'; stderr: {await process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken)}");
     }
+
+    /// <summary>
+    /// A console nobody reads does not stop the proxy: its output goes into a pipe that fills and
+    /// stays full, yet thousands of connections, each logged opening and closing, go through, and
+    /// the lines that did not fit are dropped and counted rather than waited for.
+    /// </summary>
+    [Fact]
+    public async Task A_console_nobody_reads_drops_log_lines_instead_of_holding_up_connections()
+    {
+        await using var upstream = TestServer.Echo();
+        int listen = FreePort(), admin = FreePort();
+        var dir = BindProxyCli.TempDir();
+
+        // sleep never reads its stdin: the proxy's console is a pipe that fills after 64 KiB.
+        string dll = Path.Combine(AppContext.BaseDirectory, "BindProxy.dll");
+        await using var proxy = ProxyProcess.StartShell(
+            $"dotnet '{dll}' --listen 127.0.0.1:{listen} --upstream {upstream.Address} --source 127.0.0.2 --admin 127.0.0.1:{admin} 2>&1 | sleep 600",
+            dir, new Dictionary<string, string>());
+        var endpoint = new IPEndPoint(IPAddress.Loopback, listen);
+        await Poll.UntilAsync(async () =>
+        {
+            try
+            {
+                using var probe = await SocketExtensions.ConnectAsync(endpoint);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }, "the proxy to listen", Prompt);
+
+        // Two lines, about 300 B, per connection: far more than the pipe holds, and more lines
+        // than the log's queue holds too.
+        const int Connections = 6000;
+        var started = Stopwatch.StartNew();
+        for (int i = 0; i < Connections; i++)
+        {
+            using var client = await SocketExtensions.ConnectAsync(endpoint);
+            await client.SendAsync(new byte[] { (byte)i });
+            Assert.Equal((byte)i, (await client.ReadExactlyAsync(1, TimeSpan.FromSeconds(10)))[0]);
+        }
+
+        TestContext.Current.TestOutputHelper?.WriteLine($"{Connections} connections in {started.Elapsed.TotalSeconds:0.0} s with the console full");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{admin}") };
+        var dropped = await Poll.UntilAsync(
+            async () => BindProxy.Tests.Admin.PrometheusText.Value(await http.GetStringAsync("/metrics"), "bindproxy_log_events_dropped_total"),
+            value => value > 0, "log events to be counted as dropped", Prompt);
+        TestContext.Current.TestOutputHelper?.WriteLine($"{dropped} log events dropped");
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
 }
