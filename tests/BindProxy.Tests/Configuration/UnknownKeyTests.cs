@@ -54,7 +54,7 @@ public sealed class UnknownKeyTests
         [
             "Routes: unknown section; Routes goes inside the BindProxy section (BindProxy:Routes)",
             "BindProxy:Listen: unknown key; route fields such as Listen go inside a route, BindProxy:Routes:NAME:Listen",
-            "BindProxy:Whatever: unknown key; known keys are Routes, DrainTimeout, Engine",
+            "BindProxy:Whatever: unknown key; known keys are Routes, DrainTimeout, FlushTimeout, StallTimeout, Engine",
         ], await ErrorsAsync(keys));
     }
 
