@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 
 namespace BindProxy.Addressing;
 
@@ -87,34 +86,9 @@ internal sealed class AddressSet
 
     public override string ToString() => _text;
 
-    /// <summary>A Wireshark display-filter term that matches exactly these addresses.</summary>
-    public string ToWiresharkFilter()
-    {
-        var field = Family == AddressFamily.InterNetworkV6 ? "ipv6.addr" : "ip.addr";
-        if (IsSingle)
-        {
-            return $"{field}=={this[0]}";
-        }
-
-        var sb = new StringBuilder(field).Append(" in {");
-        for (int i = 0; i < _blocks.Length; i++)
-        {
-            var b = _blocks[i];
-            if (i > 0)
-            {
-                // Wireshark 4 (Debian 12's tshark 4.0) rejects whitespace between set members.
-                sb.Append(',');
-            }
-
-            sb.Append(ToAddress(b.Start, Family));
-            if (b.Count > 1)
-            {
-                sb.Append("..").Append(ToAddress(b.Start + b.Count - 1, Family));
-            }
-        }
-
-        return sb.Append('}').ToString();
-    }
+    /// <summary>The set as ranges of consecutive addresses, first and last of each (equal for a single address), in order.</summary>
+    public IEnumerable<(IPAddress First, IPAddress Last)> Ranges =>
+        _blocks.Select(b => (ToAddress(b.Start, Family), ToAddress(b.Start + b.Count - 1, Family)));
 
     public static AddressSet Single(IPAddress address)
     {

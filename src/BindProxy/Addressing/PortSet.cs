@@ -75,16 +75,6 @@ internal sealed class PortSet
     /// <summary>nft set elements: <c>8081, 9092-9094</c>.</summary>
     public string ToNftElements() => string.Join(", ", Ranges.Select(r => Format(r, "-")));
 
-    /// <summary>A Wireshark display filter term: <c>tcp.port in {8081,9092..9094}</c> (Wireshark 4.0 rejects spaces between members).</summary>
-    public string ToWiresharkFilter() =>
-        Ranges is [var only] && only.First == only.Last
-            ? $"tcp.port=={only.First}"
-            : $"tcp.port in {{{string.Join(",", Ranges.Select(r => Format(r, "..")))}}}";
-
-    /// <summary>A capture (BPF) filter term: <c>(tcp port 8081 or tcp portrange 9092-9094)</c>.</summary>
-    public string ToCaptureFilter() =>
-        "(" + string.Join(" or ", Ranges.Select(r => r.First == r.Last ? $"tcp port {r.First}" : $"tcp portrange {r.First}-{r.Last}")) + ")";
-
     public override string ToString() => string.Join(",", Ranges.Select(r => Format(r, "-")));
 
     private static string Format((int First, int Last) range, string dash) =>

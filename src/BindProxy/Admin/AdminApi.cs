@@ -3,6 +3,7 @@ using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Transport;
+using BindProxy.Wireshark;
 
 namespace BindProxy.Admin;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Forwarding;
+using BindProxy.Wireshark;
 
 namespace BindProxy.Admin;
 

@@ -3,6 +3,8 @@ using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
 using BindProxy.Interception;
+using BindProxy.Transport;
+using BindProxy.Wireshark;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -72,9 +74,9 @@ internal static class BindProxyCommand
         };
         engine.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<string?>() is { } text && !ForwardingEngine.TryParse(text, out _))
+            if (result.GetValueOrDefault<string?>() is { } text && !EngineSettings.TryParse(text, out _))
             {
-                result.AddError($"--engine: '{text}' is not an engine; expected {ForwardingEngine.Expected}");
+                result.AddError($"--engine: '{text}' is not an engine; expected {EngineSettings.Expected}");
             }
         });
         var listen = new Option<string?>("--listen")
@@ -162,7 +164,7 @@ internal static class BindProxyCommand
             Console.WriteLine($"admin endpoint: http://{adminModel.Listen}/");
         }
 
-        Console.WriteLine($"forwarding engine for Tcp routes: {model.Engine}");
+        Console.WriteLine($"forwarding engine for Tcp routes: {ForwardingEngine.For(model.Engine)}");
         Console.WriteLine($"configuration OK: {model.Routes.Count} route(s)");
         return ExitOk;
     }

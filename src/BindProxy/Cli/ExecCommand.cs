@@ -7,6 +7,7 @@ using BindProxy.Admin;
 using BindProxy.Configuration;
 using BindProxy.Hosting;
 using BindProxy.Interception;
+using BindProxy.Wireshark;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -60,21 +60,21 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         var stallTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.StallTimeout)], config.StallTimeout, TopLevelError, positive: true);
         var engine = ValidateEngine(config.Engine, TopLevelError);
         return new ValidationResult(errors.Count == 0
-            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine!, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
+            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine!.Value, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
             : null, errors, warnings);
     }
 
-    private static ForwardingEngine? ValidateEngine(string? written, Action<string, string> error)
+    private static EngineSetting? ValidateEngine(string? written, Action<string, string> error)
     {
         var field = ProxyConfig.Fields[nameof(ProxyConfig.Engine)];
         var text = written ?? field.Default!;
-        if (!ForwardingEngine.TryParse(text, out var setting))
+        if (!EngineSettings.TryParse(text, out var setting))
         {
-            error(field.Path, $"'{text}' is not an engine; expected {ForwardingEngine.Expected}");
+            error(field.Path, $"'{text}' is not an engine; expected {EngineSettings.Expected}");
             return null;
         }
 
-        var engine = ForwardingEngine.Select(setting, out var problem);
+        var engine = EngineSettings.Resolve(setting, out var problem);
         if (engine is null)
         {
             error(field.Path, problem!);

@@ -26,6 +26,6 @@ internal sealed class ProxyModel
     /// <summary>The admin endpoint; null when it is off. Read once at startup.</summary>
     public AdminModel? Admin { get; init; }
 
-    /// <summary>The engine that forwards plain Tcp routes. Read once at startup.</summary>
-    public ForwardingEngine Engine { get; init; } = ForwardingEngine.Select(EngineSetting.Auto, out _)!;
+    /// <summary>The engine that forwards plain Tcp routes, resolved for this platform (relay or pipes, never auto). Read once at startup.</summary>
+    public EngineSetting Engine { get; init; } = EngineSettings.Resolve(EngineSetting.Auto, out _)!.Value;
 }

@@ -127,27 +127,4 @@ internal sealed class RouteModel
         copy._upstream = UpstreamSpec.OriginalDestination(intercept.Ports);
         return copy;
     }
-
-    /// <summary>
-    /// The Wireshark display filter that shows exactly this route's upstream traffic. A Kafka
-    /// route's brokers listen on ports its configuration does not name (every broker the cluster
-    /// advertises, and under interception every port learnt later), so its filter is the source
-    /// addresses alone: they carry nothing else.
-    /// </summary>
-    public string WiresharkFilter => Kafka is not null
-        ? Sources.Addresses.ToWiresharkFilter()
-        : Intercept is { } intercept
-            ? $"{Sources.Addresses.ToWiresharkFilter()} && {intercept.Ports.ToWiresharkFilter()}"
-            : $"{Sources.Addresses.ToWiresharkFilter()} && tcp.port=={Upstream.Port}";
-
-    /// <summary>
-    /// A tshark command that captures this route's upstream traffic live: a capture (BPF) filter
-    /// for one source address, so nothing else is captured at all; the display filter for a pool
-    /// (address ranges have no short capture-filter form).
-    /// </summary>
-    public string TsharkCommand => Sources.Addresses is { IsSingle: true } single
-        ? CaptureFilters.Tshark(single[0], Kafka is not null ? null
-            : Intercept is { } intercept ? intercept.Ports.ToCaptureFilter()
-            : $"tcp port {Upstream.Port}")
-        : CaptureFilters.TsharkDisplay(Sources.Addresses[0], WiresharkFilter);
 }

@@ -1,6 +1,7 @@
 using System.Net;
+using BindProxy.Addressing;
 
-namespace BindProxy.Addressing;
+namespace BindProxy.Forwarding;
 
 /// <summary>One client's source address on one route (a Kafka bootstrap and its brokers count as one).</summary>
 internal sealed class Assignment(string route, ClientIdentity client, IPAddress address, bool shared)
@@ -22,10 +23,6 @@ internal sealed class Assignment(string route, ClientIdentity client, IPAddress 
     public int ActiveConnections => Volatile.Read(ref _active);
 
     public long TotalConnections { get; private set; }
-
-    public string WiresharkFilter => Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
-        ? $"ipv6.addr=={Address}"
-        : $"ip.addr=={Address}";
 
     internal long IdleSinceTicks => Volatile.Read(ref _lastUsedTicks);
 

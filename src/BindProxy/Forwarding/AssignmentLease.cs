@@ -1,4 +1,4 @@
-namespace BindProxy.Addressing;
+namespace BindProxy.Forwarding;
 
 /// <summary>A connection's hold on its client's assignment; disposing it marks the connection gone.</summary>
 internal sealed class AssignmentLease(Assignment assignment) : IDisposable

@@ -1,6 +1,8 @@
 using System.Net;
+using BindProxy.Addressing;
+using BindProxy.Wireshark;
 
-namespace BindProxy.Addressing;
+namespace BindProxy.Forwarding;
 
 /// <summary>
 /// Sticky client → source address assignments, per route, in memory. A new client gets the next
@@ -89,7 +91,7 @@ internal sealed partial class AssignmentRegistry(ILogger<AssignmentRegistry> log
                         (moved.ActiveConnections > 0 ? $"; its {moved.ActiveConnections} open connection(s) keep {moved.Address} until they close" : "");
                 }
 
-                Log.Assigned(logger, route, client.Display, address, note, assignment.WiresharkFilter);
+                Log.Assigned(logger, route, client.Display, address, note, CaptureFilters.Wireshark(address, []));
             }
 
             assignment.Enter();

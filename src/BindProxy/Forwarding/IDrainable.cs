@@ -1,4 +1,5 @@
 using BindProxy.Configuration;
+using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 

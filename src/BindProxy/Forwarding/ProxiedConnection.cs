@@ -43,10 +43,10 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
     public IPEndPoint Upstream => Legs.Upstream;
 
     /// <summary>The client's sticky source assignment, under a per-client policy.</summary>
-    public Addressing.Assignment? Assignment => Lease?.Assignment;
+    public Assignment? Assignment => Lease?.Assignment;
 
     /// <summary>This connection's hold on <see cref="Assignment"/>; released when it closes.</summary>
-    public Addressing.AssignmentLease? Lease { get; set; }
+    public AssignmentLease? Lease { get; set; }
 
     /// <summary>An intercepted connection's original destination and process; null for a connection made to a listener.</summary>
     public Interception.InterceptedClient? Intercepted { get; set; }

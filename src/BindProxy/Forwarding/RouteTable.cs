@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using BindProxy.Configuration;
+using BindProxy.Transport;
 
 namespace BindProxy.Forwarding;
 

@@ -1,4 +1,5 @@
 using BindProxy.Configuration;
+using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
 
 namespace BindProxy.Hosting;

@@ -1,6 +1,7 @@
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
+using BindProxy.Wireshark;
 using Microsoft.Extensions.Primitives;
 
 namespace BindProxy.Hosting;

@@ -9,6 +9,7 @@ using BindProxy.Kafka.Brokers;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
+using BindProxy.Wireshark;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -37,7 +38,8 @@ internal static partial class ProxyHost
         var fds = ResourceLimits.RaiseOpenFilesLimit();
         services.AddSingleton(sp => new DescriptorBudget(fds, ResourceLimits.OpenDescriptors(), sp.GetRequiredService<ILogger<DescriptorBudget>>(), ResourceLimits.OpenDescriptors));
         services.AddSingleton(new TransportOptions());
-        services.AddSingleton(model.Engine);
+        var engine = ForwardingEngine.For(model.Engine);
+        services.AddSingleton(engine);
         services.AddSingleton(new RouteTable(model));
         services.AddSingleton<OwnListeners>();
         services.AddSingleton<ListenerRegistry>();
@@ -52,7 +54,7 @@ internal static partial class ProxyHost
 
         // The one place the engine is chosen: how proxy listeners accept, and who forwards a
         // connection that ForwardingPath does not send down the pipe path.
-        if (model.Engine.IsRelay)
+        if (engine.IsRelay)
         {
             services.AddSingleton<RelayEngine>();
             services.AddSingleton<IEngineListeners, RelayEngineListeners>();
@@ -141,7 +143,7 @@ internal static partial class ProxyHost
             Log.Capacity(logger, limit, fdCapacity!.Value, budget.OpenAtStart, DescriptorBudget.Reserve, ports.First, ports.Last);
         }
 
-        Log.Engine(logger, model.Engine.Name, model.Engine.IsRelay ? $"epoll, {Environment.ProcessorCount} loop(s)" : "System.IO.Pipelines over .NET sockets");
+        Log.Engine(logger, engine.Name, engine.IsRelay ? $"epoll, {Environment.ProcessorCount} loop(s)" : "System.IO.Pipelines over .NET sockets");
         foreach (var route in model.Routes)
         {
             Log.Route(logger, route.Name, route.Listen.Text, route.Upstream.Text, route.Sources.Addresses.ToString(),

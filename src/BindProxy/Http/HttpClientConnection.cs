@@ -1,5 +1,6 @@
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Threading.Channels;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Transport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;

@@ -1,4 +1,6 @@
-namespace BindProxy.Configuration;
+using BindProxy.Configuration;
+
+namespace BindProxy.Transport;
 
 /// <summary>
 /// A route as the proxy serves it while it runs: the identity its listeners and connections hold,

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace BindProxy.Addressing;
+namespace BindProxy.Wireshark;
 
 /// <summary>Wireshark display filters and tshark command lines that isolate one source address's upstream traffic.</summary>
 internal static class CaptureFilters

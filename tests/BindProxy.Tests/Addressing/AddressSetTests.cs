@@ -1,5 +1,6 @@
 using System.Net;
 using BindProxy.Addressing;
+using BindProxy.Wireshark;
 
 namespace BindProxy.Tests.Addressing;
 

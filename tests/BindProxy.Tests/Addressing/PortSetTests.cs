@@ -1,4 +1,5 @@
 using BindProxy.Addressing;
+using BindProxy.Wireshark;
 
 namespace BindProxy.Tests.Addressing;
 

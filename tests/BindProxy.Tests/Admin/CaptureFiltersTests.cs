@@ -3,6 +3,7 @@ using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Admin;
 using BindProxy.Tests.Infrastructure;
+using BindProxy.Wireshark;
 
 namespace BindProxy.Tests.Admin;
 

@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+using BindProxy.Configuration;
 using BindProxy.Tests.Configuration;
 
 namespace BindProxy.Tests.Architecture;
@@ -7,7 +9,7 @@ namespace BindProxy.Tests.Architecture;
 /// read, tested and changed knowing only what lies under it. Checked on the source text (see
 /// <see cref="SourceDependencies"/>), so a failure names the file, the line and the edge.
 /// </summary>
-public sealed class LayeringTests
+public sealed partial class LayeringTests
 {
     /// <summary>
     /// The layers, bottom first; a namespace (with all its sub-namespaces, BindProxy.Kafka.Brokers
@@ -24,6 +26,9 @@ public sealed class LayeringTests
         ["Transport"] = 1,
         ["Outbound"] = 1,
         ["Interception"] = 1,
+
+        // What the configuration and the running proxy look like in Wireshark's and tshark's words.
+        ["Wireshark"] = 1,
 
         // A connection from accept to upstream and back: limits, assignment, registry, drain, metrics.
         ["Forwarding"] = 2,
@@ -74,6 +79,49 @@ public sealed class LayeringTests
         var (_, declared) = ProductDependencies(checkTable: false);
         var missing = declared.Where(n => !Layers.ContainsKey(n)).ToList();
         Assert.True(missing.Count == 0, $"namespaces without a layer: {string.Join(", ", missing)}; add each to {nameof(LayeringTests)}.{nameof(Layers)}");
+    }
+
+    [Fact]
+    public void Every_file_declares_the_namespace_of_its_folder()
+    {
+        var product = Path.Combine(ShippedConfigTests.RepositoryRoot(), "src", "BindProxy");
+        var wrong = new List<string>();
+        foreach (var (path, stripped) in ProductFiles(product))
+        {
+            var folder = Path.GetDirectoryName(path)!;
+            var expected = folder.Length == 0 ? SourceDependencies.Root : $"{SourceDependencies.Root}.{folder.Replace(Path.DirectorySeparatorChar, '.')}";
+            var declared = SourceDependencies.NamespaceOf(stripped);
+            if (declared != expected)
+            {
+                wrong.Add($"src/BindProxy/{path.Replace(Path.DirectorySeparatorChar, '/')}: namespace {declared}, but its folder says {expected}");
+            }
+        }
+
+        Assert.True(wrong.Count == 0, "a file's namespace is its folder under src/BindProxy:\n" + string.Join("\n", wrong));
+    }
+
+    [Fact]
+    public void No_type_sits_in_the_root_namespace()
+    {
+        var product = Path.Combine(ShippedConfigTests.RepositoryRoot(), "src", "BindProxy");
+        var atRoot = ProductFiles(product)
+            .Where(f => SourceDependencies.NamespaceOf(f.Stripped) == SourceDependencies.Root && f.Path != "Program.cs")
+            .Select(f => f.Path)
+            .ToList();
+        var programTypes = TypeDeclaration().Matches(ProductFiles(product).Single(f => f.Path == "Program.cs").Stripped)
+            .Select(m => m.Groups["name"].Value)
+            .ToList();
+
+        Assert.True(atRoot.Count == 0, $"files with no namespace of their own (types in {SourceDependencies.Root}): {string.Join(", ", atRoot)}");
+        Assert.True(programTypes.Count == 0, $"Program.cs holds the top-level statements only; these types belong in a folder: {string.Join(", ", programTypes)}");
+    }
+
+    [Fact]
+    public void The_namespace_checks_see_a_misplaced_file()
+    {
+        Assert.Equal("BindProxy.Transport", SourceDependencies.NamespaceOf(SourceDependencies.StripCommentsAndStrings("// namespace BindProxy.Cli;\nnamespace BindProxy.Transport;\ninternal sealed class A;")));
+        Assert.Equal(SourceDependencies.Root, SourceDependencies.NamespaceOf(SourceDependencies.StripCommentsAndStrings("internal sealed class A;")));
+        Assert.Equal(["Helper", "Other"], TypeDeclaration().Matches("var x = 1;\ninternal static class Helper { }\npublic sealed record Other(int A);\n// class Not\n").Select(m => m.Groups["name"].Value).Take(2));
     }
 
     [Fact]
@@ -181,4 +229,15 @@ public sealed class LayeringTests
 
         return (dependencies, [.. declared.Keys.Order(StringComparer.Ordinal)]);
     }
+
+    /// <summary>The product's source files: path relative to <paramref name="product"/>, and the text with comments and strings blanked.</summary>
+    private static List<(string Path, string Stripped)> ProductFiles(string product) =>
+        [.. Directory.EnumerateFiles(product, "*.cs", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(product, f))
+            .Where(f => !f.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
+            .Order(StringComparer.Ordinal)
+            .Select(f => (f, SourceDependencies.StripCommentsAndStrings(File.ReadAllText(Path.Combine(product, f)))))];
+
+    [GeneratedRegex(@"^\s*(?:(?:public|internal|private|file|static|sealed|abstract|partial|readonly|ref)\s+)*(?:class|record|struct|interface|enum)\s+(?<name>\w+)", RegexOptions.Multiline)]
+    private static partial Regex TypeDeclaration();
 }

@@ -1,6 +1,7 @@
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Tests.Infrastructure;
+using BindProxy.Wireshark;
 using Microsoft.Extensions.Configuration;
 
 namespace BindProxy.Tests.Configuration;

@@ -2,6 +2,7 @@ using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Tests.Cli;
 using BindProxy.Tests.Infrastructure;
+using BindProxy.Transport;
 
 namespace BindProxy.Tests.Configuration;
 
@@ -33,19 +34,20 @@ public sealed class EngineSettingTests
         var result = await ValidateAsync(engine);
 
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
-        Assert.Equal(ForwardingEngine.RelayRuns ? "relay" : "pipes", result.Model!.Engine.Name);
+        Assert.Equal(EngineSettings.RelayRuns ? EngineSetting.Relay : EngineSetting.Pipes, result.Model!.Engine);
     }
 
     [Fact]
     public async Task Pipes_may_be_chosen_anywhere_and_relay_only_where_it_runs()
     {
         var pipes = await ValidateAsync("PIPES");
-        Assert.False(pipes.Model!.Engine.IsRelay);
+        Assert.Equal(EngineSetting.Pipes, pipes.Model!.Engine);
 
         var relay = await ValidateAsync("relay");
-        if (ForwardingEngine.RelayRuns)
+        if (EngineSettings.RelayRuns)
         {
-            Assert.True(relay.Model!.Engine.IsRelay);
+            Assert.Equal(EngineSetting.Relay, relay.Model!.Engine);
+            Assert.True(ForwardingEngine.For(relay.Model.Engine).IsRelay);
         }
         else
         {

@@ -2,6 +2,7 @@ using System.Globalization;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Interception;
+using BindProxy.Wireshark;
 using Microsoft.Extensions.Configuration;
 
 namespace BindProxy.Tests.Configuration;

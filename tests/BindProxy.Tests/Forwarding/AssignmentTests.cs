@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Forwarding;
 using BindProxy.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -182,7 +183,6 @@ public sealed class AssignmentTests
         Assert.Equal("test", assignment.Route);
         Assert.Equal("client 127.0.0.70", assignment.Client.Display);
         Assert.Equal(IPAddress.Parse("127.0.0.44"), assignment.Address);
-        Assert.Equal("ip.addr==127.0.0.44", assignment.WiresharkFilter);
         Assert.Equal(1, assignment.ActiveConnections);
     }
 }

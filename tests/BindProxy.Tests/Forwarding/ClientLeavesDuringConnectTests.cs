@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Tests.Infrastructure;
+using BindProxy.Transport;
 
 namespace BindProxy.Tests.Forwarding;
 
@@ -19,7 +21,7 @@ public sealed class ClientLeavesDuringConnectTests
     [InlineData(true)]
     public async Task A_client_that_leaves_before_the_upstream_answers_abandons_the_connect(bool reset)
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         await using var upstream = await SilentUpstream.StartAsync();
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2", connectTimeout: "00:00:20");
 
@@ -53,7 +55,7 @@ public sealed class ClientLeavesDuringConnectTests
     [Fact]
     public async Task A_client_that_sends_a_request_and_half_closes_while_connecting_gets_its_answer()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         await using var upstream = await SilentUpstream.StartAsync();
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2", connectTimeout: "00:00:20");
 

@@ -1,6 +1,6 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Diagnostics;
 using System.Security.Cryptography;
 using BindProxy.Tests.Infrastructure;
 

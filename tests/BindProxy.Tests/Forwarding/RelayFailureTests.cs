@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Tests.Admin;
 using BindProxy.Tests.Infrastructure;
@@ -18,7 +19,7 @@ public sealed class RelayFailureTests
     [Fact]
     public async Task A_failed_loop_closes_its_connections_as_internal_errors_and_leaves_rotation_and_the_last_one_ends_the_process()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         const string Route = "loop-failure";
         await using var upstream = TestServer.Echo();
         await using var admin = await AdminProxy.StartAsync(AdminProxy.Route(Route, upstream));
@@ -92,7 +93,7 @@ public sealed class RelayFailureTests
     public async Task A_handoff_that_throws_resets_both_sides_and_gives_back_every_count(string stepName)
     {
         var step = Enum.Parse<HandoffStep>(stepName);
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var upstreamSaw = new TaskCompletionSource<SocketError>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var upstream = TestServer.Start(async (socket, ct) =>
         {
@@ -121,7 +122,7 @@ public sealed class RelayFailureTests
         Assert.Equal(SocketError.ConnectionReset, upstreamClosed);
         await Poll.UntilAsync(() => budget.InUse == listenerOnly && proxy.CountOf("test") == 0 && proxy.Connections.Count == 0,
             () => $"every count given back: descriptors {budget.InUse} (the listener's: {listenerOnly}), route {proxy.CountOf("test")}, registry {proxy.Connections.Count}");
-        Assert.All(proxy.Services.GetRequiredService<BindProxy.Addressing.AssignmentRegistry>().Snapshot(), a => Assert.Equal(0, a.ActiveConnections));
+        Assert.All(proxy.Services.GetRequiredService<BindProxy.Forwarding.AssignmentRegistry>().Snapshot(), a => Assert.Equal(0, a.ActiveConnections));
 
         // The next client is served as usual.
         faults.Inject = null;

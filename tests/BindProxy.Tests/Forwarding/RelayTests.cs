@@ -1,8 +1,10 @@
 using System.Net.Sockets;
+using BindProxy.Addressing;
+using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Tests.Infrastructure;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
-using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Forwarding;
 
@@ -15,7 +17,7 @@ public sealed class RelayTests
     [Fact]
     public async Task Tcp_routes_are_relayed_and_release_their_counts_when_closed()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         await using var upstream = TestServer.Echo();
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
 
@@ -49,7 +51,7 @@ public sealed class RelayTests
     [Fact]
     public async Task A_stalled_direction_holds_at_most_one_read_in_the_proxy()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var upstreamWrote = new TestServer.SentCounter();
         await using var upstream = TestServer.Flood(upstreamWrote);
         await using var proxy = await TestProxy.StartAsync(upstream.Address, source: "127.0.0.2");
@@ -69,7 +71,7 @@ public sealed class RelayTests
     [Fact]
     public async Task A_burst_the_client_sends_before_the_upstream_reads_arrives_whole_and_in_order()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         const int Size = 8 * 1024 * 1024;
         var pattern = new byte[Size];
         new Random(6).NextBytes(pattern);
@@ -114,7 +116,7 @@ public sealed class RelayEngineDisposalTests
     [Fact]
     public void A_second_dispose_leaves_descriptors_opened_in_between_alone()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var engine = new RelayEngine(new BindProxy.Transport.TransportOptions(), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
         engine.NextLoop();
         engine.Dispose();
@@ -145,7 +147,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task Bytes_waiting_when_the_relay_starts_reach_an_upstream_that_fills_up_first()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         const int Size = 4 * 1024 * 1024;
         var pattern = new byte[Size];
         new Random(7).NextBytes(pattern);
@@ -184,7 +186,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task A_relay_whose_upstream_is_gone_when_it_starts_resets_the_client()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         using var legs = await Legs.ConnectAsync();
         var client = legs.Client;
         legs.Server.LingerState = new LingerOption(true, 0);
@@ -208,7 +210,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task A_bulk_transfer_gives_its_loop_back_after_each_turn()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         using var loop = new BindProxy.Transport.Linux.EpollLoop("fair loop", 64 * 1024, e => throw e);
 
         // Bulk: the server sends as fast as it can and the client reads as fast as it can, so the
@@ -273,7 +275,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     [Fact]
     public async Task Bytes_draining_to_a_slow_reader_keep_the_connection_from_its_IdleTimeout()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         // Small buffers towards the client: the relay soon holds a read the client has not taken,
         // stops reading the upstream, and sends the rest on only as fast as the client reads. For
         // a while nothing new is read, yet bytes keep moving.
@@ -282,7 +284,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
         var route = Route(idleTimeout: TimeSpan.FromSeconds(1));
         var relay = legs.Relay(_engine.NextLoop());
         var owner = new Owner();
-        var connection = registry.Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay);
+        var connection = registry.Add(BindProxy.Transport.ServedRoute.Configured(route), route, relay);
         relay.Start(owner, connection);
         var flood = Task.Run(async () =>
         {
@@ -444,7 +446,7 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     private static ProxiedConnection Registered(TcpRelay relay)
     {
         var route = Route();
-        return new ConnectionRegistry().Add(BindProxy.Configuration.ServedRoute.Configured(route), route, relay);
+        return new ConnectionRegistry().Add(BindProxy.Transport.ServedRoute.Configured(route), route, relay);
     }
 
     private static BindProxy.Configuration.RouteModel Route(TimeSpan? idleTimeout = null)

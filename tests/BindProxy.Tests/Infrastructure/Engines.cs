@@ -1,4 +1,5 @@
 using BindProxy.Configuration;
+using BindProxy.Transport;
 
 namespace BindProxy.Tests.Infrastructure;
 
@@ -8,7 +9,7 @@ namespace BindProxy.Tests.Infrastructure;
 /// </summary>
 public static class Engines
 {
-    public static TheoryData<string> Tcp => ForwardingEngine.RelayRuns ? new TheoryData<string>("relay", "pipes") : new TheoryData<string>("pipes");
+    public static TheoryData<string> Tcp => EngineSettings.RelayRuns ? new TheoryData<string>("relay", "pipes") : new TheoryData<string>("pipes");
 
     /// <summary>With each engine, both values of a flag.</summary>
     public static TheoryData<string, bool> TcpWithFlag

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Tests.Admin;
 using BindProxy.Tests.Infrastructure;
@@ -101,7 +102,7 @@ public sealed class DescriptorBudgetTests
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public async Task A_listener_gives_up_its_spare_descriptor_to_reset_a_waiting_client_and_takes_it_back()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the spare descriptor is for accept4 on Linux");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the spare descriptor is for accept4 on Linux");
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen();

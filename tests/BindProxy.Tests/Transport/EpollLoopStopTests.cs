@@ -1,9 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Configuration;
 using BindProxy.Outbound;
+using BindProxy.Tests.Infrastructure;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
-using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Transport;
 
@@ -19,7 +20,7 @@ public sealed class EpollLoopStopTests
     [Fact]
     public void Work_posted_to_a_stopped_loop_runs_at_once_on_the_posting_thread()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var loop = new EpollLoop("test loop", 64 * 1024, e => throw e);
         loop.Dispose();
         Assert.True(loop.IsStopped);
@@ -32,7 +33,7 @@ public sealed class EpollLoopStopTests
     [Fact]
     public async Task Work_queued_behind_a_busy_job_when_the_loop_is_disposed_still_runs()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var loop = new EpollLoop("test loop", 64 * 1024, e => throw e);
         using var gate = new ManualResetEventSlim();
         var busy = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -61,7 +62,7 @@ public sealed class EpollLoopStopTests
     [Fact]
     public async Task A_loop_stuck_in_a_job_is_disposed_anyway_with_its_epoll_set_and_eventfd_closed()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var loop = new EpollLoop("test loop", 64 * 1024, _ => { }) { StopWait = TimeSpan.FromMilliseconds(200) };
         int epoll = loop.EpollDescriptor;
         int wake = loop.WakeDescriptor;
@@ -95,7 +96,7 @@ public sealed class EpollLoopStopTests
     [Fact]
     public async Task A_connect_waited_for_on_a_stopped_loop_fails_at_once_instead_of_waiting_forever()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         using var full = FullListener.Make();
         var engine = new RelayEngine(new TransportOptions(), Microsoft.Extensions.Logging.Abstractions.NullLogger<RelayEngine>.Instance);
         engine.NextLoop();
@@ -111,7 +112,7 @@ public sealed class EpollLoopStopTests
     [Fact]
     public async Task A_relay_aborted_after_its_loop_stopped_closes_both_sockets_and_tells_its_owner()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var loop = new EpollLoop("test loop", 64 * 1024, _ => { });
         using var toClient = await LoopbackPair.ConnectAsync();
         using var toUpstream = await LoopbackPair.ConnectAsync();

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using BindProxy.Configuration;
 using BindProxy.Forwarding;
+using BindProxy.Transport;
 using BindProxy.Transport.Linux;
 
 namespace BindProxy.Tests.Transport;
@@ -12,7 +14,7 @@ public sealed class EpollLoopTests
     [Fact]
     public async Task Work_that_keeps_posting_itself_lets_ready_sockets_run_in_between()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         using var loop = new EpollLoop("test loop", 64 * 1024, e => throw e);
         using var pair = await SocketPair.ConnectAsync();
 
@@ -49,7 +51,7 @@ public sealed class EpollLoopTests
     [Fact]
     public async Task Work_posted_from_many_threads_while_the_loop_drains_never_waits_for_a_later_post()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         using var loop = new EpollLoop("test loop", 64 * 1024, e => throw e);
         const int Threads = 8;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(4);
@@ -87,7 +89,7 @@ public sealed class EpollLoopTests
     [Fact]
     public async Task A_handler_that_keeps_asking_for_turns_lets_a_socket_that_becomes_ready_run()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         using var loop = new EpollLoop("test loop", 64 * 1024, e => throw e);
         using var pair = await SocketPair.ConnectAsync();
 
@@ -109,7 +111,7 @@ public sealed class EpollLoopTests
     [Fact]
     public async Task A_handler_that_throws_is_failed_and_the_loop_goes_on_with_the_others()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var errors = new List<Exception>();
         using var loop = new EpollLoop("test loop", 64 * 1024, e => { lock (errors) { errors.Add(e); } });
         using var first = await SocketPair.ConnectAsync();
@@ -144,7 +146,7 @@ public sealed class EpollLoopTests
     [Fact]
     public async Task A_loop_whose_epoll_wait_fails_fails_its_handlers_says_so_once_and_runs_posted_work_only()
     {
-        Assert.SkipUnless(BindProxy.Configuration.ForwardingEngine.RelayRuns, "the relay engine runs on Linux only");
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
         var failed = new TaskCompletionSource<Exception>(TaskCreationOptions.RunContinuationsAsynchronously);
         int told = 0;
         using var loop = new EpollLoop("test loop", 64 * 1024, _ => { }, (_, e) =>

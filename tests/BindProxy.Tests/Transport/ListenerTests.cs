@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Addressing;
 using BindProxy.Configuration;
-using BindProxy.Transport;
 using BindProxy.Tests.Infrastructure;
+using BindProxy.Transport;
 using BindProxy.Transport.Linux;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -29,7 +30,7 @@ public sealed class ListenerTests : IAsyncDisposable
     private readonly DescriptorBudget _budget = new(100_000, 0, NullLogger<DescriptorBudget>.Instance);
 
     private RouteListenerFactory Factory => new(new TransportOptions(), _registry,
-        ForwardingEngine.RelayRuns ? new RelayEngineListeners(_relays) : new SocketEngineListeners(), _budget, NullLogger<RouteListenerFactory>.Instance);
+        EngineSettings.RelayRuns ? new RelayEngineListeners(_relays) : new SocketEngineListeners(), _budget, NullLogger<RouteListenerFactory>.Instance);
 
     [Fact]
     public async Task A_backlog_of_connections_is_accepted_whole_with_each_clients_address()

@@ -3,6 +3,7 @@ using System.Net;
 using BindProxy.Configuration;
 using BindProxy.Interception;
 using BindProxy.Kafka.Rewriting;
+using BindProxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Kafka.Brokers;

@@ -4,6 +4,7 @@ using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Kafka.Rewriting;
+using BindProxy.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace BindProxy.Kafka.Brokers;
