@@ -22,6 +22,8 @@ internal sealed partial class ConnectionLifecycle(
     DescriptorBudget descriptors,
     ILogger<ConnectionLifecycle> logger)
 {
+    private readonly ConnectionLines _lines = new();
+
     /// <summary>Whether close lines are written; without them a close needs no trip off the relay loop.</summary>
     public bool LogsClosings => logger.IsEnabled(LogLevel.Information);
 
@@ -74,7 +76,11 @@ internal sealed partial class ConnectionLifecycle(
     public void Opened(ProxiedConnection live, TimeSpan connectElapsed)
     {
         refusals.Connected(live.RouteModel);
-        Log.Opened(logger, live.Route, live.Client, live.Source, live.Upstream, connectElapsed.TotalMilliseconds);
+        if (Writes(open: true))
+        {
+            Log.Opened(logger, live.Route, live.Client, live.Source, live.Upstream, connectElapsed.TotalMilliseconds);
+        }
+
         metrics.Opened(live, connectElapsed);
     }
 
@@ -95,8 +101,26 @@ internal sealed partial class ConnectionLifecycle(
 
     /// <summary>Writes the close line of a connection that closed <paramref name="durationMs"/> after it opened.</summary>
     /// <param name="kafka">A Kafka route's session, as the line ends with it; "" otherwise.</param>
-    public void LogClosed(ProxiedConnection live, CloseReason reason, double durationMs, string kafka) =>
-        Log.Closed(logger, live.Route, live.Client, live.Source, live.Upstream, live.BytesToUpstream, live.BytesToClient, durationMs, reason.Describe(), kafka);
+    public void LogClosed(ProxiedConnection live, CloseReason reason, double durationMs, string kafka)
+    {
+        if (Writes(open: false))
+        {
+            Log.Closed(logger, live.Route, live.Client, live.Source, live.Upstream, live.BytesToUpstream, live.BytesToClient, durationMs, reason.Describe(), kafka);
+        }
+    }
+
+    /// <summary>Writes the summary of the open and close lines left out since the last one, if any were (each second, from the sweeper).</summary>
+    public void LogSkipped()
+    {
+        if (_lines.TakeSkipped() is { } skipped)
+        {
+            Log.Skipped(logger, skipped.Opened, skipped.Closed, skipped.Over.TotalSeconds, ConnectionLines.PerSecond);
+        }
+    }
+
+    /// <summary>Whether a connection's open or close line is written: always at Debug; at Information within <see cref="ConnectionLines"/>' budget.</summary>
+    private bool Writes(bool open) =>
+        logger.IsEnabled(LogLevel.Information) && (logger.IsEnabled(LogLevel.Debug) || _lines.TryTake(open));
 
     private static partial class Log
     {
@@ -105,6 +129,9 @@ internal sealed partial class ConnectionLifecycle(
 
         [LoggerMessage(201, LogLevel.Information, "{Route}: {Client} → {Source} → {Upstream} closed: {Reason}; {BytesToUpstream} B up, {BytesToClient} B down, {DurationMs:0} ms{Kafka}")]
         public static partial void Closed(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, long bytesToUpstream, long bytesToClient, double durationMs, string reason, string kafka);
+
+        [LoggerMessage(209, LogLevel.Information, "{Opened} connection(s) opened and {Closed} closed in the last {Seconds:0.0} s were not logged one by one (more than {PerSecond} lines a second); /api/connections lists the open ones, --log-level debug logs each")]
+        public static partial void Skipped(ILogger logger, long opened, long closed, double seconds, double perSecond);
 
         [LoggerMessage(202, LogLevel.Warning, "{Route}: {Client} closed: {Reason}: {Detail} (after {ElapsedMs:0} ms)")]
         public static partial void ConnectFailed(ILogger logger, string route, IPEndPoint client, string reason, string detail, double elapsedMs);

@@ -15,7 +15,7 @@ namespace BindProxy.Forwarding;
 /// </summary>
 /// <param name="watchdog">None: stalls are not looked for (a sweeper made on its own, in tests).</param>
 /// <param name="routes">Where the flush timeout is read; the default one when absent (a sweeper made on its own, in tests).</param>
-internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, RouteTable? routes = null, StallWatchdog? watchdog = null, ILogger<ConnectionSweeper>? logger = null)
+internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, RouteTable? routes = null, StallWatchdog? watchdog = null, ILogger<ConnectionSweeper>? logger = null, ConnectionLifecycle? lifecycle = null)
     : BackgroundService
 {
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(1);
@@ -37,6 +37,7 @@ internal sealed partial class ConnectionSweeper(ConnectionRegistry connections, 
 
     internal void Sweep(long now)
     {
+        lifecycle?.LogSkipped();
         var flushTimeout = routes?.Current.FlushTimeout ?? ProxyDefaults.FlushTimeout;
         foreach (var connection in connections.Snapshot())
         {

@@ -178,8 +178,9 @@ public sealed class LoggingTests
 
     /// <summary>
     /// A console nobody reads does not stop the proxy: its output goes into a pipe that fills and
-    /// stays full, yet thousands of connections, each logged opening and closing, go through, and
-    /// the lines that did not fit are dropped and counted rather than waited for.
+    /// stays full, yet thousands of connections, each logged opening and closing (at Debug, where
+    /// every connection's lines are written), go through, and the lines that did not fit are
+    /// dropped and counted rather than waited for.
     /// </summary>
     [Fact]
     public async Task A_console_nobody_reads_drops_log_lines_instead_of_holding_up_connections()
@@ -191,7 +192,7 @@ public sealed class LoggingTests
         // sleep never reads its stdin: the proxy's console is a pipe that fills after 64 KiB.
         string dll = Path.Combine(AppContext.BaseDirectory, "BindProxy.dll");
         await using var proxy = ProxyProcess.StartShell(
-            $"dotnet '{dll}' --listen 127.0.0.1:{listen} --upstream {upstream.Address} --source 127.0.0.2 --admin 127.0.0.1:{admin} 2>&1 | sleep 600",
+            $"dotnet '{dll}' --listen 127.0.0.1:{listen} --upstream {upstream.Address} --source 127.0.0.2 --admin 127.0.0.1:{admin} --log-level debug 2>&1 | sleep 600",
             dir, new Dictionary<string, string>());
         var endpoint = new IPEndPoint(IPAddress.Loopback, listen);
         await Poll.UntilAsync(async () =>
@@ -224,6 +225,49 @@ public sealed class LoggingTests
             async () => BindProxy.Tests.Admin.PrometheusText.Value(await http.GetStringAsync("/metrics"), "bindproxy_log_events_dropped_total"),
             value => value > 0, "log events to be counted as dropped", Prompt);
         TestContext.Current.TestOutputHelper?.WriteLine($"{dropped} log events dropped");
+    }
+
+    /// <summary>
+    /// At the default level a burst of connections writes the first lines one by one and then a
+    /// summary a second with how many were left out, so a load test neither floods the console
+    /// nor holds thousands of log events in memory; together they account for every connection.
+    /// </summary>
+    [Fact]
+    public async Task At_the_default_level_a_burst_of_connections_is_logged_within_a_budget_and_the_rest_summarised()
+    {
+        await using var upstream = TestServer.Echo();
+        var dir = await DirAsync("{ \"BindProxy\": { \"Routes\": { \"burst\": { \"Listen\": \"127.0.0.1:0\", " +
+            $"\"Upstream\": \"{upstream.Address}\", \"Source\": \"127.0.0.2\" }} }} }} }}");
+        await using var proxy = ProxyProcess.Start(dir, "--admin", "off");
+        var endpoint = await proxy.ListeningAsync("burst", Prompt);
+
+        const int Connections = 400;
+        var clients = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < Connections; i++)
+            {
+                var client = await SocketExtensions.ConnectAsync(endpoint);
+                clients.Add(client);
+                await client.SendAsync(new byte[] { 1 });
+                await client.ReadExactlyAsync(1, TimeSpan.FromSeconds(10));
+            }
+        }
+        finally
+        {
+            clients.ForEach(c => c.Dispose());
+        }
+
+        static long Skipped(string line) =>
+            long.Parse(line[(line.IndexOf(" INF ", StringComparison.Ordinal) + 5)..].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        int OpenLines() => proxy.Lines.Count(l => l.Contains(" INF burst: ", StringComparison.Ordinal) && l.Contains(" open (connect ", StringComparison.Ordinal));
+        long SkippedOpens() => proxy.Lines.Where(l => l.Contains(" connection(s) opened and ", StringComparison.Ordinal)).Sum(Skipped);
+
+        await Poll.UntilAsync(() => OpenLines() + SkippedOpens() == Connections,
+            () => $"{OpenLines()} open lines and {SkippedOpens()} summarised, for {Connections} connections", Prompt);
+        Assert.InRange(OpenLines(), BindProxy.Forwarding.ConnectionLines.Burst / 2, Connections - 50);
+        Assert.Matches(@" INF \d+ connection\(s\) opened and \d+ closed in the last [\d.]+ s were not logged one by one \(more than 20 lines a second\); /api/connections lists the open ones, --log-level debug logs each$",
+            proxy.Lines.First(l => l.Contains(" were not logged one by one ", StringComparison.Ordinal)));
     }
 
     private static int FreePort()
