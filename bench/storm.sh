@@ -2,13 +2,14 @@
 # A refusal storm beside the connections a proxy already serves, with its console read slowly:
 # does anything on the refusal path hold up the threads that move those connections' bytes?
 #
-#   bench/storm.sh [--proxy [LABEL=]DLL]... [--rounds N] [--nofile N] [--attempts N] [--concurrency N]
+#   bench/storm.sh [--proxy [LABEL=]DLL]... [--rounds N] [--nofile N] [--attempts N] [--rate N] [--concurrency N]
 #
 #   --proxy DLL     a BindProxy.dll to measure (repeatable; default: this checkout's Release build,
 #                   built first); LABEL=DLL names it in the table
 #   --rounds N      alternated rounds over the proxies (default 3)
 #   --nofile N      the proxy's open-files limit (default 500): about (N - 250) / 2 connections fit
 #   --attempts N    clients in the storm, all refused (default 5000)
+#   --rate N        storm clients a second (default 1000; 0: as fast as they go)
 #   --concurrency N storm clients at once (default 4: on a small machine more measures the storm
 #                   clients' own CPU, not the proxy)
 #
@@ -21,7 +22,7 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$script_dir/.." && pwd)
-rounds=3 nofile=500 attempts=5000 concurrency=4
+rounds=3 nofile=500 attempts=5000 rate=1000 concurrency=4
 proxies=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -30,7 +31,8 @@ while [[ $# -gt 0 ]]; do
         --nofile) nofile=${2:?}; shift ;;
         --attempts) attempts=${2:?}; shift ;;
         --concurrency) concurrency=${2:?}; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --rate) rate=${2:?}; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -70,7 +72,7 @@ for line in sys.stdin: time.sleep(0.05)"' "$nofile" "$dll" "$proxy_port" "$echo_
         pids+=("$pid")
         wait_listen "$proxy_port" || { echo "$label did not listen" >&2; cat "$work/proxy.err" >&2; exit 1; }
         dotnet "$bench_dll" churn --target "127.0.0.1:$churn_port" --duration 1s --concurrency 8 >/dev/null 2>&1 || true
-        dotnet "$bench_dll" storm --target "127.0.0.1:$proxy_port" --fill $(( nofile / 2 )) --attempts "$attempts" --concurrency "$concurrency" >"$work/storm.json" 2>>"$work/storm.err" || true
+        dotnet "$bench_dll" storm --target "127.0.0.1:$proxy_port" --fill $(( nofile / 2 )) --attempts "$attempts" --concurrency "$concurrency" --rate "$rate" >"$work/storm.json" 2>>"$work/storm.err" || true
         python3 - "$work/storm.json" "$label" "$round" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))

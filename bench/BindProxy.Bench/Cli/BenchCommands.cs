@@ -133,17 +133,18 @@ internal static class BenchCommands
         var fill = Options.Int("--fill", "Connections opened and held next, to use up the proxy's descriptors (the rest are refused).", 200, 0, 100_000);
         var attempts = Options.Int("--attempts", "Clients in the storm.", 5000, 1, 10_000_000);
         var concurrency = Options.Int("--concurrency", "Storm clients at once.", 32, 1, 4096);
+        var rate = Options.Int("--rate", "Storm clients a second, paced (0: as fast as --concurrency goes).", 0, 0, 1_000_000);
         var baseline = Options.Duration("--baseline", "How long the pingers measure before the storm.", TimeSpan.FromSeconds(3));
         var interval = Options.Duration("--interval", "Pause between one pinger's round trips.", TimeSpan.FromMilliseconds(2));
         var timeout = Options.Duration("--timeout", "Connect and per-message timeout.", TimeSpan.FromSeconds(10));
         var command = new Command("storm", "Round trips of connections already served, before and during a storm of clients the proxy refuses: percentiles in µs.")
         {
-            target, pingers, fill, attempts, concurrency, baseline, interval, timeout,
+            target, pingers, fill, attempts, concurrency, rate, baseline, interval, timeout,
         };
         command.SetAction((parse, ct) =>
         {
             FileLimits.RaiseToHard();
-            var result = Storm.Run(parse.GetValue(target)!, parse.GetValue(pingers), parse.GetValue(fill), parse.GetValue(attempts), parse.GetValue(concurrency),
+            var result = Storm.Run(parse.GetValue(target)!, parse.GetValue(pingers), parse.GetValue(fill), parse.GetValue(attempts), parse.GetValue(concurrency), parse.GetValue(rate),
                 parse.GetValue(baseline), parse.GetValue(interval), parse.GetValue(timeout), ct);
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"storm {result.Target}: {result.Held} held, {result.Attempts} clients in {result.StormSeconds} s ({result.Refused} refused, {result.Served} served); pings before: p50 {result.BaselineP50Us} µs, p99 {result.BaselineP99Us} µs; during: p50 {result.StormP50Us} µs, p99 {result.StormP99Us} µs, max {result.StormMaxUs} µs; {result.Failed} failed"));

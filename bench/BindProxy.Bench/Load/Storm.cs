@@ -31,13 +31,13 @@ internal sealed record StormResult(
 /// are opened first, then <c>fill</c> more are opened and held (at a lowered open-files limit they
 /// use up the proxy's descriptors, and the rest are refused), then the pingers measure round trips
 /// alone for <c>baseline</c>, and again while <c>concurrency</c> workers make <c>attempts</c>
-/// connections that the proxy must refuse (accept and reset). Accepting and refusing runs on the
+/// connections that the proxy must refuse (accept and reset), at <c>rate</c> a second if given. Accepting and refusing runs on the
 /// same threads as the pingers' bytes (on the relay engine, the loops), so a refusal path that
 /// blocks — a scan of open descriptors, a log line written to a slow console — shows here.
 /// </summary>
 internal static class Storm
 {
-    public static StormResult Run(IPEndPoint target, int pingers, int fill, long attempts, int concurrency, TimeSpan baseline,
+    public static StormResult Run(IPEndPoint target, int pingers, int fill, long attempts, int concurrency, int rate, TimeSpan baseline,
         TimeSpan interval, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var errors = new ErrorCounts();
@@ -77,8 +77,15 @@ internal static class Storm
             var workers = Enumerable.Range(0, concurrency).Select(_ => new Thread(() =>
             {
                 var probe = new byte[16];
-                while (Interlocked.Increment(ref made) <= attempts && !cancellationToken.IsCancellationRequested)
+                long n;
+                while ((n = Interlocked.Increment(ref made)) <= attempts && !cancellationToken.IsCancellationRequested)
                 {
+                    // Paced: attempt n is due n / rate seconds into the storm (0: as fast as the workers go).
+                    if (rate > 0 && TimeSpan.FromSeconds((double)n / rate) - storming.Elapsed is { Ticks: > 0 } early)
+                    {
+                        Thread.Sleep(early);
+                    }
+
                     try
                     {
                         using var socket = Connect(target, timeout, cancellationToken);
