@@ -3,7 +3,7 @@
 # forwarding loopback traffic from source address 127.0.0.2 to the same upstream.
 #
 #   bench/run.sh [--quick] [--max-conn [N]] [--rounds N] [--only LIST] [--tests LIST]
-#                [--hold-count N] [--bindproxy-log LEVEL] [--skip-install]
+#                [--hold-count N] [--bindproxy-log LEVEL] [--baseline DLL] [--skip-install]
 #
 #   --quick         one short round of everything (about two minutes once built)
 #   --max-conn [N]  also find how many connections one proxy process holds: asks for N
@@ -15,6 +15,8 @@
 #   --hold-count N  idle connections per hold run (default 4000, quick 2000), fresh and warmed
 #   --bindproxy-log LEVEL  BindProxy's log level (default Warning, as the others log errors only;
 #                   Information is what it logs out of the box: a line per connection)
+#   --baseline DLL  also measure another BindProxy build (a BindProxy.dll built from an older
+#                   commit), as contenders `before` and `before-pipes`, in the same rounds
 #   --skip-install  do not apt-get missing packages
 #
 # Writes bench/results/<timestamp>.md (and the raw .jsonl next to it) and prints the tables.
@@ -31,6 +33,7 @@ max_conn=0
 max_conn_count=10050   # above what 20000 fds allow at 2 fds per proxied connection
 rounds=""
 only=""
+baseline_dll=""
 tests="throughput,latency,churn,fairness,hold"
 skip_install=0
 hold_count_arg=""
@@ -53,7 +56,10 @@ while [[ $# -gt 0 ]]; do
             [[ "${2:-}" =~ ^(Verbose|Debug|Information|Warning|Error|Fatal)$ ]] || { echo "--bindproxy-log needs a Serilog level such as Information or Warning" >&2; exit 2; }
             bindproxy_log=$2; shift ;;
         --tests) tests=${2:?--tests needs a list such as throughput,fairness}; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --baseline)
+            [[ -f "${2:-}" ]] || { echo "--baseline needs a BindProxy.dll that exists" >&2; exit 2; }
+            baseline_dll=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -66,7 +72,7 @@ port_base=${BENCH_PORT_BASE:-18400}   # below the ephemeral range, so no outgoin
 echo_port=$((port_base + 0))
 iperf_port=$((port_base + 1))
 fair_echo_port=$((port_base + 2))   # a thread-per-connection echo server: fair to its own connections
-declare -A listen_port=([direct]=0 [haproxy]=$((port_base + 10)) [nginx]=$((port_base + 11)) [socat]=$((port_base + 12)) [bindproxy]=$((port_base + 13)) [bindproxy-pipes]=$((port_base + 14)))
+declare -A listen_port=([direct]=0 [haproxy]=$((port_base + 10)) [nginx]=$((port_base + 11)) [socat]=$((port_base + 12)) [bindproxy]=$((port_base + 13)) [bindproxy-pipes]=$((port_base + 14)) [before]=$((port_base + 15)) [before-pipes]=$((port_base + 16)))
 
 if [[ $quick == 1 ]]; then
     rounds=${rounds:-1}; iperf_secs=2; ping_count=10000; ping_warmup=5000
@@ -87,6 +93,8 @@ hold_warmup=500
 # bindproxy-pipes: BindProxy on its pipe engine (--engine pipes), the path Kafka routes and every
 # route on macOS and Windows take.
 all_contenders=(direct haproxy nginx socat bindproxy bindproxy-pipes)
+# before, before-pipes: the --baseline build, the same two ways.
+[[ -n "${baseline_dll:-}" ]] && all_contenders+=(before before-pipes)
 wants() { [[ ",$tests," == *",$1,"* ]]; }
 
 # The clients (iperf3, the bench tool) get the same limit as the contenders.
@@ -269,6 +277,10 @@ start_contender() { # name upstream_port -> 0 if listening
             --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" ;;
         bindproxy-pipes) start_bg bindproxy-pipes "$work/bindproxy-pipes.log" dotnet "$proxy_dll" --config "$work/bindproxy.json" \
             --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" --engine pipes ;;
+        before) start_bg before "$work/before.log" dotnet "$baseline_dll" --config "$work/bindproxy.json" \
+            --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" ;;
+        before-pipes) start_bg before-pipes "$work/before-pipes.log" dotnet "$baseline_dll" --config "$work/bindproxy.json" \
+            --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" --source "$source_addr" --engine pipes ;;
     esac
     if ! wait_listen "$port" "$c"; then
         log "$c did not start; last lines of its log:"
@@ -304,7 +316,7 @@ rotated() { # round
     for ((i = 0; i < n; i++)); do echo "${phase_contenders[(($1 + i) % n)]}"; done
 }
 
-for port in "$echo_port" "$iperf_port" "$fair_echo_port" "${listen_port[haproxy]}" "${listen_port[nginx]}" "${listen_port[socat]}" "${listen_port[bindproxy]}" "${listen_port[bindproxy-pipes]}"; do
+for port in "$echo_port" "$iperf_port" "$fair_echo_port" "${listen_port[haproxy]}" "${listen_port[nginx]}" "${listen_port[socat]}" "${listen_port[bindproxy]}" "${listen_port[bindproxy-pipes]}" "${listen_port[before]}" "${listen_port[before-pipes]}"; do
     if [[ -n "$(ss -Hltn "sport = :$port")" ]]; then
         echo "port $port is already in use; set BENCH_PORT_BASE to another base" >&2
         exit 1
