@@ -140,6 +140,13 @@ public sealed class IntegrityLoad
     /// <summary>Runs every plan through <paramref name="proxy"/>, <paramref name="parallel"/> at a time, each within <paramref name="patience"/>.</summary>
     public async Task<IReadOnlyList<Outcome>> RunAsync(IPEndPoint proxy, IReadOnlyList<Plan> plans, int parallel, TimeSpan patience)
     {
+        // Plans of another run reuse the same ids: what the upstream saw of those is not this run's.
+        _done.Clear();
+        lock (_upstreamSeen)
+        {
+            _upstreamSeen.Clear();
+        }
+
         using var gate = new SemaphoreSlim(parallel);
         var outcomes = await Task.WhenAll(plans.Select(async plan =>
         {
