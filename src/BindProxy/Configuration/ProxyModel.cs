@@ -26,6 +26,9 @@ internal sealed class ProxyModel
     /// <summary>The admin endpoint; null when it is off. Read once at startup.</summary>
     public AdminModel? Admin { get; init; }
 
+    /// <summary>The fault API's listener; null when it is off. Read once at startup.</summary>
+    public FaultsModel? Faults { get; init; }
+
     /// <summary>The engine that forwards plain Tcp routes. Read once at startup.</summary>
     public ForwardingEngine Engine { get; init; } = ForwardingEngine.Select(EngineSetting.Auto, out _)!;
 }

@@ -25,6 +25,9 @@ public sealed class LayeringTests
         ["Outbound"] = 1,
         ["Interception"] = 1,
 
+        // Faults: the toxics of each route (toxiproxy's model), which the forwarders apply.
+        ["Faults"] = 1,
+
         // A connection from accept to upstream and back: limits, assignment, registry, drain, metrics.
         ["Forwarding"] = 2,
 

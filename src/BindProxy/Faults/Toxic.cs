@@ -1,0 +1,19 @@
+namespace BindProxy.Faults;
+
+/// <summary>
+/// One toxic on one route, as toxiproxy shows it: a name unique on its route, a type, the
+/// direction it works on, the share of connections it applies to (<see cref="Toxicity"/>) and
+/// its attributes (every one of its type's, defaults filled in). Immutable; an update makes a new one.
+/// </summary>
+internal sealed record Toxic(string Name, ToxicKind Kind, ToxicStream Stream, double Toxicity, IReadOnlyDictionary<string, long> Attributes)
+{
+    public string Type => Kind.Name;
+
+    public string StreamName => Stream == ToxicStream.Upstream ? "upstream" : "downstream";
+
+    public long this[string attribute] => Attributes.TryGetValue(attribute, out long value) ? value : Kind.Default(attribute);
+
+    /// <summary>Attributes as one line for logs: <c>latency=100 jitter=0</c>.</summary>
+    public string Describe() =>
+        $"{Type} {StreamName} toxicity {Toxicity:0.###}: " + string.Join(' ', Kind.Attributes.Select(a => $"{a.Attribute}={this[a.Attribute]}"));
+}

@@ -1,0 +1,153 @@
+using System.Text.Json;
+
+namespace BindProxy.Faults;
+
+/// <summary>
+/// Toxics to and from toxiproxy's JSON: <c>{"name","type","stream","toxicity","attributes"}</c>.
+/// Reading never throws on the body's content: a problem comes back as the message toxiproxy's
+/// 400 would carry.
+/// </summary>
+internal static class ToxicJson
+{
+    /// <summary>Reads a new toxic from <paramref name="body"/>; null and a message when it is not one.</summary>
+    public static Toxic? Create(JsonElement body, out string? problem)
+    {
+        problem = null;
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            problem = "bad request body: expected a JSON object";
+            return null;
+        }
+
+        var typeText = body.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+        if (typeText is null || !ToxicKind.All.TryGetValue(typeText, out var kind))
+        {
+            problem = $"invalid toxic type: '{typeText}'; expected one of {string.Join(", ", ToxicKind.All.Keys)}";
+            return null;
+        }
+
+        var stream = ToxicStream.Downstream;
+        if (body.TryGetProperty("stream", out var streamValue) && streamValue.ValueKind != JsonValueKind.Null)
+        {
+            switch (streamValue.ValueKind == JsonValueKind.String ? streamValue.GetString() : null)
+            {
+                case "upstream":
+                    stream = ToxicStream.Upstream;
+                    break;
+                case "downstream" or "":
+                    break;
+                default:
+                    problem = "stream was invalid, can be either upstream or downstream";
+                    return null;
+            }
+        }
+
+        double toxicity = 1.0;
+        if (!ReadToxicity(body, ref toxicity, ref problem))
+        {
+            return null;
+        }
+
+        string name = body.TryGetProperty("name", out var nameValue) && nameValue.ValueKind == JsonValueKind.String && nameValue.GetString() is { Length: > 0 } given
+            ? given
+            : $"{kind.Name}_{(stream == ToxicStream.Upstream ? "upstream" : "downstream")}";
+        if (name.Contains('/', StringComparison.Ordinal))
+        {
+            problem = $"toxic name '{name}' contains '/'";
+            return null;
+        }
+
+        var attributes = kind.Attributes.ToDictionary(a => a.Attribute, a => a.Default, StringComparer.Ordinal);
+        return ReadAttributes(body, kind, attributes, ref problem) ? new Toxic(name, kind, stream, toxicity, attributes) : null;
+    }
+
+    /// <summary>Applies an update body to <paramref name="toxic"/>: a new toxicity, attributes merged over the present ones.</summary>
+    public static Toxic? Update(Toxic toxic, JsonElement body, out string? problem)
+    {
+        problem = null;
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            problem = "bad request body: expected a JSON object";
+            return null;
+        }
+
+        if (body.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() != toxic.Type)
+        {
+            problem = $"toxic {toxic.Name} is a {toxic.Type}; its type cannot change";
+            return null;
+        }
+
+        double toxicity = toxic.Toxicity;
+        var attributes = new Dictionary<string, long>(toxic.Attributes, StringComparer.Ordinal);
+        return ReadToxicity(body, ref toxicity, ref problem) && ReadAttributes(body, toxic.Kind, attributes, ref problem)
+            ? toxic with { Toxicity = toxicity, Attributes = attributes }
+            : null;
+    }
+
+    private static bool ReadToxicity(JsonElement body, ref double toxicity, ref string? problem)
+    {
+        if (!body.TryGetProperty("toxicity", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double read) || read is < 0 or > 1 || double.IsNaN(read))
+        {
+            problem = $"toxicity must be a number from 0 to 1; got {value.GetRawText()}";
+            return false;
+        }
+
+        toxicity = read;
+        return true;
+    }
+
+    private static bool ReadAttributes(JsonElement body, ToxicKind kind, Dictionary<string, long> attributes, ref string? problem)
+    {
+        if (!body.TryGetProperty("attributes", out var given) || given.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (given.ValueKind != JsonValueKind.Object)
+        {
+            problem = "attributes must be a JSON object";
+            return false;
+        }
+
+        foreach (var attribute in given.EnumerateObject())
+        {
+            if (!attributes.ContainsKey(attribute.Name))
+            {
+                problem = $"{kind.Name} has no attribute '{attribute.Name}'; expected {string.Join(", ", kind.Attributes.Select(a => a.Attribute))}";
+                return false;
+            }
+
+            if (attribute.Value.ValueKind != JsonValueKind.Number || !attribute.Value.TryGetInt64(out long value) || value < 0)
+            {
+                problem = $"{kind.Name} attribute {attribute.Name} must be a whole number of 0 or more; got {attribute.Value.GetRawText()}";
+                return false;
+            }
+
+            attributes[attribute.Name] = value;
+        }
+
+        return true;
+    }
+
+    public static void Write(Utf8JsonWriter writer, Toxic toxic)
+    {
+        writer.WriteStartObject();
+        writer.WriteStartObject("attributes");
+        foreach (var (attribute, _) in toxic.Kind.Attributes)
+        {
+            writer.WriteNumber(attribute, toxic[attribute]);
+        }
+
+        writer.WriteEndObject();
+        writer.WriteString("name", toxic.Name);
+        writer.WriteString("type", toxic.Type);
+        writer.WriteString("stream", toxic.StreamName);
+        writer.WriteNumber("toxicity", toxic.Toxicity);
+        writer.WriteEndObject();
+    }
+}
