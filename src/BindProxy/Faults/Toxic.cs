@@ -7,6 +7,9 @@ namespace BindProxy.Faults;
 /// </summary>
 internal sealed record Toxic(string Name, ToxicKind Kind, ToxicStream Stream, double Toxicity, IReadOnlyDictionary<string, long> Attributes)
 {
+    /// <summary>The connections it is aimed at; null for every one.</summary>
+    public ToxicMatch? Match { get; init; }
+
     public string Type => Kind.Name;
 
     public string StreamName => Stream == ToxicStream.Upstream ? "upstream" : "downstream";
@@ -15,5 +18,6 @@ internal sealed record Toxic(string Name, ToxicKind Kind, ToxicStream Stream, do
 
     /// <summary>Attributes as one line for logs: <c>latency=100 jitter=0</c>.</summary>
     public string Describe() =>
-        $"{Type} {StreamName} toxicity {Toxicity:0.###}: " + string.Join(' ', Kind.Attributes.Select(a => $"{a.Attribute}={this[a.Attribute]}"));
+        $"{Type} {StreamName} toxicity {Toxicity:0.###}: " + string.Join(' ', Kind.Attributes.Select(a => $"{a.Attribute}={this[a.Attribute]}"))
+        + (Match is { } match ? $"; only {match}" : "");
 }

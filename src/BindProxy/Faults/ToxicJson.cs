@@ -58,7 +58,12 @@ internal static class ToxicJson
         }
 
         var attributes = kind.Attributes.ToDictionary(a => a.Attribute, a => a.Default, StringComparer.Ordinal);
-        return ReadAttributes(body, kind, attributes, ref problem) ? new Toxic(name, kind, stream, toxicity, attributes) : null;
+        if (!ReadAttributes(body, kind, attributes, ref problem) || !ReadMatch(body, null, out var match, ref problem))
+        {
+            return null;
+        }
+
+        return new Toxic(name, kind, stream, toxicity, attributes) { Match = match };
     }
 
     /// <summary>Applies an update body to <paramref name="toxic"/>: a new toxicity, attributes merged over the present ones.</summary>
@@ -79,9 +84,28 @@ internal static class ToxicJson
 
         double toxicity = toxic.Toxicity;
         var attributes = new Dictionary<string, long>(toxic.Attributes, StringComparer.Ordinal);
-        return ReadToxicity(body, ref toxicity, ref problem) && ReadAttributes(body, toxic.Kind, attributes, ref problem)
-            ? toxic with { Toxicity = toxicity, Attributes = attributes }
+        return ReadToxicity(body, ref toxicity, ref problem) && ReadAttributes(body, toxic.Kind, attributes, ref problem) && ReadMatch(body, toxic.Match, out var match, ref problem)
+            ? toxic with { Toxicity = toxicity, Attributes = attributes, Match = match }
             : null;
+    }
+
+    /// <summary>A <c>match</c> given replaces <paramref name="present"/>; <c>null</c> removes it; absent keeps it.</summary>
+    private static bool ReadMatch(JsonElement body, ToxicMatch? present, out ToxicMatch? match, ref string? problem)
+    {
+        match = present;
+        if (!body.TryGetProperty("match", out var given))
+        {
+            return true;
+        }
+
+        if (given.ValueKind == JsonValueKind.Null)
+        {
+            match = null;
+            return true;
+        }
+
+        match = ToxicMatch.Read(given, out problem);
+        return match is not null;
     }
 
     private static bool ReadToxicity(JsonElement body, ref double toxicity, ref string? problem)
@@ -148,6 +172,7 @@ internal static class ToxicJson
         writer.WriteString("type", toxic.Type);
         writer.WriteString("stream", toxic.StreamName);
         writer.WriteNumber("toxicity", toxic.Toxicity);
+        toxic.Match?.Write(writer);
         writer.WriteEndObject();
     }
 }

@@ -5,9 +5,9 @@ namespace BindProxy.Faults;
 /// <summary>
 /// One direction of one connection as its route's toxics see it: which toxics apply to it (each
 /// toxic's <see cref="Toxic.Toxicity"/> is rolled once per connection, when the toxic first meets
-/// it), when each started on it, and the bytes each has let through. Used by that direction's pump alone.
+/// it; a toxic aimed elsewhere by its match never applies), when each started on it, and the bytes each has let through. Used by that direction's pump alone.
 /// </summary>
-internal sealed class ToxicLink(RouteFaults faults, ToxicStream stream)
+internal sealed class ToxicLink(RouteFaults faults, ToxicStream stream, ConnectionIdentity who)
 {
     private readonly Dictionary<string, State> _states = new(StringComparer.Ordinal);
     private readonly List<Active> _active = [];
@@ -42,7 +42,8 @@ internal sealed class ToxicLink(RouteFaults faults, ToxicStream stream)
             names.Add(toxic.Name);
             if (!_states.TryGetValue(toxic.Name, out var state))
             {
-                state = new State(Random.Shared.NextDouble() < toxic.Toxicity || toxic.Toxicity >= 1, Stopwatch.GetTimestamp());
+                bool aimed = toxic.Match is not { } match || match.Matches(who);
+                state = new State(aimed && (Random.Shared.NextDouble() < toxic.Toxicity || toxic.Toxicity >= 1), Stopwatch.GetTimestamp());
                 _states[toxic.Name] = state;
                 if (state.Applies)
                 {

@@ -22,6 +22,7 @@ internal sealed class PipeForwarder(
     InterceptedConnections interceptions,
     ConnectionLifecycle lifecycle,
     FaultTable faults,
+    ProcessLookup processes,
     ProxyMetrics metrics) : IConnectionForwarder
 {
     private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
@@ -63,7 +64,8 @@ internal sealed class PipeForwarder(
                 else if (faults.Find(route.Name) is { } routeFaults)
                 {
                     // The route has (or had) toxics: its bytes go through them, as they change.
-                    reason = await ToxicPump.ForwardAsync(client, upstream, routeFaults, toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type),
+                    var identity = new ConnectionIdentity(client.RemoteEndPoint, () => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
+                    reason = await ToxicPump.ForwardAsync(client, upstream, routeFaults, identity, toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type),
                         connection.ConnectionClosed).ConfigureAwait(false);
                 }
                 else

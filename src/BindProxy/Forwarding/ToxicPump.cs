@@ -21,12 +21,12 @@ internal static class ToxicPump
     private const int BandwidthStepMs = 100;
 
     /// <summary>Forwards both ways through the route's toxics until both directions end.</summary>
-    public static async Task<CloseReason> ForwardAsync(PipeSocket client, PipeSocket upstream, RouteFaults faults, Action<Toxic>? applied, CancellationToken cancellationToken)
+    public static async Task<CloseReason> ForwardAsync(PipeSocket client, PipeSocket upstream, RouteFaults faults, ConnectionIdentity who, Action<Toxic>? applied, CancellationToken cancellationToken)
     {
         // A pump asleep in a toxic's delay wakes when the connection ends some other way.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var toUpstream = GuardAsync(PumpAsync(client, upstream, new ToxicLink(faults, ToxicStream.Upstream) { Applied = applied }, stop.Token), stop);
-        var toClient = GuardAsync(PumpAsync(upstream, client, new ToxicLink(faults, ToxicStream.Downstream) { Applied = applied }, stop.Token), stop);
+        var toUpstream = GuardAsync(PumpAsync(client, upstream, new ToxicLink(faults, ToxicStream.Upstream, who) { Applied = applied }, stop.Token), stop);
+        var toClient = GuardAsync(PumpAsync(upstream, client, new ToxicLink(faults, ToxicStream.Downstream, who) { Applied = applied }, stop.Token), stop);
         return await Forwarder.RunAsync(client, upstream, toUpstream, toClient, cancellationToken).ConfigureAwait(false);
     }
 
