@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Reflection;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using BindProxy.Configuration;
 using BindProxy.Faults;
@@ -515,7 +516,7 @@ internal sealed partial class FaultApi(
     private static (int, byte[]?) Json(int status, Action<Utf8JsonWriter> write)
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             write(writer);
         }
