@@ -7,6 +7,11 @@ namespace BindProxy.Faults;
 /// </summary>
 internal sealed record Toxic(string Name, ToxicKind Kind, ToxicStream Stream, double Toxicity, IReadOnlyDictionary<string, long> Attributes)
 {
+    /// <summary>Text attributes given (a Kafka toxic's <c>api</c>).</summary>
+    public IReadOnlyDictionary<string, string> Texts { get; init; } = new Dictionary<string, string>();
+
+    public string? Text(string attribute) => Texts.TryGetValue(attribute, out var value) ? value : null;
+
     /// <summary>The connections it is aimed at; null for every one.</summary>
     public ToxicMatch? Match { get; init; }
 
@@ -18,6 +23,6 @@ internal sealed record Toxic(string Name, ToxicKind Kind, ToxicStream Stream, do
 
     /// <summary>Attributes as one line for logs: <c>latency=100 jitter=0</c>.</summary>
     public string Describe() =>
-        $"{Type} {StreamName} toxicity {Toxicity:0.###}: " + string.Join(' ', Kind.Attributes.Select(a => $"{a.Attribute}={this[a.Attribute]}"))
+        $"{Type} {StreamName} toxicity {Toxicity:0.###}: " + string.Join(' ', Kind.Attributes.Select(a => $"{a.Attribute}={this[a.Attribute]}").Concat(Texts.Select(t => $"{t.Key}={t.Value}")))
         + (Match is { } match ? $"; only {match}" : "");
 }

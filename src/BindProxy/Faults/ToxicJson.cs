@@ -10,7 +10,8 @@ namespace BindProxy.Faults;
 internal static class ToxicJson
 {
     /// <summary>Reads a new toxic from <paramref name="body"/>; null and a message when it is not one.</summary>
-    public static Toxic? Create(JsonElement body, out string? problem)
+    /// <param name="textCheck">Checks a text attribute's value (an <c>api</c> name the proxy knows); null, or why not.</param>
+    public static Toxic? Create(JsonElement body, out string? problem, Func<string, string, string?>? textCheck = null)
     {
         problem = null;
         if (body.ValueKind != JsonValueKind.Object)
@@ -58,16 +59,17 @@ internal static class ToxicJson
         }
 
         var attributes = kind.Attributes.ToDictionary(a => a.Attribute, a => a.Default, StringComparer.Ordinal);
-        if (!ReadAttributes(body, kind, attributes, ref problem) || !ReadMatch(body, null, out var match, ref problem))
+        var texts = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (!ReadAttributes(body, kind, attributes, texts, textCheck, ref problem) || !ReadMatch(body, null, out var match, ref problem))
         {
             return null;
         }
 
-        return new Toxic(name, kind, stream, toxicity, attributes) { Match = match };
+        return new Toxic(name, kind, stream, toxicity, attributes) { Match = match, Texts = texts };
     }
 
     /// <summary>Applies an update body to <paramref name="toxic"/>: a new toxicity, attributes merged over the present ones.</summary>
-    public static Toxic? Update(Toxic toxic, JsonElement body, out string? problem)
+    public static Toxic? Update(Toxic toxic, JsonElement body, out string? problem, Func<string, string, string?>? textCheck = null)
     {
         problem = null;
         if (body.ValueKind != JsonValueKind.Object)
@@ -84,8 +86,9 @@ internal static class ToxicJson
 
         double toxicity = toxic.Toxicity;
         var attributes = new Dictionary<string, long>(toxic.Attributes, StringComparer.Ordinal);
-        return ReadToxicity(body, ref toxicity, ref problem) && ReadAttributes(body, toxic.Kind, attributes, ref problem) && ReadMatch(body, toxic.Match, out var match, ref problem)
-            ? toxic with { Toxicity = toxicity, Attributes = attributes, Match = match }
+        var texts = new Dictionary<string, string>(toxic.Texts, StringComparer.Ordinal);
+        return ReadToxicity(body, ref toxicity, ref problem) && ReadAttributes(body, toxic.Kind, attributes, texts, textCheck, ref problem) && ReadMatch(body, toxic.Match, out var match, ref problem)
+            ? toxic with { Toxicity = toxicity, Attributes = attributes, Match = match, Texts = texts }
             : null;
     }
 
@@ -125,7 +128,8 @@ internal static class ToxicJson
         return true;
     }
 
-    private static bool ReadAttributes(JsonElement body, ToxicKind kind, Dictionary<string, long> attributes, ref string? problem)
+    private static bool ReadAttributes(JsonElement body, ToxicKind kind, Dictionary<string, long> attributes, Dictionary<string, string> texts,
+        Func<string, string, string?>? textCheck, ref string? problem)
     {
         if (!body.TryGetProperty("attributes", out var given) || given.ValueKind == JsonValueKind.Null)
         {
@@ -140,9 +144,27 @@ internal static class ToxicJson
 
         foreach (var attribute in given.EnumerateObject())
         {
+            if (kind.TextAttributes.Contains(attribute.Name))
+            {
+                var text = attribute.Value.ValueKind switch
+                {
+                    JsonValueKind.String => attribute.Value.GetString(),
+                    JsonValueKind.Number => attribute.Value.GetRawText(),
+                    _ => null,
+                };
+                if (string.IsNullOrEmpty(text) || textCheck?.Invoke(attribute.Name, text) is { } bad)
+                {
+                    problem = $"{kind.Name} attribute {attribute.Name}: {(string.IsNullOrEmpty(text) ? $"expected a name or a number; got {attribute.Value.GetRawText()}" : textCheck!(attribute.Name, text))}";
+                    return false;
+                }
+
+                texts[attribute.Name] = text;
+                continue;
+            }
+
             if (!attributes.ContainsKey(attribute.Name))
             {
-                problem = $"{kind.Name} has no attribute '{attribute.Name}'; expected {string.Join(", ", kind.Attributes.Select(a => a.Attribute))}";
+                problem = $"{kind.Name} has no attribute '{attribute.Name}'; expected {string.Join(", ", kind.Attributes.Select(a => a.Attribute).Concat(kind.TextAttributes))}";
                 return false;
             }
 
@@ -165,6 +187,11 @@ internal static class ToxicJson
         foreach (var (attribute, _) in toxic.Kind.Attributes)
         {
             writer.WriteNumber(attribute, toxic[attribute]);
+        }
+
+        foreach (var (attribute, text) in toxic.Texts)
+        {
+            writer.WriteString(attribute, text);
         }
 
         writer.WriteEndObject();

@@ -34,7 +34,7 @@ internal sealed class ToxicLink(RouteFaults faults, ToxicStream stream, Connecti
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var toxic in toxics)
         {
-            if (toxic.Stream != stream)
+            if (toxic.Stream != stream || toxic.Kind.IsKafka)
             {
                 continue;
             }

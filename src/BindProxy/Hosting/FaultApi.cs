@@ -6,6 +6,7 @@ using System.Text.Json;
 using BindProxy.Configuration;
 using BindProxy.Faults;
 using BindProxy.Forwarding;
+using BindProxy.Kafka.Faults;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -178,7 +179,7 @@ internal sealed partial class FaultApi(
                 return Error(StatusCodes.Status400BadRequest, problem!);
             }
 
-            if (ToxicJson.Create(json, out problem) is not { } toxic)
+            if (ToxicJson.Create(json, out problem, CheckText) is not { } toxic)
             {
                 return Error(StatusCodes.Status400BadRequest, problem!);
             }
@@ -217,7 +218,7 @@ internal sealed partial class FaultApi(
                 return Error(StatusCodes.Status400BadRequest, problem!);
             }
 
-            if (ToxicJson.Update(existing, json, out problem) is not { } updated)
+            if (ToxicJson.Update(existing, json, out problem, CheckText) is not { } updated)
             {
                 return Error(StatusCodes.Status400BadRequest, problem!);
             }
@@ -229,6 +230,9 @@ internal sealed partial class FaultApi(
 
         return Error(StatusCodes.Status405MethodNotAllowed, $"{method} is not allowed here");
     }
+
+    /// <summary>A Kafka toxic's <c>api</c> must name an API the proxy knows.</summary>
+    private static string? CheckText(string attribute, string value) => attribute == "api" ? KafkaFaultHook.CheckApi(value) : null;
 
     /// <summary>Every route served, configured ones first, then the routes they opened, by name.</summary>
     private IEnumerable<ServedRoute> Proxies() =>
