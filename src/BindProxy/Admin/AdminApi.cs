@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Forwarding;
 using BindProxy.Transport;
 using BindProxy.Wireshark;
@@ -8,7 +9,7 @@ using BindProxy.Wireshark;
 namespace BindProxy.Admin;
 
 /// <summary>Builds the admin API's views from the proxy's live state; every call is a fresh snapshot.</summary>
-internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, ConnectionRegistry connections, IClientAssignments assignments)
+internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, ConnectionRegistry connections, IClientAssignments assignments, FaultTable faults)
 {
     private readonly long _started = Stopwatch.GetTimestamp();
 
@@ -44,7 +45,11 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             served.Connections,
             served.IsRoot ? null : served.Root.Name,
             route.WiresharkFilter,
-            route.TsharkCommand);
+            route.TsharkCommand,
+            served.IsRuntime,
+            faults.Find(route.Name) is { } routeFaults
+                ? [.. routeFaults.Toxics.Select(t => $"{t.Name}: {t.Describe()}"), .. routeFaults.Enabled ? Array.Empty<string>() : ["disabled: not listening"]]
+                : []);
     }
 
     private static ConnectionView ToView(ProxiedConnection connection)

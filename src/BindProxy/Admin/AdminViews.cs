@@ -17,7 +17,9 @@ internal sealed record RouteView(
     int ActiveConnections,
     string? Parent,
     string WiresharkFilter,
-    string TsharkCommand);
+    string TsharkCommand,
+    bool Runtime,
+    IReadOnlyList<string> Toxics);
 
 /// <summary>One live proxied connection of <c>GET /api/connections</c>.</summary>
 internal sealed record ConnectionView(

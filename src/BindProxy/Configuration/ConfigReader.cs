@@ -13,10 +13,10 @@ internal static class ConfigReader
     internal static IReadOnlyList<string> ProxyKeys => ProxyConfig.Fields.Names;
 
     /// <summary>The top-level sections the proxy reads.</summary>
-    internal static readonly string[] Sections = [ProxyConfig.SectionName, AdminConfig.SectionName, "Serilog"];
+    internal static readonly string[] Sections = [ProxyConfig.SectionName, AdminConfig.SectionName, FaultsConfig.SectionName, "Serilog"];
 
     /// <summary>The sections whose keys may wait for a restart, in the order the reload names them.</summary>
-    private static readonly FieldTable[] TopLevelTables = [ProxyConfig.Fields, AdminConfig.Fields];
+    private static readonly FieldTable[] TopLevelTables = [ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields];
 
     public static ProxyConfig Read(IConfiguration configuration)
     {
@@ -41,6 +41,7 @@ internal static class ConfigReader
         {
             Routes = [.. proxy.GetSection(nameof(ProxyConfig.Routes)).GetChildren().Select(ReadRoute)],
             Admin = ReadAdmin(configuration),
+            Faults = ReadFaults(configuration),
             UnknownKeys = unknown,
         };
     }
@@ -66,6 +67,21 @@ internal static class ConfigReader
         return ReadFields(section, AdminConfig.Fields, new AdminConfig(), misshapen: []) with
         {
             UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => AdminConfig.Fields.Find(k) is null)],
+        };
+    }
+
+    /// <summary>The top-level <c>Faults</c> section, or null when there is none.</summary>
+    public static FaultsConfig? ReadFaults(IConfiguration configuration)
+    {
+        var section = configuration.GetSection(FaultsConfig.SectionName);
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        return ReadFields(section, FaultsConfig.Fields, new FaultsConfig(), misshapen: []) with
+        {
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => FaultsConfig.Fields.Find(k) is null)],
         };
     }
 

@@ -53,6 +53,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         CheckDuplicateListeners(routes, errors);
         CheckInterceptions(routes, errors);
         var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
+        var faults = ValidateFaults(config.Faults, routes, admin, errors, warnings);
         CheckLoops(routes, resolved, admin, errors);
 
         var drainTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.DrainTimeout)], config.DrainTimeout, TopLevelError, positive: false);
@@ -60,7 +61,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         var stallTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.StallTimeout)], config.StallTimeout, TopLevelError, positive: true);
         var engine = ValidateEngine(config.Engine, TopLevelError);
         return new ValidationResult(errors.Count == 0
-            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Engine = engine!.Value, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
+            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Faults = faults, Engine = engine!.Value, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
             : null, errors, warnings);
     }
 
@@ -155,6 +156,86 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         }
 
         return new AdminModel(endpoint, allowNonLoopback);
+    }
+
+    /// <summary>
+    /// The fault API can break every route's traffic and has no authentication: like the admin
+    /// endpoint, it listens on loopback unless the user says otherwise in so many words.
+    /// </summary>
+    private static FaultsModel? ValidateFaults(FaultsConfig? faults, List<RouteModel> routes, AdminModel? admin, List<ConfigError> errors, List<string> warnings)
+    {
+        if (faults is null)
+        {
+            return null;
+        }
+
+        var fields = FaultsConfig.Fields;
+        var listenKey = fields[nameof(FaultsConfig.Listen)];
+        var allowKey = fields[nameof(FaultsConfig.AllowNonLoopback)];
+        void Error(string path, string message) => errors.Add(new ConfigError("", path, message));
+
+        foreach (var unknown in faults.UnknownFields)
+        {
+            Error($"{fields.Section}:{unknown}", UnknownField(unknown, fields.Names));
+        }
+
+        var allowText = faults.AllowNonLoopback ?? allowKey.Default!;
+        if (!bool.TryParse(allowText, out bool allowNonLoopback))
+        {
+            Error(allowKey.Path, $"'{allowText}' is not true or false");
+        }
+
+        if (faults.Listen is null)
+        {
+            Error(listenKey.Path, $"is missing; expected ADDR:PORT such as {listenKey.Example}, or {AdminOff}");
+            return null;
+        }
+
+        if (string.Equals(faults.Listen.Trim(), AdminOff, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        if (!EndpointSpec.TryParse(faults.Listen, allowPortZero: true, out var spec, out var error))
+        {
+            Error(listenKey.Path, error);
+            return null;
+        }
+
+        if (spec.Count != 1)
+        {
+            Error(listenKey.Path, $"'{faults.Listen}' is {spec.Count} endpoints; the fault API listens on one ADDR:PORT");
+            return null;
+        }
+
+        var endpoint = spec[0];
+        if (!IPAddress.IsLoopback(endpoint.Address))
+        {
+            if (!allowNonLoopback)
+            {
+                Error(listenKey.Path, $"{endpoint} is not a loopback address; the fault API has no authentication and can break every route's traffic. " +
+                    $"Listen on 127.0.0.1 or [::1], or set {allowKey.Path} to true to expose it");
+                return null;
+            }
+
+            warnings.Add($"{listenKey.Path}: {endpoint} is reachable from other machines, and the fault API has no authentication");
+        }
+
+        bool Same(IPEndPoint e) => endpoint.Port != 0 && e.Port == endpoint.Port &&
+            e.AddressFamily == endpoint.AddressFamily && (e.Address.Equals(endpoint.Address) || IsAny(e.Address) || IsAny(endpoint.Address));
+        if (routes.FirstOrDefault(r => r.Listen.Endpoints.Any(Same)) is { } clash)
+        {
+            Error(listenKey.Path, $"{endpoint} is also a listen endpoint of route '{clash.Name}'");
+            return null;
+        }
+
+        if (admin is not null && Same(admin.Listen))
+        {
+            Error(listenKey.Path, $"{endpoint} is also the admin endpoint ({AdminConfig.Fields[nameof(AdminConfig.Listen)].Path})");
+            return null;
+        }
+
+        return new FaultsModel(endpoint, allowNonLoopback);
     }
 
     /// <summary>The <c>Admin:Listen</c> value that turns the admin endpoint off.</summary>

@@ -34,6 +34,9 @@ internal sealed record ProxyConfig
     /// <summary>The admin endpoint; null when the file has no <c>Admin</c> section.</summary>
     public AdminConfig? Admin { get; init; }
 
+    /// <summary>The fault API; null when the file has no <c>Faults</c> section.</summary>
+    public FaultsConfig? Faults { get; init; }
+
     /// <summary>
     /// Keys above the route level that nothing reads, by path (<c>BindProxy:Rotues</c>, <c>Admn</c>),
     /// with the names that were expected where each was found.

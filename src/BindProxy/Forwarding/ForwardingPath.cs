@@ -1,4 +1,5 @@
 using BindProxy.Configuration;
+using BindProxy.Faults;
 
 namespace BindProxy.Forwarding;
 
@@ -11,7 +12,8 @@ internal static class ForwardingPath
 {
     /// <summary>
     /// True when the proxy reads the connection's bytes as a stream: a Kafka route parses its frames
-    /// (and rewrites broker addresses in responses).
+    /// (and rewrites broker addresses in responses); a route with a toxic passes them through it.
+    /// A route without either pays nothing for faults.
     /// </summary>
-    public static bool NeedsStream(RouteModel route) => route.Kafka is not null;
+    public static bool NeedsStream(RouteModel route, RouteFaults? faults = null) => route.Kafka is not null || faults is { HasToxics: true };
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
@@ -19,7 +20,10 @@ internal sealed class PipeForwarder(
     TransportOptions options,
     IKafkaForwarder kafkaForwarder,
     InterceptedConnections interceptions,
-    ConnectionLifecycle lifecycle) : IConnectionForwarder
+    ConnectionLifecycle lifecycle,
+    FaultTable faults,
+    ProcessLookup processes,
+    ProxyMetrics metrics) : IConnectionForwarder
 {
     private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
 
@@ -56,6 +60,13 @@ internal sealed class PipeForwarder(
                 {
                     reason = await kafkaForwarder.ForwardAsync(live, client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
                     clientId = live.Kafka is { } session ? $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)" : "";
+                }
+                else if (faults.Find(route.Name) is { } routeFaults)
+                {
+                    // The route has (or had) toxics: its bytes go through them, as they change.
+                    var identity = new ConnectionIdentity(client.RemoteEndPoint, () => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
+                    reason = await ToxicPump.ForwardAsync(client, upstream, routeFaults, identity, toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type),
+                        connection.ConnectionClosed).ConfigureAwait(false);
                 }
                 else
                 {

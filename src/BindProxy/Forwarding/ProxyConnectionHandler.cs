@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ internal sealed partial class ProxyConnectionHandler(
     SourceAssigner assigner,
     InterceptedConnections interceptions,
     ProxyMetrics metrics,
+    FaultTable faults,
     ILogger<ProxyConnectionHandler> logger) : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, LimitLog> _limitLogs = new(StringComparer.Ordinal);
@@ -113,7 +115,7 @@ internal sealed partial class ProxyConnectionHandler(
         bool detached = false;
         try
         {
-            var forwarder = ForwardingPath.NeedsStream(route) ? pipes : engine;
+            var forwarder = ForwardingPath.NeedsStream(route, faults.Find(route.Name)) ? pipes : engine;
             detached = await forwarder.ForwardAsync(connection, served, route, inbound, lease, intercepted).ConfigureAwait(false);
             return detached;
         }

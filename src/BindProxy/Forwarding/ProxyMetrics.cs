@@ -30,6 +30,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _kafkaRequests;
     private readonly Counter<long> _httpResponses;
     private readonly Counter<long> _stalls;
+    private readonly Counter<long> _faultsApplied;
 
     // Forwarded bytes: each live connection remembers what of its counters has been added to its
     // route's totals, so a collection adds only the difference and a close adds the rest; totals
@@ -60,6 +61,8 @@ internal sealed class ProxyMetrics
             "Connections refused because no source address of the route's pool had a port left (EADDRINUSE/EADDRNOTAVAIL on every address tried)");
         _stalls = meter.CreateCounter<long>("bindproxy.connections.stalls", "{event}",
             "Connections found with bytes waiting in one direction and no progress for the stall timeout although that side could take them (a defect), by route");
+        _faultsApplied = meter.CreateCounter<long>("bindproxy.faults.applied", "{event}",
+            "Toxics applied, by route, toxic name and type: a byte toxic once per connection (direction) it applies to");
         _kafkaRequests = meter.CreateCounter<long>("bindproxy.kafka.requests", "{request}",
             "Kafka requests forwarded, by route and API");
         _httpResponses = meter.CreateCounter<long>("bindproxy.http.responses", "{response}",
@@ -120,6 +123,10 @@ internal sealed class ProxyMetrics
 
     /// <summary>The stall watchdog found a connection of <paramref name="route"/> stalled.</summary>
     public void Stalled(string route) => _stalls.Add(1, new KeyValuePair<string, object?>("route", route));
+
+    /// <summary>A toxic applied to a connection (or, for a Kafka toxic, to a request).</summary>
+    public void FaultApplied(string route, string toxic, string type) =>
+        _faultsApplied.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("toxic", toxic), new KeyValuePair<string, object?>("type", type));
 
     /// <summary>A Kafka request was forwarded; <paramref name="api"/> is its API's name from a fixed table, so the series stay bounded.</summary>
     public void KafkaRequest(string route, string api) =>

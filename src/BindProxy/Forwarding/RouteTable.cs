@@ -42,6 +42,38 @@ internal sealed class RouteTable
         return route is not null;
     }
 
+    /// <summary>Adds a route made at run time; null when a route of that name is served already.</summary>
+    public ServedRoute? AddRuntime(RouteModel route)
+    {
+        lock (_lock)
+        {
+            if (All.Any(r => r.Name == route.Name))
+            {
+                return null;
+            }
+
+            var root = ServedRoute.Runtime(route);
+            Volatile.Write(ref _roots, [.. _roots, root]);
+            return root;
+        }
+    }
+
+    /// <summary>Takes a route made at run time out of the table and marks it removed; false when it is not one.</summary>
+    public bool RemoveRuntime(ServedRoute root)
+    {
+        lock (_lock)
+        {
+            if (!root.IsRuntime || !_roots.Contains(root))
+            {
+                return false;
+            }
+
+            root.Remove();
+            Volatile.Write(ref _roots, [.. _roots.Where(r => r != root)]);
+            return true;
+        }
+    }
+
     /// <summary>
     /// Makes <paramref name="model"/> the configuration served: its routes that have no family yet
     /// get one (returned), families of routes it no longer has are marked removed (returned), and
@@ -70,6 +102,13 @@ internal sealed class RouteTable
                 }
 
                 roots.Add(root);
+            }
+
+            // Routes made at run time are not in the file: they stay until removed the way they came.
+            foreach (var runtime in byName.Values.Where(r => r.IsRuntime).ToList())
+            {
+                byName.Remove(runtime.Name);
+                roots.Add(runtime);
             }
 
             foreach (var removed in byName.Values)

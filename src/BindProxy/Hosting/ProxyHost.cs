@@ -1,6 +1,7 @@
 using BindProxy.Addressing;
 using BindProxy.Admin;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Forwarding;
 using BindProxy.Http;
 using BindProxy.Interception;
@@ -51,6 +52,7 @@ internal static partial class ProxyHost
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton<ConnectionLifecycle>();
         services.AddSingleton<PipeForwarder>();
+        services.AddSingleton<FaultTable>();
 
         // The one place the engine is chosen: how proxy listeners accept, and who forwards a
         // connection that ForwardingPath does not send down the pipe path.
@@ -108,11 +110,21 @@ internal static partial class ProxyHost
             AdminEndpoint.Add(builder, admin);
         }
 
+        if (model.Faults is { } faults)
+        {
+            FaultEndpoint.Add(builder, faults);
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenHttpRoutes());
 
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseHttpRoutes();
+        if (model.Faults is not null)
+        {
+            FaultEndpoint.Map(app);
+        }
+
         if (model.Admin is not null)
         {
             AdminEndpoint.Map(app);

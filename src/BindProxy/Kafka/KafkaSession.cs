@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
+using BindProxy.Kafka.Faults;
 using BindProxy.Kafka.Framing;
 using BindProxy.Kafka.Protocol;
 using BindProxy.Kafka.Rewriting;
@@ -62,6 +63,9 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
 
     /// <summary>The client.id from the request headers, once one has been seen.</summary>
     public string? ClientId => _clientId;
+
+    /// <summary>The route's Kafka toxics, asked about every request and response; null for none.</summary>
+    public IKafkaFaults? Faults { get; init; }
 
     /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
     public ProxyMetrics? Metrics { get; init; }
@@ -199,6 +203,8 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                     _clientId = clientId;
                 }
 
+                Faults?.OnRequest(header.ApiKey, header.ClientId);
+
                 // SaslHandshake v0: the SASL tokens that follow are sent as bare size-prefixed
                 // blobs with no request header, and answered likewise.
                 if (header.ApiKey == KafkaApiKeys.SaslHandshake && header.ApiVersion == 0)
@@ -309,6 +315,13 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
             return _saslTokensFollow
                 ? (RewriteStatus.Unchanged, null)
                 : (RewriteStatus.Malformed, $"a response with correlation id {correlationId}, which answers no request in flight");
+        }
+
+        if (Faults is { } faults && !await faults.OnResponseAsync(request.ApiKey, CancellationToken.None).ConfigureAwait(false))
+        {
+            // Swallowed by a toxic: sent as an empty rewrite, so nothing of it reaches the client.
+            _rewritten.ResetWrittenCount();
+            return (RewriteStatus.Rewritten, null);
         }
 
         if (request.ApiKey != KafkaApiKeys.ApiVersions && !KafkaResponseRewriter.Rewrites(request.ApiKey, request.ApiVersion))

@@ -31,6 +31,12 @@ internal sealed class ServedRoute
     /// <summary>The root of a new family, for a configured route.</summary>
     public static ServedRoute Configured(RouteModel model) => new(model, null);
 
+    /// <summary>The root of a route made at run time (the fault API's <c>POST /proxies</c>): not in the file, kept across reloads.</summary>
+    public static ServedRoute Runtime(RouteModel model) => new(model, null) { IsRuntime = true };
+
+    /// <summary>True for a route made at run time rather than read from the configuration.</summary>
+    public bool IsRuntime { get; private init; }
+
     /// <summary>The definition new connections get; established ones keep the one they started with.</summary>
     public RouteModel Model => Volatile.Read(ref _model);
 

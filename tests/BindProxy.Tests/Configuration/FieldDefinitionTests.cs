@@ -15,7 +15,7 @@ namespace BindProxy.Tests.Configuration;
 public sealed class FieldDefinitionTests
 {
     /// <summary>Every section's table, with the base each test value is validated in.</summary>
-    internal static readonly FieldTable[] Tables = [RouteConfig.Fields, InterceptConfig.Fields, ProxyConfig.Fields, AdminConfig.Fields];
+    internal static readonly FieldTable[] Tables = [RouteConfig.Fields, InterceptConfig.Fields, ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields];
 
     public static TheoryData<string> AllFields() => [.. Tables.SelectMany(t => t.All).Select(f => f.Path)];
 
@@ -90,11 +90,12 @@ public sealed class FieldDefinitionTests
             ["BindProxy:Engine"] = "pipes",
             ["BindProxy:DrainTimeout"] = "00:00:05",
             ["Admin:Listen"] = "127.0.0.1:0",
+            ["Faults:Listen"] = "127.0.0.1:8474",
         }).Build();
 
         var restartOnly = ConfigReader.ReadRestartOnly(configuration);
-        Assert.Equal(["BindProxy:Engine", "Admin:Listen", "Admin:AllowNonLoopback"], restartOnly.Keys);
-        Assert.Equal(["pipes", "127.0.0.1:0", null], restartOnly.Values);
+        Assert.Equal(["BindProxy:Engine", "Admin:Listen", "Admin:AllowNonLoopback", "Faults:Listen", "Faults:AllowNonLoopback"], restartOnly.Keys);
+        Assert.Equal(["pipes", "127.0.0.1:0", null, "127.0.0.1:8474", null], restartOnly.Values);
         Assert.Equal(restartOnly.Keys, Tables.SelectMany(t => t.All).Where(f => f.Reload == FieldReload.Restart).Select(f => f.Path));
         Assert.All(RouteConfig.Fields.All, f => Assert.Equal(FieldReload.Live, f.Reload));
     }
@@ -142,6 +143,10 @@ public sealed class FieldDefinitionTests
         else if (ProxyConfig.Fields.All.Contains(field))
         {
             config = field.With(config, value);
+        }
+        else if (FaultsConfig.Fields.All.Contains(field))
+        {
+            config = config with { Faults = field.With(new FaultsConfig { Listen = "127.0.0.1:0" }, value) };
         }
         else
         {

@@ -165,7 +165,10 @@ function render(status) {
   }), "connections-empty");
 
   fill("routes", status.routes.map((r) => el("tr", { "data-key": r.name, "data-route": r.name },
-    td(r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, routeName(r.name)) : routeName(r.name), "wrap-narrow"),
+    td(el("span", {},
+      r.parent ? el("span", { title: `a broker of ${r.parent}, found in its metadata` }, routeName(r.name)) : routeName(r.name),
+      r.runtime ? el("span", { class: "label", title: "made at run time by the fault API; not in the configuration file" }, "\u00a0(run time)") : null,
+      r.toxics && r.toxics.length ? el("div", { class: "toxics", title: "active toxics (fault API)" }, r.toxics.join("; ")) : null), "wrap-narrow"),
     td(r.protocol),
     td(path(tokens((r.bound.length ? r.bound : [r.listen]).join(", ")), r.upstream, null), "addr wrap-narrow"),
     td(el("span", { class: "list" }, tokens(r.sources), r.sourceCount > 1 ? `\u00a0(${r.sourceCount})` : null), "addr wrap"),
