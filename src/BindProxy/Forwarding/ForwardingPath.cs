@@ -11,7 +11,8 @@ internal static class ForwardingPath
 {
     /// <summary>
     /// True when the proxy reads the connection's bytes as a stream: a Kafka route parses its frames
-    /// (and rewrites broker addresses in responses).
+    /// (and rewrites broker addresses in responses); a route with TLS on either side encrypts and
+    /// decrypts them.
     /// </summary>
-    public static bool NeedsStream(RouteModel route) => route.Kafka is not null;
+    public static bool NeedsStream(RouteModel route) => route.Kafka is not null || route.Tls is not null || route.ListenTls is not null;
 }
