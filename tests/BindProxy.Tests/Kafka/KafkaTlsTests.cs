@@ -168,6 +168,37 @@ public sealed partial class KafkaTlsTests
         await proxy.Logs.WaitForAsync(Prompt, $"{KafkaRoute.Name}: ", "closed: TLS to the upstream (localhost): the upstream ", "certificate required");
     }
 
+    [Fact]
+    public async Task Kcat_with_SSL_reaches_a_plaintext_cluster_through_ListenTls_on_the_bootstrap_and_broker_listeners()
+    {
+        var kcat = ExternalTool.Require("kcat");
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var certificates = new TestCertificates();
+        using var cluster = MockCluster.Create(2);
+        cluster.CreateTopic(Topic, partitions: 2, replicationFactor: 1);
+        cluster.SetLeader(Topic, 0, 1);
+        cluster.SetLeader(Topic, 1, 2);
+        await using var proxy = await TestProxy.StartAsync(new RouteConfig
+        {
+            Name = KafkaRoute.Name,
+            Listen = "127.0.0.1:0",
+            Upstream = cluster.BrokerAddresses[0],
+            Source = KafkaRoute.Source,
+            Protocol = "Kafka",
+            ListenTls = new Dictionary<string, string?> { ["CertificateFile"] = certificates.Cert("server"), ["KeyFile"] = certificates.Key("server") },
+        });
+        string[] ssl = ["-X", "security.protocol=ssl", "-X", $"ssl.ca.location={certificates.CaFile}"];
+        var bootstrap = proxy.Endpoint(KafkaRoute.Name).ToString();
+
+        var list = await KcatTests.RunAsync(kcat, null, ["-b", bootstrap, .. ssl, "-L", "-t", Topic]);
+        Assert.Equal(2, BrokerLine().Count(list));
+        var lines = Enumerable.Range(0, 10).Select(i => $"k{i}:ssl to the proxy {i}").ToList();
+        await KcatTests.RunAsync(kcat, string.Join('\n', lines) + "\n", ["-b", bootstrap, .. ssl, "-P", "-t", Topic, "-K", ":"]);
+        var consumed = await KcatTests.RunAsync(kcat, null, ["-b", bootstrap, .. ssl, "-C", "-t", Topic, "-o", "beginning", "-e", "-q", "-f", "%k:%s\\n"]);
+        Assert.Equal(lines.Order(), consumed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+        await proxy.Logs.WaitForAsync(Prompt, $"{KafkaRoute.Name}/broker-2: ", "closed");
+    }
+
     // "  broker 2 at 127.0.0.1:40123" (with " (controller)" on one of them)
     [GeneratedRegex(@"^\s+broker (?<id>\d+) at (?<address>\S+)", RegexOptions.Multiline)]
     private static partial Regex BrokerLine();
