@@ -43,8 +43,17 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             served.Connections,
             served.IsRoot ? null : served.Root.Name,
             route.WiresharkFilter,
-            route.TsharkCommand);
+            route.TsharkCommand,
+            route.Tls is null && route.ListenTls is null ? null : new RouteTlsView(
+                route.Tls?.Describe(),
+                route.ListenTls?.Describe(),
+                route.Tls?.Insecure ?? false,
+                Peer(served.LastUpstreamTls),
+                Peer(served.LastClientTls)));
     }
+
+    private static TlsPeerView? Peer(TlsSession? session) =>
+        session is null ? null : new(session.Version, session.Cipher, session.PeerSubject, session.PeerNotAfter);
 
     private static ConnectionView ToView(ProxiedConnection connection)
     {

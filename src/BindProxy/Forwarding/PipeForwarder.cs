@@ -35,6 +35,11 @@ internal sealed class PipeForwarder(
             return false;
         }
 
+        if (client.TlsSession is { } clientTls)
+        {
+            served.LastClientTls = clientTls;
+        }
+
         var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
@@ -62,6 +67,8 @@ internal sealed class PipeForwarder(
                     client.ShutdownSend();
                     return false;
                 }
+
+                served.LastUpstreamTls = upstream.TlsSession;
             }
             else if (route.Kafka is not null)
             {

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using BindProxy.Configuration;
 
 namespace BindProxy.Transport;
 

@@ -159,6 +159,3 @@ internal sealed class TlsLeg
         tls.RemoteCertificate?.Subject,
         tls.RemoteCertificate is X509Certificate2 certificate ? new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero) : null);
 }
-
-/// <summary>What one side of a connection negotiated: version, cipher, and the peer's certificate (subject and expiry) when it sent one.</summary>
-internal sealed record TlsSession(string Version, string Cipher, string? PeerSubject, DateTimeOffset? PeerNotAfter);

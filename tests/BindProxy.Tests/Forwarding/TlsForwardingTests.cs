@@ -242,6 +242,35 @@ public sealed class TlsForwardingTests : IDisposable
         Assert.Contains(client.LocalEndPoint!.ToString()!, line, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_admin_API_shows_each_sides_TLS_and_what_the_latest_connection_negotiated()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), backend.Endpoint);
+        await using var admin = await Admin.AdminProxy.StartAsync(Route($"localhost:{terminator.Port}", TrustingTestCa(),
+            listenTls: new() { ["CertificateFile"] = _certs.Combined("server") }));
+
+        using (var socket = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint()))
+        await using (var tls = new SslStream(new NetworkStream(socket), leaveInnerStreamOpen: false))
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost", CertificateChainPolicy = Policy(_certs.CaFile) },
+                TestContext.Current.CancellationToken);
+            await tls.WriteAsync("seen"u8.ToArray(), TestContext.Current.CancellationToken);
+            await tls.ReadExactlyAsync(new byte[4], TestContext.Current.CancellationToken);
+        }
+
+        var route = (await admin.GetJsonAsync("api/routes"))[0].GetProperty("tls");
+        Assert.StartsWith("CAs of " + _certs.CaFile, route.GetProperty("upstream").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("certificate CN=localhost", route.GetProperty("listener").GetString(), StringComparison.Ordinal);
+        Assert.False(route.GetProperty("insecure").GetBoolean());
+        var peer = route.GetProperty("upstreamPeer");
+        Assert.StartsWith("TLS 1.", peer.GetProperty("version").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("TLS_", peer.GetProperty("cipher").GetString(), StringComparison.Ordinal);
+        Assert.Equal("CN=localhost", peer.GetProperty("subject").GetString());
+        Assert.True(peer.GetProperty("notAfter").GetDateTimeOffset() > DateTimeOffset.UtcNow);
+        Assert.StartsWith("TLS 1.", route.GetProperty("clientPeer").GetProperty("version").GetString(), StringComparison.Ordinal);
+    }
+
     private static System.Security.Cryptography.X509Certificates.X509ChainPolicy Policy(string caFile)
     {
         var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
