@@ -59,14 +59,9 @@ internal sealed class TlsLeg
             else
             {
                 var client = _client!;
-                await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                {
-                    TargetHost = ServerName,
-                    EnabledSslProtocols = client.Protocols,
-                    CertificateChainPolicy = client.TrustedCas is { } cas ? Policy(cas) : null,
-                    ClientCertificateContext = client.ClientCertificate is { } certificate ? SslStreamCertificateContext.Create(certificate, client.ClientChain, offline: true) : null,
-                    RemoteCertificateValidationCallback = (_, certificate, chain, errors) => CheckServer(client, certificate, chain, errors),
-                }, cancellationToken).ConfigureAwait(false);
+                var options = ClientOptions(client, ServerName);
+                options.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => CheckServer(client, certificate, chain, errors);
+                await tls.AuthenticateAsClientAsync(options, cancellationToken).ConfigureAwait(false);
             }
 
             return tls;
@@ -77,6 +72,20 @@ internal sealed class TlsLeg
             throw;
         }
     }
+
+    /// <summary>
+    /// The client side of <paramref name="settings"/> as .NET's TLS takes it (an Http route's
+    /// handler too): versions, trust, client certificate, the name asked for; with <c>Insecure</c>,
+    /// a check that accepts anything.
+    /// </summary>
+    public static SslClientAuthenticationOptions ClientOptions(TlsSettings settings, string? serverName) => new()
+    {
+        TargetHost = serverName,
+        EnabledSslProtocols = settings.Protocols,
+        CertificateChainPolicy = settings.TrustedCas is { } cas ? Policy(cas) : null,
+        ClientCertificateContext = settings.ClientCertificate is { } certificate ? SslStreamCertificateContext.Create(certificate, settings.ClientChain, offline: true) : null,
+        RemoteCertificateValidationCallback = settings.Insecure ? (_, _, _, errors) => settings.Insecure || errors == SslPolicyErrors.None : null,
+    };
 
     private static X509ChainPolicy Policy(X509Certificate2Collection cas)
     {

@@ -271,6 +271,26 @@ public sealed class TlsForwardingTests : IDisposable
         Assert.StartsWith("TLS 1.", route.GetProperty("clientPeer").GetProperty("version").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_Http_route_with_Tls_reaches_an_https_upstream_through_YARPs_own_TLS()
+    {
+        await using var server = await Http.HttpTestServer.StartAsync();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), IPEndPoint.Parse(server.Address));
+        var route = Http.HttpRouteTests.Route($"localhost:{terminator.Port}") with { Tls = TrustingTestCa() };
+        await using var proxy = await TestProxy.StartAsync(route);
+        using var client = Http.HttpRouteTests.Client(proxy);
+
+        using var response = await client.GetAsync("whoami", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains($"localhost:{terminator.Port}", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+
+        // A certificate for another name is refused by the same settings.
+        await using var wrong = await TlsTerminator.StartAsync(_certs.Combined("wrong-name"), IPEndPoint.Parse(server.Address));
+        await using var refusing = await TestProxy.StartAsync(Http.HttpRouteTests.Route($"localhost:{wrong.Port}") with { Tls = TrustingTestCa() });
+        using var refused = await Http.HttpRouteTests.Client(refusing).GetAsync("whoami", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+    }
+
     private static System.Security.Cryptography.X509Certificates.X509ChainPolicy Policy(string caFile)
     {
         var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
