@@ -134,5 +134,5 @@ for ((r = 1; r <= rounds; r++)); do
         printf '| %d | %s | %s | %s | %s | %s |\n' "$r" "$c" "$gbps" "$rate" "$p99" "$failed" >>"$work/table.md"
     done
 done
-echo "## TLS toward the upstream ($(haproxy -v | head -1 | cut -d' ' -f1-3); $(stunnel4 -version 2>&1 | head -1 | cut -d' ' -f1-2); dotnet $(dotnet --version); $(nproc) cores)"
+echo "## TLS toward the upstream ($(haproxy -v | head -1 | cut -d' ' -f1-3); stunnel4 $(dpkg-query -W -f "${Version}" stunnel4 2>/dev/null); dotnet $(dotnet --version); $(nproc) cores)"
 cat "$work/table.md"
