@@ -117,7 +117,7 @@ internal sealed class TlsLeg
 
         CertificateProblem = certificate is null
             ? "sent no client certificate, which ListenTls:ClientCaFile requires; give the client its certificate (ssl.certificate.location, ssl.key.location)"
-            : $"its client certificate {certificate.Subject} is not signed by a CA of ListenTls:ClientCaFile ({errors})";
+            : $"presented a client certificate, {certificate.Subject}, not signed by a CA of ListenTls:ClientCaFile ({errors})";
         return false;
     }
 
@@ -133,12 +133,12 @@ internal sealed class TlsLeg
         var now = DateTime.Now;
         if (certificate.NotAfter < now)
         {
-            return $"its certificate {certificate.Subject} expired on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew the certificate on the upstream";
+            return $"presented a certificate, {certificate.Subject}, that expired on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew the certificate on the upstream";
         }
 
         if (certificate.NotBefore > now)
         {
-            return $"its certificate {certificate.Subject} is not valid before {certificate.NotBefore.ToUniversalTime():yyyy-MM-dd HH:mm} UTC (check the clocks)";
+            return $"presented a certificate, {certificate.Subject}, not valid before {certificate.NotBefore.ToUniversalTime():yyyy-MM-dd HH:mm} UTC (check the clocks)";
         }
 
         var statuses = chain?.ChainStatus.Select(s => s.Status).Aggregate(X509ChainStatusFlags.NoError, (all, s) => all | s) ?? X509ChainStatusFlags.NoError;
@@ -146,7 +146,7 @@ internal sealed class TlsLeg
         {
             if ((statuses & (X509ChainStatusFlags.UntrustedRoot | X509ChainStatusFlags.PartialChain)) != 0 || statuses == X509ChainStatusFlags.NoError)
             {
-                return $"its certificate {certificate.Subject} is signed by {certificate.Issuer}, which {trust} does not trust (untrusted root); {trustFix}, or set Tls:Insecure for a test cluster";
+                return $"presented a certificate, {certificate.Subject}, signed by {certificate.Issuer}, which {trust} does not trust (untrusted root); {trustFix}, or set Tls:Insecure for a test cluster";
             }
 
             if ((statuses & X509ChainStatusFlags.NotTimeValid) != 0)
@@ -154,11 +154,11 @@ internal sealed class TlsLeg
                 return $"a certificate in the chain of {certificate.Subject} has expired or is not yet valid; renew it on the upstream";
             }
 
-            return $"its certificate {certificate.Subject} is refused: {string.Join("; ", chain!.ChainStatus.Select(s => s.StatusInformation.Trim()))}";
+            return $"presented a certificate, {certificate.Subject}, that is refused: {string.Join("; ", chain!.ChainStatus.Select(s => s.StatusInformation.Trim()))}";
         }
 
         var names = CertificateFiles.NamesOf(certificate);
-        return $"its certificate is for {string.Join(", ", names)}, not {serverName} (name mismatch); set Tls:ServerName to one of those names, or connect by a name the certificate carries";
+        return $"presented a certificate for {string.Join(", ", names)}, not {serverName} (name mismatch); set Tls:ServerName to one of those names, or connect by a name the certificate carries";
     }
 
     /// <summary>The negotiated session as the status page shows it.</summary>

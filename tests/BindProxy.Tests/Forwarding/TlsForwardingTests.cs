@@ -100,9 +100,9 @@ public sealed class TlsForwardingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("untrusted", "which Tls:CaFile (")]
-    [InlineData("expired", "expired on ")]
-    [InlineData("wrong-name", "its certificate is for other.example, not localhost (name mismatch); set Tls:ServerName")]
+    [InlineData("untrusted", "signed by CN=Someone else's CA, which Tls:CaFile (")]
+    [InlineData("expired", "presented a certificate, CN=localhost, that expired on ")]
+    [InlineData("wrong-name", "presented a certificate for other.example, not localhost (name mismatch); set Tls:ServerName")]
     public async Task A_refused_upstream_certificate_is_one_line_with_host_reason_and_fix(string certificate, string reason)
     {
         await using var backend = TestServer.Echo();
