@@ -105,6 +105,7 @@ public sealed partial class KafkaTlsTests
         await using (capture)
         {
             var list = await KcatTests.RunAsync(kcat, null, "-b", bootstrap, "-L", "-t", Topic);
+            TestContext.Current.TestOutputHelper?.WriteLine($"kcat -b {bootstrap} -L -t {Topic}:\n{list}");
             var listed = BrokerLine().Matches(list).Select(m => m.Groups["address"].Value).ToList();
             Assert.Equal(3, listed.Count);
             Assert.All(listed, a => Assert.StartsWith("127.0.0.1:", a, StringComparison.Ordinal));
@@ -113,12 +114,14 @@ public sealed partial class KafkaTlsTests
             await KcatTests.RunAsync(kcat, string.Join('\n', lines) + "\n", "-b", bootstrap, "-P", "-t", Topic, "-K", ":", "-X", "acks=all");
             var consumed = await KcatTests.RunAsync(kcat, null, "-b", bootstrap, "-C", "-t", Topic, "-o", "beginning", "-e", "-q", "-f", "%k:%s\\n");
             Assert.Equal(lines.Order(), consumed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+            TestContext.Current.TestOutputHelper?.WriteLine($"produced 30, consumed {consumed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length}: {string.Join(" | ", consumed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().Take(3))} ...");
 
             if (capture is not null)
             {
                 await capture.StopAsync();
                 var hellos = await capture.ReadAsync("tls.handshake.type == 1", "ip.src", "tls.handshake.extensions_server_name");
                 Assert.NotEmpty(hellos);
+                TestContext.Current.TestOutputHelper?.WriteLine($"ClientHellos (ip.src, SNI): {string.Join("; ", hellos.Select(h => string.Join(" ", h)).Distinct())} ({hellos.Count} of them)");
                 Assert.All(hellos, h => Assert.Equal([KafkaRoute.Source, "localhost"], h));
 
                 // Nothing on the upstream legs is plaintext Kafka.
