@@ -49,8 +49,17 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             served.IsRuntime,
             faults.Find(route.Name) is { } routeFaults
                 ? [.. routeFaults.Toxics.Select(t => $"{t.Name}: {t.Describe()}"), .. routeFaults.Enabled ? Array.Empty<string>() : ["disabled: not listening"]]
-                : []);
+                : [],
+            route.Tls is null && route.ListenTls is null ? null : new RouteTlsView(
+                route.Tls?.Describe(),
+                route.ListenTls?.Describe(),
+                route.Tls?.Insecure ?? false,
+                Peer(served.LastUpstreamTls),
+                Peer(served.LastClientTls)));
     }
+
+    private static TlsPeerView? Peer(TlsSession? session) =>
+        session is null ? null : new(session.Version, session.Cipher, session.PeerSubject, session.PeerNotAfter);
 
     private static ConnectionView ToView(ProxiedConnection connection)
     {

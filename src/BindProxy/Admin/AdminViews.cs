@@ -19,7 +19,18 @@ internal sealed record RouteView(
     string WiresharkFilter,
     string TsharkCommand,
     bool Runtime,
-    IReadOnlyList<string> Toxics);
+    IReadOnlyList<string> Toxics,
+    RouteTlsView? Tls = null);
+
+/// <summary>
+/// A route's TLS, per side: what is configured toward the upstream and on the listener (null: that
+/// side is plaintext), whether certificates go unverified, and what the latest connection on each
+/// side negotiated (version, cipher, the peer certificate's subject and expiry).
+/// </summary>
+internal sealed record RouteTlsView(string? Upstream, string? Listener, bool Insecure, TlsPeerView? UpstreamPeer, TlsPeerView? ClientPeer);
+
+/// <summary>One TLS session as negotiated: version, cipher, and the peer's certificate (subject, expiry) when it sent one.</summary>
+internal sealed record TlsPeerView(string Version, string Cipher, string? Subject, DateTimeOffset? NotAfter);
 
 /// <summary>One live proxied connection of <c>GET /api/connections</c>.</summary>
 internal sealed record ConnectionView(

@@ -1,4 +1,6 @@
 using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.RegularExpressions;
 
 namespace BindProxy.Configuration;
@@ -30,6 +32,12 @@ internal sealed partial class ConfigField
     public FieldScope Scope => _definition.Scope;
 
     public FieldReload Reload => _definition.Reload;
+
+    /// <inheritdoc cref="ConfigFieldAttribute.Secret"/>
+    public bool IsSecret => _definition.Secret;
+
+    /// <summary>The table of a section field's keys (<see cref="ConfigFieldAttribute.Keys"/>); null for other fields.</summary>
+    public FieldTable? Keys => _definition.Keys?.GetProperty("Fields", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as FieldTable;
 
     /// <inheritdoc cref="ConfigFieldAttribute.Doc"/>
     public string Doc => _definition.Doc;
@@ -64,15 +72,19 @@ internal sealed partial class ConfigField
 
     /// <summary>
     /// The value as one comparable text: what the reload diff shows and what tells a changed field
-    /// from an unchanged one. A map is its entries sorted by name.
+    /// from an unchanged one. A map is its entries sorted by name; a secret key's value shows as a
+    /// short digest, so an edit of it is still told apart and the value never shown.
     /// </summary>
     public string? Text(object config) => Get(config) switch
     {
         null => null,
-        string text => text,
-        IReadOnlyDictionary<string, string?> map => string.Join(", ", map.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
+        string text => IsSecret ? Hidden(text) : text,
+        IReadOnlyDictionary<string, string?> map => string.Join(", ", map.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => $"{kv.Key}={(kv.Value is { } value && Keys?.Find(kv.Key) is { IsSecret: true } ? Hidden(value) : kv.Value)}")),
         var other => throw new InvalidOperationException($"field {Path} has type {other.GetType().Name}, which the field table cannot compare"),
     };
+
+    private static string Hidden(string value) => $"(hidden, #{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(value)))[..8]})";
 
     /// <summary>A copy of <paramref name="config"/> with this field set to <paramref name="value"/>.</summary>
     public T With<T>(T config, object? value)

@@ -1,6 +1,10 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using BindProxy.Addressing;
 
 namespace BindProxy.Configuration;
@@ -317,6 +321,8 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         var kafka = ValidateKafka(route, protocol, listen, Error);
         var assignment = ValidateAssignment(route, protocol, sources, Error);
         var http = ValidateHttp(route, protocol, Error);
+        var tls = ValidateTls(route, Error, warnings);
+        var listenTls = ValidateListenTls(route, protocol, Error, warnings);
         var intercept = ValidateIntercept(route, protocol, listen, sources, Error);
         if (intercept is not null)
         {
@@ -349,8 +355,223 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             Assignment = assignment,
             Kafka = kafka,
             Http = http,
+            Tls = tls,
+            ListenTls = listenTls,
             Intercept = intercept,
         };
+    }
+
+    /// <summary>
+    /// A route's <c>Tls</c> section: every key read and checked, the files loaded now (a missing
+    /// file, a key without its certificate, a wrong password are errors with their key), and null
+    /// when there is no section or it is not <c>Enabled</c>.
+    /// </summary>
+    private static TlsSettings? ValidateTls(RouteConfig route, Action<string, string> error, List<string> warnings)
+    {
+        if (route.Tls is not { } written || route.MisshapenFields.Any(m => m.Field == nameof(RouteConfig.Tls)))
+        {
+            return null;
+        }
+
+        var keys = TlsConfig.Fields;
+        var (section, unknown) = TlsConfig.Read(written);
+        UnknownSectionKeys(keys, unknown, error);
+        bool enabled = Flag(keys[nameof(TlsConfig.Enabled)], section.Enabled, error);
+        bool insecure = Flag(keys[nameof(TlsConfig.Insecure)], section.Insecure, error);
+        var (protocols, minVersion) = MinVersion(keys[nameof(TlsConfig.MinVersion)], section.MinVersion, error);
+        var handshake = Duration(keys[nameof(TlsConfig.HandshakeTimeout)], section.HandshakeTimeout, error);
+
+        var serverNameKey = keys[nameof(TlsConfig.ServerName)];
+        if (section.ServerName is { } serverName && Uri.CheckHostName(serverName.Trim('[', ']')) == UriHostNameType.Unknown)
+        {
+            error(serverNameKey.Path, $"'{serverName}' is neither a host name nor an IP address");
+        }
+
+        X509Certificate2Collection? cas = null;
+        var caKey = keys[nameof(TlsConfig.CaFile)];
+        if (section.CaFile is { } caFile)
+        {
+            cas = CertificateFiles.LoadTrust(caFile, section.Password, out var caError);
+            if (caError is not null)
+            {
+                error(caKey.Path, caError);
+            }
+            else if (insecure)
+            {
+                warnings.Add($"route '{route.Name}': {caKey.Path} is not used: {keys[nameof(TlsConfig.Insecure)].Path} is true");
+            }
+        }
+
+        var identity = Identity(keys, nameof(TlsConfig.CertificateFile), nameof(TlsConfig.KeyFile), nameof(TlsConfig.Password),
+            section.CertificateFile, section.KeyFile, section.Password, passwordAlsoOpensCa: section.CaFile is not null, error);
+        if (identity is var (clientCertificate, _))
+        {
+            WarnIfNotValidNow(route, keys[nameof(TlsConfig.CertificateFile)], clientCertificate, "the upstream refuses it", warnings);
+        }
+
+        if (insecure && enabled)
+        {
+            warnings.Add($"route '{route.Name}': {keys[nameof(TlsConfig.Insecure)].Path} is true: the upstream's certificate is not verified, so whoever sits between the proxy and it can read and change the traffic; for test clusters only");
+        }
+
+        return enabled ? new TlsSettings
+        {
+            TrustedCas = cas,
+            CaFile = section.CaFile,
+            ClientCertificate = identity?.Certificate,
+            ClientChain = identity?.Chain ?? [],
+            ServerName = section.ServerName?.Trim('[', ']'),
+            Protocols = protocols,
+            MinVersion = minVersion,
+            Insecure = insecure,
+            HandshakeTimeout = handshake ?? default,
+        } : null;
+    }
+
+    /// <summary>A route's <c>ListenTls</c> section: the certificate and key are required, the client CAs optional.</summary>
+    private static ListenTlsSettings? ValidateListenTls(RouteConfig route, RouteProtocol protocol, Action<string, string> error, List<string> warnings)
+    {
+        if (route.ListenTls is not { } written || route.MisshapenFields.Any(m => m.Field == nameof(RouteConfig.ListenTls)))
+        {
+            return null;
+        }
+
+        var keys = ListenTlsConfig.Fields;
+        var (section, unknown) = ListenTlsConfig.Read(written);
+        UnknownSectionKeys(keys, unknown, error);
+        if (protocol == RouteProtocol.Http)
+        {
+            error(nameof(RouteConfig.ListenTls), "applies to Tcp and Kafka routes; an Http route's listeners serve plaintext HTTP/1.1 and HTTP/2");
+        }
+
+        bool enabled = Flag(keys[nameof(ListenTlsConfig.Enabled)], section.Enabled, error);
+        var (protocols, minVersion) = MinVersion(keys[nameof(ListenTlsConfig.MinVersion)], section.MinVersion, error);
+        var handshake = Duration(keys[nameof(ListenTlsConfig.HandshakeTimeout)], section.HandshakeTimeout, error);
+
+        X509Certificate2Collection? clientCas = null;
+        if (section.ClientCaFile is { } clientCaFile)
+        {
+            clientCas = CertificateFiles.LoadTrust(clientCaFile, password: null, out var caError);
+            if (caError is not null)
+            {
+                error(keys[nameof(ListenTlsConfig.ClientCaFile)].Path, caError);
+            }
+        }
+
+        var certificateKey = keys[nameof(ListenTlsConfig.CertificateFile)];
+        if (section.CertificateFile is null)
+        {
+            error(certificateKey.Path, $"is missing; expected the certificate clients are shown, e.g. {certificateKey.Example} (bindproxy cert makes one)");
+        }
+
+        var identity = Identity(keys, nameof(ListenTlsConfig.CertificateFile), nameof(ListenTlsConfig.KeyFile), nameof(ListenTlsConfig.Password),
+            section.CertificateFile, section.KeyFile, section.Password, passwordAlsoOpensCa: false, error);
+        if (identity is not var (certificate, chain))
+        {
+            return null;
+        }
+
+        WarnIfNotValidNow(route, certificateKey, certificate, "clients refuse it", warnings);
+        SslStreamCertificateContext context;
+        try
+        {
+            context = SslStreamCertificateContext.Create(certificate, chain, offline: true,
+                clientCas is null ? null : SslCertificateTrust.CreateForX509Collection(clientCas, sendTrustInHandshake: true));
+        }
+        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException or NotSupportedException)
+        {
+            error(certificateKey.Path, $"{section.CertificateFile} cannot serve TLS here: {e.Message}");
+            return null;
+        }
+
+        return enabled ? new ListenTlsSettings
+        {
+            Certificate = certificate,
+            Context = context,
+            CertificateFile = section.CertificateFile!,
+            ClientCas = clientCas,
+            Protocols = protocols,
+            MinVersion = minVersion,
+            HandshakeTimeout = handshake ?? default,
+        } : null;
+    }
+
+    /// <summary>A certificate with its key from a section's three keys; a key or password without a certificate is an error of its own.</summary>
+    private static (X509Certificate2 Certificate, X509Certificate2Collection Chain)? Identity(FieldTable keys, string certName, string keyName, string passwordName,
+        string? certFile, string? keyFile, string? password, bool passwordAlsoOpensCa, Action<string, string> error)
+    {
+        var (certKey, keyKey, passwordKey) = (keys[certName], keys[keyName], keys[passwordName]);
+        if (certFile is null)
+        {
+            if (keyFile is not null)
+            {
+                error(keyKey.Path, $"is set without {certKey.Name}; give the certificate this key belongs to");
+            }
+
+            if (password is not null && keyFile is null && !passwordAlsoOpensCa)
+            {
+                error(passwordKey.Path, $"is set, but there is no {certKey.Name} or key for it to open");
+            }
+
+            return null;
+        }
+
+        var problems = new List<CertificateFiles.Problem>();
+        var identity = CertificateFiles.LoadIdentity(certFile, keyFile, password, certKey.Name, keyKey.Name, passwordKey.Name, problems);
+        foreach (var (key, message) in problems)
+        {
+            error(keys[key].Path, message);
+        }
+
+        return identity;
+    }
+
+    private static void WarnIfNotValidNow(RouteConfig route, ConfigField key, X509Certificate2 certificate, string consequence, List<string> warnings)
+    {
+        var now = DateTime.Now;
+        if (certificate.NotAfter < now)
+        {
+            warnings.Add($"route '{route.Name}': {key.Path}: {certificate.Subject} expired on {certificate.NotAfter.ToUniversalTime():u}; {consequence} (bindproxy cert makes a new one)");
+        }
+        else if (certificate.NotBefore > now)
+        {
+            warnings.Add($"route '{route.Name}': {key.Path}: {certificate.Subject} is not valid before {certificate.NotBefore.ToUniversalTime():u}; {consequence} until then");
+        }
+    }
+
+    private static void UnknownSectionKeys(FieldTable keys, IReadOnlyList<string> unknown, Action<string, string> error)
+    {
+        foreach (var key in unknown)
+        {
+            error($"{keys.Section}:{key}", KeySuggestions.Closest(key, keys.Names) is { } near
+                ? $"unknown key; did you mean {near}?"
+                : $"unknown key; {keys.Section} takes {string.Join(", ", keys.Names)}");
+        }
+    }
+
+    /// <summary>A true/false key: the value written, else its default.</summary>
+    private static bool Flag(ConfigField field, string? written, Action<string, string> error)
+    {
+        var text = written ?? field.Default!;
+        if (bool.TryParse(text, out bool value))
+        {
+            return value;
+        }
+
+        error(field.Path, $"'{text}' is neither true nor false");
+        return false;
+    }
+
+    private static (SslProtocols Protocols, string Text) MinVersion(ConfigField field, string? written, Action<string, string> error)
+    {
+        var text = written ?? field.Default!;
+        if (TlsVersions.TryParse(text, out var protocols, out var problem))
+        {
+            return (protocols, protocols == SslProtocols.Tls13 ? "1.3" : "1.2");
+        }
+
+        error(field.Path, problem);
+        return (TlsVersions.From12, TlsVersions.Default);
     }
 
     /// <summary>

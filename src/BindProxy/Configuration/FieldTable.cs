@@ -33,6 +33,23 @@ internal sealed class FieldTable
     public IReadOnlyList<(ConfigField Field, string? Before, string? After)> Differences(object before, object after) =>
         [.. All.Select(f => (Field: f, Before: f.Text(before), After: f.Text(after))).Where(d => d.Before != d.After)];
 
+    /// <summary>
+    /// A section written within a route (<c>Intercept</c>, <c>Tls</c>, <c>ListenTls</c>), read into
+    /// <paramref name="empty"/>: its keys matched case-insensitively, and the keys no field reads
+    /// (typos) in the order written.
+    /// </summary>
+    public (T Config, IReadOnlyList<string> UnknownKeys) Read<T>(IReadOnlyDictionary<string, string?> written, T empty)
+        where T : class
+    {
+        var config = empty;
+        foreach (var field in All)
+        {
+            config = field.With(config, written.FirstOrDefault(kv => string.Equals(kv.Key, field.Name, StringComparison.OrdinalIgnoreCase)).Value);
+        }
+
+        return (config, [.. written.Keys.Where(k => Find(k) is null)]);
+    }
+
     /// <summary>The table of <typeparamref name="T"/>'s marked properties; <paramref name="section"/> prefixes their paths.</summary>
     public static FieldTable Of<T>(string section)
         where T : class

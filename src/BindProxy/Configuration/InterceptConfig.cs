@@ -28,12 +28,7 @@ internal sealed record InterceptConfig
     /// <summary>The section <paramref name="written"/>, its keys matched case-insensitively.</summary>
     public static InterceptConfig Read(IReadOnlyDictionary<string, string?> written)
     {
-        var config = new InterceptConfig { UnknownKeys = [.. written.Keys.Where(k => Fields.Find(k) is null)] };
-        foreach (var field in Fields.All)
-        {
-            config = field.With(config, written.FirstOrDefault(kv => string.Equals(kv.Key, field.Name, StringComparison.OrdinalIgnoreCase)).Value);
-        }
-
-        return config;
+        var (config, unknown) = Fields.Read(written, new InterceptConfig());
+        return config with { UnknownKeys = unknown };
     }
 }

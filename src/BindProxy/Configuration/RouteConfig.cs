@@ -49,10 +49,22 @@ internal sealed record RouteConfig
         Forms = "`100`", Unset = "no limit")]
     public string? MaxConnectionsPerClient { get; init; }
 
+    [ConfigField("TLS toward the upstream (a Kafka route's brokers included, each by its advertised host): trust, a client certificate, the server name, the oldest version; see [TLS](#tls).",
+        Forms = """`{ "CaFile": "/etc/bindproxy/cluster-ca.pem" }`, `{ "Enabled": true }` (the system's trust store)""",
+        Unset = "none: plaintext to the upstream",
+        Shape = FieldShape.Map, Keys = typeof(TlsConfig))]
+    public IReadOnlyDictionary<string, string?>? Tls { get; init; }
+
+    [ConfigField("TLS on the route's listeners (a Kafka route's broker listeners too), for clients that insist on it: the certificate and key, optionally a required client certificate; see [TLS](#tls).",
+        Forms = """`{ "CertificateFile": "proxy.pem", "KeyFile": "proxy-key.pem" }`""",
+        Unset = "none: clients connect in plaintext",
+        Shape = FieldShape.Map, Keys = typeof(ListenTlsConfig))]
+    public IReadOnlyDictionary<string, string?>? ListenTls { get; init; }
+
     [ConfigField("Instead of `Upstream`: redirect these destination ports of one cgroup's or one user's connections to this route, each going on to its original destination (Linux, root or CAP_NET_ADMIN); see [Intercepting from the configuration file](#intercepting-from-the-configuration-file).",
         Forms = """`{ "Ports": "9092-9094", "Cgroup": "/sys/fs/cgroup/clients" }`, `{ "Ports": "5432", "Uid": 1001 }`""",
         Unset = "none: connections go to `Upstream`",
-        Shape = FieldShape.Map)]
+        Shape = FieldShape.Map, Keys = typeof(InterceptConfig))]
     public IReadOnlyDictionary<string, string?>? Intercept { get; init; }
 
     [ConfigField("How a connection's source address is picked; see [One address per client](#one-address-per-client).",

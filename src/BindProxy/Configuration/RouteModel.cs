@@ -61,6 +61,12 @@ internal sealed class RouteModel
     /// <summary>Http settings; null for Tcp and Kafka routes.</summary>
     public HttpRouteSettings? Http { get; init; }
 
+    /// <summary>TLS toward the upstream (a Kafka route's brokers too); null: plaintext.</summary>
+    public TlsSettings? Tls { get; init; }
+
+    /// <summary>TLS on the route's listeners (a Kafka route's broker listeners too); null: plaintext.</summary>
+    public ListenTlsSettings? ListenTls { get; init; }
+
     /// <summary>
     /// Set when the route serves intercepted connections: each connection's upstream is then its
     /// original destination, and <see cref="Upstream"/> only describes that.

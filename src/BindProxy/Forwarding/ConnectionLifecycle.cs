@@ -27,6 +27,66 @@ internal sealed partial class ConnectionLifecycle(
     /// <summary>Whether close lines are written; without them a close needs no trip off the relay loop.</summary>
     public bool LogsClosings => logger.IsEnabled(LogLevel.Information);
 
+    /// <summary>
+    /// Says and counts a client refused by its listener's TLS (plaintext sent, nothing sent in
+    /// time, a failed handshake), as the <c>tls_handshake</c> rejection.
+    /// </summary>
+    public void ListenerTlsFailed(RouteModel route, IPEndPoint client, string problem)
+    {
+        Log.ListenerTlsFailed(logger, route.Name, client, problem);
+        metrics.Rejected(route.Name, "tls_handshake");
+    }
+
+    /// <summary>Says a TLS handshake with the upstream that failed; the caller closes the client.</summary>
+    public void UpstreamTlsFailed(RouteModel route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, string serverName, string problem, TimeSpan elapsed)
+    {
+        Log.UpstreamTlsFailed(logger, route.Name, client, source, upstream, serverName, problem, elapsed.TotalMilliseconds);
+        metrics.ConnectFailed(route.Name, ConnectError.Failed, elapsed);
+    }
+
+    /// <summary>
+    /// After a connection closed: a side that spoke TLS where plaintext was expected, or the reverse,
+    /// said in one line with the setting to change. True when there was such a mismatch (the close
+    /// line is then not written: this one says it).
+    /// </summary>
+    public bool LogMismatch(ProxiedConnection live, PipeSocket client, PipeSocket upstream)
+    {
+        var route = live.RouteModel;
+        var legs = live.Legs;
+        if (client.PeerSpokeTls)
+        {
+            Log.ClientSpokeTls(logger, route.Name, legs.Client);
+            return true;
+        }
+
+        if (client.ReceiveFailure is { } clientFailure && client.TlsLeg is not null)
+        {
+            Log.ListenerTlsFailed(logger, route.Name, legs.Client, clientFailure);
+            return true;
+        }
+
+        if (upstream.PeerSpokeTls)
+        {
+            Log.UpstreamSpokeTls(logger, route.Name, legs.Client, legs.Upstream);
+            return true;
+        }
+
+        if (upstream.TlsLeg is { } tls && upstream.ReceiveFailure is { } failure)
+        {
+            Log.UpstreamTlsFailed(logger, route.Name, legs.Client, legs.Source, legs.Upstream, tls.ServerName ?? "", failure, 0);
+            return true;
+        }
+
+        if (route.Kafka is not null && upstream.TlsLeg is null && upstream.ReceiveEnd is ReceiveEnd.Fin or ReceiveEnd.Reset
+            && upstream.BytesReceived == 0 && upstream.BytesSent > 0 && upstream.FinOrder is var upFin && (client.FinOrder == 0 || upFin < client.FinOrder))
+        {
+            Log.UpstreamClosedAtOnce(logger, route.Name, legs.Client, legs.Upstream);
+            return true;
+        }
+
+        return false;
+    }
+
     /// <summary>Says and counts an upstream connect that failed; the caller resets the client.</summary>
     /// <param name="socket">The relay path's client socket: a cancelled connect is put down to the client when it left.</param>
     public void ConnectFailed(RouteModel route, IPEndPoint client, ConnectError error, string detail, TimeSpan elapsed, SocketHandle? socket = null)
@@ -132,6 +192,21 @@ internal sealed partial class ConnectionLifecycle(
 
         [LoggerMessage(209, LogLevel.Information, "{Opened} connection(s) opened and {Closed} closed in the last {Seconds:0.0} s were not logged one by one (more than {PerSecond} lines a second); /api/connections lists the open ones, --log-level debug logs each")]
         public static partial void Skipped(ILogger logger, long opened, long closed, double seconds, double perSecond);
+
+        [LoggerMessage(230, LogLevel.Warning, "{Route}: {Client} closed: TLS on the listener: the client {Problem}")]
+        public static partial void ListenerTlsFailed(ILogger logger, string route, IPEndPoint client, string problem);
+
+        [LoggerMessage(231, LogLevel.Warning, "{Route}: {Client} → {Source} → {Upstream} closed: TLS to the upstream ({ServerName}): the upstream {Problem} (after {ElapsedMs:0} ms)")]
+        public static partial void UpstreamTlsFailed(ILogger logger, string route, IPEndPoint client, IPEndPoint source, IPEndPoint upstream, string serverName, string problem, double elapsedMs);
+
+        [LoggerMessage(232, LogLevel.Warning, "{Route}: {Client} closed: the client sent a TLS ClientHello, but the route listens in plaintext; set the client to plaintext (security.protocol=PLAINTEXT), or give the route ListenTls")]
+        public static partial void ClientSpokeTls(ILogger logger, string route, IPEndPoint client);
+
+        [LoggerMessage(233, LogLevel.Warning, "{Route}: {Client} closed: the upstream {Upstream} answered plaintext with TLS (an alert): it expects TLS; give the route \"Tls\": {{ \"Enabled\": true }} (with CaFile for a private CA)")]
+        public static partial void UpstreamSpokeTls(ILogger logger, string route, IPEndPoint client, IPEndPoint upstream);
+
+        [LoggerMessage(234, LogLevel.Warning, "{Route}: {Client} closed: the upstream {Upstream} closed at once without answering the first request: it probably expects TLS; give the route \"Tls\": {{ \"Enabled\": true }} (with CaFile for a private CA)")]
+        public static partial void UpstreamClosedAtOnce(ILogger logger, string route, IPEndPoint client, IPEndPoint upstream);
 
         [LoggerMessage(202, LogLevel.Warning, "{Route}: {Client} closed: {Reason}: {Detail} (after {ElapsedMs:0} ms)")]
         public static partial void ConnectFailed(ILogger logger, string route, IPEndPoint client, string reason, string detail, double elapsedMs);

@@ -32,6 +32,18 @@ internal sealed class PipeForwarder(
         AssignmentLease? lease, PendingInterception? intercepted)
     {
         var client = inbound.Socket;
+        if (await client.HandshakeAsync().ConfigureAwait(false) is { } refused)
+        {
+            lifecycle.ListenerTlsFailed(route, client.RemoteEndPoint, refused);
+            client.ShutdownSend();
+            return false;
+        }
+
+        if (client.TlsSession is { } clientTls)
+        {
+            served.LastClientTls = clientTls;
+        }
+
         var connect = await connector.ConnectAsync(route, intercepted?.OriginalDestination, lease?.Assignment.Address, connection.ConnectionClosed).ConfigureAwait(false);
         if (!connect.IsConnected)
         {
@@ -47,6 +59,27 @@ internal sealed class PipeForwarder(
         var upstream = new PipeSocket(connect.Connection!, upstreamOptions);
         await using (upstream.ConfigureAwait(false))
         {
+            if (route.Tls is { } tls)
+            {
+                var serverName = tls.ServerNameFor(route, upstream.RemoteEndPoint);
+                upstream.UseTls(TlsLeg.ToUpstream(tls, serverName));
+                var started = Stopwatch.GetTimestamp();
+                if (await upstream.HandshakeAsync().ConfigureAwait(false) is { } failed)
+                {
+                    lifecycle.UpstreamTlsFailed(route, client.RemoteEndPoint, upstream.LocalEndPoint, upstream.RemoteEndPoint, serverName, failed,
+                        connect.Elapsed + Stopwatch.GetElapsedTime(started));
+                    client.ShutdownSend();
+                    return false;
+                }
+
+                served.LastUpstreamTls = upstream.TlsSession;
+            }
+            else if (route.Kafka is not null)
+            {
+                // A broker that expects TLS answers a plaintext request with an alert: said, not forwarded.
+                upstream.RefuseTls();
+            }
+
             upstream.StartReceiving();
             var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
             var live = lifecycle.Add(served, route, new PipeLegs(client, upstream), lease, who);
@@ -74,7 +107,10 @@ internal sealed class PipeForwarder(
                 }
 
                 reason = live.ProxyReason ?? reason;
-                lifecycle.LogClosed(live, reason, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, clientId);
+                if (!lifecycle.LogMismatch(live, client, upstream))
+                {
+                    lifecycle.LogClosed(live, reason, Stopwatch.GetElapsedTime(live.StartedTimestamp).TotalMilliseconds, clientId);
+                }
             }
             finally
             {

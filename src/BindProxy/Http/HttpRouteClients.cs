@@ -86,7 +86,13 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
             ConnectCallback = (context, cancellationToken) => ConnectAsync(served, route, source, context.InitialRequestMessage, cancellationToken),
         };
 
-        return new RouteClient(route, new HttpMessageInvoker(handler, disposeHandler: true), DestinationPrefix(route.Upstream));
+        // The route's Tls is the handler's own TLS over the connector's connection (https), not a second client.
+        if (route.Tls is { } tls)
+        {
+            handler.SslOptions = Transport.TlsLeg.ClientOptions(tls, tls.ServerName ?? route.Upstream.Host);
+        }
+
+        return new RouteClient(route, new HttpMessageInvoker(handler, disposeHandler: true), DestinationPrefix(route.Upstream, https: route.Tls is not null));
     }
 
     private async ValueTask<Stream> ConnectAsync(ServedRoute served, RouteModel route, IPAddress? source, HttpRequestMessage request, CancellationToken cancellationToken)
@@ -155,8 +161,8 @@ internal sealed partial class HttpRouteClients(UpstreamConnector connector, Conn
     /// The URI the requests are addressed to. Only its authority matters (it becomes the Host
     /// header): the connection itself is always made by the connector.
     /// </summary>
-    internal static string DestinationPrefix(Addressing.UpstreamSpec upstream) =>
-        upstream.Host is { } host ? $"http://{host}:{upstream.Port}/" : $"http://{upstream.Endpoints![0]}/";
+    internal static string DestinationPrefix(Addressing.UpstreamSpec upstream, bool https = false) =>
+        (https ? "https" : "http") + (upstream.Host is { } host ? $"://{host}:{upstream.Port}/" : $"://{upstream.Endpoints![0]}/");
 
     public void Dispose() => CloseAll();
 

@@ -61,8 +61,20 @@ internal abstract class InboundConnection : ConnectionContext, IInboundSocketFea
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                Interlocked.Exchange(ref _socket, new PipeSocket(TakeSocket(), Options, Listener, Client));
-                _socket.StartReceiving();
+                var socket = new PipeSocket(TakeSocket(), Options, Listener, Client);
+                var route = Route.Model;
+                if (route.ListenTls is { } listenTls)
+                {
+                    socket.UseTls(TlsLeg.OnListener(listenTls));
+                }
+                else if (route.Kafka is not null || route.Tls is not null)
+                {
+                    // A client that speaks TLS to a plaintext listener is told so, not forwarded.
+                    socket.RefuseTls();
+                }
+
+                Interlocked.Exchange(ref _socket, socket);
+                socket.StartReceiving();
                 if (Volatile.Read(ref _resetPending) != 0)
                 {
                     _socket.Abort(); // a Reset came while the socket was being made

@@ -1,7 +1,10 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using BindProxy.Configuration;
 
 namespace BindProxy.Transport;
 
@@ -14,6 +17,12 @@ namespace BindProxy.Transport;
 /// <remarks>
 /// Unlike Kestrel's stock socket transport, finishing the send side here is a real TCP
 /// half-close (<c>shutdown(SHUT_WR)</c>): the receive side keeps flowing.
+/// <para>
+/// Given a <see cref="TlsLeg"/> (<see cref="UseTls"/>), the socket is read and written through an
+/// <see cref="SslStream"/> instead, after its handshake: the pipe, the byte counts and the sends
+/// are then the plaintext, at the same points as a plaintext socket's, and the half-close sends
+/// TLS close_notify before the FIN.
+/// </para>
 /// </remarks>
 internal sealed class PipeSocket : IAsyncDisposable
 {
@@ -27,10 +36,16 @@ internal sealed class PipeSocket : IAsyncDisposable
     private long _bytesReceived;
     private long _bytesSent;
     private int _aborted;
-    private int _sendShutdown;
+    private int _sendShutdownOnce;
     private int _disposed;
     private volatile bool _receivePaused;
     private volatile bool _flushing;
+    private TlsLeg? _tlsLeg;
+    private SslStream? _tls;
+    private Task<string?>? _handshake;
+    private object? _handshakeLock;
+    private Task _sendShutdown = Task.CompletedTask;
+    private bool _watchFirstBytes;
 
     /// <param name="local">The socket's own address when the caller knows it already (asked of the socket otherwise).</param>
     /// <param name="remote">The peer's address when the caller knows it already: a socket made from an
@@ -82,6 +97,118 @@ internal sealed class PipeSocket : IAsyncDisposable
         }
     }
 
+    /// <summary>The TLS of this side, when it has one.</summary>
+    public TlsLeg? TlsLeg => _tlsLeg;
+
+    /// <summary>What the handshake negotiated; null before it ends, when it failed, or without TLS.</summary>
+    public TlsSession? TlsSession { get; private set; }
+
+    /// <summary>
+    /// True when the first bytes the peer sent looked like TLS (a handshake record 0x16 0x03 or an
+    /// alert 0x15 0x03) where plaintext was expected; receiving then stopped before passing them on.
+    /// </summary>
+    public bool PeerSpokeTls { get; private set; }
+
+    /// <summary>Why the receive side ended in error, in words (a TLS alert, a record that is not TLS); null otherwise.</summary>
+    public string? ReceiveFailure { get; private set; }
+
+    /// <summary>
+    /// Reads and writes this socket through TLS: the handshake runs before the first byte moves
+    /// (<see cref="HandshakeAsync"/>). Called before <see cref="StartReceiving"/>.
+    /// </summary>
+    public void UseTls(TlsLeg leg) => _tlsLeg = leg;
+
+    /// <summary>
+    /// Stops receiving, before passing anything on, when the peer's first bytes look like TLS
+    /// (<see cref="PeerSpokeTls"/>): on a side that should speak plaintext, TLS is a mistake of
+    /// configuration that the other side should not be shown as data. Called before <see cref="StartReceiving"/>.
+    /// </summary>
+    public void RefuseTls() => _watchFirstBytes = true;
+
+    /// <summary>
+    /// The TLS handshake (started on first call, bounded by the leg's timeout); null when it
+    /// succeeded (or there is no TLS), else why it failed in words.
+    /// </summary>
+    public Task<string?> HandshakeAsync() => _tlsLeg is null ? Task.FromResult<string?>(null) : LazyInitializer.EnsureInitialized(ref _handshake, ref _handshakeLock, RunHandshakeAsync);
+
+    private async Task<string?> RunHandshakeAsync()
+    {
+        var leg = _tlsLeg!;
+        if (leg.IsServer && await FirstByteAsync(leg.HandshakeTimeout).ConfigureAwait(false) is { } problem)
+        {
+            return problem;
+        }
+
+        using var timeout = new CancellationTokenSource(leg.HandshakeTimeout);
+        try
+        {
+            _tls = await leg.AuthenticateAsync(new NetworkStream(_socket, ownsSocket: false), timeout.Token).ConfigureAwait(false);
+            TlsSession = TlsLeg.Describe(_tls);
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            return $"did not finish the TLS handshake within {leg.HandshakeTimeout.TotalSeconds:0.#} s";
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or SocketException or ObjectDisposedException)
+        {
+            return leg.CertificateProblem ?? HandshakeFailure(e, leg.IsServer);
+        }
+    }
+
+    /// <summary>
+    /// On a TLS listener: waits for the client's first byte, which starts a TLS handshake (0x16)
+    /// unless the client speaks plaintext; null when it does.
+    /// </summary>
+    private async Task<string?> FirstByteAsync(TimeSpan timeout)
+    {
+        var first = new byte[1];
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            int read = await _socket.ReceiveAsync(first, SocketFlags.Peek, cancel.Token).ConfigureAwait(false);
+            return read == 0 ? "closed the connection before its TLS handshake"
+                : first[0] == 0x16 ? null
+                : $"sent plaintext (first byte 0x{first[0]:x2}) to a TLS listener: the route listens with TLS (ListenTls); set the client to TLS (security.protocol=SSL, ssl.ca.location=the proxy's CA), or remove ListenTls";
+        }
+        catch (OperationCanceledException)
+        {
+            return $"sent nothing within the handshake timeout ({timeout.TotalSeconds:0.#} s) on a TLS listener";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return "closed the connection before its TLS handshake";
+        }
+    }
+
+    /// <summary>A failed handshake in words: what the peer did, and what that usually means.</summary>
+    private static string HandshakeFailure(Exception e, bool server)
+    {
+        var inner = e;
+        while (inner.InnerException is not null)
+        {
+            inner = inner.InnerException;
+        }
+
+        string text = inner.Message;
+        if (text.Contains("frame size", StringComparison.OrdinalIgnoreCase) || text.Contains("wrong version number", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("packet length too long", StringComparison.OrdinalIgnoreCase) || text.Contains("record layer failure", StringComparison.OrdinalIgnoreCase))
+        {
+            return server
+                ? $"sent bytes that are not TLS to a TLS listener ({text})"
+                : "answered the TLS handshake with bytes that are not TLS: it listens in plaintext; remove Tls from the route (or set Tls:Enabled to false)";
+        }
+
+        if (text.Contains("unexpected EOF", StringComparison.OrdinalIgnoreCase) || text.Contains("0 bytes", StringComparison.Ordinal) || inner is SocketException)
+        {
+            return server
+                ? "closed the connection during the TLS handshake (it probably refused the proxy's certificate: give it the proxy's CA, ssl.ca.location)"
+                : "closed the connection during the TLS handshake: it may not speak TLS on this port, or refuse this TLS version or server name";
+        }
+
+        return $"failed the TLS handshake: {text}";
+    }
+
     public void StartReceiving() => _receiving = ReceiveLoopAsync();
 
     private async Task ReceiveLoopAsync()
@@ -91,12 +218,27 @@ internal sealed class PipeSocket : IAsyncDisposable
         int inARow = 0;
         try
         {
+            if (_tlsLeg is not null && await HandshakeAsync().ConfigureAwait(false) is { } failed)
+            {
+                ReceiveFailure = failed;
+                ReceiveEnd = IsAborted ? ReceiveEnd.Aborted : ReceiveEnd.Error;
+                return;
+            }
+
             while (true)
             {
                 if (waitForData)
                 {
                     // Wait for readability without holding a buffer, so an idle connection pins no memory.
-                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    if (_tls is null)
+                    {
+                        await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await _tls.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                    }
+
                     inARow = 0;
                 }
                 else if (++inARow == MaxReadsPerTurn)
@@ -109,12 +251,27 @@ internal sealed class PipeSocket : IAsyncDisposable
                 }
 
                 var memory = writer.GetMemory(_receiveSize);
-                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                int received = _tls is null
+                    ? await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false)
+                    : await _tls.ReadAsync(memory).ConfigureAwait(false);
                 if (received == 0)
                 {
                     FinOrder = Interlocked.Increment(ref s_finCounter);
                     ReceiveEnd = ReceiveEnd.Fin;
                     break;
+                }
+
+                if (_watchFirstBytes)
+                {
+                    _watchFirstBytes = false;
+                    if (received >= 2 && memory.Span[0] is 0x16 or 0x15 && memory.Span[1] == 0x03)
+                    {
+                        // Ended as by the peer's FIN, so the other side is closed cleanly, not reset.
+                        PeerSpokeTls = true;
+                        FinOrder = Interlocked.Increment(ref s_finCounter);
+                        ReceiveEnd = ReceiveEnd.Fin;
+                        break;
+                    }
                 }
 
                 writer.Advance(received);
@@ -149,6 +306,20 @@ internal sealed class PipeSocket : IAsyncDisposable
         {
             ReceiveEnd = ReceiveEnd.Aborted;
         }
+        catch (IOException e) when (e.InnerException is SocketException socketError)
+        {
+            ReceiveError = socketError.SocketErrorCode;
+            ReceiveEnd = IsAborted ? ReceiveEnd.Aborted : Classify(socketError.SocketErrorCode);
+        }
+        catch (Exception e) when (e is IOException or AuthenticationException)
+        {
+            // TLS after the handshake: an alert (a client certificate refused after a TLS 1.3
+            // handshake), a record that does not decrypt, a close without close_notify.
+            // Ended as by the peer's FIN, so the other side is closed cleanly and the line says why.
+            ReceiveFailure = HandshakeFailure(e, _tlsLeg?.IsServer ?? false);
+            FinOrder = Interlocked.Increment(ref s_finCounter);
+            ReceiveEnd = IsAborted ? ReceiveEnd.Aborted : ReceiveEnd.Fin;
+        }
         finally
         {
             await writer.CompleteAsync().ConfigureAwait(false);
@@ -175,6 +346,11 @@ internal sealed class PipeSocket : IAsyncDisposable
     {
         try
         {
+            if (_tlsLeg is not null && await HandshakeAsync().ConfigureAwait(false) is not null)
+            {
+                return SocketError.NotConnected;
+            }
+
             if (buffer.IsSingleSegment)
             {
                 await SendAllAsync(buffer.First, cancellationToken).ConfigureAwait(false);
@@ -201,10 +377,21 @@ internal sealed class PipeSocket : IAsyncDisposable
         {
             return SocketError.OperationAborted;
         }
+        catch (IOException e)
+        {
+            return e.InnerException is SocketException socketError ? socketError.SocketErrorCode : SocketError.ConnectionReset;
+        }
     }
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> memory, CancellationToken cancellationToken)
     {
+        if (_tls is { } tls)
+        {
+            await tls.WriteAsync(memory, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _bytesSent, _bytesSent + memory.Length);
+            return;
+        }
+
         while (!memory.IsEmpty)
         {
             int sent = await _socket.SendAsync(memory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
@@ -239,6 +426,8 @@ internal sealed class PipeSocket : IAsyncDisposable
         _flushing = true;
         try
         {
+            await _sendShutdown.ConfigureAwait(false);
+
             // Usually acknowledged within a round trip; a slow reader is asked less and less often.
             int delayMs = 1;
             while (!IsAborted && !Linux.SendQueue.Delivered(_socket.SafeHandle))
@@ -256,11 +445,38 @@ internal sealed class PipeSocket : IAsyncDisposable
     /// <summary>Half-closes: sends FIN to the peer; receiving goes on.</summary>
     public void ShutdownSend()
     {
-        if (Interlocked.Exchange(ref _sendShutdown, 1) != 0 || IsAborted)
+        if (Interlocked.Exchange(ref _sendShutdownOnce, 1) != 0 || IsAborted)
         {
             return;
         }
 
+        if (_tls is { } tls)
+        {
+            _sendShutdown = ShutdownTlsAsync(tls);
+            return;
+        }
+
+        ShutdownSocket();
+    }
+
+    /// <summary>TLS's own end of the stream (close_notify), then the FIN.</summary>
+    private async Task ShutdownTlsAsync(SslStream tls)
+    {
+        try
+        {
+            await tls.ShutdownAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or AuthenticationException
+            or System.Security.Cryptography.CryptographicException)
+        {
+            // The peer is already gone, or the session failed (an alert): the receive side reports how.
+        }
+
+        ShutdownSocket();
+    }
+
+    private void ShutdownSocket()
+    {
         try
         {
             _socket.Shutdown(SocketShutdown.Send);
@@ -307,6 +523,17 @@ internal sealed class PipeSocket : IAsyncDisposable
         _socket.Dispose();
         _pipe.Writer.CancelPendingFlush();
         await _receiving.ConfigureAwait(false);
+        await _sendShutdown.ConfigureAwait(false);
+        if (_handshake is not null)
+        {
+            await _handshake.ConfigureAwait(false);
+        }
+
+        if (_tls is not null)
+        {
+            await _tls.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _pipe.Reader.CompleteAsync().ConfigureAwait(false);
     }
 }

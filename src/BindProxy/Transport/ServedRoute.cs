@@ -137,5 +137,11 @@ internal sealed class ServedRoute
     /// <summary>The removed route's drain is over.</summary>
     public void Retire() => Interlocked.Exchange(ref _state, Retired);
 
+    /// <summary>What the route's latest TLS connection to its upstream negotiated, for the status page; null before one.</summary>
+    public TlsSession? LastUpstreamTls { get; set; }
+
+    /// <summary>What the route's latest TLS client negotiated on its listener, for the status page; null before one.</summary>
+    public TlsSession? LastClientTls { get; set; }
+
     public override string ToString() => Name;
 }

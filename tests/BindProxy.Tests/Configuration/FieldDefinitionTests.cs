@@ -2,6 +2,7 @@ using System.Globalization;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
 using BindProxy.Interception;
+using BindProxy.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 
 namespace BindProxy.Tests.Configuration;
@@ -15,7 +16,9 @@ namespace BindProxy.Tests.Configuration;
 public sealed class FieldDefinitionTests
 {
     /// <summary>Every section's table, with the base each test value is validated in.</summary>
-    internal static readonly FieldTable[] Tables = [RouteConfig.Fields, InterceptConfig.Fields, ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields];
+    internal static readonly FieldTable[] Tables = [RouteConfig.Fields, InterceptConfig.Fields, TlsConfig.Fields, ListenTlsConfig.Fields, ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields];
+
+    private static readonly Lazy<TestCertificates> Certificates = new(() => new TestCertificates());
 
     public static TheoryData<string> AllFields() => [.. Tables.SelectMany(t => t.All).Select(f => f.Path)];
 
@@ -51,7 +54,7 @@ public sealed class FieldDefinitionTests
         if (field.Shape is FieldShape.Map or FieldShape.Sections)
         {
             // Written as sections, not values: their keys have definitions of their own, tested here one by one.
-            Assert.True(field.Path is "Intercept" or "ClientIds" or "BindProxy:Routes", $"{path} is a section of a kind this test does not write");
+            Assert.True(field.Path is "Intercept" or "Tls" or "ListenTls" or "ClientIds" or "BindProxy:Routes", $"{path} is a section of a kind this test does not write");
             return;
         }
 
@@ -59,6 +62,13 @@ public sealed class FieldDefinitionTests
         {
             // A group of this machine, which the validator looks up: the example names one that need not exist here.
             Assert.StartsWith("/sys/fs/cgroup/", field.Example, StringComparison.Ordinal);
+            return;
+        }
+
+        if ((TlsConfig.Fields.All.Contains(field) || ListenTlsConfig.Fields.All.Contains(field)) && field.Name.EndsWith("File", StringComparison.Ordinal))
+        {
+            // A file the validator reads: the example names one that need not exist here (TlsConfigTests reads real ones).
+            Assert.StartsWith("/etc/bindproxy/", field.Example, StringComparison.Ordinal);
             return;
         }
 
@@ -139,6 +149,30 @@ public sealed class FieldDefinitionTests
             var intercept = new Dictionary<string, string?> { ["Ports"] = "9092", ["Uid"] = uid };
             intercept[field.Name] = value;
             route = route with { Upstream = null, Listen = "127.0.0.1:0", Intercept = intercept };
+        }
+        else if (TlsConfig.Fields.All.Contains(field))
+        {
+            // A password opens a key: the key of a real certificate made here.
+            var tls = new Dictionary<string, string?> { [field.Name] = value };
+            if (field.Name == nameof(TlsConfig.Password))
+            {
+                tls[nameof(TlsConfig.CertificateFile)] = Certificates.Value.Cert("client");
+                tls[nameof(TlsConfig.KeyFile)] = Certificates.Value.Key("client");
+            }
+
+            route = route with { Tls = tls };
+        }
+        else if (ListenTlsConfig.Fields.All.Contains(field))
+        {
+            route = route with
+            {
+                ListenTls = new Dictionary<string, string?>
+                {
+                    [nameof(ListenTlsConfig.CertificateFile)] = Certificates.Value.Cert("server"),
+                    [nameof(ListenTlsConfig.KeyFile)] = Certificates.Value.Key("server"),
+                    [field.Name] = value,
+                },
+            };
         }
         else if (ProxyConfig.Fields.All.Contains(field))
         {

@@ -46,7 +46,7 @@ public sealed class ReadmeFieldTablesTests
         var rows = Render("route fields") + Render("other keys");
         foreach (var field in FieldDefinitionTests.Tables.SelectMany(t => t.All))
         {
-            var key = field.Path.StartsWith("BindProxy:", StringComparison.Ordinal) || field.Path.StartsWith("Admin:", StringComparison.Ordinal) || field.Path.StartsWith("Faults:", StringComparison.Ordinal) || field.Path.StartsWith("Intercept:", StringComparison.Ordinal)
+            var key = field.Path.StartsWith("BindProxy:", StringComparison.Ordinal) || field.Path.StartsWith("Admin:", StringComparison.Ordinal) || field.Path.Contains(':', StringComparison.Ordinal)
                 ? field.Path
                 : field.Name;
             Assert.Contains($"\n| `{key}` | ", rows, StringComparison.Ordinal);
@@ -59,7 +59,7 @@ public sealed class ReadmeFieldTablesTests
     internal static string Render(string name) => name switch
     {
         "route fields" => Table("Field", RouteConfig.Fields.All.Select(f => (f.Name, f))),
-        "other keys" => Table("Key", new[] { ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields, InterceptConfig.Fields }.SelectMany(t => t.All).Select(f => (f.Path, f))),
+        "other keys" => Table("Key", new[] { ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields, InterceptConfig.Fields, TlsConfig.Fields, ListenTlsConfig.Fields }.SelectMany(t => t.All).Select(f => (f.Path, f))),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such table"),
     };
 

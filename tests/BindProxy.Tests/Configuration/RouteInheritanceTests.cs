@@ -1,6 +1,7 @@
 using System.Reflection;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Configuration;
 
@@ -37,7 +38,11 @@ public sealed class RouteInheritanceTests
         AllowedBrokers = "127.0.0.0/8",
         FrameTimeout = "00:00:07",
         MaxFrameSize = "4096",
+        Tls = new Dictionary<string, string?> { ["CaFile"] = Certificates.Value.CaFile, ["ServerName"] = "kafka.example" },
+        ListenTls = new Dictionary<string, string?> { ["CertificateFile"] = Certificates.Value.Cert("server"), ["KeyFile"] = Certificates.Value.Key("server") },
     };
+
+    private static readonly Lazy<TestCertificates> Certificates = new(() => new TestCertificates());
 
     /// <summary>The fields a Kafka route with broker listeners cannot set: its brokers keep their addresses when it intercepts.</summary>
     private static readonly string[] NotOnABrokerFamily = [nameof(RouteConfig.Intercept)];

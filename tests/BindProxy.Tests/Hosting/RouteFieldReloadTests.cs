@@ -28,6 +28,8 @@ public sealed class RouteFieldReloadTests
 
     private static readonly Dictionary<string, object> None = [];
 
+    private static readonly Lazy<TestCertificates> Certificates = new(() => new TestCertificates());
+
     private static readonly Dictionary<string, Edit> Edits = new()
     {
         ["Listen"] = new("Tcp", None, "127.0.0.1:0", "127.0.0.3:0",
@@ -51,6 +53,10 @@ public sealed class RouteFieldReloadTests
         ["AllowedBrokers"] = new("Kafka", None, null, "127.0.0.0/8", (route, _) => route.Kafka!.AllowedBrokers?.ToString()),
         ["FrameTimeout"] = new("Kafka", None, null, "00:00:05", (route, _) => route.Kafka!.FrameTimeout),
         ["MaxFrameSize"] = new("Kafka", None, null, "2048", (route, _) => route.Kafka!.MaxFrameSize),
+        ["Tls"] = new("Tcp", None, null, new Dictionary<string, string> { ["ServerName"] = "kafka.example" },
+            (route, _) => route.Tls is { ServerName: { } name } ? $"ServerName={name}" : null),
+        ["ListenTls"] = new("Tcp", None, null, new Dictionary<string, string> { ["CertificateFile"] = Certificates.Value.Combined("server") },
+            (route, _) => route.ListenTls is { } listen ? $"CertificateFile={listen.CertificateFile}" : null),
         ["XForwarded"] = new("Http", None, null, "false", (route, _) => route.Http!.XForwarded),
         ["RequestTimeout"] = new("Http", None, null, "00:00:09", (route, _) => route.Http!.RequestTimeout),
     };

@@ -93,6 +93,17 @@ function captures(wireshark, tshark) {
 }
 
 // "from → to" that may break before the arrow.
+// A route's TLS, per side, under its path: what is configured and what the latest connection negotiated.
+function tlsLine(tls) {
+  if (!tls) return null;
+  const session = (p) => p ? ` (${p.version}, ${p.cipher}${p.subject ? `, ${p.subject}` : ""}${p.notAfter ? `, expires ${p.notAfter.slice(0, 10)}` : ""})` : "";
+  const parts = [];
+  if (tls.listener) parts.push(el("span", { class: "tls", title: tls.listener }, `TLS from clients${session(tls.clientPeer)}`));
+  if (tls.upstream) parts.push(el("span", { class: tls.insecure ? "tls insecure" : "tls", title: tls.upstream },
+    `TLS to upstream${tls.insecure ? " (INSECURE: not verified)" : ""}${session(tls.upstreamPeer)}`));
+  return el("span", { class: "identity tls-line" }, ...parts.flatMap((p, i) => i ? ["; ", p] : [p]));
+}
+
 function path(from, to, fromClass) {
   return el("span", { class: "path" }, el("span", { class: fromClass }, from), " ", el("span", { class: "tok" }, `→ ${to}`));
 }
@@ -170,7 +181,7 @@ function render(status) {
       r.runtime ? el("span", { class: "label", title: "made at run time by the fault API; not in the configuration file" }, "\u00a0(run time)") : null,
       r.toxics && r.toxics.length ? el("div", { class: "toxics", title: "active toxics (fault API)" }, r.toxics.join("; ")) : null), "wrap-narrow"),
     td(r.protocol),
-    td(path(tokens((r.bound.length ? r.bound : [r.listen]).join(", ")), r.upstream, null), "addr wrap-narrow"),
+    td(el("div", { class: "stack" }, path(tokens((r.bound.length ? r.bound : [r.listen]).join(", ")), r.upstream, null), tlsLine(r.tls)), "addr wrap-narrow"),
     td(el("span", { class: "list" }, tokens(r.sources), r.sourceCount > 1 ? `\u00a0(${r.sourceCount})` : null), "addr wrap"),
     td(r.activeConnections, "n"),
     td(captures(r.wiresharkFilter, r.tsharkCommand)))), "routes-empty");

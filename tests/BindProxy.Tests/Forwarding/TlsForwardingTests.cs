@@ -1,0 +1,304 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using BindProxy.Configuration;
+using BindProxy.Tests.Infrastructure;
+
+namespace BindProxy.Tests.Forwarding;
+
+/// <summary>
+/// TLS on either side of a route, over real sockets: socat and openssl s_server as TLS upstreams,
+/// .NET's SslStream as a TLS client of a <c>ListenTls</c> listener, certificates made here.
+/// Every mismatch and refused certificate is one line naming the client, and the client's
+/// connection is closed.
+/// </summary>
+public sealed class TlsForwardingTests : IDisposable
+{
+    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
+
+    private readonly TestCertificates _certs = new();
+
+    public void Dispose() => _certs.Dispose();
+
+    private RouteConfig Route(string upstream, Dictionary<string, string?>? tls = null, Dictionary<string, string?>? listenTls = null, string protocol = "Tcp") => new()
+    {
+        Name = "test",
+        Listen = "127.0.0.1:0",
+        Upstream = upstream,
+        Source = "127.0.0.2",
+        Protocol = protocol,
+        Tls = tls,
+        ListenTls = listenTls,
+    };
+
+    private Dictionary<string, string?> TrustingTestCa(params (string Key, string Value)[] more)
+    {
+        var tls = new Dictionary<string, string?> { ["CaFile"] = _certs.CaFile };
+        foreach (var (key, value) in more)
+        {
+            tls[key] = value;
+        }
+
+        return tls;
+    }
+
+    private static async Task<string> EchoThroughAsync(IPEndPoint proxy, string text)
+    {
+        using var client = await SocketExtensions.ConnectAsync(proxy);
+        await client.SendAsync(Encoding.ASCII.GetBytes(text));
+        return Encoding.ASCII.GetString(await client.ReadExactlyAsync(text.Length));
+    }
+
+    [Fact]
+    public async Task A_Tcp_route_with_Tls_reaches_a_TLS_upstream_whose_backend_sees_the_plaintext()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), backend.Endpoint);
+        await using var proxy = await TestProxy.StartAsync(Route($"localhost:{terminator.Port}", TrustingTestCa()));
+
+        Assert.Equal("hello through TLS", await EchoThroughAsync(proxy.Endpoint(), "hello through TLS"));
+        await proxy.Logs.WaitForAsync(Prompt, "test:", "open");
+    }
+
+    [Fact]
+    public async Task A_Tcp_route_with_Tls_talks_to_openssl_s_server()
+    {
+        var openssl = ExternalTool.Require("openssl");
+        int port = TlsTerminator.FreePort();
+        var info = new ProcessStartInfo(openssl) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var arg in new[] { "s_server", "-accept", $"127.0.0.1:{port}", "-cert", _certs.Cert("server"), "-key", _certs.Key("server"), "-rev", "-quiet", "-naccept", "1" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var server = Process.Start(info)!;
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            await using var proxy = await TestProxy.StartAsync(Route($"127.0.0.1:{port}", TrustingTestCa(("ServerName", "localhost"))));
+            string reply = await Poll.UntilAsync(async () =>
+            {
+                try
+                {
+                    return await EchoThroughAsync(proxy.Endpoint(), "hello\n");
+                }
+                catch (Exception e) when (e is SocketException or IOException or TimeoutException)
+                {
+                    return "";
+                }
+            }, r => r.Length > 0, "a reply from openssl s_server through the route");
+            Assert.Equal("olleh\n", reply);
+        }
+        finally
+        {
+            server.Kill();
+        }
+    }
+
+    [Theory]
+    [InlineData("untrusted", "signed by CN=Someone else's CA, which Tls:CaFile (")]
+    [InlineData("expired", "presented a certificate, CN=localhost, that expired on ")]
+    [InlineData("wrong-name", "presented a certificate for other.example, not localhost (name mismatch); set Tls:ServerName")]
+    public async Task A_refused_upstream_certificate_is_one_line_with_host_reason_and_fix(string certificate, string reason)
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined(certificate), backend.Endpoint);
+        await using var proxy = await TestProxy.StartAsync(Route($"localhost:{terminator.Port}", TrustingTestCa()));
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("x"u8.ToArray());
+        Assert.Empty(await client.ReadToEndAsync());
+        var line = await proxy.Logs.WaitForAsync(Prompt, "closed: TLS to the upstream (localhost): the upstream ", reason);
+        Assert.Contains(client.LocalEndPoint!.ToString()!, line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Insecure_accepts_a_certificate_nobody_trusts()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("untrusted"), backend.Endpoint);
+        await using var proxy = await TestProxy.StartAsync(Route($"localhost:{terminator.Port}", new() { ["Insecure"] = "true" }));
+        Assert.Equal("anyway", await EchoThroughAsync(proxy.Endpoint(), "anyway"));
+    }
+
+    [Fact]
+    public async Task Mutual_TLS_works_with_the_client_certificate_and_without_it_says_so()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), backend.Endpoint, clientCa: _certs.CaFile);
+
+        await using (var with = await TestProxy.StartAsync(Route($"localhost:{terminator.Port}",
+            TrustingTestCa(("CertificateFile", _certs.Cert("client")), ("KeyFile", _certs.Key("client"))))))
+        {
+            Assert.Equal("mutual", await EchoThroughAsync(with.Endpoint(), "mutual"));
+        }
+
+        await using var without = await TestProxy.StartAsync(Route($"localhost:{terminator.Port}", TrustingTestCa()));
+        using var client = await SocketExtensions.ConnectAsync(without.Endpoint());
+        await client.SendAsync("x"u8.ToArray());
+        Assert.Empty(await client.ReadToEndAsync());
+        client.Close();
+        var line = await without.Logs.WaitForAsync(Prompt, "test:", "closed: TLS to the upstream (localhost): the upstream ", "certificate required");
+        Assert.DoesNotContain(without.Logs.Messages, m => m.Contains("test:", StringComparison.Ordinal) && m.Contains("closed: upstream FIN", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_plaintext_upstream_behind_Tls_is_said_to_listen_in_plaintext()
+    {
+        await using var upstream = TestServer.Start(async (socket, ct) =>
+        {
+            await socket.SendAsync("220 plaintext service ready\r\n"u8.ToArray(), ct);
+            await socket.ReceiveAsync(new byte[1024], ct);
+        });
+        await using var proxy = await TestProxy.StartAsync(Route(upstream.Address, TrustingTestCa(("ServerName", "localhost"))));
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        Assert.Empty(await client.ReadToEndAsync());
+        await proxy.Logs.WaitForAsync(Prompt, "the upstream answered the TLS handshake with bytes that are not TLS: it listens in plaintext; remove Tls");
+    }
+
+    [Fact]
+    public async Task A_ListenTls_listener_serves_a_TLS_client_and_the_upstream_sees_plaintext()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(Route(upstream.Address, listenTls: new()
+        {
+            ["CertificateFile"] = _certs.Cert("server"),
+            ["KeyFile"] = _certs.Key("server"),
+        }));
+
+        using var socket = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await using var tls = new SslStream(new NetworkStream(socket), leaveInnerStreamOpen: false);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            CertificateChainPolicy = Policy(_certs.CaFile),
+        }, TestContext.Current.CancellationToken);
+        await tls.WriteAsync("over TLS"u8.ToArray(), TestContext.Current.CancellationToken);
+        var read = new byte[8];
+        await tls.ReadExactlyAsync(read, TestContext.Current.CancellationToken);
+        Assert.Equal("over TLS", Encoding.ASCII.GetString(read));
+    }
+
+    [Fact]
+    public async Task Plaintext_on_a_TLS_listener_is_one_line_and_the_client_is_closed()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(Route(upstream.Address, listenTls: new() { ["CertificateFile"] = _certs.Combined("server") }));
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync("plain words"u8.ToArray());
+        await client.WaitForCloseAsync(Prompt);
+        await proxy.Logs.WaitForAsync(Prompt, "test: ", "closed: TLS on the listener: the client sent plaintext (first byte 0x70) to a TLS listener");
+        Assert.Empty(upstream.Accepted);
+    }
+
+    [Fact]
+    public async Task A_client_that_sends_nothing_to_a_TLS_listener_is_closed_after_the_handshake_timeout()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(Route(upstream.Address, listenTls: new()
+        {
+            ["CertificateFile"] = _certs.Combined("server"),
+            ["HandshakeTimeout"] = "00:00:00.5",
+        }));
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.WaitForCloseAsync(Prompt);
+        await proxy.Logs.WaitForAsync(Prompt, "closed: TLS on the listener: the client sent nothing within the handshake timeout (0.5 s)");
+        Assert.Empty(upstream.Accepted);
+    }
+
+    [Fact]
+    public async Task A_TLS_ClientHello_on_a_plaintext_Kafka_listener_is_one_line_naming_the_setting()
+    {
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(Route(upstream.Address, protocol: "Kafka"));
+
+        using var socket = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await using var tls = new SslStream(new NetworkStream(socket), leaveInnerStreamOpen: false);
+        await Assert.ThrowsAnyAsync<Exception>(() => tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" }, TestContext.Current.CancellationToken));
+        var line = await proxy.Logs.WaitForAsync(Prompt, "closed: the client sent a TLS ClientHello, but the route listens in plaintext; set the client to plaintext (security.protocol=PLAINTEXT), or give the route ListenTls");
+        Assert.Contains(socket.LocalEndPoint!.ToString()!, line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_TLS_broker_reached_in_plaintext_is_said_to_expect_TLS()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), backend.Endpoint);
+        await using var proxy = await TestProxy.StartAsync(Route(terminator.Address, protocol: "Kafka"));
+
+        // An ApiVersions v0 request: what any Kafka client sends first.
+        byte[] request = [0, 0, 0, 14, 0, 18, 0, 0, 0, 0, 0, 1, 0, 4, (byte)'k', (byte)'c', (byte)'a', (byte)'t'];
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        await client.SendAsync(request);
+        await client.WaitForCloseAsync(Prompt);
+        var line = await proxy.Logs.WaitForAsync(Prompt, "test: ", "expects TLS; give the route \"Tls\": { \"Enabled\": true }");
+        Assert.Contains(client.LocalEndPoint!.ToString()!, line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_admin_API_shows_each_sides_TLS_and_what_the_latest_connection_negotiated()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), backend.Endpoint);
+        await using var admin = await Admin.AdminProxy.StartAsync(Route($"localhost:{terminator.Port}", TrustingTestCa(),
+            listenTls: new() { ["CertificateFile"] = _certs.Combined("server") }));
+
+        using (var socket = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint()))
+        await using (var tls = new SslStream(new NetworkStream(socket), leaveInnerStreamOpen: false))
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost", CertificateChainPolicy = Policy(_certs.CaFile) },
+                TestContext.Current.CancellationToken);
+            await tls.WriteAsync("seen"u8.ToArray(), TestContext.Current.CancellationToken);
+            await tls.ReadExactlyAsync(new byte[4], TestContext.Current.CancellationToken);
+        }
+
+        var route = (await admin.GetJsonAsync("api/routes"))[0].GetProperty("tls");
+        Assert.StartsWith("CAs of " + _certs.CaFile, route.GetProperty("upstream").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("certificate CN=localhost", route.GetProperty("listener").GetString(), StringComparison.Ordinal);
+        Assert.False(route.GetProperty("insecure").GetBoolean());
+        var peer = route.GetProperty("upstreamPeer");
+        Assert.StartsWith("TLS 1.", peer.GetProperty("version").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("TLS_", peer.GetProperty("cipher").GetString(), StringComparison.Ordinal);
+        Assert.Equal("CN=localhost", peer.GetProperty("subject").GetString());
+        Assert.True(peer.GetProperty("notAfter").GetDateTimeOffset() > DateTimeOffset.UtcNow);
+        Assert.StartsWith("TLS 1.", route.GetProperty("clientPeer").GetProperty("version").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_Http_route_with_Tls_reaches_an_https_upstream_through_YARPs_own_TLS()
+    {
+        await using var server = await Http.HttpTestServer.StartAsync();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), IPEndPoint.Parse(server.Address));
+        var route = Http.HttpRouteTests.Route($"localhost:{terminator.Port}") with { Tls = TrustingTestCa() };
+        await using var proxy = await TestProxy.StartAsync(route);
+        using var client = Http.HttpRouteTests.Client(proxy);
+
+        using var response = await client.GetAsync("whoami", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains($"localhost:{terminator.Port}", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+
+        // A certificate for another name is refused by the same settings.
+        await using var wrong = await TlsTerminator.StartAsync(_certs.Combined("wrong-name"), IPEndPoint.Parse(server.Address));
+        await using var refusing = await TestProxy.StartAsync(Http.HttpRouteTests.Route($"localhost:{wrong.Port}") with { Tls = TrustingTestCa() });
+        using var refused = await Http.HttpRouteTests.Client(refusing).GetAsync("whoami", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509ChainPolicy Policy(string caFile)
+    {
+        var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+        {
+            TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+        };
+        policy.CustomTrustStore.ImportFromPemFile(caFile);
+        return policy;
+    }
+}
