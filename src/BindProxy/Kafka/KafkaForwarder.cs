@@ -1,5 +1,6 @@
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
+using BindProxy.Kafka.Conversation;
 using BindProxy.Transport;
 using Microsoft.Extensions.Logging;
 
@@ -9,7 +10,7 @@ namespace BindProxy.Kafka;
 /// Forwards the connections of Kafka routes for the forwarding path: one <see cref="KafkaSession"/>
 /// per connection, told the broker addresses through its route family's <see cref="BrokerDirectories"/>.
 /// </summary>
-internal sealed class KafkaForwarder(BrokerDirectories brokers, ProxyMetrics metrics, ILogger<KafkaSession> logger) : IKafkaForwarder
+internal sealed class KafkaForwarder(BrokerDirectories brokers, KafkaConversations conversations, ILogger<KafkaSession> logger) : IKafkaForwarder
 {
     public Task<string?> PeekClientIdAsync(PipeSocket client, TimeSpan timeout, CancellationToken cancellationToken) =>
         KafkaClientIdReader.PeekAsync(client, timeout, cancellationToken);
@@ -20,7 +21,7 @@ internal sealed class KafkaForwarder(BrokerDirectories brokers, ProxyMetrics met
         var settings = route.Kafka ?? throw new ArgumentException($"Route {route.Name} is not a Kafka route.", nameof(connection));
         var session = new KafkaSession(client, upstream, brokers.MapperFor(connection.Served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
         {
-            Metrics = metrics,
+            Exchanges = conversations.Open(route.Root.Name, route.Name, connection.Client, connection.Source, connection.Upstream.ToString(), settings.DecodeBodiesAlways),
         };
         connection.Kafka = session;
         return session.ForwardAsync(cancellationToken);
