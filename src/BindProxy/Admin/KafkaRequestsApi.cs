@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using BindProxy.Kafka.Conversation;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
 
 namespace BindProxy.Admin;
 
@@ -10,7 +11,7 @@ namespace BindProxy.Admin;
 /// stream of new ones until the caller leaves) and <c>GET /api/kafka/clients</c> (the status
 /// page's per-client panel, which watches the clients it shows for a few seconds per poll).
 /// </summary>
-internal sealed class KafkaRequestsApi(KafkaConversations conversations)
+internal sealed class KafkaRequestsApi(KafkaConversations conversations, IHostApplicationLifetime lifetime)
 {
     /// <summary>Records a plain query gives by default (the last ones); <c>limit</c> changes it.</summary>
     public const int DefaultLimit = 200;
@@ -133,7 +134,9 @@ internal sealed class KafkaRequestsApi(KafkaConversations conversations)
 
     private async Task FollowAsync(HttpContext context, ExchangeFilter filter, int backlog, JsonTypeInfo<KafkaRequestView> viewType)
     {
-        var aborted = context.RequestAborted;
+        // The stream ends when the caller leaves or the proxy stops: a follower never holds up a shutdown.
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        var aborted = ended.Token;
         context.Response.ContentType = "application/x-ndjson; charset=utf-8";
 
         // Watch first, then read the backlog, so nothing completes between the two unseen; what
@@ -141,18 +144,18 @@ internal sealed class KafkaRequestsApi(KafkaConversations conversations)
         using var watch = conversations.Watch(filter);
         var seen = new HashSet<long>();
         var body = context.Response.Body;
-        foreach (var exchange in conversations.Query(filter, backlog))
-        {
-            if (exchange.State != ExchangeState.InFlight)
-            {
-                seen.Add(exchange.Id);
-                await WriteLineAsync(body, KafkaRequestView.Of(exchange), viewType, aborted).ConfigureAwait(false);
-            }
-        }
-
-        await body.FlushAsync(aborted).ConfigureAwait(false);
         try
         {
+            foreach (var exchange in conversations.Query(filter, backlog))
+            {
+                if (exchange.State != ExchangeState.InFlight)
+                {
+                    seen.Add(exchange.Id);
+                    await WriteLineAsync(body, KafkaRequestView.Of(exchange), viewType, aborted).ConfigureAwait(false);
+                }
+            }
+
+            await body.FlushAsync(aborted).ConfigureAwait(false);
             var reader = watch.Reader;
             while (await reader.WaitToReadAsync(aborted).ConfigureAwait(false))
             {
@@ -169,7 +172,7 @@ internal sealed class KafkaRequestsApi(KafkaConversations conversations)
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
-            // The caller left: the watch ends with it.
+            // The caller left, or the proxy is stopping: the watch ends with it.
         }
     }
 

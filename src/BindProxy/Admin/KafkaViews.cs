@@ -41,9 +41,7 @@ internal sealed record KafkaRequestView(
         var state = exchange.State;
         string? error = state == ExchangeState.Unanswered ? "unanswered"
             : exchange.Response is { HasError: true } body ? KafkaErrors.NameOf(body.FirstError) : null;
-        var summary = ExchangeText.Summary(exchange.Response) is { Length: > 0 } r ? r
-            : ExchangeText.Summary(exchange.Request) is { Length: > 0 } q ? q
-            : exchange.ResponseNote ?? exchange.RequestNote;
+        var summary = ExchangeText.Combined(exchange);
         return new(
             exchange.Id,
             time,

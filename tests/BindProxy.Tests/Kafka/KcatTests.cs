@@ -56,7 +56,7 @@ public sealed partial class KcatTests
         Assert.All(opened, m => Assert.Contains(" → 127.0.0.2:", m));
     }
 
-    private static async Task<string> RunAsync(string kcat, string? stdin, params string[] args)
+    internal static async Task<string> RunAsync(string kcat, string? stdin, params string[] args)
     {
         var info = new ProcessStartInfo(kcat)
         {

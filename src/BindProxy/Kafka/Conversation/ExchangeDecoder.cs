@@ -52,6 +52,7 @@ internal static class ExchangeDecoder
         // A broker that does not know the ApiVersions version asked for answers UNSUPPORTED_VERSION
         // in the v0 layout, whatever the version.
         var bodyStart = reader.Position;
+        var requested = version;
         if (apiKey == KafkaApiKeys.ApiVersions && version > 0 && reader.ReadInt16(out var code) && code == UnsupportedVersion)
         {
             version = 0;
@@ -62,8 +63,18 @@ internal static class ExchangeDecoder
         var message = KafkaApis.CreateResponse(apiKey)!;
         if (!message.TryRead(ref reader, version))
         {
-            note = Unreadable(api, version, "response", reader.Error, reader.Position);
-            return null;
+            // Some brokers (librdkafka's mock) answer the error in the version asked for instead.
+            var asked = requested;
+            reader = new KafkaReader(frame);
+            reader.Skip(bodyStart);
+            message = KafkaApis.CreateResponse(apiKey)!;
+            if (asked == version || !message.TryRead(ref reader, asked))
+            {
+                note = Unreadable(api, version, "response", reader.Error, reader.Position);
+                return null;
+            }
+
+            version = asked;
         }
 
         note = null;

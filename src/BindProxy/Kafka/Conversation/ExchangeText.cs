@@ -54,6 +54,28 @@ internal static class ExchangeText
         return text.ToString();
     }
 
+    /// <summary>
+    /// Both bodies in a few words: the longer where one says what the other does and more (a
+    /// Produce request's records, a Fetch response's), else the request's, then the response's.
+    /// Null when neither was decoded; the reason when decoding failed.
+    /// </summary>
+    public static string? Combined(KafkaExchange exchange)
+    {
+        var request = Summary(exchange.Request);
+        var response = Summary(exchange.Response);
+        if (string.IsNullOrEmpty(request))
+        {
+            return string.IsNullOrEmpty(response) ? exchange.ResponseNote ?? exchange.RequestNote : response;
+        }
+
+        if (string.IsNullOrEmpty(response) || request.StartsWith(response, StringComparison.Ordinal))
+        {
+            return exchange.ResponseNote is { } note ? $"{request} (response undecoded: {note})" : request;
+        }
+
+        return response.StartsWith(request, StringComparison.Ordinal) ? response : $"{request} → {response}";
+    }
+
     /// <summary>What a body says in a few words: topics and partitions, records, throttle time, errors other than NONE.</summary>
     public static string? Summary(ExchangeBody? body)
     {
