@@ -89,12 +89,15 @@ internal static class KafkaTailCommand
             interrupted.Cancel();
         }
 
-        Console.CancelKeyPress += OnCancel;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        void OnSignal(PosixSignalContext context)
         {
             context.Cancel = true;
             interrupted.Cancel();
-        });
+        }
+
+        Console.CancelKeyPress += OnCancel;
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         try
         {
             using var http = new HttpClient { BaseAddress = admin, Timeout = Timeout.InfiniteTimeSpan };
@@ -189,12 +192,13 @@ internal static class KafkaTailCommand
                 break;
         }
 
-        if (error is not null && error != "unanswered")
+        var said = Str("summary");
+        if (error is not null && error != "unanswered" && !(said?.Contains(error, StringComparison.Ordinal) ?? false))
         {
             text.Append("  ").Append(color ? Bold + error + Reset + Red : error);
         }
 
-        if (Str("summary") is { Length: > 0 } summary)
+        if (said is { Length: > 0 } summary)
         {
             text.Append("  ").Append(summary);
         }

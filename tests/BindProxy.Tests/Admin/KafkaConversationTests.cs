@@ -107,7 +107,8 @@ public sealed class KafkaConversationTests
         {
             var json = JsonDocument.Parse(line).RootElement.Clone();
             Assert.Equal("watched", json.GetProperty("clientId").GetString());
-            if (json.GetProperty("error").ValueKind == JsonValueKind.String)
+            // (An ApiVersions request newer than the broker knows is answered UNSUPPORTED_VERSION first: an error too, but not this one.)
+            if (json.GetProperty("error").ValueKind == JsonValueKind.String && json.GetProperty("api").GetString() == "Metadata")
             {
                 errorLine = json;
             }

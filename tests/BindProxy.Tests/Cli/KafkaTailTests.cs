@@ -8,7 +8,7 @@ using Confluent.Kafka;
 namespace BindProxy.Tests.Cli;
 
 /// <summary><c>bindproxy kafka tail</c> as a process of its own, following a proxy while real clients (Confluent.Kafka, kcat) talk through it.</summary>
-public sealed class KafkaTailTests
+public sealed class KafkaTailTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
@@ -65,8 +65,13 @@ public sealed class KafkaTailTests
         Assert.DoesNotContain(tail.Lines, l => l.Contains("someone-else", StringComparison.Ordinal));
 
         tail.Interrupt();
+        await tail.WaitForLineAsync("stopped", Timeout);
         Assert.Equal(0, await tail.WaitForExitAsync(Timeout));
         Assert.Contains("stopped", tail.Lines);
+        foreach (var line in tail.Lines)
+        {
+            output.WriteLine(line);
+        }
     }
 
     [Fact]
