@@ -125,7 +125,8 @@ internal static class KafkaTailCommand
                     return BindProxyCommand.ExitConfigInvalid;
                 }
 
-                await error.WriteLineAsync($"following {admin}{query.Replace("api/kafka/requests?follow=true", "", StringComparison.Ordinal).TrimStart('&')} (Ctrl-C to stop)").ConfigureAwait(false);
+                var filters = query.Replace("api/kafka/requests?follow=true", "", StringComparison.Ordinal).TrimStart('&').Replace('&', ' ');
+                await error.WriteLineAsync($"following {admin}{(filters.Length > 0 ? $" ({filters})" : "")}, Ctrl-C to stop").ConfigureAwait(false);
                 var stream = await response.Content.ReadAsStreamAsync(interrupted.Token).ConfigureAwait(false);
                 using var lines = new StreamReader(stream, Encoding.UTF8);
                 try
