@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Produce throughput of one idempotent librdkafka producer (kcat, acks=all, 1 KiB messages) against
-# librdkafka's mock cluster with one broker: direct, and through a Kafka route of each BindProxy
-# build given, alternated round by round so a slow minute hits every contender.
+# librdkafka's mock cluster with one broker, alternated round by round so a slow minute hits every
+# contender:
+#   direct        the broker itself
+#   NAME          a Kafka route of each BindProxy build given as NAME=PATH/BindProxy.dll
+#   NAME+tail     the first build's route with `bindproxy kafka tail` attached (its bodies decoded)
+#   haproxy       HAProxy in TCP mode from 127.0.0.2, in front of a second mock cluster whose broker
+#                 advertises HAProxy's port (so the client stays on HAProxy after the bootstrap)
 #
 #   bench/kafka-produce.sh [--rounds N] [--messages N] NAME=PATH/BindProxy.dll ...
 #
-# Prints MB/s per run and the median per contender. Needs kcat and a built src/BindProxy.Demo
-# (DEMO=path/BindProxy.Demo.dll, default its Release output). Ports: 18700 upward (KAFKA_BENCH_PORT).
+# Prints MB/s per run and the median per contender. Needs kcat, haproxy and a built
+# src/BindProxy.Demo (DEMO=path/BindProxy.Demo.dll, default its Release output).
+# Ports: 18700 upward (KAFKA_BENCH_PORT).
 set -uo pipefail
-rounds=3 messages=200000
+rounds=3 messages=100000
 while [[ $# -gt 0 && $1 == --* ]]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -17,36 +23,67 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   esac
 done
 [[ $# -gt 0 ]] || { echo "usage: $0 [--rounds N] [--messages N] NAME=BindProxy.dll ..." >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/configs.sh"
 demo=${DEMO:-src/BindProxy.Demo/bin/Release/net10.0/BindProxy.Demo.dll}
 port=${KAFKA_BENCH_PORT:-18700}
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done; rm -rf "$work"; }
+tail_pid=
+cleanup() {
+  [[ -n $tail_pid ]] && kill "$tail_pid" 2>/dev/null
+  for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/one"
-for ((i = 0; i < messages; i++)); do cat "$work/one"; echo; done > "$work/messages"
+line=$(head -c 1024 /dev/zero | tr '\0' 'x')
+yes "$line" | head -n "$messages" > "$work/messages"
 
-# The mock cluster runs until its stdin ends: a sleep keeps it open for the whole run.
-(sleep 100000 | setsid dotnet "$demo" mock-cluster --brokers 1 --topic bench --partitions 1 > "$work/cluster.log" 2>&1) &
-pids+=($!)
-for _ in $(seq 100); do grep -q bootstrap "$work/cluster.log" && break; sleep 0.1; done
-upstream=$(grep -o 'bootstrap [0-9.:]*' "$work/cluster.log" | head -1 | cut -d' ' -f2)
-[[ -n $upstream ]] || { echo "mock cluster did not start" >&2; cat "$work/cluster.log" >&2; exit 1; }
+start_cluster() { # name -> $bootstrap and $cluster_fd (commands to the cluster, held open until the script ends)
+  mkfifo "$work/$1.in"
+  setsid dotnet "$demo" mock-cluster --brokers 1 --topic bench --partitions 1 < "$work/$1.in" > "$work/$1.log" 2>&1 &
+  pids+=($!)
+  exec {cluster_fd}> "$work/$1.in"
+  for _ in $(seq 200); do grep -q bootstrap "$work/$1.log" && break; sleep 0.1; done
+  bootstrap=$(grep -o 'bootstrap [0-9.:]*' "$work/$1.log" | head -1 | cut -d' ' -f2)
+}
+
+start_cluster main
+upstream=$bootstrap
+[[ -n $upstream ]] || { echo "mock cluster did not start" >&2; cat "$work/main.log" >&2; exit 1; }
 
 names=(direct) targets=("$upstream")
+first_admin=
 for spec in "$@"; do
   name=${spec%%=*} dll=${spec#*=}
+  admin_port=$((port + 50))
   cat > "$work/$name.json" <<JSON
 { "Serilog": { "MinimumLevel": { "Default": "Warning" } },
   "BindProxy": { "Routes": { "bench": { "Listen": "127.0.0.1:$port", "Upstream": "$upstream", "Source": "127.0.0.2", "Protocol": "Kafka" } } },
-  "Admin": { "Listen": "127.0.0.1:0" } }
+  "Admin": { "Listen": "127.0.0.1:$admin_port" } }
 JSON
   setsid dotnet "$dll" --config "$work/$name.json" > "$work/$name.log" 2>&1 &
   pids+=($!)
   names+=("$name") targets+=("127.0.0.1:$port")
+  if [[ -z $first_admin ]]; then
+    first_admin=$admin_port first_dll=$dll
+    names+=("$name+tail") targets+=("127.0.0.1:$port")
+  fi
   port=$((port + 100))
 done
+
+# HAProxy before a cluster of its own, whose broker advertises HAProxy's port.
+if command -v haproxy > /dev/null; then
+  start_cluster haproxy
+  hupstream=$bootstrap
+  hport=$port
+  haproxy_config "$hport" 127.0.0.2 "${hupstream##*:}" > "$work/haproxy.cfg"
+  setsid haproxy -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
+  pids+=($!)
+  echo "advertise 1 127.0.0.1 $hport" >&"$cluster_fd"
+  names+=(haproxy) targets+=("127.0.0.1:$hport")
+fi
 sleep 3
 
 produce() { # bootstrap -> MB/s
@@ -61,7 +98,16 @@ declare -A results
 for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < ${#names[@]}; k++)); do
     i=$(((k + r) % ${#names[@]}))
+    if [[ ${names[$i]} == *+tail ]]; then
+      dotnet "$first_dll" kafka tail --admin "127.0.0.1:$first_admin" > "$work/tail.out" 2>&1 &
+      tail_pid=$!
+      for _ in $(seq 100); do grep -q following "$work/tail.out" && break; sleep 0.1; done
+    fi
     mbs=$(produce "${targets[$i]}")
+    if [[ -n $tail_pid ]]; then
+      kill -TERM "$tail_pid"; wait "$tail_pid" 2>/dev/null; tail_pid=
+      echo "  (tail printed $(grep -c ' Produce v' "$work/tail.out") Produce lines)"
+    fi
     results[${names[$i]}]+="$mbs "
     echo "round $((r + 1)) ${names[$i]}: $mbs MB/s"
   done

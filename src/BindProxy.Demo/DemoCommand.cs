@@ -39,7 +39,7 @@ internal static class DemoCommand
         var command = new Command("mock-cluster",
             "A mock Kafka cluster on 127.0.0.1 until Ctrl-C, SIGTERM or quit, whatever stdin is (a background job's /dev/null too). " +
             "Prints 'bootstrap HOST:PORT,...', then takes one command a line on stdin: " +
-            "add ID (a new broker), leader TOPIC PARTITION ID, move ID (the broker advertises a new port), quit.")
+            "add ID (a new broker), leader TOPIC PARTITION ID, move ID (the broker advertises a new port), advertise ID HOST PORT, quit.")
         {
             brokers, topic, partitions,
         };

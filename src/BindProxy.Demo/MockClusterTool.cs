@@ -13,6 +13,7 @@ namespace BindProxy.Demo;
 /// add ID                      a new broker (it listens on a new port); "added ID"
 /// leader TOPIC PARTITION ID   move a partition's leader; "leader TOPIC PARTITION ID"
 /// move ID                     the broker advertises a new port of a relay in front of it; "moved ID 127.0.0.1:PORT"
+/// advertise ID HOST PORT      the broker advertises HOST:PORT (a proxy in front of it); "advertised ID HOST:PORT"
 /// quit                        stop
 /// </code>
 /// </summary>
@@ -60,6 +61,7 @@ internal static class MockClusterTool
                         ["add", var id] => Add(cluster, int.Parse(id, CultureInfo.InvariantCulture)),
                         ["leader", var t, var p, var id] => Leader(cluster, t, int.Parse(p, CultureInfo.InvariantCulture), int.Parse(id, CultureInfo.InvariantCulture)),
                         ["move", var id] => Move(cluster, int.Parse(id, CultureInfo.InvariantCulture), relays, cancellationToken),
+                        ["advertise", var id, var host, var port] => Advertise(cluster, int.Parse(id, CultureInfo.InvariantCulture), host, int.Parse(port, CultureInfo.InvariantCulture)),
                         ["quit"] => "",
                         [] => "?",
                         _ => $"error: unknown command '{line}'",
@@ -110,6 +112,13 @@ internal static class MockClusterTool
     {
         cluster.SetLeader(topic, partition, id);
         return $"leader {topic} {partition} {id}";
+    }
+
+    /// <summary>The broker advertises <paramref name="host"/>:<paramref name="port"/>, where something else (a proxy) must reach it.</summary>
+    private static string Advertise(MockCluster cluster, int id, string host, int port)
+    {
+        cluster.SetHostPort(id, host, port);
+        return $"advertised {id} {host}:{port}";
     }
 
     private static string Move(MockCluster cluster, int id, List<Relay> relays, CancellationToken cancellationToken)

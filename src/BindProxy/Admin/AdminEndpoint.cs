@@ -19,7 +19,8 @@ namespace BindProxy.Admin;
 
 /// <summary>
 /// The admin HTTP endpoint on its own Kestrel listener: <c>/healthz</c>, <c>/metrics</c>,
-/// <c>/api/routes</c>, <c>/api/connections</c>, <c>/api/assignments</c>, <c>/api/status</c> and
+/// <c>/api/routes</c>, <c>/api/connections</c>, <c>/api/assignments</c>, <c>/api/status</c>,
+/// <c>/api/kafka/requests</c>, <c>/api/kafka/clients</c> and
 /// the status page at <c>/</c>. Proxy listeners run connection middleware, not HTTP, so these
 /// routes are reachable on the admin listener only.
 /// </summary>
@@ -46,6 +47,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         services.AddSingleton(endpoint);
         services.AddSingleton<IClientAssignments, LiveConnectionAssignments>();
         services.AddSingleton<AdminApi>();
+        services.AddSingleton<KafkaRequestsApi>();
         services.AddRoutingCore();
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("bindproxy"))
@@ -84,6 +86,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
     {
         var endpoint = app.Services.GetRequiredService<AdminEndpoint>();
         var api = app.Services.GetRequiredService<AdminApi>();
+        var kafka = app.Services.GetRequiredService<KafkaRequestsApi>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<AdminEndpoint>();
 
         // Http routes share the HTTP pipeline; only the admin listener's connections get this far.
@@ -110,6 +113,8 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         app.MapMethods("/api/connections", getAndHead, context => Json(context, api.Connections(), JsonContext.IReadOnlyListConnectionView));
         app.MapMethods("/api/assignments", getAndHead, context => Json(context, api.Assignments(), JsonContext.IReadOnlyListAssignmentView));
         app.MapMethods("/api/status", getAndHead, context => Json(context, api.Status(), JsonContext.StatusView));
+        app.MapMethods("/api/kafka/requests", getAndHead, context => kafka.RequestsAsync(context, JsonContext.KafkaRequestView, JsonContext.IReadOnlyListKafkaRequestView));
+        app.MapMethods("/api/kafka/clients", getAndHead, context => Json(context, kafka.Clients(context), JsonContext.KafkaConversationsView));
         app.MapMethods("/", getAndHead, context => Asset(context, "index.html"));
         foreach (var name in StatusPageAssets.Names.Where(n => n != "index.html"))
         {
@@ -186,7 +191,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
 
     private static partial class Log
     {
-        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments")]
+        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments, /api/kafka/requests")]
         public static partial void Listening(ILogger logger, string url);
 
         [LoggerMessage(801, LogLevel.Warning, "Admin endpoint on {Url} is reachable from other machines (Admin:AllowNonLoopback); it has no authentication and shows every client's addresses")]

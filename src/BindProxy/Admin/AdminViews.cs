@@ -80,4 +80,7 @@ internal sealed record StatusView(
 [JsonSerializable(typeof(IReadOnlyList<ConnectionView>))]
 [JsonSerializable(typeof(IReadOnlyList<AssignmentView>))]
 [JsonSerializable(typeof(StatusView))]
+[JsonSerializable(typeof(KafkaRequestView))]
+[JsonSerializable(typeof(IReadOnlyList<KafkaRequestView>))]
+[JsonSerializable(typeof(KafkaConversationsView))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

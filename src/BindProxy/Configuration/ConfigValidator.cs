@@ -828,6 +828,14 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
 
         var frameTimeout = Duration(Field(nameof(RouteConfig.FrameTimeout)), route.FrameTimeout, error);
 
+        var decodeField = Field(nameof(RouteConfig.DecodeBodies));
+        var decodeText = route.DecodeBodies ?? decodeField.Default!;
+        bool decodeAlways = string.Equals(decodeText, "always", StringComparison.OrdinalIgnoreCase);
+        if (!decodeAlways && !string.Equals(decodeText, "watched", StringComparison.OrdinalIgnoreCase))
+        {
+            error(decodeField.Path, $"'{decodeText}' is neither watched nor always");
+        }
+
         BrokerAllowlist? allowedBrokers = null;
         if (route.AllowedBrokers is { } allowedText && !BrokerAllowlist.TryParse(allowedText, out allowedBrokers, out var allowError))
         {
@@ -837,6 +845,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         return new KafkaRouteSettings
         {
             BrokerPorts = brokerPorts, AdvertisedHost = route.AdvertisedHost, MaxFrameSize = maxFrameSize, FrameTimeout = frameTimeout ?? default, AllowedBrokers = allowedBrokers,
+            DecodeBodiesAlways = decodeAlways,
         };
     }
 

@@ -16,4 +16,7 @@ internal sealed record KafkaRouteSettings
 
     /// <summary>A client that leaves a request incomplete this long is closed.</summary>
     public TimeSpan FrameTimeout { get; init; } = ProxyDefaults.FrameTimeout;
+
+    /// <summary>Decode every request and response body for the conversation, not only while someone watches the client.</summary>
+    public bool DecodeBodiesAlways { get; init; }
 }

@@ -110,6 +110,12 @@ internal sealed record RouteConfig
         Scope = FieldScope.KafkaOnly)]
     public string? MaxFrameSize { get; init; }
 
+    /// <remarks>Header fields (API, version, correlation id, sizes, timing) are recorded for every request either way.</remarks>
+    [ConfigField("When request and response bodies are decoded for the conversation (topics, partitions, error codes, record counts): `watched`, only while someone watches that client (`bindproxy kafka tail`, `/api/kafka/requests?follow=true`, the status page's panel), or `always`.",
+        Forms = "`watched`, `always`", Default = "watched",
+        Scope = FieldScope.KafkaOnly)]
+    public string? DecodeBodies { get; init; }
+
     [ConfigField("Add `X-Forwarded-For`, `-Proto`, `-Host`, `-Prefix` (`true`), or leave the client's headers as they are (`false`).",
         Forms = "`true`, `false`", Default = "true",
         Scope = FieldScope.HttpOnly)]

@@ -19,6 +19,9 @@ internal sealed class ProxyMetrics
     public const string MeterName = "BindProxy";
 
     /// <summary>Loopback connects take tens of microseconds; remote ones up to the connect timeout.</summary>
+    /// <summary>Kafka requests: a loopback Metadata answer takes tens of microseconds, a Fetch long poll up to its max wait.</summary>
+    private static readonly double[] KafkaBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
     private static readonly double[] ConnectBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
     private readonly Counter<long> _opened;
@@ -28,6 +31,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _connectFailures;
     private readonly Counter<long> _poolExhausted;
     private readonly Counter<long> _kafkaRequests;
+    private readonly Histogram<double> _kafkaDuration;
     private readonly Counter<long> _httpResponses;
     private readonly Counter<long> _stalls;
     private readonly Counter<long> _faultsApplied;
@@ -64,7 +68,10 @@ internal sealed class ProxyMetrics
         _faultsApplied = meter.CreateCounter<long>("bindproxy.faults.applied", "{event}",
             "Toxics applied, by route, toxic name and type: a byte toxic once per connection (direction) it applies to");
         _kafkaRequests = meter.CreateCounter<long>("bindproxy.kafka.requests", "{request}",
-            "Kafka requests forwarded, by route and API");
+            "Kafka requests forwarded, by route, API and the first error of the response (none; unanswered: the connection ended first; undecoded: nobody watched the client and the route does not set DecodeBodies)");
+        _kafkaDuration = meter.CreateHistogram("bindproxy.kafka.request.duration", "s",
+            "Kafka requests: time from the request to its response, by route and API",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = KafkaBuckets });
         _httpResponses = meter.CreateCounter<long>("bindproxy.http.responses", "{response}",
             "Http routes: responses sent to clients, by route, status code and whether the upstream or the proxy (502, 503, 504) gave it");
         meter.CreateObservableCounter("bindproxy.forwarded", ObserveBytes, "By",
@@ -128,9 +135,20 @@ internal sealed class ProxyMetrics
     public void FaultApplied(string route, string toxic, string type) =>
         _faultsApplied.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("toxic", toxic), new KeyValuePair<string, object?>("type", type));
 
-    /// <summary>A Kafka request was forwarded; <paramref name="api"/> is its API's name from a fixed table, so the series stay bounded.</summary>
-    public void KafkaRequest(string route, string api) =>
-        _kafkaRequests.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("api", api));
+    /// <summary>
+    /// A Kafka request completed (answered, sent without a response expected, or left unanswered);
+    /// <paramref name="api"/> and <paramref name="error"/> come from fixed tables, so the series stay bounded.
+    /// </summary>
+    public void KafkaExchange(string route, string api, string error, TimeSpan? latency)
+    {
+        var routeTag = new KeyValuePair<string, object?>("route", route);
+        var apiTag = new KeyValuePair<string, object?>("api", api);
+        _kafkaRequests.Add(1, routeTag, apiTag, new KeyValuePair<string, object?>("error", error));
+        if (latency is { } elapsed)
+        {
+            _kafkaDuration.Record(elapsed.TotalSeconds, routeTag, apiTag);
+        }
+    }
 
     private RouteBytes BytesOf(string route) => _bytes.GetOrAdd(route, _ => new RouteBytes());
 

@@ -7,6 +7,7 @@ using BindProxy.Http;
 using BindProxy.Interception;
 using BindProxy.Kafka;
 using BindProxy.Kafka.Brokers;
+using BindProxy.Kafka.Conversation;
 using BindProxy.Outbound;
 using BindProxy.Transport;
 using BindProxy.Transport.Linux;
@@ -77,6 +78,7 @@ internal static partial class ProxyHost
         services.AddSingleton<RouteListenerFactory>();
         services.AddSingleton<BrokerDirectories>();
         services.AddSingleton<IKafkaForwarder, KafkaForwarder>();
+        services.AddSingleton(sp => new KafkaConversations(sp.GetRequiredService<ProxyMetrics>()));
         services.AddSingleton<InterceptedPorts>();
         services.AddSingleton<InterceptedConnections>();
         services.AddHttpRoutes();

@@ -7,6 +7,7 @@ using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
 using BindProxy.Kafka.Faults;
+using BindProxy.Kafka.Conversation;
 using BindProxy.Kafka.Framing;
 using BindProxy.Kafka.Protocol;
 using BindProxy.Kafka.Rewriting;
@@ -67,8 +68,11 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     /// <summary>The route's Kafka toxics, asked about every request and response; null for none.</summary>
     public IKafkaFaults? Faults { get; init; }
 
-    /// <summary>Counts requests by API for the admin endpoint's metrics.</summary>
-    public ProxyMetrics? Metrics { get; init; }
+    /// <summary>
+    /// Records this connection's exchanges in its clients' conversations (which also count them for
+    /// the metrics); null records nothing.
+    /// </summary>
+    public ConnectionExchanges? Exchanges { get; init; }
 
     /// <summary>
     /// When (<see cref="Environment.TickCount64"/>) the client left a request incomplete, or 0 when
@@ -82,8 +86,17 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     /// <summary>Why the connection was closed by the proxy for a protocol problem, if it was.</summary>
     public string? ProtocolError { get; private set; }
 
-    public Task<CloseReason> ForwardAsync(CancellationToken cancellationToken) =>
-        Forwarder.RunAsync(_client, _upstream, RequestsAsync(), ResponsesAsync(), cancellationToken);
+    public async Task<CloseReason> ForwardAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Forwarder.RunAsync(_client, _upstream, RequestsAsync(), ResponsesAsync(), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Exchanges?.OnClose();
+        }
+    }
 
     // ---- client → upstream -------------------------------------------------------------------
 
@@ -117,7 +130,7 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                 var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
                 if (status == FrameReadStatus.Frame)
                 {
-                    error = Track(frame);
+                    error = Track(frame, frame.Length);
                     if (error is null)
                     {
                         batchLength += frame.Length;
@@ -137,7 +150,7 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                     BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer)) > StreamRequestsAbove &&
                     KafkaRequestHeader.TryParse(buffer, out _) == MalformedReason.None)
                 {
-                    error = Track(buffer);
+                    error = Track(buffer, KafkaFrameReader.SizePrefixLength + (long)BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer)));
                     if (error is null)
                     {
                         streaming = KafkaFrameReader.BytesNeeded(buffer);
@@ -188,16 +201,39 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
         }
     }
 
-    /// <summary>Notes what a request will be answered with; returns an error text when the client must be closed.</summary>
-    private string? Track(in ReadOnlySequence<byte> request)
+    /// <summary>
+    /// Notes what a request will be answered with, and records it in the conversation; returns an
+    /// error text when the client must be closed. <paramref name="request"/> is the whole frame, or
+    /// the start of one streamed through (<paramref name="frameLength"/> bytes long).
+    /// </summary>
+    private string? Track(in ReadOnlySequence<byte> request, long frameLength)
     {
-        var status = _tracker.TrackRequest(request, out var header);
+        TrackStatus status;
+        bool expectsResponse = false;
+        if (KafkaRequestHeader.TryParse(request, out var header) != MalformedReason.None)
+        {
+            status = TrackStatus.Malformed;
+        }
+        else
+        {
+            expectsResponse = ProduceRequestInspector.ExpectsResponse(request, header);
+            status = expectsResponse ? _tracker.Track(header.CorrelationId, header.ApiKey, header.ApiVersion) : TrackStatus.NoResponseExpected;
+        }
+
         switch (status)
         {
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
-                Metrics?.KafkaRequest(_route.Name, KafkaApis.NameOf(header.ApiKey));
+                if (Exchanges?.OnRequest(request, frameLength, header, expectsResponse) is { } exchange && _logger.IsEnabled(LogLevel.Debug))
+                {
+                    Log.Request(_logger, _route.Name, _client.RemoteEndPoint, ExchangeText.Request(exchange));
+                }
+                else if (Exchanges is null && _logger.IsEnabled(LogLevel.Debug))
+                {
+                    Log.Request(_logger, _route.Name, _client.RemoteEndPoint, $"{KafkaApis.NameOf(header.ApiKey)} v{header.ApiVersion} #{header.CorrelationId}, {frameLength} bytes");
+                }
+
                 if (header.ClientId is { } clientId && _clientId is null)
                 {
                     _clientId = clientId;
@@ -317,9 +353,19 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                 : (RewriteStatus.Malformed, $"a response with correlation id {correlationId}, which answers no request in flight");
         }
 
+        if (Exchanges?.OnResponse(correlationId, frame) is { } exchange && _logger.IsEnabled(LogLevel.Debug))
+        {
+            Log.Response(_logger, _route.Name, _client.RemoteEndPoint, ExchangeText.Response(exchange));
+        }
+
         if (Faults is { } faults && !await faults.OnResponseAsync(request.ApiKey, CancellationToken.None).ConfigureAwait(false))
         {
             // Swallowed by a toxic: sent as an empty rewrite, so nothing of it reaches the client.
+            if (Exchanges is { } exchanges && exchanges.TryFind(correlationId, out var dropped))
+            {
+                dropped.MarkInjected("response dropped by a kafka_drop toxic");
+            }
+
             _rewritten.ResetWrittenCount();
             return (RewriteStatus.Rewritten, null);
         }
@@ -438,5 +484,11 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
         // Debug: only a client that uses the API is affected, and its close is logged as a warning with the reason.
         [LoggerMessage(501, LogLevel.Debug, "{Route}: the brokers offer {Api} (api key {ApiKey}) from version {Min} only, and the proxy rewrites it up to version {Cap}; a client that uses it through this route is disconnected rather than given the brokers' own addresses (said once per route)")]
         public static partial void ApiVersionConflict(ILogger logger, string route, string api, short apiKey, short min, short cap);
+
+        [LoggerMessage(502, LogLevel.Debug, "{Route}: {Client} → {Request}")]
+        public static partial void Request(ILogger logger, string route, IPEndPoint client, string request);
+
+        [LoggerMessage(503, LogLevel.Debug, "{Route}: {Client} ← {Response}")]
+        public static partial void Response(ILogger logger, string route, IPEndPoint client, string response);
     }
 }

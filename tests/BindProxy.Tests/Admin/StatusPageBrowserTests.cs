@@ -293,6 +293,73 @@ public sealed class StatusPageBrowserTests
         await context.CloseAsync();
     }
 
+    [Fact]
+    public async Task A_Kafka_client_s_panel_shows_its_requests_per_API_latency_errors_and_last_requests_at_1400_and_900_pixels()
+    {
+        var chromium = ExternalTool.Require("chromium");
+        Kafka.MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = BindProxy.Demo.MockCluster.Create(1);
+        cluster.CreateTopic("panel-orders", partitions: 2, replicationFactor: 1);
+        await using var admin = await AdminProxy.StartAsync(KafkaConversationTests.Route(cluster, "shared-kafka"));
+        using var producer = KafkaConversationTests.Producer(admin, "shared-kafka", "panel-producer");
+        using var failing = KafkaConversationTests.Producer(admin, "shared-kafka", "panel-producer", c => c.AllowAutoCreateTopics = false);
+
+        using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ChromiumArgs,
+            Timeout = 30_000,
+        });
+
+        foreach (int width in new[] { 1400, 900 })
+        {
+            var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = width, Height = 900 } });
+            var page = await context.NewPageAsync();
+            page.SetDefaultTimeout(Timeout);
+            var consoleErrors = new ConcurrentBag<string>();
+            page.Console += (_, message) =>
+            {
+                if (message.Type == "error")
+                {
+                    consoleErrors.Add(message.Text);
+                }
+            };
+            await page.GotoAsync(admin.BaseAddress.ToString());
+
+            // The open page watches the clients it shows: requests made now are decoded.
+            await page.Locator("#kafka .kafka-client[data-client='panel-producer']").WaitForAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            for (int i = 0; i < 3; i++)
+            {
+                await producer.ProduceAsync(new Confluent.Kafka.TopicPartition("panel-orders", i % 2), new Confluent.Kafka.Message<string, string> { Key = "k", Value = $"v{i}" }, timeout.Token);
+            }
+
+            _ = failing.ProduceAsync($"panel-missing-{width}", new Confluent.Kafka.Message<string, string> { Key = "k", Value = "v" }, timeout.Token);
+
+            var client = page.Locator("#kafka .kafka-client[data-client='panel-producer']");
+            await Assertions.Expect(client.Locator(".kafka-apis tr[data-api='Produce']")).ToBeVisibleAsync();
+            var produceRow = await client.Locator(".kafka-apis tr[data-api='Produce']").InnerTextAsync();
+            Assert.Matches(@"Produce\s+\d+\s+0\s+[\d.]+ ms\s+[\d.]+ ms", produceRow);
+            await Assertions.Expect(client.Locator(".kafka-last tbody")).ToContainTextAsync("panel-orders[");
+            await Assertions.Expect(client.Locator(".kafka-last tr.error").First).ToContainTextAsync("UNKNOWN_TOPIC_OR_PARTITION");
+            await Assertions.Expect(client.Locator(".kafka-apis tr[data-api='Metadata'] td.error")).ToBeVisibleAsync();
+            await Assertions.Expect(page.Locator("#kafka-memory")).ToContainTextAsync("at most 32 MiB");
+
+            var screenshot = Path.Combine(AppContext.BaseDirectory, "TestResults", $"status-page-kafka-{width}.png");
+            Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+            TestContext.Current.AddAttachment($"status-page-kafka-{width}.png", await File.ReadAllBytesAsync(screenshot), "image/png");
+            var overflowing = await page.EvaluateAsync<string[]>(OverflowingPanels);
+            Assert.True(overflowing.Length == 0, $"at {width} px these scroll sideways: {string.Join("; ", overflowing)}");
+            var broken = await page.EvaluateAsync<string[]>(RouteNamesBrokenInsideAWord);
+            Assert.True(broken.Length == 0, $"at {width} px these route names break inside a word: {string.Join("; ", broken)}");
+            Assert.Empty(consoleErrors);
+            await context.CloseAsync();
+        }
+    }
+
     /// <summary>
     /// Every route name in the route and connection tables: each part up to a slash
     /// (<c>shared-kafka/</c>, <c>broker-1</c>) must sit on one line.
@@ -300,7 +367,7 @@ public sealed class StatusPageBrowserTests
     private const string RouteNamesBrokenInsideAWord = """
         () => {
           const broken = [];
-          for (const cell of document.querySelectorAll("#routes tbody td:first-child, #connections tbody td:first-child")) {
+          for (const cell of document.querySelectorAll("#routes tbody td:first-child, #connections tbody td:first-child, #kafka .route-name")) {
             const chars = [];
             const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
             for (let node = walker.nextNode(); node; node = walker.nextNode()) {

@@ -127,6 +127,9 @@ public sealed class PacketCapture : IAsyncDisposable
         await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
     }
 
+    /// <summary>Reads the capture back through tshark with <paramref name="args"/> (decode-as rules, an output format): its output.</summary>
+    public Task<string> ReadRawAsync(params string[] args) => ExternalTool.RunAsync(_tshark, ["-r", File, .. args]);
+
     /// <summary>Reads the capture back: one row per packet, the given fields tab-separated.</summary>
     public async Task<IReadOnlyList<string[]>> ReadAsync(string? displayFilter, params string[] fields)
     {

@@ -201,12 +201,53 @@ function render(status) {
   document.getElementById("sum-uptime").textContent = duration(status.uptimeSeconds);
 }
 
+function ms(value) {
+  return value === null || value === undefined ? "–" : `${value < 10 ? value.toFixed(2) : value.toFixed(0)} ms`;
+}
+
+// One block per Kafka client: its requests per API, then its last requests (newest first).
+function renderKafka(view) {
+  const section = document.getElementById("kafka");
+  section.classList.toggle("hidden", view.clients.length === 0);
+  const blocks = view.clients.map((c) => {
+    const apis = el("table", { class: "kafka-apis" },
+      el("thead", null, el("tr", null, el("th", null, "API"), el("th", { class: "n" }, "Requests"), el("th", { class: "n" }, "Errors"),
+        el("th", { class: "n" }, "p50"), el("th", { class: "n" }, "p99"))),
+      el("tbody", null, ...c.apis.map((a) => el("tr", { "data-api": a.api },
+        td(a.api), td(a.count, "n"), td(a.errors, a.errors > 0 ? "n error" : "n"), td(ms(a.p50Ms), "n"), td(ms(a.p99Ms), "n")))));
+    const last = el("table", { class: "kafka-last" },
+      el("thead", null, el("tr", null, el("th", null, "Time"), el("th", null, "Request"), el("th", null, "Broker route"),
+        el("th", { class: "n" }, "Bytes"), el("th", { class: "n" }, "Latency"), el("th", null, "What it said"))),
+      el("tbody", null, ...c.last.map((r) => el("tr", { class: r.error ? "error" : null },
+        td(new Date(r.time).toLocaleTimeString(), "n"),
+        td(`${r.api} v${r.version} #${r.correlationId}`, "wrap-narrow"),
+        td(routeName(r.route), "wrap-narrow"),
+        td(r.responseBytes === null ? `${r.requestBytes}` : `${r.requestBytes} / ${r.responseBytes}`, "n"),
+        td(ms(r.latencyMs), "n"),
+        td(tokens((r.error && !(r.summary ?? "").includes(r.error) ? [r.error, r.summary] : [r.summary]).filter((x) => x).join(" ") || "–"), "wrap")))));
+    const total = c.apis.reduce((sum, a) => sum + a.count, 0);
+    return el("div", { class: "kafka-client", "data-client": c.client, "data-route": c.route },
+      el("h3", null, el("span", { class: "identity" }, c.client), " on ", routeName(c.route),
+        el("span", { class: "label" }, ` · ${total} requests kept · ${c.errors} with errors${c.decoding ? " · bodies decoded" : ""}`)),
+      el("div", { class: "kafka-grid" }, apis, last));
+  });
+  document.getElementById("kafka-clients").replaceChildren(...blocks);
+  document.getElementById("kafka-memory").textContent =
+    `The conversation holds ${bytes(view.bytes)} of at most ${bytes(view.totalBytes)} (${view.perClientRecords} requests or ${bytes(view.perClientBytes)} per client).`;
+}
+
+async function pollKafka() {
+  const response = await fetch("/api/kafka/clients?watch=true", { cache: "no-store" });
+  if (response.ok) renderKafka(await response.json());
+}
+
 async function poll() {
   if (!paused) {
     try {
       const response = await fetch("/api/status", { cache: "no-store" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       render(await response.json());
+      await pollKafka();
       lastOk = Date.now();
       document.getElementById("indicator").className = "dot ok";
       document.getElementById("updated").textContent = `updated ${new Date(lastOk).toLocaleTimeString()}`;
