@@ -20,6 +20,9 @@ public sealed class LayeringTests
         ["Configuration"] = 0,
         ["Addressing"] = 0,
 
+        // Writing pcapng of what the proxy forwards, and the taps its sockets report to.
+        ["Capture"] = 0,
+
         // Sockets and listeners; connecting upstream from a source address; nftables and cgroups.
         ["Transport"] = 1,
         ["Outbound"] = 1,
