@@ -19,7 +19,7 @@ namespace BindProxy.Admin;
 
 /// <summary>
 /// The admin HTTP endpoint on its own Kestrel listener: <c>/healthz</c>, <c>/metrics</c>,
-/// <c>/api/routes</c>, <c>/api/connections</c>, <c>/api/assignments</c>, <c>/api/status</c> and
+/// <c>/api/routes</c>, <c>/api/connections</c>, <c>/api/assignments</c>, <c>/api/status</c>, <c>/api/capture</c> and
 /// the status page at <c>/</c>. Proxy listeners run connection middleware, not HTTP, so these
 /// routes are reachable on the admin listener only.
 /// </summary>
@@ -110,6 +110,8 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         app.MapMethods("/api/connections", getAndHead, context => Json(context, api.Connections(), JsonContext.IReadOnlyListConnectionView));
         app.MapMethods("/api/assignments", getAndHead, context => Json(context, api.Assignments(), JsonContext.IReadOnlyListAssignmentView));
         app.MapMethods("/api/status", getAndHead, context => Json(context, api.Status(), JsonContext.StatusView));
+        var captures = app.Services.GetRequiredService<CaptureHub>();
+        app.MapMethods("/api/capture", getAndHead, context => CaptureEndpoint.HandleAsync(context, captures));
         app.MapMethods("/", getAndHead, context => Asset(context, "index.html"));
         foreach (var name in StatusPageAssets.Names.Where(n => n != "index.html"))
         {
@@ -186,7 +188,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
 
     private static partial class Log
     {
-        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments")]
+        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments, pcapng /api/capture")]
         public static partial void Listening(ILogger logger, string url);
 
         [LoggerMessage(801, LogLevel.Warning, "Admin endpoint on {Url} is reachable from other machines (Admin:AllowNonLoopback); it has no authentication and shows every client's addresses")]

@@ -61,7 +61,7 @@ internal abstract class InboundConnection : ConnectionContext, IInboundSocketFea
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                Interlocked.Exchange(ref _socket, new PipeSocket(TakeSocket(), Options, Listener, Client));
+                Interlocked.Exchange(ref _socket, new PipeSocket(TakeSocket(), Options, Listener, Client) { Tap = ClientTap });
                 _socket.StartReceiving();
                 if (Volatile.Read(ref _resetPending) != 0)
                 {
@@ -72,6 +72,8 @@ internal abstract class InboundConnection : ConnectionContext, IInboundSocketFea
             return _socket;
         }
     }
+
+    public Capture.LegTap? ClientTap { get; set; }
 
     public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
     {

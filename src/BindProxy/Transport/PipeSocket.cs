@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using BindProxy.Capture;
 
 namespace BindProxy.Transport;
 
@@ -31,6 +32,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     private int _disposed;
     private volatile bool _receivePaused;
     private volatile bool _flushing;
+    private volatile LegTap? _tap;
 
     /// <param name="local">The socket's own address when the caller knows it already (asked of the socket otherwise).</param>
     /// <param name="remote">The peer's address when the caller knows it already: a socket made from an
@@ -43,6 +45,9 @@ internal sealed class PipeSocket : IAsyncDisposable
         LocalEndPoint = local ?? (IPEndPoint)socket.LocalEndPoint!;
         RemoteEndPoint = remote ?? (IPEndPoint)socket.RemoteEndPoint!;
     }
+
+    /// <summary>Where this leg's bytes, FIN and RST are reported while a capture wants them; null (nothing to do) otherwise.</summary>
+    public LegTap? Tap { get => _tap; set => _tap = value; }
 
     /// <summary>The socket itself, for options and for stream-shaped callers.</summary>
     public Socket Socket => _socket;
@@ -110,6 +115,7 @@ internal sealed class PipeSocket : IAsyncDisposable
 
                 var memory = writer.GetMemory(_receiveSize);
                 int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                _tap?.Received(memory.Span[..received], _bytesReceived);
                 if (received == 0)
                 {
                     FinOrder = Interlocked.Increment(ref s_finCounter);
@@ -144,6 +150,7 @@ internal sealed class PipeSocket : IAsyncDisposable
         {
             ReceiveError = e.SocketErrorCode;
             ReceiveEnd = IsAborted ? ReceiveEnd.Aborted : Classify(e.SocketErrorCode);
+            _tap?.Reset(fromPeer: ReceiveEnd == ReceiveEnd.Reset);
         }
         catch (ObjectDisposedException)
         {
@@ -209,6 +216,7 @@ internal sealed class PipeSocket : IAsyncDisposable
         {
             int sent = await _socket.SendAsync(memory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _bytesSent, _bytesSent + sent);
+            _tap?.Sent(memory.Span[..sent], _bytesSent - sent);
             memory = memory[sent..];
         }
     }
@@ -264,6 +272,7 @@ internal sealed class PipeSocket : IAsyncDisposable
         try
         {
             _socket.Shutdown(SocketShutdown.Send);
+            _tap?.SentFin(BytesSent);
         }
         catch (SocketException)
         {
@@ -282,6 +291,7 @@ internal sealed class PipeSocket : IAsyncDisposable
             return;
         }
 
+        _tap?.Reset(fromPeer: false);
         try
         {
             _socket.LingerState = new LingerOption(true, 0);
