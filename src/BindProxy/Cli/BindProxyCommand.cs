@@ -108,6 +108,7 @@ internal static class BindProxyCommand
         };
         check.SetAction((parse, cancellationToken) => CheckAsync(parse.GetValue(config), parse.GetValue(admin), parse.GetValue(engine), Quick(parse), cancellationToken));
         root.Subcommands.Add(check);
+        root.Subcommands.Add(CaptureCommand.Create(admin));
         root.Subcommands.Add(ExecCommand.Create(config, admin, engine, parse => parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost));
         return root;
     }
