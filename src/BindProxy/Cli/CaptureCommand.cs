@@ -88,7 +88,8 @@ internal static class CaptureCommand
             var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
             await using (body.ConfigureAwait(false))
             {
-                var output = file is null ? Console.OpenStandardOutput() : File.Create(file);
+                // Readable while it grows (tail -f, or a test reading it back).
+                var output = file is null ? Console.OpenStandardOutput() : new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.Read);
                 await using (output.ConfigureAwait(false))
                 {
                     try

@@ -212,11 +212,12 @@ internal sealed class PipeSocket : IAsyncDisposable
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> memory, CancellationToken cancellationToken)
     {
+        // Reported before it is sent, so a capture never has the answer before the question.
+        _tap?.Sent(memory.Span, _bytesSent);
         while (!memory.IsEmpty)
         {
             int sent = await _socket.SendAsync(memory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _bytesSent, _bytesSent + sent);
-            _tap?.Sent(memory.Span[..sent], _bytesSent - sent);
             memory = memory[sent..];
         }
     }

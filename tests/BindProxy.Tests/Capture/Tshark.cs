@@ -12,7 +12,17 @@ public static class Tshark
     /// what Wireshark says when it does not take a capture as real TCP. One line each. A reset is
     /// a sequence warning too ("Connection reset"), and one the wire shows as well: not counted.
     /// </summary>
-    public static async Task<IReadOnlyList<string>> ProblemsAsync(string file, params string[] decodeAs)
+    public static Task<IReadOnlyList<string>> ProblemsAsync(string file, params string[] decodeAs) =>
+        ProblemsAsync(file, "(_ws.expert.group == 0x02000000 && _ws.expert.severity >= 0x00600000 && !tcp.connection.rst) || _ws.malformed || _ws.expert.group == 0x07000000", decodeAs);
+
+    /// <summary>
+    /// The sequence group's warnings alone: whether Wireshark takes the packets as real TCP, whatever
+    /// a protocol dissector (a heuristic one guessing at Kafka's bytes, say) makes of their payload.
+    /// </summary>
+    public static Task<IReadOnlyList<string>> SequenceProblemsAsync(string file) =>
+        ProblemsAsync(file, "_ws.expert.group == 0x02000000 && _ws.expert.severity >= 0x00600000 && !tcp.connection.rst", []);
+
+    private static async Task<IReadOnlyList<string>> ProblemsAsync(string file, string filter, string[] decodeAs)
     {
         var tshark = ExternalTool.Require("tshark");
         // PI_SEQUENCE is 0x02000000, PI_WARN 0x00600000; PI_MALFORMED 0x07000000.
@@ -22,22 +32,57 @@ public static class Tshark
             args.AddRange(["-d", d]);
         }
 
-        args.AddRange(["-Y", "(_ws.expert.group == 0x02000000 && _ws.expert.severity >= 0x00600000 && !tcp.connection.rst) || _ws.malformed || _ws.expert.group == 0x07000000",
-            "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"]);
+        args.AddRange(["-Y", filter, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"]);
         var output = await ExternalTool.RunAsync(tshark, [.. args]);
         return [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
     }
 
-    /// <summary>Every TCP stream's payload both ways (<c>-z follow,tcp,raw</c>), keyed by the two endpoints, opener first.</summary>
-    public static async Task<IReadOnlyDictionary<string, (byte[] FromOpener, byte[] ToOpener)>> StreamsAsync(string file)
+    /// <summary>
+    /// The same problems as <see cref="ProblemsAsync"/>, by connection (its endpoints in order) and
+    /// message, counted: for comparing two captures of the same traffic whose frames differ in number.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, int>> ProblemCountsAsync(string file, IReadOnlySet<string> connections, params string[] decodeAs)
     {
         var tshark = ExternalTool.Require("tshark");
-        var count = (await ExternalTool.RunAsync(tshark, "-r", file, "-T", "fields", "-e", "tcp.stream"))
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).DefaultIfEmpty(-1).Max() + 1;
-        var streams = new Dictionary<string, (byte[], byte[])>();
-        for (int i = 0; i < count; i++)
+        var args = new List<string> { "-r", file };
+        foreach (var d in decodeAs)
         {
-            var text = await ExternalTool.RunAsync(tshark, "-r", file, "-q", "-z", $"follow,tcp,raw,{i}");
+            args.AddRange(["-d", d]);
+        }
+
+        args.AddRange(["-Y", "(_ws.expert.group == 0x02000000 && _ws.expert.severity >= 0x00600000 && !tcp.connection.rst) || _ws.malformed || _ws.expert.group == 0x07000000",
+            "-T", "fields", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport", "-e", "_ws.expert.message"]);
+        var counts = new Dictionary<string, int>();
+        foreach (var f in (await ExternalTool.RunAsync(tshark, [.. args])).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')))
+        {
+            var connection = string.Join(' ', new[] { $"{f[0]}:{f[1]}", $"{f[2]}:{f[3]}" }.Order(StringComparer.Ordinal));
+            if (connections.Contains(connection))
+            {
+                var key = $"{connection} {f[4]}";
+                counts[key] = counts.GetValueOrDefault(key) + 1;
+            }
+        }
+
+        return counts;
+    }
+
+    /// <summary>
+    /// Every TCP stream's payload both ways (<c>-z follow,tcp,raw</c>), keyed by the two endpoints,
+    /// opener first; with <paramref name="keys"/>, only those streams.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, (byte[] FromOpener, byte[] ToOpener)>> StreamsAsync(string file, IReadOnlySet<string>? keys = null)
+    {
+        var tshark = ExternalTool.Require("tshark");
+        // A stream's opener sends the SYN without ACK: the same node 0 as follow's.
+        var openings = (await ExternalTool.RunAsync(tshark, "-r", file, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields",
+                "-e", "tcp.stream", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t'))
+            .Select(f => (Stream: int.Parse(f[0], CultureInfo.InvariantCulture), Key: $"{f[1]}:{f[2]} {f[3]}:{f[4]}"))
+            .Where(o => keys is null || keys.Contains(o.Key));
+        var streams = new Dictionary<string, (byte[], byte[])>();
+        foreach (var (stream, _) in openings)
+        {
+            var text = await ExternalTool.RunAsync(tshark, "-r", file, "-q", "-z", $"follow,tcp,raw,{stream}");
             var (key, up, down) = ParseFollow(text);
             streams[key] = (up, down);
         }
@@ -78,22 +123,6 @@ public static class Tshark
         }
 
         return ($"{node0} {node1}", [.. from0], [.. from1]);
-    }
-
-    /// <summary>The Kafka requests and responses as "request|response api_key correlation_id", in file order.</summary>
-    public static async Task<IReadOnlyList<string>> KafkaAsync(string file, IEnumerable<int> ports, string? displayFilter = null)
-    {
-        var tshark = ExternalTool.Require("tshark");
-        var args = new List<string> { "-r", file };
-        foreach (var port in ports)
-        {
-            args.AddRange(["-d", $"tcp.port=={port},kafka"]);
-        }
-
-        args.AddRange(["-Y", displayFilter is null ? "kafka" : $"kafka && ({displayFilter})", "-T", "fields", "-E", "occurrence=a",
-            "-e", "kafka.response_frame", "-e", "kafka.request_key", "-e", "kafka.correlationid"]);
-        var output = await ExternalTool.RunAsync(tshark, [.. args]);
-        return [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
     }
 
     /// <summary>The interface statistics blocks of a pcapng file: (interface, received, dropped).</summary>
