@@ -111,7 +111,8 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         app.MapMethods("/api/assignments", getAndHead, context => Json(context, api.Assignments(), JsonContext.IReadOnlyListAssignmentView));
         app.MapMethods("/api/status", getAndHead, context => Json(context, api.Status(), JsonContext.StatusView));
         var captures = app.Services.GetRequiredService<CaptureHub>();
-        app.MapMethods("/api/capture", getAndHead, context => CaptureEndpoint.HandleAsync(context, captures));
+        var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        app.MapMethods("/api/capture", getAndHead, context => CaptureEndpoint.HandleAsync(context, captures, stopping));
         app.MapMethods("/", getAndHead, context => Asset(context, "index.html"));
         foreach (var name in StatusPageAssets.Names.Where(n => n != "index.html"))
         {

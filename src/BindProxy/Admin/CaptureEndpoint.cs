@@ -16,7 +16,8 @@ internal static class CaptureEndpoint
 {
     public const string ContentType = "application/x-pcapng";
 
-    public static async Task HandleAsync(HttpContext context, CaptureHub captures)
+    /// <param name="stopping">The host is stopping: a capture ends then, as a graceful shutdown waits for every request.</param>
+    public static async Task HandleAsync(HttpContext context, CaptureHub captures, CancellationToken stopping)
     {
         if (!TryRead(context.Request.Query, out var selector, out var limits, out var error))
         {
@@ -36,8 +37,9 @@ internal static class CaptureEndpoint
             return;
         }
 
+        using var end = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         var session = captures.Start(selector, limits);
-        await captures.RunAsync(session, response.Body, context.RequestAborted).ConfigureAwait(false);
+        await captures.RunAsync(session, response.Body, end.Token).ConfigureAwait(false);
     }
 
     /// <summary>Reads the query; every problem is named in <paramref name="error"/>.</summary>

@@ -105,6 +105,19 @@ public sealed class CaptureEndpointTests
         Assert.Single(Tshark.Statistics(capture.Bytes()));
     }
 
+    [Fact]
+    public async Task A_waiting_capture_does_not_hold_up_the_proxy_stopping()
+    {
+        await using var upstream = TestServer.Echo();
+        var proxy = await AdminProxy.StartAsync(AdminProxy.Route("test", upstream));
+        await using var capture = await LiveCapture.StartAsync(proxy.Admin, "client=nobody-yet");
+        var stopped = System.Diagnostics.Stopwatch.StartNew();
+        await proxy.DisposeAsync();
+        // TestProxy gives a stop 2 s before it cancels it: a stop that waited for the capture takes all of them.
+        Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(1.9), $"stopping took {stopped.Elapsed}");
+        await Poll.UntilAsync(() => capture.Ended, "the capture to end with the proxy");
+    }
+
     /// <summary><paramref name="captured"/> is <paramref name="sent"/>, perhaps after the end of <paramref name="earlier"/>.</summary>
     private static bool From(byte[] captured, byte[] sent, byte[] earlier) =>
         captured.AsSpan().EndsWith(sent) && captured.Length - sent.Length <= earlier.Length &&
