@@ -20,7 +20,7 @@ namespace BindProxy.Admin;
 /// <summary>
 /// The admin HTTP endpoint on its own Kestrel listener: <c>/healthz</c>, <c>/metrics</c>,
 /// <c>/api/routes</c>, <c>/api/connections</c>, <c>/api/assignments</c>, <c>/api/status</c>,
-/// <c>/api/kafka/requests</c>, <c>/api/kafka/clients</c> and
+/// <c>/api/kafka/requests</c>, <c>/api/kafka/clients</c>, <c>/api/capture</c> and
 /// the status page at <c>/</c>. Proxy listeners run connection middleware, not HTTP, so these
 /// routes are reachable on the admin listener only.
 /// </summary>
@@ -115,6 +115,9 @@ internal sealed partial class AdminEndpoint(AdminModel model)
         app.MapMethods("/api/status", getAndHead, context => Json(context, api.Status(), JsonContext.StatusView));
         app.MapMethods("/api/kafka/requests", getAndHead, context => kafka.RequestsAsync(context, JsonContext.KafkaRequestView, JsonContext.IReadOnlyListKafkaRequestView));
         app.MapMethods("/api/kafka/clients", getAndHead, context => Json(context, kafka.Clients(context), JsonContext.KafkaConversationsView));
+        var captures = app.Services.GetRequiredService<CaptureHub>();
+        var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        app.MapMethods("/api/capture", getAndHead, context => CaptureEndpoint.HandleAsync(context, captures, stopping));
         app.MapMethods("/", getAndHead, context => Asset(context, "index.html"));
         foreach (var name in StatusPageAssets.Names.Where(n => n != "index.html"))
         {
@@ -191,7 +194,7 @@ internal sealed partial class AdminEndpoint(AdminModel model)
 
     private static partial class Log
     {
-        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments, /api/kafka/requests")]
+        [LoggerMessage(800, LogLevel.Information, "Admin endpoint on {Url}: status page /, Prometheus /metrics, JSON /api/routes, /api/connections, /api/assignments, /api/kafka/requests, pcapng /api/capture")]
         public static partial void Listening(ILogger logger, string url);
 
         [LoggerMessage(801, LogLevel.Warning, "Admin endpoint on {Url} is reachable from other machines (Admin:AllowNonLoopback); it has no authentication and shows every client's addresses")]

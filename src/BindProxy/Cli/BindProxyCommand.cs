@@ -113,6 +113,7 @@ internal static class BindProxyCommand
         root.Subcommands.Add(FaultCommand.Create());
         root.Subcommands.Add(CertCommand.Create(config));
         root.Subcommands.Add(KafkaTailCommand.Create(admin));
+        root.Subcommands.Add(CaptureCommand.Create(admin));
         root.Subcommands.Add(ExecCommand.Create(config, admin, engine, parse => parse.GetValue(logLevel) is { } level ? LogLevels[level] : null, configureHost));
         return root;
     }

@@ -20,6 +20,7 @@ internal sealed partial class ConnectionLifecycle(
     UpstreamRefusals refusals,
     DrainCoordinator drains,
     DescriptorBudget descriptors,
+    CaptureHub captures,
     ILogger<ConnectionLifecycle> logger)
 {
     private readonly ConnectionLines _lines = new();
@@ -120,14 +121,24 @@ internal sealed partial class ConnectionLifecycle(
         metrics.ConnectFailed(route.Name, error, elapsed);
     }
 
-    /// <summary>Enters a connected connection in the registry with its lease and, if intercepted, its client.</summary>
-    public ProxiedConnection Add(ServedRoute served, RouteModel route, IConnectionLegs legs, AssignmentLease? lease, InterceptedClient? intercepted)
+    /// <summary>
+    /// Enters a connected connection in the registry with its lease and, if intercepted, its client,
+    /// and puts a running capture's tap on it when one wants it.
+    /// </summary>
+    /// <param name="tap">The tap armed before its bytes began to move (pipe path), if any.</param>
+    /// <param name="fromStart">No byte has moved yet (the relay has not started), so a tap made now sees the streams whole.</param>
+    public ProxiedConnection Add(ServedRoute served, RouteModel route, IConnectionLegs legs, AssignmentLease? lease, InterceptedClient? intercepted,
+        Capture.ConnectionTap? tap = null, bool fromStart = false)
     {
         var live = registry.Add(served, route, legs);
         live.Lease = lease;
         live.Intercepted = intercepted;
+        captures.Opened(live, tap, fromStart);
         return live;
     }
+
+    /// <summary>A tap armed for a pipe-path connection, before its client's first byte is read; null when no capture may want it.</summary>
+    public Capture.ConnectionTap? Arm(ServedRoute served, IPEndPoint client, IPEndPoint listener) => captures.Arm(served, client, listener);
 
     /// <summary>Takes a closed connection out of the registry (which wakes a waiting drain).</summary>
     public void Remove(ProxiedConnection live) => registry.Remove(live);

@@ -31,6 +31,8 @@ internal sealed class PipeForwarder(
     public async Task<bool> ForwardAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
         AssignmentLease? lease, PendingInterception? intercepted)
     {
+        var tap = lifecycle.Arm(served, inbound.Client, inbound.Listener);
+        inbound.ClientTap = tap?.ClientLeg;
         var client = inbound.Socket;
         if (await client.HandshakeAsync().ConfigureAwait(false) is { } refused)
         {
@@ -56,7 +58,7 @@ internal sealed class PipeForwarder(
         var upstreamOptions = route.Kafka is { } kafka
             ? _kafkaOptions.GetOrAdd(kafka.MaxFrameSize, max => options with { MaxBufferedBytes = Math.Max(options.MaxBufferedBytes, max + options.ReceiveBufferSize) })
             : options;
-        var upstream = new PipeSocket(connect.Connection!, upstreamOptions);
+        var upstream = new PipeSocket(connect.Connection!, upstreamOptions) { Tap = tap?.UpstreamLeg };
         await using (upstream.ConfigureAwait(false))
         {
             if (route.Tls is { } tls)
@@ -82,7 +84,7 @@ internal sealed class PipeForwarder(
 
             upstream.StartReceiving();
             var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, client.RemoteEndPoint, upstream.LocalEndPoint).ConfigureAwait(false);
-            var live = lifecycle.Add(served, route, new PipeLegs(client, upstream), lease, who);
+            var live = lifecycle.Add(served, route, new PipeLegs(client, upstream), lease, who, tap);
             lifecycle.AbortIfTooLate(live);
             lifecycle.Opened(live, connect.Elapsed);
             var reason = CloseReason.ProxyAborted;

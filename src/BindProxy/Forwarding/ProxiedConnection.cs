@@ -97,6 +97,9 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
         return signal.Task;
     }
 
+    /// <summary>The registry has let go of the connection.</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
     internal void MarkClosed()
     {
         // A full fence between the two, as in WhenClosed: one side or the other completes the signal.

@@ -69,7 +69,7 @@ internal sealed class RelayForwarder(
 
             relay.Connected(upstream, source, connect.Upstream!);
             var who = intercepted is null ? null : await interceptions.OpenedAsync(route.Name, intercepted, inbound.Client, source).ConfigureAwait(false);
-            live = lifecycle.Add(served, route, relay, lease, who);
+            live = lifecycle.Add(served, route, relay, lease, who, fromStart: true);
             try
             {
                 faults?.At(HandoffStep.Registered);

@@ -51,6 +51,7 @@ internal static partial class ProxyHost
         services.AddSingleton<StallWatchdog>();
         services.AddHostedService<ConnectionSweeper>();
         services.AddSingleton<UpstreamConnector>();
+        services.AddSingleton<CaptureHub>();
         services.AddSingleton<ConnectionLifecycle>();
         services.AddSingleton<PipeForwarder>();
         services.AddSingleton<FaultTable>();

@@ -96,6 +96,9 @@ internal sealed class HttpUpstreamConnection : NetworkStream, IConnectionLegs
         }
     }
 
+    /// <summary>Http routes are not captured: their bytes go through YARP, not through legs the proxy taps.</summary>
+    public Capture.ConnectionTap? Tap { get => null; set { } }
+
     /// <summary>Resets the connection; the pool sees an error on its next use and drops it.</summary>
     public void Abort()
     {

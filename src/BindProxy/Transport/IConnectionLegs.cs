@@ -47,6 +47,9 @@ internal interface IConnectionLegs
     /// <summary>What each direction holds, in the proxy and in the kernel; asks the kernel, so callers ask sparingly.</summary>
     LegsInspection Inspect();
 
+    /// <summary>The captures' tap on both legs while one is attached; null otherwise (setting it installs it at the legs' read and write points).</summary>
+    Capture.ConnectionTap? Tap { get; set; }
+
     /// <summary>Resets both sides.</summary>
     void Abort();
 

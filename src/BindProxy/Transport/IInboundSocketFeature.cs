@@ -21,6 +21,9 @@ internal interface IInboundSocketFeature
     /// </summary>
     PipeSocket Socket { get; }
 
+    /// <summary>Where the client leg's bytes go for a capture from its first byte on; set before <see cref="Socket"/> is first used.</summary>
+    Capture.LegTap? ClientTap { get; set; }
+
     /// <summary>Resets the client (RST), whichever way the socket is held.</summary>
     void Reset();
 

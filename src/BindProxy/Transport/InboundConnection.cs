@@ -61,7 +61,7 @@ internal abstract class InboundConnection : ConnectionContext, IInboundSocketFea
             if (_socket is null)
             {
                 ObjectDisposedException.ThrowIf(Interlocked.CompareExchange(ref _holder, Piped, Held) != Held, this);
-                var socket = new PipeSocket(TakeSocket(), Options, Listener, Client);
+                var socket = new PipeSocket(TakeSocket(), Options, Listener, Client) { Tap = ClientTap };
                 var route = Route.Model;
                 if (route.ListenTls is { } listenTls)
                 {
@@ -84,6 +84,8 @@ internal abstract class InboundConnection : ConnectionContext, IInboundSocketFea
             return _socket;
         }
     }
+
+    public Capture.LegTap? ClientTap { get; set; }
 
     public IPEndPoint? OriginalDestination => Volatile.Read(ref _holder) switch
     {

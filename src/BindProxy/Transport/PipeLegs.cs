@@ -42,6 +42,17 @@ internal sealed class PipeLegs(PipeSocket client, PipeSocket upstream) : IConnec
 
     public LegsInspection Inspect() => new(HeldForUpstream, upstream.InspectSendQueue(), HeldForClient, client.InspectSendQueue());
 
+    public Capture.ConnectionTap? Tap
+    {
+        get;
+        set
+        {
+            field = value;
+            client.Tap = value?.ClientLeg;
+            upstream.Tap = value?.UpstreamLeg;
+        }
+    }
+
     public void Abort()
     {
         client.Abort();

@@ -5,6 +5,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using BindProxy.Configuration;
+using BindProxy.Capture;
 
 namespace BindProxy.Transport;
 
@@ -46,6 +47,7 @@ internal sealed class PipeSocket : IAsyncDisposable
     private object? _handshakeLock;
     private Task _sendShutdown = Task.CompletedTask;
     private bool _watchFirstBytes;
+    private volatile LegTap? _tap;
 
     /// <param name="local">The socket's own address when the caller knows it already (asked of the socket otherwise).</param>
     /// <param name="remote">The peer's address when the caller knows it already: a socket made from an
@@ -58,6 +60,9 @@ internal sealed class PipeSocket : IAsyncDisposable
         LocalEndPoint = local ?? (IPEndPoint)socket.LocalEndPoint!;
         RemoteEndPoint = remote ?? (IPEndPoint)socket.RemoteEndPoint!;
     }
+
+    /// <summary>Where this leg's bytes, FIN and RST are reported while a capture wants them; null (nothing to do) otherwise.</summary>
+    public LegTap? Tap { get => _tap; set => _tap = value; }
 
     /// <summary>The socket itself, for options and for stream-shaped callers.</summary>
     public Socket Socket => _socket;
@@ -254,6 +259,7 @@ internal sealed class PipeSocket : IAsyncDisposable
                 int received = _tls is null
                     ? await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false)
                     : await _tls.ReadAsync(memory).ConfigureAwait(false);
+                _tap?.Received(memory.Span[..received], _bytesReceived);
                 if (received == 0)
                 {
                     FinOrder = Interlocked.Increment(ref s_finCounter);
@@ -301,6 +307,7 @@ internal sealed class PipeSocket : IAsyncDisposable
         {
             ReceiveError = e.SocketErrorCode;
             ReceiveEnd = IsAborted ? ReceiveEnd.Aborted : Classify(e.SocketErrorCode);
+            _tap?.Reset(fromPeer: ReceiveEnd == ReceiveEnd.Reset);
         }
         catch (ObjectDisposedException)
         {
@@ -385,6 +392,8 @@ internal sealed class PipeSocket : IAsyncDisposable
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> memory, CancellationToken cancellationToken)
     {
+        // Reported before it is sent, so a capture never has the answer before the question.
+        _tap?.Sent(memory.Span, _bytesSent);
         if (_tls is { } tls)
         {
             await tls.WriteAsync(memory, cancellationToken).ConfigureAwait(false);
@@ -480,6 +489,7 @@ internal sealed class PipeSocket : IAsyncDisposable
         try
         {
             _socket.Shutdown(SocketShutdown.Send);
+            _tap?.SentFin(BytesSent);
         }
         catch (SocketException)
         {
@@ -498,6 +508,7 @@ internal sealed class PipeSocket : IAsyncDisposable
             return;
         }
 
+        _tap?.Reset(fromPeer: false);
         try
         {
             _socket.LingerState = new LingerOption(true, 0);

@@ -30,6 +30,9 @@ public sealed partial class LayeringTests
         // What the configuration and the running proxy look like in Wireshark's and tshark's words.
         ["Wireshark"] = 1,
 
+        // Writing pcapng of what the proxy forwards, and the taps its sockets report to.
+        ["Capture"] = 1,
+
         // Faults: the toxics of each route (toxiproxy's model), which the forwarders apply.
         ["Faults"] = 1,
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Runtime.Versioning;
+using BindProxy.Capture;
 
 namespace BindProxy.Transport.Linux;
 
@@ -58,6 +59,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private bool _rescheduled;
     private int _abortRequested;
     private DescriptorReservation _reservation;
+    private volatile ConnectionTap? _tap;
 
     /// <summary>
     /// A relay for an accepted client, <see cref="RelayState.Connecting"/>: from here on it owns the
@@ -112,6 +114,8 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     };
 
     public bool IsFlushing => Phase == RelayState.Closing;
+
+    public ConnectionTap? Tap { get => _tap; set => _tap = value; }
 
     public long KernelQueued() => Phase is RelayState.Closed or RelayState.Connecting ? 0
         : (long)SendQueue.Unacknowledged(_client.Socket!) + SendQueue.Unacknowledged(_upstream.Socket!);
@@ -339,6 +343,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             if (received > 0)
             {
                 Volatile.Write(ref from.Received, from.Received + received);
+                _tap?.For(upward ? CaptureLeg.Client : CaptureLeg.Upstream).Received(buffer.AsSpan(0, (int)received), from.Received - received);
 
                 // Short read: the socket is drained and the next arrival raises a new edge — unless
                 // the peer's FIN is already queued behind these bytes, which raises none.
@@ -379,6 +384,12 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 }
 
                 Libc.Shutdown(to.Socket!.Fd, Libc.ShutWr);
+                if (_tap is { } tap)
+                {
+                    tap.For(upward ? CaptureLeg.Client : CaptureLeg.Upstream).Received(default, from.Received);
+                    tap.For(upward ? CaptureLeg.Upstream : CaptureLeg.Client).SentFin(to.Sent);
+                }
+
                 return true;
             }
 
@@ -411,6 +422,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             if (sent >= 0)
             {
                 Volatile.Write(ref to.Sent, to.Sent + sent);
+                _tap?.For(upward ? CaptureLeg.Upstream : CaptureLeg.Client).Sent(pending.Buffer.AsSpan(pending.Offset, (int)sent), to.Sent - sent);
                 pending.Offset += (int)sent;
                 pending.Count -= (int)sent;
                 continue;
@@ -453,7 +465,17 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         }
     }
 
-    private void Fail(CloseReason reason) => Close(reason, abortive: true);
+    private void Fail(CloseReason reason)
+    {
+        if (_tap is { } tap && Phase != RelayState.Closed)
+        {
+            // The side that reset, or the proxy on both.
+            tap.ClientLeg.Reset(fromPeer: reason == CloseReason.ClientReset);
+            tap.UpstreamLeg.Reset(fromPeer: reason == CloseReason.UpstreamReset);
+        }
+
+        Close(reason, abortive: true);
+    }
 
     /// <summary>
     /// → Closed, once: both descriptors closed, the reservation and any kept buffer given back, and

@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using BindProxy.Configuration;
+using BindProxy.Demo;
+using BindProxy.Kafka.Brokers;
+using BindProxy.Tests.Cli;
+using BindProxy.Tests.Infrastructure;
+using BindProxy.Tests.Kafka;
+using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace BindProxy.Tests.Capture;
+
+/// <summary>
+/// The proxy's own capture of a kcat session (through <c>bindproxy capture --client</c>) and of a
+/// Confluent.Kafka producer (through <c>/api/capture?client=</c>), against a root tcpdump of lo
+/// taken at the same time as the independent reference: Wireshark finds nothing wrong with it,
+/// every TCP stream carries the same bytes both ways, and Kafka decodes to the same requests.
+/// </summary>
+public sealed class KafkaCaptureComparisonTests
+{
+    private const string Topic = "captured";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Captures_of_kcat_and_Confluent_clients_match_a_tcpdump_of_the_same_traffic()
+    {
+        var kcat = ExternalTool.Require("kcat");
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(3);
+        cluster.CreateTopic(Topic, partitions: 3, replicationFactor: 1);
+        for (int p = 0; p < 3; p++)
+        {
+            cluster.SetLeader(Topic, p, p + 1);
+        }
+
+        await using var proxy = await TestProxy.StartAsync(new ProxyConfig
+        {
+            Admin = new AdminConfig { Listen = "127.0.0.1:0" },
+            Routes = [new RouteConfig { Name = KafkaRoute.Name, Listen = "127.0.0.1:0", Upstream = cluster.BrokerAddresses[0], Source = KafkaRoute.Source, Protocol = "Kafka" }],
+        });
+        var admin = proxy.Services.GetRequiredService<BindProxy.Admin.AdminEndpoint>().BoundEndPoint!;
+        var bootstrap = proxy.Endpoint(KafkaRoute.Name).ToString();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin}/") };
+
+        // Broker listeners open on first use: a metadata round makes them all, so the printed command names them.
+        await RunKcatAsync(kcat, null, "-b", bootstrap, "-L", "-X", "client.id=warm-up");
+        var brokerListeners = proxy.Services.GetRequiredService<BrokerDirectories>().All[KafkaRoute.Name].Brokers.Select(b => b.ProxyPort).ToList();
+        Assert.Equal(3, brokerListeners.Count);
+        int[] kafkaPorts = [proxy.Endpoint(KafkaRoute.Name).Port, .. brokerListeners, .. KafkaRoute.BrokerPorts(cluster)];
+
+        // The reference: every packet to or from the proxy's Kafka listeners and its source address (and the admin port, for the probe).
+        var filter = string.Join(" or ", new[] { $"host {KafkaRoute.Source}", $"port {admin.Port}" }.Concat(kafkaPorts.Take(4).Select(p => $"port {p}")));
+        await using var reference = await PacketCapture.StartAsync($"tcp and ({filter})", async () => await http.GetStringAsync("healthz"));
+        using var dir = new TempDirectory();
+        var kcatFile = Path.Combine(dir.Path, "kcat.pcapng");
+        using var cli = BindProxyCli.Start(dir.Path, null, "capture", "--admin", admin.ToString(), "--client", "kcat-captured", "-w", kcatFile);
+        var cliErr = new StringBuilder();
+        var capturing = new TaskCompletionSource();
+        cli.ErrorDataReceived += (_, e) =>
+        {
+            lock (cliErr)
+            {
+                cliErr.AppendLine(e.Data);
+            }
+
+            if (e.Data?.StartsWith("capturing", StringComparison.Ordinal) == true)
+            {
+                capturing.TrySetResult();
+            }
+        };
+        cli.BeginErrorReadLine();
+        await capturing.Task.WaitAsync(Timeout);
+        await using var confluent = await LiveCapture.StartAsync(admin, "client=confluent-captured");
+
+        // The selected sessions, and one of another client.id beside them that neither capture may show.
+        var lines = Enumerable.Range(0, 20).Select(i => $"key-{i}:kcat message {i}").ToList();
+        await RunKcatAsync(kcat, string.Join('\n', lines) + "\n", "-b", bootstrap, "-P", "-t", Topic, "-K", ":", "-X", "acks=all", "-X", "client.id=kcat-captured");
+        var consumed = await RunKcatAsync(kcat, null, "-b", bootstrap, "-C", "-t", Topic, "-o", "beginning", "-e", "-q", "-f", "%k:%s\\n", "-X", "client.id=kcat-captured");
+        Assert.Equal(lines.Order(), consumed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+        await RunKcatAsync(kcat, null, "-b", bootstrap, "-L", "-X", "client.id=not-captured");
+        using (var producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, ClientId = "confluent-captured", Acks = Acks.All, LingerMs = 5 })
+            .SetLogHandler((_, _) => { }).Build())
+        {
+            using var cts = new CancellationTokenSource(Timeout);
+            for (int i = 0; i < 20; i++)
+            {
+                await producer.ProduceAsync(new TopicPartition(Topic, i % 3), new Message<string, string> { Key = $"k{i}", Value = $"confluent {i}" }, cts.Token);
+            }
+        }
+
+        // Every connection has closed, and each capture has both legs' FINs of each of its streams.
+        await Poll.UntilAsync(() => proxy.Connections.Count == 0, "every client connection to close", Timeout);
+        await Poll.UntilAsync(() => Closed(Packet.ReadAll(ReadShared(kcatFile))), "the kcat capture to have every stream's end", Timeout);
+        await Poll.UntilAsync(() => Closed(confluent.Packets()), "the Confluent capture to have every stream's end", Timeout);
+        using (var interrupt = Process.Start("kill", ["-INT", cli.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await interrupt.WaitForExitAsync();
+        }
+
+        await cli.WaitForExitAsync().WaitAsync(Timeout);
+        Assert.True(cli.ExitCode is 0 or 130, $"bindproxy capture exited {cli.ExitCode}"); // 130: ended by SIGINT, as Ctrl-C ends it
+        await reference.StopAsync();
+        var confluentFile = await confluent.SaveAsync(dir.Path, "confluent.pcapng");
+
+        // The command it printed decodes Kafka on the bootstrap, every broker listener and every broker.
+        string printed;
+        lock (cliErr)
+        {
+            printed = cliErr.ToString();
+        }
+
+        Assert.Contains($"wireshark -r {kcatFile}", printed, StringComparison.Ordinal);
+        Assert.All(kafkaPorts, port => Assert.Contains($"-d tcp.port=={port},kafka", printed, StringComparison.Ordinal));
+
+        var decodeAs = kafkaPorts.Select(p => $"tcp.port=={p},kafka").ToArray();
+        var referenceKafka = await KafkaByStreamAsync(reference.File, kafkaPorts);
+        foreach (var (file, clientId) in new[] { (kcatFile, "kcat-captured"), (confluentFile, "confluent-captured") })
+        {
+            // As TCP, no sequence warning at all. With Kafka decoded, nothing malformed that Wireshark's
+            // Kafka dissector does not also say of the same connections on the wire (Wireshark 4.0's
+            // does not know the newer versions librdkafka speaks).
+            Assert.Empty(await Tshark.SequenceProblemsAsync(file));
+            var streams = await Tshark.StreamsAsync(file);
+            var connections = streams.Keys.Select(k => string.Join(' ', k.Split(' ').Order(StringComparer.Ordinal))).ToHashSet();
+            static string Message(string key) => key[(key.IndexOf(' ', key.IndexOf(' ', StringComparison.Ordinal) + 1) + 1)..];
+            // A frame's messages come joined by commas, and how they group follows where segments end.
+            var onTheWire = (await Tshark.ProblemCountsAsync(reference.File, connections, decodeAs)).Keys.SelectMany(k => Message(k).Split(',')).ToHashSet();
+            Assert.All((await Tshark.ProblemCountsAsync(file, connections, decodeAs)).Keys.SelectMany(k => Message(k).Split(',')).Distinct(), problem => Assert.Contains(problem, onTheWire));
+            var referenceStreams = await Tshark.StreamsAsync(reference.File, streams.Keys.ToHashSet());
+            Assert.True(streams.Count >= 4, $"{clientId}: only {streams.Count} streams"); // bootstrap and at least one broker, both legs
+            foreach (var (key, (fromOpener, toOpener)) in streams)
+            {
+                Assert.True(referenceStreams.TryGetValue(key, out var wire), $"{clientId}: stream {key} is not in the reference capture");
+                Assert.True(fromOpener.AsSpan().SequenceEqual(wire.FromOpener), $"{clientId}: {key}: {fromOpener.Length} bytes from its opener, {wire.FromOpener.Length} on the wire");
+                Assert.True(toOpener.AsSpan().SequenceEqual(wire.ToOpener), $"{clientId}: {key}: {toOpener.Length} bytes to its opener, {wire.ToOpener.Length} on the wire");
+            }
+
+            var kafka = await KafkaByStreamAsync(file, kafkaPorts);
+            Assert.Equal(streams.Count, kafka.Count);
+            foreach (var (key, messages) in kafka)
+            {
+                Assert.True(messages.Count > 0, $"{clientId}: {key}: no Kafka decoded");
+                Assert.Equal(referenceKafka[key], messages);
+            }
+
+            // Its own client.id only: every client leg's first request names it.
+            var ids = await ExternalTool.RunAsync(ExternalTool.Require("tshark"), ["-r", file, .. decodeAs.SelectMany(d => new[] { "-d", d }), "-Y", "kafka.client_id", "-T", "fields", "-e", "kafka.client_id"]);
+            Assert.Equal([clientId], ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct());
+        }
+    }
+
+    /// <summary>Every TCP stream in <paramref name="packets"/> has ended both ways (two FINs), and there are some.</summary>
+    private static bool Closed(IReadOnlyList<Packet> packets)
+    {
+        var streams = packets.GroupBy(p => Key(p)).ToList();
+        return streams.Count >= 4 && streams.All(s => s.Count(p => p.Fin) == 2);
+
+        static string Key(Packet p) => string.Join(' ', new[] { p.From.ToString(), p.To.ToString() }.Order(StringComparer.Ordinal));
+    }
+
+    private static byte[] ReadShared(string file)
+    {
+        if (!File.Exists(file))
+        {
+            return [];
+        }
+
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    /// <summary>Each TCP stream's Kafka messages in order: "request|response api_key correlation_id", keyed as <see cref="Tshark.StreamsAsync"/> keys streams.</summary>
+    private static async Task<Dictionary<string, List<string>>> KafkaByStreamAsync(string file, IEnumerable<int> ports)
+    {
+        var tshark = ExternalTool.Require("tshark");
+        var args = new List<string> { "-r", file };
+        foreach (var port in ports)
+        {
+            args.AddRange(["-d", $"tcp.port=={port},kafka"]);
+        }
+
+        // Stream openers: the SYN without ACK names node 0 as follow does.
+        var openers = (await ExternalTool.RunAsync(tshark, ["-r", file, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport"]))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t'))
+            .Select(f => $"{f[0]}:{f[1]} {f[2]}:{f[3]}").ToHashSet();
+        args.AddRange(["-Y", "kafka", "-T", "fields", "-E", "occurrence=a", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport", "-e", "kafka.api_key", "-e", "kafka.response_key", "-e", "kafka.correlation_id"]);
+        var result = new Dictionary<string, List<string>>();
+        foreach (var line in (await ExternalTool.RunAsync(tshark, [.. args])).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var f = line.Split('\t');
+            var (from, to) = ($"{f[0]}:{f[1]}", $"{f[2]}:{f[3]}");
+            bool request = openers.Contains($"{from} {to}");
+            var key = request ? $"{from} {to}" : $"{to} {from}";
+            if (!result.TryGetValue(key, out var list))
+            {
+                result[key] = list = [];
+            }
+
+            // One message a line, however many a segment carried (the wire and the capture cut them differently).
+            var apiKeys = (f[4].Length > 0 ? f[4] : f[5]).Split(',');
+            list.AddRange(apiKeys.Zip(f[6].Split(','), (api, correlation) => $"{(request ? "request" : "response")} {api} {correlation}"));
+        }
+
+        return result;
+    }
+
+    private static async Task<string> RunKcatAsync(string kcat, string? stdin, params string[] args)
+    {
+        var info = new ProcessStartInfo(kcat) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin).WaitAsync(Timeout);
+        }
+
+        process.StandardInput.Close();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(Timeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill();
+            throw;
+        }
+
+        Assert.True(process.ExitCode == 0, $"kcat {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
+        return await stdout;
+    }
+}
