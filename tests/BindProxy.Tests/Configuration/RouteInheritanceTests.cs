@@ -38,6 +38,7 @@ public sealed class RouteInheritanceTests
         AllowedBrokers = "127.0.0.0/8",
         FrameTimeout = "00:00:07",
         MaxFrameSize = "4096",
+        DecodeBodies = "always",
         Tls = new Dictionary<string, string?> { ["CaFile"] = Certificates.Value.CaFile, ["ServerName"] = "kafka.example" },
         ListenTls = new Dictionary<string, string?> { ["CertificateFile"] = Certificates.Value.Cert("server"), ["KeyFile"] = Certificates.Value.Key("server") },
     };

@@ -68,13 +68,18 @@ public sealed class ToxicEffectsTests(ITestOutputHelper output)
         await using var faults = await FaultProxy.StartAsync(upstream.Address, engine);
         await faults.AddToxicAsync("""{"type":"bandwidth","attributes":{"rate":500}}""");
 
-        long start = Stopwatch.GetTimestamp();
+        // Timed from the first bytes, so the connection's setup (slow on a loaded machine) is not
+        // counted as bytes delivered slowly.
         using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
-        var received = await client.ReadToEndAsync();
+        var first = new byte[64 * 1024];
+        int firstLength = await client.ReceiveAsync(first, SocketFlags.None);
+        long start = Stopwatch.GetTimestamp();
+        var rest = await client.ReadToEndAsync();
         double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        double rate = received.Length / seconds / 1000;
-        output.WriteLine($"{engine}: {received.Length} bytes in {seconds:0.000} s = {rate:0.0} KB/s (toxic: 500)");
-        Assert.Equal(payload, received);
+        double rate = rest.Length / seconds / 1000;
+        output.WriteLine($"{engine}: {firstLength} bytes, then {rest.Length} bytes in {seconds:0.000} s = {rate:0.0} KB/s (toxic: 500)");
+        Assert.Equal(payload, (byte[])[.. first.AsSpan(0, firstLength), .. rest]);
+        Assert.InRange(rest.Length, payload.Length / 2, payload.Length);
         Assert.InRange(rate, 500 * 0.85, 500 * 1.15);
     }
 
@@ -174,13 +179,18 @@ public sealed class ToxicEffectsTests(ITestOutputHelper output)
         await using var faults = await FaultProxy.StartAsync(upstream.Address, engine);
         await faults.AddToxicAsync("""{"type":"slow_close","attributes":{"delay":300}}""");
 
+        // Timed from before the connection exists: the upstream sends and closes once it is
+        // accepted, so its FIN cannot reach the proxy earlier, and the client's FIN is due 300 ms
+        // after that. (Timed from the data's arrival instead, the delay already under way while
+        // the data crossed a loaded machine would be missed.)
+        long start = Stopwatch.GetTimestamp();
         using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
         Assert.Equal("bye"u8.ToArray(), await client.ReadExactlyAsync(3, Prompt));
-        long data = Stopwatch.GetTimestamp();
+        var data = Stopwatch.GetElapsedTime(start);
         Assert.Empty(await client.ReadToEndAsync(Prompt));
-        var late = Stopwatch.GetElapsedTime(data);
-        output.WriteLine($"{engine}: FIN {late.TotalMilliseconds:0} ms after the data (delay 300)");
-        Assert.InRange(late.TotalMilliseconds, 280, 2000);
+        var late = Stopwatch.GetElapsedTime(start);
+        output.WriteLine($"{engine}: data after {data.TotalMilliseconds:0} ms, FIN after {late.TotalMilliseconds:0} ms (delay 300)");
+        Assert.InRange(late.TotalMilliseconds, 295, 2000);
     }
 
     [Theory]

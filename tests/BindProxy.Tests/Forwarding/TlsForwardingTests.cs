@@ -63,6 +63,55 @@ public sealed class TlsForwardingTests : IDisposable
         await proxy.Logs.WaitForAsync(Prompt, "test:", "open");
     }
 
+    /// <summary>
+    /// A reload that gives a plaintext Tcp route a Tls section applies to the connections opened
+    /// after it (which move from the relay engine to the pipe path), and one that takes it away
+    /// again puts them back in plaintext; the listener stays where it is throughout.
+    /// </summary>
+    [Fact]
+    public async Task A_reload_that_adds_or_removes_Tls_applies_to_new_connections()
+    {
+        await using var backend = TestServer.Echo();
+        await using var terminator = await TlsTerminator.StartAsync(_certs.Combined("server"), backend.Endpoint);
+        int listen = TlsTerminator.FreePort();
+        var dir = Cli.BindProxyCli.TempDir();
+        var file = Path.Combine(dir, "appsettings.json");
+        string Config(string tls) =>
+            "{ \"BindProxy\": { \"Routes\": { \"test\": { " +
+            $"\"Listen\": \"127.0.0.1:{listen}\", \"Upstream\": \"localhost:{terminator.Port}\", \"Source\": \"127.0.0.2\"{tls} }} }} }} }}";
+        string withTls = $", \"Tls\": {{ \"CaFile\": \"{_certs.CaFile}\" }}";
+        await File.WriteAllTextAsync(file, Config(""), TestContext.Current.CancellationToken);
+        await using var proxy = await TestProxy.StartFromFileAsync(file);
+        var endpoint = new IPEndPoint(IPAddress.Loopback, listen);
+
+        // Plaintext to a TLS terminator: the terminator refuses it and the client gets nothing back.
+        Assert.Empty(await PlaintextAnswerAsync(endpoint, "plain"));
+
+        await File.WriteAllTextAsync(file, Config(withTls), TestContext.Current.CancellationToken);
+        await proxy.Logs.WaitForAsync(Prompt, "Reload: route test changed: Tls");
+        Assert.Equal("after the reload", await EchoThroughAsync(endpoint, "after the reload"));
+
+        await File.WriteAllTextAsync(file, Config(""), TestContext.Current.CancellationToken);
+        await Poll.UntilAsync(() => proxy.Logs.Messages.Count(m => m.Contains("Reload: route test changed: Tls", StringComparison.Ordinal)) >= 2,
+            "the second reload, which takes Tls away");
+        Assert.Empty(await PlaintextAnswerAsync(endpoint, "plain again"));
+    }
+
+    /// <summary>What a TLS upstream answers plaintext sent through the route: nothing, whether it closes or resets.</summary>
+    private static async Task<byte[]> PlaintextAnswerAsync(IPEndPoint proxy, string text)
+    {
+        using var client = await SocketExtensions.ConnectAsync(proxy);
+        await client.SendAsync(Encoding.ASCII.GetBytes(text));
+        try
+        {
+            return await client.ReadToEndAsync();
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return [];
+        }
+    }
+
     [Fact]
     public async Task A_Tcp_route_with_Tls_talks_to_openssl_s_server()
     {

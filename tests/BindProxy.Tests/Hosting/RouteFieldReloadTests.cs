@@ -53,6 +53,7 @@ public sealed class RouteFieldReloadTests
         ["AllowedBrokers"] = new("Kafka", None, null, "127.0.0.0/8", (route, _) => route.Kafka!.AllowedBrokers?.ToString()),
         ["FrameTimeout"] = new("Kafka", None, null, "00:00:05", (route, _) => route.Kafka!.FrameTimeout),
         ["MaxFrameSize"] = new("Kafka", None, null, "2048", (route, _) => route.Kafka!.MaxFrameSize),
+        ["DecodeBodies"] = new("Kafka", None, null, "always", (route, _) => route.Kafka!.DecodeBodiesAlways ? "always" : "watched"),
         ["Tls"] = new("Tcp", None, null, new Dictionary<string, string> { ["ServerName"] = "kafka.example" },
             (route, _) => route.Tls is { ServerName: { } name } ? $"ServerName={name}" : null),
         ["ListenTls"] = new("Tcp", None, null, new Dictionary<string, string> { ["CertificateFile"] = Certificates.Value.Combined("server") },
