@@ -8,6 +8,7 @@ namespace BindProxy.Bench;
 /// <summary>One-line JSON output of every measuring subcommand, in snake_case for scripts.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(PingPongResult))]
+[JsonSerializable(typeof(KafkaPingResult))]
 [JsonSerializable(typeof(ChurnResult))]
 [JsonSerializable(typeof(FairnessResult))]
 [JsonSerializable(typeof(StormResult))]

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using BindProxy.Bench.Echo;
 using BindProxy.Bench.Load;
@@ -23,6 +24,7 @@ internal static class BenchCommands
         var root = new RootCommand("BindProxy benchmark harness: echo server, latency, churn, connection-hold and soak load tools.");
         root.Add(EchoServerCommand());
         root.Add(PingPongCommand());
+        root.Add(KafkaPingCommand());
         root.Add(ChurnCommand());
         root.Add(FairnessCommand());
         root.Add(StormCommand());
@@ -74,6 +76,39 @@ internal static class BenchCommands
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"pingpong {result.Target}: {result.Completed} round trips of {result.Size} B, p50 {result.P50Us} µs, p99 {result.P99Us} µs, p99.9 {result.P999Us} µs, max {result.MaxUs} µs{(result.Error is null ? "" : ", error " + result.Error)}"));
             Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.PingPongResult));
+            return Task.FromResult(result.Error is null ? 0 : 1);
+        });
+        return command;
+    }
+
+    private static Command KafkaPingCommand()
+    {
+        var target = Options.Endpoint("--target", "A Kafka broker (or a proxy in front of one), ADDR:PORT.");
+        var count = Options.Int("--count", "Measured round trips at most.", 20_000, 1, 10_000_000);
+        var warmup = Options.Int("--warmup", "Unmeasured round trips first.", 100, 0, 1_000_000);
+        var duration = Options.Duration("--duration", "Stop after this long even if --count is not reached.", TimeSpan.FromSeconds(10));
+        var interval = Options.Duration("--interval", "Pause between round trips (0: one after another).", TimeSpan.Zero);
+        var version = Options.Int("--api-version", "ApiVersions request version, 0 or 1.", 0, 0, 1);
+        var timeout = Options.Duration("--timeout", "Connect and per-request timeout.", TimeSpan.FromSeconds(5));
+        var command = new Command("kafka-ping", "One connection, one ApiVersions request in flight: round-trip percentiles in µs. Stops early, with its figures, on SIGINT/SIGTERM.")
+        {
+            target, count, warmup, duration, interval, version, timeout,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            // A script stops it when its bulk traffic ends: SIGTERM ends the loop and still prints the figures.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            });
+            var result = KafkaPing.Run(parse.GetValue(target)!, parse.GetValue(count), parse.GetValue(warmup), parse.GetValue(duration),
+                parse.GetValue(interval), (short)parse.GetValue(version), parse.GetValue(timeout),
+                local => Console.Error.WriteLine($"kafka-ping connected from {local}"), stop.Token);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"kafka-ping {result.Target}: {result.Completed} ApiVersions v{result.ApiVersion} round trips in {result.DurationS} s, p50 {result.P50Us} µs, p99 {result.P99Us} µs, p99.9 {result.P999Us} µs, max {result.MaxUs} µs{(result.Error is null ? "" : ", error " + result.Error)}"));
+            Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.KafkaPingResult));
             return Task.FromResult(result.Error is null ? 0 : 1);
         });
         return command;
