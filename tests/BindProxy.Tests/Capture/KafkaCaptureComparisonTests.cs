@@ -116,6 +116,7 @@ public sealed class KafkaCaptureComparisonTests
 
         var decodeAs = kafkaPorts.Select(p => $"tcp.port=={p},kafka").ToArray();
         var referenceKafka = await KafkaByStreamAsync(reference.File, kafkaPorts);
+        int comparedInAll = 0;
         foreach (var (file, clientId) in new[] { (kcatFile, "kcat-captured"), (confluentFile, "confluent-captured") })
         {
             // As TCP, no sequence warning at all. With Kafka decoded, nothing malformed that Wireshark's
@@ -124,10 +125,21 @@ public sealed class KafkaCaptureComparisonTests
             Assert.Empty(await Tshark.SequenceProblemsAsync(file));
             var streams = await Tshark.StreamsAsync(file);
             var connections = streams.Keys.Select(k => string.Join(' ', k.Split(' ').Order(StringComparer.Ordinal))).ToHashSet();
+            // Wireshark 4.0's Kafka dissector does not know the newer versions librdkafka speaks. Most
+            // of what it says of them does not depend on where segments end, but an exception inside
+            // one loses the messages after it in that segment, and segments end in different places
+            // on the wire and in a capture. So: nothing the dissector says of the capture that it
+            // does not say of the wire, and where no exception happened in either, the same messages
+            // in the same order; the connections with one are compared byte for byte only (below).
+            const string Exception = "Malformed Packet (Exception occurred)";
+            static string ConnectionOf(string key) => string.Join(' ', key.Split(' ').Take(2));
             static string Message(string key) => key[(key.IndexOf(' ', key.IndexOf(' ', StringComparison.Ordinal) + 1) + 1)..];
-            // A frame's messages come joined by commas, and how they group follows where segments end.
-            var onTheWire = (await Tshark.ProblemCountsAsync(reference.File, connections, decodeAs)).Keys.SelectMany(k => Message(k).Split(',')).ToHashSet();
-            Assert.All((await Tshark.ProblemCountsAsync(file, connections, decodeAs)).Keys.SelectMany(k => Message(k).Split(',')).Distinct(), problem => Assert.Contains(problem, onTheWire));
+            var wireProblems = await Tshark.ProblemCountsAsync(reference.File, connections, decodeAs);
+            var captureProblems = await Tshark.ProblemCountsAsync(file, connections, decodeAs);
+            var broken = wireProblems.Keys.Concat(captureProblems.Keys).Where(k => k.Contains(Exception, StringComparison.Ordinal)).Select(ConnectionOf).ToHashSet();
+            var onTheWire = wireProblems.Keys.SelectMany(k => Message(k).Split(',')).ToHashSet();
+            Assert.All(captureProblems.Keys.Where(k => !broken.Contains(ConnectionOf(k))).SelectMany(k => Message(k).Split(',')).Distinct(),
+                problem => Assert.Contains(problem, onTheWire));
             var referenceStreams = await Tshark.StreamsAsync(reference.File, streams.Keys.ToHashSet());
             Assert.True(streams.Count >= 4, $"{clientId}: only {streams.Count} streams"); // bootstrap and at least one broker, both legs
             foreach (var (key, (fromOpener, toOpener)) in streams)
@@ -139,16 +151,28 @@ public sealed class KafkaCaptureComparisonTests
 
             var kafka = await KafkaByStreamAsync(file, kafkaPorts);
             Assert.Equal(streams.Count, kafka.Count);
+            int compared = 0;
             foreach (var (key, messages) in kafka)
             {
                 Assert.True(messages.Count > 0, $"{clientId}: {key}: no Kafka decoded");
-                Assert.Equal(referenceKafka[key], messages);
+                if (!broken.Contains(string.Join(' ', key.Split(' ').Order(StringComparer.Ordinal))))
+                {
+                    Assert.Equal(referenceKafka[key], messages);
+                    compared++;
+                }
             }
+
+            TestContext.Current.TestOutputHelper?.WriteLine($"{clientId}: {compared} of {kafka.Count} streams' Kafka messages compared (the rest: the dissector threw inside a segment)");
+            comparedInAll += compared;
 
             // Its own client.id only: every client leg's first request names it.
             var ids = await ExternalTool.RunAsync(ExternalTool.Require("tshark"), ["-r", file, .. decodeAs.SelectMany(d => new[] { "-d", d }), "-Y", "kafka.client_id", "-T", "fields", "-e", "kafka.client_id"]);
-            Assert.Equal([clientId], ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct());
+            // A frame that carries two requests gives both ids on its line, comma-separated.
+            Assert.Equal([clientId], ids.Split(['\n', ','], StringSplitOptions.RemoveEmptyEntries).Distinct());
         }
+
+        // kcat's older versions are read without an exception; librdkafka's newest (Confluent.Kafka) often are not.
+        Assert.True(comparedInAll > 0, "the dissector threw on every stream of both clients, so no Kafka was compared");
     }
 
     /// <summary>Every TCP stream in <paramref name="packets"/> has ended both ways (two FINs), and there are some.</summary>
@@ -173,7 +197,7 @@ public sealed class KafkaCaptureComparisonTests
         return copy.ToArray();
     }
 
-    /// <summary>Each TCP stream's Kafka messages in order: "request|response api_key correlation_id", keyed as <see cref="Tshark.StreamsAsync"/> keys streams.</summary>
+    /// <summary>Each TCP stream's Kafka messages in order: "request api_key correlation_id" or "response correlation_id", keyed as <see cref="Tshark.StreamsAsync"/> keys streams.</summary>
     private static async Task<Dictionary<string, List<string>>> KafkaByStreamAsync(string file, IEnumerable<int> ports)
     {
         var tshark = ExternalTool.Require("tshark");
@@ -200,9 +224,14 @@ public sealed class KafkaCaptureComparisonTests
                 result[key] = list = [];
             }
 
-            // One message a line, however many a segment carried (the wire and the capture cut them differently).
-            var apiKeys = (f[4].Length > 0 ? f[4] : f[5]).Split(',');
-            list.AddRange(apiKeys.Zip(f[6].Split(','), (api, correlation) => $"{(request ? "request" : "response")} {api} {correlation}"));
+            // One message a line, however many a segment carried (the wire and the capture cut them
+            // differently). A request is its api_key and correlation id, as on the wire; a response
+            // carries only its correlation id, and the api_key the dissector gives it is its guess
+            // from the request it matched, which a live capture on lo does not always make.
+            var correlations = f[6].Split(',');
+            list.AddRange(request
+                ? f[4].Split(',').Zip(correlations, (api, correlation) => $"request {api} {correlation}")
+                : correlations.Select(correlation => $"response {correlation}"));
         }
 
         return result;

@@ -77,6 +77,25 @@ internal static class KafkaRoute
     /// Reads every partition of <paramref name="topic"/> from the beginning to its high watermark
     /// (no group), through the proxy. Returns the partition and value of each message, in the order read.
     /// </summary>
+    /// <summary>
+    /// A partition's high watermark. librdkafka retires its bootstrap broker once metadata names
+    /// the real ones, and a query that went to it fails with Local_Destroy: asked again, until the deadline.
+    /// </summary>
+    private static long HighWatermark(IConsumer<string, string> consumer, TopicPartition partition, DateTime deadline)
+    {
+        while (true)
+        {
+            var remaining = deadline - DateTime.UtcNow;
+            try
+            {
+                return consumer.QueryWatermarkOffsets(partition, remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1)).High.Value;
+            }
+            catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_Destroy && DateTime.UtcNow < deadline)
+            {
+            }
+        }
+    }
+
     public static List<(int Partition, string Value)> ReadAll(TestProxy proxy, string topic, int partitions, TimeSpan timeout)
     {
         using var consumer = new ConsumerBuilder<string, string>(new ConsumerConfig
@@ -92,8 +111,7 @@ internal static class KafkaRoute
         var ends = new Dictionary<int, long>();
         for (int p = 0; p < partitions; p++)
         {
-            var remaining = deadline - DateTime.UtcNow;
-            ends[p] = consumer.QueryWatermarkOffsets(new TopicPartition(topic, p), remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1)).High.Value;
+            ends[p] = HighWatermark(consumer, new TopicPartition(topic, p), deadline);
         }
 
         consumer.Assign(Enumerable.Range(0, partitions).Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
