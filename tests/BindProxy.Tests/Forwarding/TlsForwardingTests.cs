@@ -294,7 +294,7 @@ public sealed class TlsForwardingTests : IDisposable
         var storm = Task.WhenAll(bad);
         var exchanges = new List<(string What, TimeSpan Took, bool DuringStorm)>();
         int fresh = 0;
-        for (int round = 0; round < 400 && (!storm.IsCompleted || round < 3); round++)
+        for (int round = 0; round < 2000 && (!storm.IsCompleted || round < 3); round++)
         {
             bool during = !storm.IsCompleted;
             using var cap = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -314,6 +314,9 @@ public sealed class TlsForwardingTests : IDisposable
         }
 
         var results = await storm;
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"good exchanges: {exchanges.Count} ({exchanges.Count(e => e.DuringStorm)} during the storm), slowest {exchanges.Max(e => e.Took).TotalMilliseconds:0} ms; " +
+            string.Join(", ", results.GroupBy(r => r.Kind).OrderBy(g => g.Key).Select(g => $"kind {g.Key} closed after at most {g.Max(r => r.Closed ?? TimeSpan.MaxValue).TotalMilliseconds:0} ms")));
         var slow = exchanges.Where(e => e.Took > goodBound).Select(e => $"{e.What}: {e.Took.TotalMilliseconds:0} ms").ToList();
         Assert.True(slow.Count == 0, $"good exchanges slower than {goodBound.TotalSeconds} s during the storm: {string.Join("; ", slow)}");
         Assert.True(exchanges.Count(e => e.DuringStorm) >= 6,
