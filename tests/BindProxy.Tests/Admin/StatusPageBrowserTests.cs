@@ -361,6 +361,152 @@ public sealed class StatusPageBrowserTests
     }
 
     /// <summary>
+    /// A route's TLS line under its path, at a wide and a narrow window: a route with TLS on both
+    /// sides shows both with what its latest connection negotiated, a route with <c>Insecure</c>
+    /// says INSECURE (in its warning style, the word whole on one line), a plaintext route shows no
+    /// TLS line, and no line reaches out of its cell or makes a panel scroll sideways.
+    /// </summary>
+    [Fact]
+    public async Task A_routes_TLS_line_and_INSECURE_show_at_1400_and_900_pixels_without_overflow()
+    {
+        var chromium = ExternalTool.Require("chromium");
+        using var certs = new TestCertificates();
+        await using var echo = TestServer.Echo();
+        await using var verified = await TlsTerminator.StartAsync(certs.Combined("server"), echo.Endpoint);
+        await using var unverified = await TlsTerminator.StartAsync(certs.Combined("untrusted"), echo.Endpoint);
+        await using var admin = await AdminProxy.StartAsync(
+            AdminProxy.Route("orders-tls", echo) with
+            {
+                Upstream = $"localhost:{verified.Port}",
+                Tls = new Dictionary<string, string?> { ["CaFile"] = certs.CaFile },
+                ListenTls = new Dictionary<string, string?> { ["CertificateFile"] = certs.Combined("server") },
+            },
+            AdminProxy.Route("legacy-insecure", echo, source: "127.0.0.3") with
+            {
+                Upstream = $"localhost:{unverified.Port}",
+                Tls = new Dictionary<string, string?> { ["Insecure"] = "true" },
+            },
+            AdminProxy.Route("plain", echo, source: "127.0.0.4"));
+
+        // One exchange on each TLS route, so the lines carry the negotiated sessions (their longest form).
+        using (var socket = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint("orders-tls")))
+        await using (var tls = new System.Net.Security.SslStream(new NetworkStream(socket), leaveInnerStreamOpen: false))
+        {
+            await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "localhost",
+                CertificateChainPolicy = Forwarding.TlsForwardingTests.Policy(certs.CaFile),
+            }, TestContext.Current.CancellationToken);
+            await tls.WriteAsync("seen"u8.ToArray(), TestContext.Current.CancellationToken);
+            await tls.ReadExactlyAsync(new byte[4], TestContext.Current.CancellationToken);
+        }
+
+        using (var socket = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint("legacy-insecure")))
+        {
+            await socket.SendAsync("seen"u8.ToArray());
+            await socket.ReadExactlyAsync(4);
+        }
+
+        await admin.WaitForJsonAsync("api/routes", routes => routes.EnumerateArray().Count(r =>
+            r.TryGetProperty("tls", out var tls) && tls.ValueKind == System.Text.Json.JsonValueKind.Object
+            && tls.TryGetProperty("upstreamPeer", out var peer) && peer.ValueKind == System.Text.Json.JsonValueKind.Object) == 2);
+
+        using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ChromiumArgs,
+            Timeout = 30_000,
+        });
+
+        foreach (int width in new[] { 1400, 900 })
+        {
+            var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = width, Height = 900 } });
+            var page = await context.NewPageAsync();
+            page.SetDefaultTimeout(Timeout);
+            var consoleErrors = new ConcurrentBag<string>();
+            page.Console += (_, message) =>
+            {
+                if (message.Type == "error")
+                {
+                    consoleErrors.Add(message.Text);
+                }
+            };
+            await page.GotoAsync(admin.BaseAddress.ToString());
+
+            var both = page.Locator("#routes tbody tr[data-route='orders-tls'] .tls-line");
+            await Assertions.Expect(both).ToBeVisibleAsync();
+            await Assertions.Expect(both).ToContainTextAsync("TLS from clients (TLS 1.");
+            await Assertions.Expect(both).ToContainTextAsync("TLS to upstream (TLS 1.");
+            await Assertions.Expect(both).ToContainTextAsync("CN=localhost, expires ");
+            await Assertions.Expect(both).Not.ToContainTextAsync("INSECURE");
+            await Assertions.Expect(both.Locator(".tls.insecure")).ToHaveCountAsync(0);
+
+            var insecure = page.Locator("#routes tbody tr[data-route='legacy-insecure'] .tls-line .tls.insecure");
+            await Assertions.Expect(insecure).ToBeVisibleAsync();
+            await Assertions.Expect(insecure).ToContainTextAsync("TLS to upstream (INSECURE: not verified) (TLS 1.");
+            await Assertions.Expect(insecure).ToHaveCSSAsync("font-weight", "600");
+            await Assertions.Expect(page.Locator("#routes tbody tr[data-route='plain'] .tls-line")).ToHaveCountAsync(0);
+            await Assertions.Expect(page.Locator("#routes tbody tr[data-route='plain']")).ToBeVisibleAsync();
+
+            var screenshot = Path.Combine(AppContext.BaseDirectory, "TestResults", $"status-page-tls-{width}.png");
+            Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+            TestContext.Current.TestOutputHelper?.WriteLine($"status page with TLS at {width} px: {screenshot}");
+            TestContext.Current.AddAttachment($"status-page-tls-{width}.png", await File.ReadAllBytesAsync(screenshot), "image/png");
+
+            var outside = await page.EvaluateAsync<string[]>(TlsLinesOutsideTheirCells);
+            Assert.True(outside.Length == 0, $"at {width} px these TLS lines reach out of their cells: {string.Join("; ", outside)}");
+            Assert.Equal(2, await page.Locator("#routes tbody .tls-line").CountAsync());
+            var split = await page.EvaluateAsync<string[]>(InsecureWordSplit);
+            Assert.True(split.Length == 0, $"at {width} px the word INSECURE is split across lines: {string.Join("; ", split)}");
+            var overflowing = await page.EvaluateAsync<string[]>(OverflowingPanels);
+            Assert.True(overflowing.Length == 0, $"at {width} px these scroll sideways: {string.Join("; ", overflowing)}");
+            Assert.Empty(consoleErrors);
+            await context.CloseAsync();
+        }
+    }
+
+    /// <summary>Each TLS line and each of its pieces: a box wider than the cell it sits in, or out of it.</summary>
+    private const string TlsLinesOutsideTheirCells = """
+        () => {
+          const outside = [];
+          for (const line of document.querySelectorAll("#routes .tls-line")) {
+            const cell = line.closest("td").getBoundingClientRect();
+            for (const el of [line, ...line.querySelectorAll(".tls")]) {
+              for (const r of el.getClientRects()) {
+                if (r.width > 0 && (r.left < cell.left - 0.5 || r.right > cell.right + 0.5)) {
+                  outside.push(`'${el.textContent}' at ${Math.round(r.left)}..${Math.round(r.right)}, cell ${Math.round(cell.left)}..${Math.round(cell.right)}`);
+                }
+              }
+            }
+          }
+          return outside;
+        }
+        """;
+
+    /// <summary>The word INSECURE in a TLS line, when its letters sit on more than one line.</summary>
+    private const string InsecureWordSplit = """
+        () => {
+          const split = [];
+          for (const el of document.querySelectorAll("#routes .tls.insecure")) {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+              const at = node.data.indexOf("INSECURE");
+              if (at < 0) continue;
+              const range = document.createRange();
+              range.setStart(node, at);
+              range.setEnd(node, at + "INSECURE".length);
+              const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+              if (lines.size > 1) split.push(el.textContent);
+            }
+          }
+          return split;
+        }
+        """;
+
+    /// <summary>
     /// Every route name in the route and connection tables: each part up to a slash
     /// (<c>shared-kafka/</c>, <c>broker-1</c>) must sit on one line.
     /// </summary>

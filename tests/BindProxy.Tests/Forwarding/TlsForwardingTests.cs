@@ -262,6 +262,169 @@ public sealed class TlsForwardingTests : IDisposable
         Assert.Empty(upstream.Accepted);
     }
 
+    /// <summary>
+    /// Two hundred clients at once fail their handshake on a TLS listener in each way a client can
+    /// (silent; plaintext; a TLS record cut short; 0x16 followed by bytes that are not TLS; a real
+    /// ClientHello, which costs the proxy its half of the handshake, and then silence) while a good client keeps exchanging messages,
+    /// on a connection it holds and on a new connection each round: no good exchange waits as long
+    /// as a bad client is given, every bad client is closed within the handshake timeout, each is
+    /// one line naming it and one <c>tls_handshake</c> rejection, and none reaches the upstream.
+    /// </summary>
+    [Fact]
+    public async Task A_storm_of_failing_TLS_handshakes_holds_up_no_other_client()
+    {
+        const int Bad = 200;
+        const int Kinds = 5;
+        var handshakeTimeout = TimeSpan.FromSeconds(3);
+        var goodBound = TimeSpan.FromSeconds(2);
+        var closeBound = handshakeTimeout + TimeSpan.FromSeconds(5);
+        var ct = TestContext.Current.CancellationToken;
+        await using var upstream = TestServer.Echo();
+        await using var admin = await Admin.AdminProxy.StartAsync(Route(upstream.Address, listenTls: new()
+        {
+            ["CertificateFile"] = _certs.Combined("server"),
+            ["HandshakeTimeout"] = "00:00:03",
+        }));
+        var endpoint = admin.Proxy.Endpoint();
+        await using var held = await TlsClientAsync(endpoint, ct);
+        await TlsEchoAsync(held, "before the storm", ct);
+
+        var hello = await ClientHelloAsync(ct);
+        var bad = Enumerable.Range(0, Bad).Select(i => FailingTlsClientAsync(endpoint, i % Kinds, hello, closeBound, ct)).ToArray();
+        var storm = Task.WhenAll(bad);
+        var exchanges = new List<(string What, TimeSpan Took, bool DuringStorm)>();
+        int fresh = 0;
+        for (int round = 0; round < 2000 && (!storm.IsCompleted || round < 3); round++)
+        {
+            bool during = !storm.IsCompleted;
+            using var cap = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cap.CancelAfter(Prompt);
+            var started = Stopwatch.GetTimestamp();
+            await TlsEchoAsync(held, $"held {round}", cap.Token);
+            exchanges.Add(($"round {round} on the held connection", Stopwatch.GetElapsedTime(started), during));
+
+            started = Stopwatch.GetTimestamp();
+            await using (var tls = await TlsClientAsync(endpoint, cap.Token))
+            {
+                fresh++;
+                await TlsEchoAsync(tls, $"new {round}", cap.Token);
+            }
+
+            exchanges.Add(($"round {round} on a new connection", Stopwatch.GetElapsedTime(started), during));
+        }
+
+        var results = await storm;
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"good exchanges: {exchanges.Count} ({exchanges.Count(e => e.DuringStorm)} during the storm), slowest {exchanges.Max(e => e.Took).TotalMilliseconds:0} ms; " +
+            string.Join(", ", results.GroupBy(r => r.Kind).OrderBy(g => g.Key).Select(g => $"kind {g.Key} closed after at most {g.Max(r => r.Closed ?? TimeSpan.MaxValue).TotalMilliseconds:0} ms")));
+        var slow = exchanges.Where(e => e.Took > goodBound).Select(e => $"{e.What}: {e.Took.TotalMilliseconds:0} ms").ToList();
+        Assert.True(slow.Count == 0, $"good exchanges slower than {goodBound.TotalSeconds} s during the storm: {string.Join("; ", slow)}");
+        Assert.True(exchanges.Count(e => e.DuringStorm) >= 6,
+            $"only {exchanges.Count(e => e.DuringStorm)} good exchanges overlapped the storm; the test did not measure what it means to");
+
+        // Every bad client was closed by the proxy: within the timeout, and at once where its mistake is plain.
+        var open = results.Where(r => r.Closed is null).Select(r => $"{r.Client} (kind {r.Kind})").ToList();
+        Assert.True(open.Count == 0, $"not closed within {closeBound.TotalSeconds} s: {string.Join(", ", open)}");
+        var late = results.Where(r => r.Kind == 1 && r.Closed >= handshakeTimeout).Select(r => $"{r.Client} (kind {r.Kind}) after {r.Closed!.Value.TotalMilliseconds:0} ms").ToList();
+        Assert.True(late.Count == 0, $"clients whose mistake was plain waited for the handshake timeout: {string.Join(", ", late)}");
+
+        // Each is counted once, as a line that names it and as a tls_handshake rejection, and none reached the upstream.
+        await Admin.MetricsTests.WaitForMetricAsync(admin, "bindproxy_connections_rejected_total", Bad, ("route", "test"), ("reason", "tls_handshake"));
+        var lines = admin.Proxy.Logs.Messages.Where(m => m.Contains(" closed: TLS on the listener: the client ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(Bad, lines.Count);
+        var unnamed = results.Where(r => !lines.Any(l => l.StartsWith($"test: {r.Client} closed: ", StringComparison.Ordinal))).Select(r => r.Client).ToList();
+        Assert.True(unnamed.Count == 0, $"bad clients with no line of their own: {string.Join(", ", unnamed)}");
+        Assert.Equal(1 + fresh, upstream.Accepted.Count);
+    }
+
+    /// <summary>
+    /// The first record a .NET TLS client sends, its ClientHello, taken from a listener of the test's
+    /// own that never answers it.
+    /// </summary>
+    private static async Task<byte[]> ClientHelloAsync(CancellationToken cancellationToken)
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        using var client = await SocketExtensions.ConnectAsync((IPEndPoint)listener.LocalEndPoint!);
+        using var server = await listener.AcceptAsync(cancellationToken);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await using var tls = new SslStream(new NetworkStream(client, ownsSocket: false), leaveInnerStreamOpen: true);
+        var handshake = tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" }, stop.Token);
+        var header = await server.ReadExactlyAsync(5);
+        Assert.Equal(0x16, header[0]);
+        var body = await server.ReadExactlyAsync((header[3] << 8) | header[4]);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => handshake);
+        return [.. header, .. body];
+    }
+
+    /// <summary>A TLS client of a <c>ListenTls</c> listener that trusts the test CA, handshake done.</summary>
+    private async Task<SslStream> TlsClientAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        var socket = await SocketExtensions.ConnectAsync(endpoint);
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        try
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost", CertificateChainPolicy = Policy(_certs.CaFile) }, cancellationToken);
+            return tls;
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task TlsEchoAsync(SslStream tls, string text, CancellationToken cancellationToken)
+    {
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(text), cancellationToken);
+        var read = new byte[text.Length];
+        await tls.ReadExactlyAsync(read, cancellationToken);
+        Assert.Equal(text, Encoding.ASCII.GetString(read));
+    }
+
+    /// <summary>
+    /// A client that fails its handshake on a TLS listener, one way per <paramref name="kind"/>:
+    /// 0 sends nothing, 1 plaintext, 2 a ClientHello record cut short, 3 0x16 and then bytes that are
+    /// not TLS, 4 a real ClientHello (<paramref name="hello"/>) and then nothing. Returns how long
+    /// the proxy took to close it (null: not within <paramref name="closeBound"/>).
+    /// </summary>
+    private static async Task<(string Client, int Kind, TimeSpan? Closed)> FailingTlsClientAsync(IPEndPoint endpoint, int kind, byte[] hello, TimeSpan closeBound,
+        CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var socket = await SocketExtensions.ConnectAsync(endpoint);
+        string client = socket.LocalEndPoint!.ToString()!;
+        byte[] cutShort = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+        byte[] notTls = [0x16, 0xfe, 0xfe, 0x00, 0x08, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef];
+        switch (kind)
+        {
+            case 1:
+                await socket.SendAsync("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"u8.ToArray(), cancellationToken);
+                break;
+            case 2:
+                await socket.SendAsync(cutShort, cancellationToken);
+                break;
+            case 3:
+                await socket.SendAsync(notTls, cancellationToken);
+                break;
+            case 4:
+                await socket.SendAsync(hello, cancellationToken);
+                break;
+        }
+
+        try
+        {
+            await socket.WaitForCloseAsync(closeBound);
+            return (client, kind, Stopwatch.GetElapsedTime(started));
+        }
+        catch (OperationCanceledException)
+        {
+            return (client, kind, null);
+        }
+    }
+
     [Fact]
     public async Task A_TLS_ClientHello_on_a_plaintext_Kafka_listener_is_one_line_naming_the_setting()
     {
@@ -340,7 +503,7 @@ public sealed class TlsForwardingTests : IDisposable
         Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
     }
 
-    private static System.Security.Cryptography.X509Certificates.X509ChainPolicy Policy(string caFile)
+    internal static System.Security.Cryptography.X509Certificates.X509ChainPolicy Policy(string caFile)
     {
         var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
         {
