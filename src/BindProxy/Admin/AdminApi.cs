@@ -80,6 +80,7 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             connection.Kafka?.RequestCount,
             // The source port tells this connection's upstream leg apart from every other one.
             CaptureFilters.Wireshark(connection.Source.Address, [connection.Source.Port]),
+            FormattableString.Invariant($"connection={connection.Id}"),
             connection.Intercepted?.OriginalDestination.ToString(),
             connection.Intercepted?.Pid,
             connection.Intercepted?.CommandLine,

@@ -48,12 +48,16 @@ internal sealed record ConnectionView(
     string State,
     long? KafkaRequests,
     string WiresharkFilter,
+    string CaptureQuery,
     string? OriginalDestination = null,
     int? ClientPid = null,
     string? ClientCommand = null,
     bool Stalled = false);
 
-/// <summary>One client → source address pair of <c>GET /api/assignments</c>, with filters that isolate it.</summary>
+/// <summary>
+/// One client → source address pair of <c>GET /api/assignments</c>, with filters that isolate it
+/// and the <c>/api/capture</c> query that picks its connections.
+/// </summary>
 internal sealed record AssignmentView(
     string Client,
     string IdentityKind,
@@ -64,7 +68,8 @@ internal sealed record AssignmentView(
     long BytesToUpstream,
     long BytesToClient,
     string WiresharkFilter,
-    string TsharkCommand);
+    string TsharkCommand,
+    string CaptureQuery);
 
 /// <summary>Everything the status page shows, in one poll.</summary>
 internal sealed record StatusView(

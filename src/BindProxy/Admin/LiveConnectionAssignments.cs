@@ -28,7 +28,8 @@ internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) 
                     g.Sum(c => c.BytesToUpstream),
                     g.Sum(c => c.BytesToClient),
                     CaptureFilters.Wireshark(g.Key.Source, ports),
-                    CaptureFilters.Tshark(g.Key.Source, ports));
+                    CaptureFilters.Tshark(g.Key.Source, ports),
+                    CaptureQuery(g.Key.Identity.Kind, g.Key.Identity.Name, g.Key.Source, g.First()));
             })
             .OrderBy(a => a.Client, StringComparer.Ordinal)
             .ThenBy(a => a.Source, StringComparer.Ordinal)];
@@ -61,6 +62,19 @@ internal sealed class LiveConnectionAssignments(ConnectionRegistry connections) 
             ? (clientId, KafkaClientId)
             : (Unmapped(connection.Client.Address).ToString(), ClientAddress);
     }
+
+    /// <summary>
+    /// The <c>/api/capture</c> query for one client → source pair: a Kafka client by its client.id,
+    /// a process by its pid, and a client known only by its address by the source address it leaves
+    /// from (local clients all come from 127.0.0.1, so their address would pick them all).
+    /// </summary>
+    internal static string CaptureQuery(string kind, string name, IPAddress source, ProxiedConnection any) =>
+        kind switch
+        {
+            KafkaClientId => $"client={Uri.EscapeDataString(name)}",
+            Process when CaptureSelector.ProcessId(any) is { } pid => FormattableString.Invariant($"pid={pid}"),
+            _ => $"source={Uri.EscapeDataString(Unmapped(source).ToString())}",
+        };
 
     private static IPAddress Unmapped(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 }

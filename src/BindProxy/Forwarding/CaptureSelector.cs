@@ -91,7 +91,8 @@ internal sealed record CaptureSelector(
 
     private static System.Net.IPAddress Unmap(System.Net.IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 
-    private static int? ProcessId(ProxiedConnection connection)
+    /// <summary>The client process's id where the proxy knows it (an intercepted connection, or assignment by process).</summary>
+    internal static int? ProcessId(ProxiedConnection connection)
     {
         if (connection.Intercepted?.Pid is { } pid)
         {

@@ -90,6 +90,7 @@ public sealed class AdminEndpointTests
         await admin.WaitForJsonAsync("api/connections", json => json.GetArrayLength() == 1 && json[0].GetProperty("ageSeconds").GetDouble() > age);
         Assert.Equal("open", connection.GetProperty("state").GetString());
         Assert.Equal($"ip.addr==127.0.0.2 && tcp.port=={seenByUpstream.Port}", connection.GetProperty("wiresharkFilter").GetString());
+        Assert.Equal($"connection={connection.GetProperty("id").GetInt64()}", connection.GetProperty("captureQuery").GetString());
 
         var route = (await admin.GetJsonAsync("api/routes"))[0];
         Assert.Equal(1, route.GetProperty("activeConnections").GetInt32());
@@ -136,10 +137,12 @@ public sealed class AdminEndpointTests
             Assert.Equal(20, first.GetProperty("bytesToClient").GetInt64());
             Assert.Equal($"ip.addr==127.0.0.2 && tcp.port=={port}", first.GetProperty("wiresharkFilter").GetString());
             Assert.Equal($"tshark -i lo -f 'host 127.0.0.2 and tcp port {port}'", first.GetProperty("tsharkCommand").GetString());
+            Assert.Equal("source=127.0.0.2", first.GetProperty("captureQuery").GetString());
 
             var second = assignments[1];
             Assert.Equal("127.0.0.3", second.GetProperty("source").GetString());
             Assert.Equal(1, second.GetProperty("connections").GetInt32());
+            Assert.Equal("source=127.0.0.3", second.GetProperty("captureQuery").GetString());
         }
         finally
         {

@@ -48,6 +48,7 @@ public sealed class AdminKafkaTests
         var assignment = Assert.Single((await admin.GetJsonAsync("api/assignments")).EnumerateArray());
         Assert.Equal("admin-test-producer", assignment.GetProperty("client").GetString());
         Assert.Equal("kafka-client-id", assignment.GetProperty("identityKind").GetString());
+        Assert.Equal("client=admin-test-producer", assignment.GetProperty("captureQuery").GetString());
         Assert.Equal("127.0.0.2", assignment.GetProperty("source").GetString());
         Assert.Contains("ip.addr==127.0.0.2 && tcp.port", assignment.GetProperty("wiresharkFilter").GetString(), StringComparison.Ordinal);
 

@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
 using BindProxy.Configuration;
+using BindProxy.Tests.Capture;
 using BindProxy.Tests.Http;
 using BindProxy.Tests.Infrastructure;
 using Microsoft.Playwright;
@@ -359,6 +362,104 @@ public sealed class StatusPageBrowserTests
             await context.CloseAsync();
         }
     }
+
+    /// <summary>
+    /// Each client and each connection has a capture link: <c>/api/capture</c> with its selector and
+    /// the seconds set in the header (10 until changed), at a wide and a narrow window. The link
+    /// answers pcapng, and clicking it downloads what the connection carries from the click on.
+    /// </summary>
+    [Fact]
+    public async Task Clients_and_connections_have_capture_links_that_download_pcapng_at_1400_and_900_pixels()
+    {
+        var chromium = ExternalTool.Require("chromium");
+        await using var upstream = TestServer.Echo();
+        await using var admin = await AdminProxy.StartAsync(AdminProxy.Route("orders", upstream, source: "127.0.0.2"));
+        var listener = admin.Proxy.Endpoint("orders");
+        using var client = await SocketExtensions.ConnectAsync(listener);
+        await client.SendAsync(new byte[100]);
+        await client.ReadExactlyAsync(100);
+        var live = await Poll.UntilAsync(() => admin.Proxy.Connections.Snapshot(), c => c.Count == 1, "the connection registered");
+        long id = live.Single().Id;
+
+        using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ChromiumArgs,
+            Timeout = 30_000,
+        });
+
+        foreach (int width in new[] { 1400, 900 })
+        {
+            var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = width, Height = 900 }, AcceptDownloads = true });
+            var page = await context.NewPageAsync();
+            page.SetDefaultTimeout(Timeout);
+            var consoleErrors = new ConcurrentBag<string>();
+            page.Console += (_, message) =>
+            {
+                if (message.Type == "error")
+                {
+                    consoleErrors.Add(message.Text);
+                }
+            };
+            await page.GotoAsync(admin.BaseAddress.ToString());
+
+            // A client known by its address is picked by the source address it leaves from; a connection by its id.
+            var clientLink = page.Locator("#assignments tbody tr[data-source='127.0.0.2'] a.capture");
+            var connectionLink = page.Locator($"#connections tbody tr[data-key='{id}'] a.capture");
+            await Assertions.Expect(clientLink).ToHaveAttributeAsync("href", "/api/capture?source=127.0.0.2&seconds=10");
+            await Assertions.Expect(connectionLink).ToHaveAttributeAsync("href", $"/api/capture?connection={id}&seconds=10");
+            await Assertions.Expect(connectionLink).ToHaveTextAsync("capture 10 s");
+            await Assertions.Expect(connectionLink).ToBeVisibleAsync();
+            await Assertions.Expect(clientLink).ToBeVisibleAsync();
+
+            var screenshot = Path.Combine(AppContext.BaseDirectory, "TestResults", $"status-page-capture-{width}.png");
+            Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+            TestContext.Current.AddAttachment($"status-page-capture-{width}.png", await File.ReadAllBytesAsync(screenshot), "image/png");
+            var overflowing = await page.EvaluateAsync<string[]>(OverflowingPanels);
+            Assert.True(overflowing.Length == 0, $"at {width} px these scroll sideways: {string.Join("; ", overflowing)}");
+
+            // A new number of seconds changes every link at once, and survives the next refresh.
+            await page.FillAsync("#capture-seconds", "2");
+            await Assertions.Expect(clientLink).ToHaveAttributeAsync("href", "/api/capture?source=127.0.0.2&seconds=2");
+            await Assertions.Expect(connectionLink).ToHaveAttributeAsync("href", $"/api/capture?connection={id}&seconds=2");
+            await Assertions.Expect(connectionLink).ToHaveTextAsync("capture 2 s");
+            await Assertions.Expect(page.Locator("#updated")).Not.ToHaveTextAsync(await page.Locator("#updated").InnerTextAsync(), new LocatorAssertionsToHaveTextOptions { Timeout = Timeout });
+            await Assertions.Expect(clientLink).ToHaveAttributeAsync("href", "/api/capture?source=127.0.0.2&seconds=2");
+
+            // The client's link, fetched by the page: pcapng from its section header block on.
+            var fetched = await page.EvaluateAsync<JsonElement>(FetchCapture, await clientLink.GetAttributeAsync("href"));
+            Assert.Equal(200, fetched.GetProperty("status").GetInt32());
+            Assert.Equal("application/x-pcapng", fetched.GetProperty("type").GetString());
+            Assert.Equal([0x0A, 0x0D, 0x0D, 0x0A], fetched.GetProperty("head").EnumerateArray().Select(b => b.GetInt32()));
+
+            // The connection's link, clicked: a file with what the connection carried after the click.
+            var marker = Encoding.ASCII.GetBytes($"sent after the click at {width} px");
+            var download = await page.RunAndWaitForDownloadAsync(() => connectionLink.ClickAsync());
+            await client.SendAsync(marker);
+            await client.ReadExactlyAsync(marker.Length);
+            var file = await download.PathAsync();
+            var bytes = await File.ReadAllBytesAsync(file);
+            Assert.EndsWith(".pcapng", download.SuggestedFilename, StringComparison.Ordinal);
+            Assert.Equal([0x0A, 0x0D, 0x0D, 0x0A], bytes.Take(4));
+            var packets = Packet.ReadAll(bytes);
+            Assert.Equal(marker.Length, packets.Where(p => p.To.Equals(listener)).Sum(p => p.PayloadLength));
+            Assert.Equal(marker.Length, packets.Where(p => p.From.Equals(listener)).Sum(p => p.PayloadLength));
+            Assert.Empty(consoleErrors);
+            await context.CloseAsync();
+        }
+    }
+
+    /// <summary>Fetches a link as the page would: its status, content type and first four bytes.</summary>
+    private const string FetchCapture = """
+        async (href) => {
+          const response = await fetch(href, { cache: "no-store" });
+          const bytes = new Uint8Array(await response.arrayBuffer());
+          return { status: response.status, type: response.headers.get("content-type"), head: [...bytes.slice(0, 4)] };
+        }
+        """;
 
     /// <summary>
     /// A route's TLS line under its path, at a wide and a narrow window: a route with TLS on both

@@ -92,6 +92,23 @@ function captures(wireshark, tshark) {
   return el("div", { class: "captures" }, copyable(wireshark, "Wireshark display filter"), copyable(tshark, "tshark command"));
 }
 
+// How long a capture link records: the header's input, a whole number of seconds (10 when unset).
+function captureSeconds() {
+  const value = Math.floor(Number(document.getElementById("capture-seconds").value));
+  return Number.isFinite(value) && value >= 1 ? Math.min(value, 3600) : 10;
+}
+
+function captureHref(query, seconds) {
+  return `/api/capture?${query}&seconds=${seconds}`;
+}
+
+// A link that downloads pcapng of what the query picks, from the click on, for the set seconds.
+function captureLink(query, what) {
+  const seconds = captureSeconds();
+  return el("a", { class: "capture", href: captureHref(query, seconds), download: "", "data-query": query,
+    title: `download ${seconds} s of pcapng of ${what}, from now on` }, `capture ${seconds} s`);
+}
+
 // "from → to" that may break before the arrow.
 // A route's TLS, per side, under its path: what is configured and what the latest connection negotiated.
 function tlsLine(tls) {
@@ -157,7 +174,7 @@ function render(status) {
     td(a.connections, "n"),
     td(bytes(a.bytesToUpstream), "n"),
     td(bytes(a.bytesToClient), "n"),
-    td(captures(a.wiresharkFilter, a.tsharkCommand)))), "assignments-empty");
+    td(el("div", { class: "captures" }, captures(a.wiresharkFilter, a.tsharkCommand), captureLink(a.captureQuery, "this client's connections"))))), "assignments-empty");
 
   fill("connections", status.connections.map((c) => {
     // The client's identity (a process under bindproxy exec, a Kafka client.id) under its address, when it says more than the address.
@@ -172,7 +189,7 @@ function render(status) {
       td(bytes(c.bytesToClient), "n"),
       td(duration(c.ageSeconds), "n"),
       td(tokens(c.state), `wrap-narrow ${c.state === "open" ? "state-open" : "state-other"}`),
-      td(copyable(c.wiresharkFilter, "Wireshark display filter")));
+      td(el("div", { class: "captures" }, copyable(c.wiresharkFilter, "Wireshark display filter"), captureLink(c.captureQuery, "this connection"))));
   }), "connections-empty");
 
   fill("routes", status.routes.map((r) => el("tr", { "data-key": r.name, "data-route": r.name },
@@ -259,6 +276,16 @@ async function poll() {
   }
   setTimeout(poll, POLL_MS);
 }
+
+// A new number of seconds applies to every capture link at once.
+document.getElementById("capture-seconds").addEventListener("input", () => {
+  const seconds = captureSeconds();
+  for (const link of document.querySelectorAll("a.capture")) {
+    link.href = captureHref(link.dataset.query, seconds);
+    link.textContent = `capture ${seconds} s`;
+    link.title = link.title.replace(/^download \d+ s/, `download ${seconds} s`);
+  }
+});
 
 document.getElementById("pause").addEventListener("click", (event) => {
   paused = !paused;
