@@ -109,6 +109,10 @@ public sealed partial class ExecKafkaTests
             EXEC="$PROXY exec --source {{Source}} --kafka $first --admin off --"
             seq 1 9 | sed 's/^/m-/' | $EXEC kcat -b $first -P -t exec-test 2> produce.log; echo "produce: $?"
             $EXEC kcat -b $first -C -t exec-test -o beginning -e -q > consumed.txt 2> consume.log; echo "consume: $? $(grep -c '^m-' consumed.txt)"
+            # tcpdump loses what it has not yet read from the kernel when it is interrupted: first
+            # let the file stop growing (1 s unchanged, 10 s at most).
+            prev=-1 same=0
+            for _ in $(seq 1 100); do size=$(stat -c %s capture.pcap); if [ "$size" = "$prev" ]; then same=$((same + 1)); [ $same -ge 10 ] && break; else same=0; prev=$size; fi; sleep 0.1; done
             kill -INT $dump; wait $dump 2>/dev/null
             """, Timeout);
 
