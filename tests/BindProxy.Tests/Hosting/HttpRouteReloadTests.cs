@@ -95,9 +95,23 @@ public sealed class HttpRouteReloadTests
         // Changed into an Http route: its Tcp listener makes way for an HTTP one, without a restart.
         await File.WriteAllTextAsync(file, Config(server, ("web", second, "Http"), ("api", other, "Http")), TestContext.Current.CancellationToken);
         await proxy.Logs.WaitForAsync(Prompt, "Reload: route api changed: Protocol Tcp → Http");
-        using (var api = await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, other)))
+
+        // The change is logged as the Tcp listener closes; the HTTP one takes the port a moment later.
+        async Task<Socket?> TryConnectAsync()
         {
-            Assert.Equal("HTTP/1.1 200 OK", await GetAsync(api));
+            try
+            {
+                return await SocketExtensions.ConnectAsync(new IPEndPoint(IPAddress.Loopback, other));
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                return null;
+            }
+        }
+
+        using (var api = await Poll.UntilAsync<Socket?>(TryConnectAsync, s => s is not null, "the HTTP listener of api on its port", Prompt))
+        {
+            Assert.Equal("HTTP/1.1 200 OK", await GetAsync(api!));
         }
 
         Assert.DoesNotContain(proxy.Logs.Messages, m => m.Contains("next restart", StringComparison.Ordinal));
