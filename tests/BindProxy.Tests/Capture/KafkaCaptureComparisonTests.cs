@@ -45,7 +45,7 @@ public sealed class KafkaCaptureComparisonTests
         using var http = new HttpClient { BaseAddress = new Uri($"http://{admin}/") };
 
         // Broker listeners open on first use: a metadata round makes them all, so the printed command names them.
-        await RunKcatAsync(kcat, null, "-b", bootstrap, "-L", "-X", "client.id=warm-up");
+        await Kafka.KcatTests.RunAsync(kcat, null, "-b", bootstrap, "-L", "-X", "client.id=warm-up");
         var brokerListeners = proxy.Services.GetRequiredService<BrokerDirectories>().All[KafkaRoute.Name].Brokers.Select(b => b.ProxyPort).ToList();
         Assert.Equal(3, brokerListeners.Count);
         int[] kafkaPorts = [proxy.Endpoint(KafkaRoute.Name).Port, .. brokerListeners, .. KafkaRoute.BrokerPorts(cluster)];
@@ -76,10 +76,10 @@ public sealed class KafkaCaptureComparisonTests
 
         // The selected sessions, and one of another client.id beside them that neither capture may show.
         var lines = Enumerable.Range(0, 20).Select(i => $"key-{i}:kcat message {i}").ToList();
-        await RunKcatAsync(kcat, string.Join('\n', lines) + "\n", "-b", bootstrap, "-P", "-t", Topic, "-K", ":", "-X", "acks=all", "-X", "client.id=kcat-captured");
-        var consumed = await RunKcatAsync(kcat, null, "-b", bootstrap, "-C", "-t", Topic, "-o", "beginning", "-e", "-q", "-f", "%k:%s\\n", "-X", "client.id=kcat-captured");
+        await Kafka.KcatTests.RunAsync(kcat, string.Join('\n', lines) + "\n", "-b", bootstrap, "-P", "-t", Topic, "-K", ":", "-X", "acks=all", "-X", "client.id=kcat-captured");
+        var consumed = await Kafka.KcatTests.RunAsync(kcat, null, "-b", bootstrap, "-C", "-t", Topic, "-o", "beginning", "-e", "-q", "-f", "%k:%s\\n", "-X", "client.id=kcat-captured");
         Assert.Equal(lines.Order(), consumed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
-        await RunKcatAsync(kcat, null, "-b", bootstrap, "-L", "-X", "client.id=not-captured");
+        await Kafka.KcatTests.RunAsync(kcat, null, "-b", bootstrap, "-L", "-X", "client.id=not-captured");
         using (var producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, ClientId = "confluent-captured", Acks = Acks.All, LingerMs = 5 })
             .SetLogHandler((_, _) => { }).Build())
         {
@@ -235,36 +235,5 @@ public sealed class KafkaCaptureComparisonTests
         }
 
         return result;
-    }
-
-    private static async Task<string> RunKcatAsync(string kcat, string? stdin, params string[] args)
-    {
-        var info = new ProcessStartInfo(kcat) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-        {
-            await process.StandardInput.WriteAsync(stdin).WaitAsync(Timeout);
-        }
-
-        process.StandardInput.Close();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(Timeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill();
-            throw;
-        }
-
-        Assert.True(process.ExitCode == 0, $"kcat {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
-        return await stdout;
     }
 }
