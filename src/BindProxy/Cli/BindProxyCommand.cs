@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Hosting;
 using BindProxy.Interception;
 using BindProxy.Transport;
@@ -131,7 +132,7 @@ internal static class BindProxyCommand
             return (configuration, null);
         }
 
-        var validator = new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe());
+        var validator = new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe(), new ToxicCheck(FaultApi.CheckText));
         var result = await validator.ValidateAsync(ConfigLoader.Read(configuration, quick, admin, engine), cancellationToken).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {

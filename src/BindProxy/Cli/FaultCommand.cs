@@ -65,7 +65,8 @@ internal static class FaultCommand
                 {
                     var attributes = string.Join(' ', t.GetProperty("attributes").EnumerateObject().Select(a => $"{a.Name}={a.Value.GetRawText()}"));
                     var aimed = t.TryGetProperty("match", out var m) ? "  only " + string.Join(' ', m.EnumerateObject().Select(a => $"{a.Name}={a.Value}")) : "";
-                    Console.Out.WriteLine($"  {t.GetProperty("name").GetString()}: {t.GetProperty("type").GetString()} {t.GetProperty("stream").GetString()} toxicity {t.GetProperty("toxicity").GetDouble().ToString(CultureInfo.InvariantCulture)}  {attributes}{aimed}");
+                    var origin = t.TryGetProperty("origin", out var o) && o.ValueKind == JsonValueKind.String && o.GetString() == "file" ? "  (from the configuration file)" : "";
+                    Console.Out.WriteLine($"  {t.GetProperty("name").GetString()}: {t.GetProperty("type").GetString()} {t.GetProperty("stream").GetString()} toxicity {t.GetProperty("toxicity").GetDouble().ToString(CultureInfo.InvariantCulture)}  {attributes}{aimed}{origin}");
                 }
             }
 

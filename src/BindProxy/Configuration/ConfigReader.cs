@@ -96,6 +96,7 @@ internal static class ConfigReader
             {
                 FieldShape.List => ReadList(child, misshapen),
                 FieldShape.Map => ReadMap(child, misshapen),
+                FieldShape.Objects => JsonSection.ReadArray(child, misshapen),
                 _ => ReadText(child, misshapen),
             };
             config = field.With(config, value);

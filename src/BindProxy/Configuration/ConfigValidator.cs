@@ -17,7 +17,8 @@ namespace BindProxy.Configuration;
 /// same code as a written one.
 /// </summary>
 /// <param name="interception">What the machine offers intercepting routes; without it such a route is refused.</param>
-internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionProbe? interception = null)
+/// <param name="toxics">The fault API's rules for a toxic; without them a route's <c>Faults</c> is refused.</param>
+internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionProbe? interception = null, IToxicCheck? toxics = null)
 {
     /// <summary>How long a host-name upstream may take to resolve during validation.</summary>
     public static readonly TimeSpan ResolveTimeout = TimeSpan.FromSeconds(3);
@@ -324,6 +325,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         var tls = ValidateTls(route, Error, warnings);
         var listenTls = ValidateListenTls(route, protocol, Error, warnings);
         var intercept = ValidateIntercept(route, protocol, listen, sources, Error);
+        var routeToxics = RouteToxics.Validate(route, protocol, toxics, Error);
         if (intercept is not null)
         {
             upstream = UpstreamSpec.OriginalDestination(intercept.Ports);
@@ -358,6 +360,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
             Tls = tls,
             ListenTls = listenTls,
             Intercept = intercept,
+            Toxics = routeToxics,
         };
     }
 

@@ -14,4 +14,7 @@ internal enum FieldShape
 
     /// <summary>A section of named sections, each read by a table of its own (<c>Routes</c>).</summary>
     Sections,
+
+    /// <summary>A JSON array of objects, kept as one JSON text for a reader of its own (<c>Faults</c>: toxics).</summary>
+    Objects,
 }

@@ -126,6 +126,13 @@ internal sealed record RouteConfig
         Scope = FieldScope.HttpOnly)]
     public string? RequestTimeout { get; init; }
 
+    /// <remarks>Checked by <see cref="IToxicCheck"/>, the fault API's own rules; applied by the host's <c>FileToxics</c>.</remarks>
+    [ConfigField("Toxics the route carries from the start, each in toxiproxy's JSON shape (`name`, `type`, `stream`, `toxicity`, `attributes`, and `match`), so a fault scenario can live in a repository. A Kafka route's broker listeners get them too. A reload that changes them sets the route's toxics from the file to these and leaves those added through the fault API; see [Scenarios in the configuration file](#scenarios-in-the-configuration-file). Tcp and Kafka routes.",
+        Forms = """`[{ "type": "latency", "attributes": { "latency": 100 } }]`, a JSON array of toxics""",
+        Unset = "none",
+        Shape = FieldShape.Objects)]
+    public string? Faults { get; init; }
+
     /// <summary>Keys present in the route's section that no field reads (typos).</summary>
     public IReadOnlyList<string> UnknownFields { get; init; } = [];
 

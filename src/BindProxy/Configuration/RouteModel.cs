@@ -67,6 +67,9 @@ internal sealed class RouteModel
     /// <summary>TLS on the route's listeners (a Kafka route's broker listeners too); null: plaintext.</summary>
     public ListenTlsSettings? ListenTls { get; init; }
 
+    /// <summary>The toxics the file gives the route (<c>Faults</c>), a checked JSON array; null when none. A member carries its root's.</summary>
+    public string? Toxics { get; init; }
+
     /// <summary>
     /// Set when the route serves intercepted connections: each connection's upstream is then its
     /// original destination, and <see cref="Upstream"/> only describes that.

@@ -10,6 +10,7 @@ internal sealed class RouteFaults(string route) : IDisposable
     private readonly Lock _lock = new();
     private Toxic[] _toxics = [];
     private bool _disabled;
+    private string? _fileDefinition;
     private CancellationTokenSource _changed = new();
 
     public string Route { get; } = route;
@@ -100,6 +101,62 @@ internal sealed class RouteFaults(string route) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="fromFile"/> the route's toxics from the configuration file when
+    /// <paramref name="definition"/> (their text in the file) differs from the one applied last;
+    /// null when it does not. The file's toxics no longer given are removed, those given replace
+    /// the toxic of their name (one added through the API too), the rest are added after the
+    /// present ones; toxics added through the API under other names stay. One change: a
+    /// connection sees the old list or the new one.
+    /// </summary>
+    public IReadOnlyList<FileToxicChange>? ApplyFile(IReadOnlyList<Toxic> fromFile, string? definition)
+    {
+        lock (_lock)
+        {
+            if (definition == _fileDefinition)
+            {
+                return null;
+            }
+
+            _fileDefinition = definition;
+            var changes = new List<FileToxicChange>();
+            var given = fromFile.ToDictionary(t => t.Name, StringComparer.Ordinal);
+            var next = new List<Toxic>();
+            foreach (var present in _toxics)
+            {
+                if (given.Remove(present.Name, out var toxic))
+                {
+                    next.Add(toxic);
+                    if (!present.IsFromFile || present.Describe() != toxic.Describe())
+                    {
+                        changes.Add(new FileToxicChange(toxic, present));
+                    }
+                }
+                else if (present.IsFromFile)
+                {
+                    changes.Add(new FileToxicChange(null, present));
+                }
+                else
+                {
+                    next.Add(present);
+                }
+            }
+
+            foreach (var toxic in fromFile.Where(t => given.ContainsKey(t.Name)))
+            {
+                next.Add(toxic);
+                changes.Add(new FileToxicChange(toxic, null));
+            }
+
+            if (changes.Count > 0)
+            {
+                Publish([.. next]);
+            }
+
+            return changes;
+        }
+    }
+
     /// <summary>Removes every toxic; those removed.</summary>
     public IReadOnlyList<Toxic> Clear()
     {
@@ -111,3 +168,6 @@ internal sealed class RouteFaults(string route) : IDisposable
         }
     }
 }
+
+/// <summary>One toxic a change of the configuration file's <c>Faults</c> made: added (no <paramref name="Before"/>), changed or taken over from the API, or removed (no <paramref name="After"/>).</summary>
+internal sealed record FileToxicChange(Toxic? After, Toxic? Before);

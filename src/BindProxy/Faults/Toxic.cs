@@ -15,6 +15,15 @@ internal sealed record Toxic(string Name, ToxicKind Kind, ToxicStream Stream, do
     /// <summary>The connections it is aimed at; null for every one.</summary>
     public ToxicMatch? Match { get; init; }
 
+    /// <summary>Where it came from: <see cref="FromApi"/> or <see cref="FromFile"/> (a route's <c>Faults</c>), as the API lists it.</summary>
+    public string Origin { get; init; } = FromApi;
+
+    public const string FromApi = "api";
+
+    public const string FromFile = "file";
+
+    public bool IsFromFile => Origin == FromFile;
+
     public string Type => Kind.Name;
 
     public string StreamName => Stream == ToxicStream.Upstream ? "upstream" : "downstream";

@@ -200,6 +200,7 @@ internal static class ToxicJson
         writer.WriteString("stream", toxic.StreamName);
         writer.WriteNumber("toxicity", toxic.Toxicity);
         toxic.Match?.Write(writer);
+        writer.WriteString("origin", toxic.Origin);
         writer.WriteEndObject();
     }
 }

@@ -24,6 +24,7 @@ internal sealed partial class ConfigReloader(
     InterceptionHost interception,
     SourceAssigner sources,
     DrainCoordinator drains,
+    FileToxics toxics,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -215,6 +216,8 @@ internal sealed partial class ConfigReloader(
                 continue;
             }
 
+            // The file's toxics follow the new definition, on open connections too (pipe path), before its listeners move.
+            toxics.ApplyFamily(root);
             if (relisten.Contains(change))
             {
                 await listeners.OpenAsync(root).ConfigureAwait(false);
@@ -234,6 +237,7 @@ internal sealed partial class ConfigReloader(
 
         foreach (var root in added)
         {
+            toxics.ApplyFamily(root);
             var endpoints = await listeners.OpenAsync(root).ConfigureAwait(false);
             var route = root.Model;
             Log.Added(logger, route.Name, string.Join(", ", endpoints), route.Upstream.Text, route.Sources.Addresses.ToString(), route.WiresharkFilter);

@@ -232,7 +232,7 @@ internal sealed partial class FaultApi(
     }
 
     /// <summary>A Kafka toxic's <c>api</c> must name an API the proxy knows.</summary>
-    private static string? CheckText(string attribute, string value) => attribute == "api" ? KafkaFaultHook.CheckApi(value) : null;
+    internal static string? CheckText(string attribute, string value) => attribute == "api" ? KafkaFaultHook.CheckApi(value) : null;
 
     /// <summary>Every route served, configured ones first, then the routes they opened, by name.</summary>
     private IEnumerable<ServedRoute> Proxies() =>

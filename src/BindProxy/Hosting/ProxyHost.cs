@@ -55,6 +55,8 @@ internal static partial class ProxyHost
         services.AddSingleton<ConnectionLifecycle>();
         services.AddSingleton<PipeForwarder>();
         services.AddSingleton<FaultTable>();
+        services.AddSingleton<FileToxics>();
+        services.AddSingleton<IToxicCheck>(new ToxicCheck(FaultApi.CheckText));
 
         // The one place the engine is chosen: how proxy listeners accept, and who forwards a
         // connection that ForwardingPath does not send down the pipe path.

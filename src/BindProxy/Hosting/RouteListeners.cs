@@ -22,6 +22,7 @@ internal sealed partial class RouteListeners(
     ListenerRegistry registry,
     DrainCoordinator drains,
     HttpRouteClients httpClients,
+    FileToxics toxics,
     ILogger<RouteListeners> logger) : IHostedService, IBrokerListeners
 {
     private readonly List<Task> _draining = [];
@@ -31,6 +32,8 @@ internal sealed partial class RouteListeners(
     {
         foreach (var root in routes.Roots)
         {
+            // Its first connection meets the file's toxics already.
+            toxics.ApplyFamily(root);
             foreach (var endpoint in root.Model.Listen.Endpoints)
             {
                 var result = await host.BindAsync(root, endpoint, cancellationToken).ConfigureAwait(false);
@@ -102,8 +105,12 @@ internal sealed partial class RouteListeners(
         return draining;
     }
 
-    public ValueTask<BindResult> ListenAsync(ServedRoute broker, IPEndPoint endpoint, CancellationToken cancellationToken) =>
-        host.BindAsync(broker, endpoint, cancellationToken);
+    public ValueTask<BindResult> ListenAsync(ServedRoute broker, IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        // A broker listener carries its root's toxics from the file, from its first connection on.
+        toxics.Apply(broker);
+        return host.BindAsync(broker, endpoint, cancellationToken);
+    }
 
     public async ValueTask CloseAsync(ServedRoute broker, string reason)
     {

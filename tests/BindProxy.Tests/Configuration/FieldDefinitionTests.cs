@@ -187,7 +187,7 @@ public sealed class FieldDefinitionTests
             config = config with { Admin = field.With(new AdminConfig { Listen = "127.0.0.1:0" }, value) };
         }
 
-        var result = await new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe()).ValidateAsync(config with { Routes = [route] }, CancellationToken.None);
+        var result = await new ConfigValidator(new SourceAddressProbe(), new InterceptionProbe(), TestProxy.Toxics).ValidateAsync(config with { Routes = [route] }, CancellationToken.None);
         return [.. result.Errors.Where(e => e.Field == field.Path)
             .Where(e => !(field.Path == "Intercept:Uid" && value == InterceptionSupport.OwnUid()?.ToString(CultureInfo.InvariantCulture))) // the one uid refused on every machine
             .Select(e => e.ToString())];

@@ -41,6 +41,7 @@ public sealed class RouteInheritanceTests
         DecodeBodies = "always",
         Tls = new Dictionary<string, string?> { ["CaFile"] = Certificates.Value.CaFile, ["ServerName"] = "kafka.example" },
         ListenTls = new Dictionary<string, string?> { ["CertificateFile"] = Certificates.Value.Cert("server"), ["KeyFile"] = Certificates.Value.Key("server") },
+        Faults = """[{"type":"kafka_latency","attributes":{"api":"Metadata","latency":10}}]""",
     };
 
     private static readonly Lazy<TestCertificates> Certificates = new(() => new TestCertificates());
@@ -63,10 +64,10 @@ public sealed class RouteInheritanceTests
     [Fact]
     public async Task A_broker_route_has_every_setting_of_its_root_but_what_is_marked_as_its_own()
     {
-        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(new ProxyConfig { Routes = [EverySettingSet()] }, CancellationToken.None);
+        var result = await new ConfigValidator(new SourceAddressProbe(), toxics: TestProxy.Toxics).ValidateAsync(new ProxyConfig { Routes = [EverySettingSet()] }, CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         var root = Assert.Single(result.Model!.Routes);
-        var defaults = Assert.Single((await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(
+        var defaults = Assert.Single((await new ConfigValidator(new SourceAddressProbe(), toxics: TestProxy.Toxics).ValidateAsync(
             new ProxyConfig { Routes = [new RouteConfig { Name = "kafka", Listen = "127.0.0.1:0", Upstream = "127.0.0.1:9", Source = "127.0.0.2" }] },
             CancellationToken.None)).Model!.Routes);
 
@@ -112,7 +113,7 @@ public sealed class RouteInheritanceTests
     [Fact]
     public async Task A_broker_route_takes_its_roots_new_settings_on_reload_and_keeps_its_own()
     {
-        var validator = new ConfigValidator(new SourceAddressProbe());
+        var validator = new ConfigValidator(new SourceAddressProbe(), toxics: TestProxy.Toxics);
         var before = Assert.Single((await validator.ValidateAsync(new ProxyConfig { Routes = [EverySettingSet()] }, CancellationToken.None)).Model!.Routes);
         var after = Assert.Single((await validator.ValidateAsync(new ProxyConfig { Routes = [EverySettingSet() with { IdleTimeout = "00:09:00", MaxFrameSize = "8192" }] }, CancellationToken.None)).Model!.Routes);
         var (listen, brokerAddress) = Broker();

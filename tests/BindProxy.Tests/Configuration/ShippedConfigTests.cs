@@ -1,5 +1,6 @@
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Tests.Infrastructure;
 
 namespace BindProxy.Tests.Configuration;
 
@@ -24,7 +25,7 @@ public sealed class ShippedConfigTests
     {
         var configuration = ConfigLoader.Load(file, required: true, out var error);
         Assert.Null(error);
-        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(ConfigReader.Read(configuration), CancellationToken.None);
+        var result = await new ConfigValidator(new SourceAddressProbe(), toxics: TestProxy.Toxics).ValidateAsync(ConfigReader.Read(configuration), CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         Assert.NotEmpty(result.Model!.Routes);
     }

@@ -44,6 +44,15 @@ internal sealed class FaultProxy : IAsyncDisposable
         return new FaultProxy(proxy, api);
     }
 
+    /// <summary>A proxy started from a configuration file (with a <c>Faults</c> section) that it watches for edits.</summary>
+    public static async Task<FaultProxy> StartFromFileAsync(string path)
+    {
+        var proxy = await TestProxy.StartFromFileAsync(path);
+        var api = proxy.Services.GetRequiredService<FaultEndpoint>().BoundEndPoint;
+        Assert.NotNull(api);
+        return new FaultProxy(proxy, api);
+    }
+
     public async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? json = null)
     {
         using var request = new HttpRequestMessage(method, path);

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Forwarding;
 using BindProxy.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -60,6 +61,8 @@ public sealed class RouteFieldReloadTests
             (route, _) => route.ListenTls is { } listen ? $"CertificateFile={listen.CertificateFile}" : null),
         ["XForwarded"] = new("Http", None, null, "false", (route, _) => route.Http!.XForwarded),
         ["RequestTimeout"] = new("Http", None, null, "00:00:09", (route, _) => route.Http!.RequestTimeout),
+        ["Faults"] = new("Tcp", None, null, JsonDocument.Parse("""[{"attributes":{"latency":100},"name":"slow","type":"latency"}]""").RootElement,
+            (route, proxy) => string.Join(",", proxy.Services.GetRequiredService<FaultTable>().Find(route.Name)?.Toxics.Select(t => $"{t.Name}: {t.Describe()}") ?? [])),
     };
 
     /// <summary>Every property of <see cref="RouteConfig"/> a configuration file can set.</summary>
@@ -171,13 +174,19 @@ public sealed class RouteFieldReloadTests
     private static string Parsed(object written) => written switch
     {
         Dictionary<string, string> map => string.Join(",", map.Select(kv => $"{kv.Key}={kv.Value}")),
+        JsonElement toxics => string.Join(",", toxics.EnumerateArray().Select(t => t.GetProperty("name").GetString())),
         "client-address" => "ClientAddress",
         var text => (string)text,
     };
 
     /// <summary>A value as the reload's diff line shows it, through the field table.</summary>
     private static string? Written(ConfigField field, object? value) =>
-        field.Text(field.With(new RouteConfig { Name = "r" }, value is Dictionary<string, string> map ? map.ToDictionary(kv => kv.Key, kv => (string?)kv.Value) : value));
+        field.Text(field.With(new RouteConfig { Name = "r" }, value switch
+        {
+            Dictionary<string, string> map => map.ToDictionary(kv => kv.Key, kv => (string?)kv.Value),
+            JsonElement json => json.GetRawText(), // read back from the file as this JSON text, its keys in order
+            _ => value,
+        }));
 
     /// <summary>A file with one route "r" in front of a port nothing answers on (no connection is made).</summary>
     private static string Config(string name, Edit edit, object? value)

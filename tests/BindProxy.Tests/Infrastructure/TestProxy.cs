@@ -1,6 +1,7 @@
 using System.Net;
 using BindProxy.Addressing;
 using BindProxy.Configuration;
+using BindProxy.Faults;
 using BindProxy.Forwarding;
 using BindProxy.Hosting;
 using BindProxy.Transport;
@@ -24,6 +25,9 @@ public sealed class TestProxy : IAsyncDisposable
 
     public LogCollector Logs { get; }
 
+    /// <summary>The fault API's rules for a toxic, as the CLI and the host check a route's <c>Faults</c> with.</summary>
+    internal static ToxicCheck Toxics { get; } = new(FaultApi.CheckText);
+
     internal IServiceProvider Services => _app.Services;
 
     internal ConnectionRegistry Connections => _app.Services.GetRequiredService<ConnectionRegistry>();
@@ -46,7 +50,7 @@ public sealed class TestProxy : IAsyncDisposable
     /// <summary>Starts a proxy from a whole configuration (routes, engine, drain timeout).</summary>
     internal static async Task<TestProxy> StartAsync(ProxyConfig config, TransportOptions? transport = null, Action<IServiceCollection>? services = null)
     {
-        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(config, CancellationToken.None);
+        var result = await new ConfigValidator(new SourceAddressProbe(), toxics: Toxics).ValidateAsync(config, CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         return await StartAsync(result.Model!, transport, services: services);
     }
@@ -56,7 +60,7 @@ public sealed class TestProxy : IAsyncDisposable
     /// <param name="services">Registrations made last, which replace the host's own.</param>
     internal static async Task<TestProxy> StartAsync(Action<IServiceCollection>? services, params RouteConfig[] routes)
     {
-        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(new ProxyConfig { Routes = routes }, CancellationToken.None);
+        var result = await new ConfigValidator(new SourceAddressProbe(), toxics: Toxics).ValidateAsync(new ProxyConfig { Routes = routes }, CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         return await StartAsync(result.Model!, services: services);
     }
@@ -66,7 +70,7 @@ public sealed class TestProxy : IAsyncDisposable
     {
         var configuration = ConfigLoader.Load(path, required: true, reloadOnChange: true, out var error);
         Assert.Null(error);
-        var result = await new ConfigValidator(new SourceAddressProbe()).ValidateAsync(ConfigReader.Read(configuration), CancellationToken.None);
+        var result = await new ConfigValidator(new SourceAddressProbe(), toxics: Toxics).ValidateAsync(ConfigReader.Read(configuration), CancellationToken.None);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         return await StartAsync(result.Model!, reload: configuration);
     }
