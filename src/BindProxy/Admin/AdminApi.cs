@@ -48,7 +48,7 @@ internal sealed class AdminApi(RouteTable routes, ListenerRegistry listeners, Co
             route.TsharkCommand,
             served.IsRuntime,
             faults.Find(route.Name) is { } routeFaults
-                ? [.. routeFaults.Toxics.Select(t => $"{t.Name}: {t.Describe()}"), .. routeFaults.Enabled ? Array.Empty<string>() : ["disabled: not listening"]]
+                ? [.. routeFaults.Toxics.Select(t => $"{t.Name}: {t.Describe()}{(t.IsFromFile ? " (from the configuration file)" : "")}"), .. routeFaults.Enabled ? Array.Empty<string>() : ["disabled: not listening"]]
                 : [],
             route.Tls is null && route.ListenTls is null ? null : new RouteTlsView(
                 route.Tls?.Describe(),

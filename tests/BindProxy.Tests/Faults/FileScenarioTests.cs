@@ -10,6 +10,7 @@ using BindProxy.Tests.Cli;
 using BindProxy.Tests.Infrastructure;
 using BindProxy.Tests.Kafka;
 using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace BindProxy.Tests.Faults;
 
@@ -32,7 +33,8 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
               "plain": { "Listen": "127.0.0.1:0", "Upstream": "{{upstream}}", "Source": "127.0.0.2" }
             }
           },
-          "Faults": { "Listen": "127.0.0.1:0" }
+          "Faults": { "Listen": "127.0.0.1:0" },
+          "Admin": { "Listen": "127.0.0.1:0" }
         }
         """;
 
@@ -90,6 +92,13 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         Assert.Equal("file", toxics["slow"].Origin);
         Assert.Equal(100, toxics["slow"].Toxic.GetProperty("attributes").GetProperty("latency").GetInt32());
         Assert.Empty(await ToxicsAsync(faults, "plain"));
+
+        // The status page's data says so too.
+        var admin = faults.Proxy.Services.GetRequiredService<BindProxy.Admin.AdminEndpoint>().BoundEndPoint!;
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin}/") };
+        var routes = JsonDocument.Parse(await http.GetStringAsync(new Uri("api/routes", UriKind.Relative), TestContext.Current.CancellationToken)).RootElement;
+        var shown = routes.EnumerateArray().Single(r => r.GetProperty("name").GetString() == "test").GetProperty("toxics");
+        Assert.Equal("slow: latency downstream toxicity 1: latency=100 jitter=0 (from the configuration file)", Assert.Single(shown.EnumerateArray()).GetString());
     }
 
     [Fact]
