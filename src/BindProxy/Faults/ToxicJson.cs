@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace BindProxy.Faults;
@@ -206,9 +207,18 @@ internal static class ToxicJson
 
         foreach (var (attribute, text) in toxic.Texts)
         {
+            // Back as they were given: a number, true or false, else text.
             if (text is "true" or "false")
             {
                 writer.WriteBoolean(attribute, text == "true");
+            }
+            else if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long whole))
+            {
+                writer.WriteNumber(attribute, whole);
+            }
+            else if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction) && double.IsFinite(fraction))
+            {
+                writer.WriteNumber(attribute, fraction);
             }
             else
             {

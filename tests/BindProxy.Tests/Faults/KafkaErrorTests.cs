@@ -79,7 +79,7 @@ public sealed class KafkaErrorTests(ITestOutputHelper output)
         var (created, toxic) = await faults.SendAsync(HttpMethod.Post, "proxies/test/toxics",
             """{"name":"e","type":"kafka_error","attributes":{"api":"Produce","error":6,"count":3,"forward":true}}""");
         Assert.Equal(HttpStatusCode.OK, created);
-        Assert.Equal("6", toxic.GetProperty("attributes").GetProperty("error").GetString());
+        Assert.Equal(6, toxic.GetProperty("attributes").GetProperty("error").GetInt32());
         Assert.True(toxic.GetProperty("attributes").GetProperty("forward").GetBoolean());
         var (updated, _) = await faults.SendAsync(HttpMethod.Post, "proxies/test/toxics/e", """{"attributes":{"count":0,"rate":0.25}}""");
         Assert.Equal(HttpStatusCode.OK, updated);
