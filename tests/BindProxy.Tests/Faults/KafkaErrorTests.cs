@@ -8,6 +8,7 @@ using BindProxy.Demo;
 using BindProxy.Tests.Infrastructure;
 using BindProxy.Tests.Kafka;
 using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace BindProxy.Tests.Faults;
 
@@ -85,6 +86,71 @@ public sealed class KafkaErrorTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.OK, updated);
         var (throttle, _) = await faults.SendAsync(HttpMethod.Post, "proxies/test/toxics", """{"type":"kafka_throttle","attributes":{"api":"Fetch","throttle_ms":200,"topic":"^orders$"}}""");
         Assert.Equal(HttpStatusCode.OK, throttle);
+    }
+
+    [Fact]
+    public async Task An_answer_the_proxy_makes_up_reaches_the_client_in_request_order_behind_a_slower_broker_response()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(1);
+        await using var faults = await StartAsync(cluster);
+        await faults.AddToxicAsync("""{"name":"slow_metadata","type":"kafka_latency","attributes":{"api":"Metadata","latency":300}}""", KafkaRoute.Name);
+        await faults.AddToxicAsync("""{"name":"no_coordinator","type":"kafka_error","attributes":{"api":"FindCoordinator","error":"COORDINATOR_NOT_AVAILABLE"}}""", KafkaRoute.Name);
+
+        // Metadata (to the broker, answered 300 ms late), FindCoordinator (answered by the proxy at
+        // once), Metadata again: written together on one connection.
+        var metadata = new BindProxy.Kafka.Protocol.Messages.MetadataRequestData { Topics = null };
+        var findCoordinator = new BindProxy.Kafka.Protocol.Messages.FindCoordinatorRequestData { Key = "g", KeyType = 0 };
+        byte[] requests = [.. Request(BindProxy.Kafka.Protocol.KafkaApiKeys.Metadata, 4, 1, metadata),
+            .. Request(BindProxy.Kafka.Protocol.KafkaApiKeys.FindCoordinator, 2, 2, findCoordinator),
+            .. Request(BindProxy.Kafka.Protocol.KafkaApiKeys.Metadata, 4, 3, metadata)];
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(faults.Proxy.Endpoint(KafkaRoute.Name));
+        var stream = client.GetStream();
+        await stream.WriteAsync(requests);
+
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var order = new List<int>();
+        byte[]? coordinatorAnswer = null;
+        var size = new byte[4];
+        for (int i = 0; i < 3; i++)
+        {
+            await stream.ReadExactlyAsync(size, deadline.Token);
+            var frame = new byte[4 + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(size)];
+            size.CopyTo(frame, 0);
+            await stream.ReadExactlyAsync(frame.AsMemory(4), deadline.Token);
+            int correlationId = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(frame.AsSpan(4));
+            order.Add(correlationId);
+            if (correlationId == 2)
+            {
+                coordinatorAnswer = frame;
+            }
+        }
+
+        Assert.Equal([1, 2, 3], order);
+        var response = new BindProxy.Kafka.Protocol.Messages.FindCoordinatorResponseData();
+        var reader = new BindProxy.Kafka.Protocol.KafkaReader(new System.Buffers.ReadOnlySequence<byte>(coordinatorAnswer!));
+        Assert.True(BindProxy.Kafka.Protocol.KafkaResponseHeader.TrySkip(ref reader, BindProxy.Kafka.Protocol.KafkaApiKeys.FindCoordinator, 2) && response.TryRead(ref reader, 2) && reader.End);
+        Assert.Equal(15, response.ErrorCode); // COORDINATOR_NOT_AVAILABLE
+        Assert.Equal(-1, response.NodeId);
+
+        // The conversation marks the answer as the proxy's.
+        var conversations = faults.Proxy.Services.GetRequiredService<BindProxy.Kafka.Conversation.KafkaConversations>();
+        var exchanges = conversations.Query(new BindProxy.Kafka.Conversation.ExchangeFilter(Client: "ordering"), 10);
+        Assert.Contains("COORDINATOR_NOT_AVAILABLE from kafka_error toxic no_coordinator (answered by the proxy", exchanges.Single(e => e.CorrelationId == 2).Injected, StringComparison.Ordinal);
+
+        static byte[] Request(short apiKey, short version, int correlationId, BindProxy.Kafka.Protocol.IKafkaMessage body)
+        {
+            var writer = new BindProxy.Kafka.Protocol.KafkaWriter();
+            int at = writer.ReserveInt32();
+            writer.WriteInt16(apiKey);
+            writer.WriteInt16(version);
+            writer.WriteInt32(correlationId);
+            writer.WriteString("ordering", compact: false, nullable: true);
+            body.Write(writer, version);
+            writer.PatchInt32(at, writer.Length - 4);
+            return writer.ToArray();
+        }
     }
 
     [Theory]
