@@ -5,6 +5,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
@@ -21,7 +22,9 @@ namespace BindProxy.Kafka;
 /// <summary>
 /// Forwards one Kafka connection. Requests pass through untouched (large ones streamed) after
 /// their header is noted by correlation id; responses that can carry broker addresses are
-/// rewritten to the proxy's own, everything else is forwarded as the original slices.
+/// rewritten to the proxy's own, everything else is forwarded as the original slices. The route's
+/// Kafka toxics (<see cref="Faults"/>) may delay, swallow or change a response, or keep a request
+/// from the broker and answer it in its place.
 /// </summary>
 [SuppressMessage("Design", "CA1001", Justification = "_toClient's wait handle is never asked for, so it holds nothing to dispose.")]
 internal sealed partial class KafkaSession : IKafkaSessionInfo
@@ -338,6 +341,7 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     }
 
     /// <summary>Passes on the responses of one read (holding <see cref="_toClient"/>); the pump's end, or null to read on.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // once per read: no allocation when it waits
     private async ValueTask<PumpEnd?> ResponsesReadAsync(ReadResult result)
     {
         var input = _upstream.Input;
