@@ -34,7 +34,7 @@ internal static class FaultCommand
         var name = new Option<string?>("--name", "-n") { Description = "The toxic's name (default: TYPE_STREAM)." };
         var stream = new Option<string?>("--stream", "-s") { Description = "upstream or downstream (default)." };
         var toxicity = new Option<double?>("--toxicity") { Description = "Share of connections it applies to, 0 to 1 (default 1)." };
-        var attributes = new Option<string[]>("--attribute", "-a") { Description = "An attribute, NAME=NUMBER (latency=100); repeat for more.", AllowMultipleArgumentsPerToken = true };
+        var attributes = new Option<string[]>("--attribute", "-a") { Description = "An attribute, NAME=VALUE (latency=100, api=Produce, error=NOT_LEADER_OR_FOLLOWER); repeat for more.", AllowMultipleArgumentsPerToken = true };
         var match = new Option<string[]>("--match", "-m") { Description = "Aim it: client_id=REGEX, source=ADDRESSES, pid=N or process=NAME; repeat for more.", AllowMultipleArgumentsPerToken = true };
         var add = new Command("add", "Add a toxic to a route.") { route, type, name, stream, toxicity, attributes, match };
         add.SetAction((parse, cancellationToken) => AddAsync(parse.GetValue(api)!, parse.GetValue(route)!, parse.GetValue(type)!, parse.GetValue(name), parse.GetValue(stream),
@@ -95,13 +95,17 @@ internal static class FaultCommand
         var attributeObject = new JsonObject();
         foreach (var pair in attributes)
         {
-            if (Split(pair) is not var (key, value) || !long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long number))
+            if (Split(pair) is not var (key, value) || value.Length == 0)
             {
-                Console.Error.WriteLine($"error: --attribute '{pair}': expected NAME=NUMBER, such as latency=100");
+                Console.Error.WriteLine($"error: --attribute '{pair}': expected NAME=VALUE, such as latency=100 or api=Produce");
                 return BindProxyCommand.ExitConfigInvalid;
             }
 
-            attributeObject[key] = number;
+            // As JSON would have it: a number, true or false, else text (a Kafka toxic's api, error or topic).
+            attributeObject[key] = long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long whole) ? JsonValue.Create(whole)
+                : double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction) ? JsonValue.Create(fraction)
+                : value is "true" or "false" ? JsonValue.Create(value == "true")
+                : JsonValue.Create(value);
         }
 
         body["attributes"] = attributeObject;

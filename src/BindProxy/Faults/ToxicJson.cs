@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace BindProxy.Faults;
@@ -60,7 +61,7 @@ internal static class ToxicJson
 
         var attributes = kind.Attributes.ToDictionary(a => a.Attribute, a => a.Default, StringComparer.Ordinal);
         var texts = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (!ReadAttributes(body, kind, attributes, texts, textCheck, ref problem) || !ReadMatch(body, null, out var match, ref problem))
+        if (!ReadAttributes(body, kind, attributes, texts, textCheck, ref problem) || !ReadMatch(body, null, out var match, ref problem) || !CheckTogether(kind, attributes, texts, ref problem))
         {
             return null;
         }
@@ -88,6 +89,7 @@ internal static class ToxicJson
         var attributes = new Dictionary<string, long>(toxic.Attributes, StringComparer.Ordinal);
         var texts = new Dictionary<string, string>(toxic.Texts, StringComparer.Ordinal);
         return ReadToxicity(body, ref toxicity, ref problem) && ReadAttributes(body, toxic.Kind, attributes, texts, textCheck, ref problem) && ReadMatch(body, toxic.Match, out var match, ref problem)
+            && CheckTogether(toxic.Kind, attributes, texts, ref problem)
             ? toxic with { Toxicity = toxicity, Attributes = attributes, Match = match, Texts = texts }
             : null;
     }
@@ -109,6 +111,12 @@ internal static class ToxicJson
 
         match = ToxicMatch.Read(given, out problem);
         return match is not null;
+    }
+
+    private static bool CheckTogether(ToxicKind kind, Dictionary<string, long> attributes, Dictionary<string, string> texts, ref string? problem)
+    {
+        problem = kind.Check?.Invoke(attributes, texts);
+        return problem is null;
     }
 
     private static bool ReadToxicity(JsonElement body, ref double toxicity, ref string? problem)
@@ -144,17 +152,25 @@ internal static class ToxicJson
 
         foreach (var attribute in given.EnumerateObject())
         {
+            if (kind.TextAttributes.Contains(attribute.Name) && attribute.Value.ValueKind == JsonValueKind.Null)
+            {
+                texts.Remove(attribute.Name); // an update unsets it
+                continue;
+            }
+
             if (kind.TextAttributes.Contains(attribute.Name))
             {
                 var text = attribute.Value.ValueKind switch
                 {
                     JsonValueKind.String => attribute.Value.GetString(),
                     JsonValueKind.Number => attribute.Value.GetRawText(),
+                    JsonValueKind.True => "true",
+                    JsonValueKind.False => "false",
                     _ => null,
                 };
                 if (string.IsNullOrEmpty(text) || textCheck?.Invoke(attribute.Name, text) is { } bad)
                 {
-                    problem = $"{kind.Name} attribute {attribute.Name}: {(string.IsNullOrEmpty(text) ? $"expected a name or a number; got {attribute.Value.GetRawText()}" : textCheck!(attribute.Name, text))}";
+                    problem = $"{kind.Name} attribute {attribute.Name}: {(string.IsNullOrEmpty(text) ? $"expected a name, a number or true/false; got {attribute.Value.GetRawText()}" : textCheck!(attribute.Name, text))}";
                     return false;
                 }
 
@@ -191,7 +207,23 @@ internal static class ToxicJson
 
         foreach (var (attribute, text) in toxic.Texts)
         {
-            writer.WriteString(attribute, text);
+            // Back as they were given: a number, true or false, else text.
+            if (text is "true" or "false")
+            {
+                writer.WriteBoolean(attribute, text == "true");
+            }
+            else if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long whole))
+            {
+                writer.WriteNumber(attribute, whole);
+            }
+            else if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction) && double.IsFinite(fraction))
+            {
+                writer.WriteNumber(attribute, fraction);
+            }
+            else
+            {
+                writer.WriteString(attribute, text);
+            }
         }
 
         writer.WriteEndObject();

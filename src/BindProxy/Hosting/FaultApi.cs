@@ -231,8 +231,8 @@ internal sealed partial class FaultApi(
         return Error(StatusCodes.Status405MethodNotAllowed, $"{method} is not allowed here");
     }
 
-    /// <summary>A Kafka toxic's <c>api</c> must name an API the proxy knows.</summary>
-    internal static string? CheckText(string attribute, string value) => attribute == "api" ? KafkaFaultHook.CheckApi(value) : null;
+    /// <summary>A Kafka toxic's <c>api</c> must name an API the proxy knows, its <c>error</c> an error, its <c>topic</c> a regex.</summary>
+    internal static string? CheckText(string attribute, string value) => KafkaFaultHook.CheckText(attribute, value);
 
     /// <summary>Every route served, configured ones first, then the routes they opened, by name.</summary>
     private IEnumerable<ServedRoute> Proxies() =>

@@ -22,11 +22,13 @@ internal sealed class KafkaForwarder(BrokerDirectories brokers, KafkaConversatio
     {
         var route = connection.RouteModel;
         var settings = route.Kafka ?? throw new ArgumentException($"Route {route.Name} is not a Kafka route.", nameof(connection));
+        var exchanges = conversations.Open(route.Root.Name, route.Name, connection.Client, connection.Source, connection.Upstream.ToString(), settings.DecodeBodiesAlways);
         var session = new KafkaSession(client, upstream, brokers.MapperFor(connection.Served, route, client.LocalEndPoint), settings.MaxFrameSize, route, logger)
         {
             Faults = new KafkaFaultHook(faults.For(route.Name), new ConnectionIdentity(client.RemoteEndPoint, () => processes.Find(client.RemoteEndPoint, client.LocalEndPoint)),
-                toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type)),
-            Exchanges = conversations.Open(route.Root.Name, route.Name, connection.Client, connection.Source, connection.Upstream.ToString(), settings.DecodeBodiesAlways),
+                toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type),
+                id => exchanges.Names.TryGet(id, out var name) ? name : null),
+            Exchanges = exchanges,
         };
         connection.Kafka = session;
         return session.ForwardAsync(cancellationToken);

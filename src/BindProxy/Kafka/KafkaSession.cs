@@ -1,8 +1,11 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using BindProxy.Configuration;
 using BindProxy.Forwarding;
 using BindProxy.Kafka.Brokers;
@@ -19,8 +22,11 @@ namespace BindProxy.Kafka;
 /// <summary>
 /// Forwards one Kafka connection. Requests pass through untouched (large ones streamed) after
 /// their header is noted by correlation id; responses that can carry broker addresses are
-/// rewritten to the proxy's own, everything else is forwarded as the original slices.
+/// rewritten to the proxy's own, everything else is forwarded as the original slices. The route's
+/// Kafka toxics (<see cref="Faults"/>) may delay, swallow or change a response, or keep a request
+/// from the broker and answer it in its place.
 /// </summary>
+[SuppressMessage("Design", "CA1001", Justification = "_toClient's wait handle is never asked for, so it holds nothing to dispose.")]
 internal sealed partial class KafkaSession : IKafkaSessionInfo
 {
     /// <summary>A request larger than this is streamed through once its header has arrived, not buffered whole.</summary>
@@ -43,6 +49,13 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     private readonly ILogger _logger;
     private readonly CorrelationTracker _tracker = new(MaxInFlight);
     private readonly ArrayBufferWriter<byte> _rewritten = new();
+
+    // Requests awaiting a response, in the order they came, with the answers a fault made up for
+    // some of them: Kafka clients take a connection's responses in request order, so an answer
+    // goes out only after the broker's responses to the requests before it. Everything written
+    // to the client is written under _toClient.
+    private readonly Queue<(int CorrelationId, byte[]? Answer)> _order = new();
+    private readonly SemaphoreSlim _toClient = new(1, 1);
     private volatile string? _clientId;
     private long _partialSinceTicks;
     private bool _saslTokensFollow;
@@ -130,10 +143,23 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                 var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
                 if (status == FrameReadStatus.Frame)
                 {
-                    error = Track(frame, frame.Length);
-                    if (error is null)
+                    error = Track(frame, frame.Length, whole: true, out bool forward);
+                    if (error is null && forward)
                     {
                         batchLength += frame.Length;
+                    }
+                    else if (error is null)
+                    {
+                        // Kept from the broker by a fault: the requests before it go now, those after start a new batch.
+                        if ((batchLength > 0 && !await SendAsync(_upstream, batch.Slice(0, batchLength)).ConfigureAwait(false)) ||
+                            !await SendAnswersAsync().ConfigureAwait(false))
+                        {
+                            input.AdvanceTo(buffer.End);
+                            return PumpEnd.DestinationFailed;
+                        }
+
+                        batch = buffer;
+                        batchLength = 0;
                     }
 
                     continue;
@@ -150,7 +176,7 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                     BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer)) > StreamRequestsAbove &&
                     KafkaRequestHeader.TryParse(buffer, out _) == MalformedReason.None)
                 {
-                    error = Track(buffer, KafkaFrameReader.SizePrefixLength + (long)BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer)));
+                    error = Track(buffer, KafkaFrameReader.SizePrefixLength + (long)BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer)), whole: false, out _);
                     if (error is null)
                     {
                         streaming = KafkaFrameReader.BytesNeeded(buffer);
@@ -204,12 +230,14 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     /// <summary>
     /// Notes what a request will be answered with, and records it in the conversation; returns an
     /// error text when the client must be closed. <paramref name="request"/> is the whole frame, or
-    /// the start of one streamed through (<paramref name="frameLength"/> bytes long).
+    /// the start of one streamed through (<paramref name="frameLength"/> bytes long). <paramref name="forward"/>
+    /// is false for a request a fault keeps from the broker (its answer, if any, is queued).
     /// </summary>
-    private string? Track(in ReadOnlySequence<byte> request, long frameLength)
+    private string? Track(in ReadOnlySequence<byte> request, long frameLength, bool whole, out bool forward)
     {
         TrackStatus status;
         bool expectsResponse = false;
+        var verdict = RequestVerdict.Forwarded;
         if (KafkaRequestHeader.TryParse(request, out var header) != MalformedReason.None)
         {
             status = TrackStatus.Malformed;
@@ -217,8 +245,24 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
         else
         {
             expectsResponse = ProduceRequestInspector.ExpectsResponse(request, header);
-            status = expectsResponse ? _tracker.Track(header.CorrelationId, header.ApiKey, header.ApiVersion) : TrackStatus.NoResponseExpected;
+            if (Faults is { } faults)
+            {
+                verdict = faults.OnRequest(request, header, whole, expectsResponse);
+            }
+
+            status = !expectsResponse ? TrackStatus.NoResponseExpected
+                : !verdict.Forward ? TrackStatus.Tracked
+                : _tracker.Track(header.CorrelationId, header.ApiKey, header.ApiVersion);
+            if (status == TrackStatus.Tracked)
+            {
+                lock (_order)
+                {
+                    _order.Enqueue((header.CorrelationId, verdict.Answer));
+                }
+            }
         }
+
+        forward = verdict.Forward;
 
         switch (status)
         {
@@ -239,7 +283,18 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                     _clientId = clientId;
                 }
 
-                Faults?.OnRequest(header.ApiKey, header.ClientId);
+                if (!verdict.Forward && Exchanges is { } exchanges)
+                {
+                    if (verdict.Answer is { } answer)
+                    {
+                        exchanges.OnResponse(header.CorrelationId, new ReadOnlySequence<byte>(answer));
+                    }
+
+                    if (exchanges.TryFind(header.CorrelationId, out var injected))
+                    {
+                        injected.MarkInjected(verdict.Injected ?? "kept from the broker by a fault");
+                    }
+                }
 
                 // SaslHandshake v0: the SASL tokens that follow are sent as bare size-prefixed
                 // blobs with no request header, and answered likewise.
@@ -270,109 +325,237 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
         while (true)
         {
             var result = await input.ReadAsync().ConfigureAwait(false);
-            var buffer = result.Buffer;
-            var pending = buffer; // frames forwarded as they are, sent together
-            long pendingLength = 0;
-            string? error = null;
-
-            while (error is null)
+            await _toClient.WaitAsync().ConfigureAwait(false);
+            try
             {
-                var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
-                if (status == FrameReadStatus.NeedMoreData)
+                if (await ResponsesReadAsync(result).ConfigureAwait(false) is { } end)
                 {
-                    break;
-                }
-
-                if (status == FrameReadStatus.Error)
-                {
-                    error = $"the broker sent {Describe(frameError, buffer)}";
-                    break;
-                }
-
-                (var rewrite, error) = await RewriteAsync(frame).ConfigureAwait(false);
-                if (rewrite == RewriteStatus.Unchanged)
-                {
-                    pendingLength += frame.Length;
-                    continue;
-                }
-
-                if (rewrite == RewriteStatus.Rewritten)
-                {
-                    if ((pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false)) ||
-                        !await SendAsync(_client, new ReadOnlySequence<byte>(_rewritten.WrittenMemory)).ConfigureAwait(false))
-                    {
-                        input.AdvanceTo(buffer.End);
-                        return PumpEnd.DestinationFailed;
-                    }
-
-                    pending = buffer;
-                    pendingLength = 0;
+                    return end;
                 }
             }
-
-            if (pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false))
+            finally
             {
-                input.AdvanceTo(buffer.End);
-                return PumpEnd.DestinationFailed;
+                _toClient.Release();
+            }
+        }
+    }
+
+    /// <summary>Passes on the responses of one read (holding <see cref="_toClient"/>); the pump's end, or null to read on.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // once per read: no allocation when it waits
+    private async ValueTask<PumpEnd?> ResponsesReadAsync(ReadResult result)
+    {
+        var input = _upstream.Input;
+        var buffer = result.Buffer;
+        var pending = buffer; // frames forwarded as they are, sent together
+        long pendingLength = 0;
+        string? error = null;
+
+        while (error is null)
+        {
+            var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
+            if (status == FrameReadStatus.NeedMoreData)
+            {
+                break;
             }
 
-            if (error is not null)
+            if (status == FrameReadStatus.Error)
             {
-                Fail(error);
-                input.AdvanceTo(buffer.End);
-                return PumpEnd.SourceReset;
+                error = $"the broker sent {Describe(frameError, buffer)}";
+                break;
             }
 
-            if (result.IsCompleted && _upstream.ReceiveEnd == ReceiveEnd.Fin && !buffer.IsEmpty)
+            if (AnswerWaiting())
             {
-                Fail($"the broker closed its side {Truncation(buffer, 0, "response")}");
-                input.AdvanceTo(buffer.End);
-                return PumpEnd.SourceReset;
+                // Answers made up for requests before this one's go first.
+                if ((pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false)) ||
+                    !await SendAnswersHeldAsync().ConfigureAwait(false))
+                {
+                    input.AdvanceTo(buffer.End);
+                    return PumpEnd.DestinationFailed;
+                }
+
+                pending = pending.Slice(pendingLength);
+                pendingLength = 0;
             }
 
-            input.AdvanceTo(buffer.Start, buffer.End);
-            if (result.IsCompleted || result.IsCanceled)
+            (var rewrite, error) = await RewriteAsync(frame).ConfigureAwait(false);
+            if (rewrite == RewriteStatus.Unchanged)
             {
-                return Forwarder.End(_upstream, _client);
+                pendingLength += frame.Length;
+                continue;
+            }
+
+            if (rewrite == RewriteStatus.Rewritten)
+            {
+                if ((pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false)) ||
+                    !await SendAsync(_client, new ReadOnlySequence<byte>(_rewritten.WrittenMemory)).ConfigureAwait(false))
+                {
+                    input.AdvanceTo(buffer.End);
+                    return PumpEnd.DestinationFailed;
+                }
+
+                pending = buffer;
+                pendingLength = 0;
+            }
+        }
+
+        if ((pendingLength > 0 && !await SendAsync(_client, pending.Slice(0, pendingLength)).ConfigureAwait(false)) ||
+            !await SendAnswersHeldAsync().ConfigureAwait(false))
+        {
+            input.AdvanceTo(buffer.End);
+            return PumpEnd.DestinationFailed;
+        }
+
+        if (error is not null)
+        {
+            Fail(error);
+            input.AdvanceTo(buffer.End);
+            return PumpEnd.SourceReset;
+        }
+
+        if (result.IsCompleted && _upstream.ReceiveEnd == ReceiveEnd.Fin && !buffer.IsEmpty)
+        {
+            Fail($"the broker closed its side {Truncation(buffer, 0, "response")}");
+            input.AdvanceTo(buffer.End);
+            return PumpEnd.SourceReset;
+        }
+
+        input.AdvanceTo(buffer.Start, buffer.End);
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            return Forwarder.End(_upstream, _client);
+        }
+
+        return null;
+    }
+
+    private bool AnswerWaiting()
+    {
+        lock (_order)
+        {
+            return _order.Count > 0 && _order.Peek().Answer is not null;
+        }
+    }
+
+    /// <summary>Sends the answers at the head of <see cref="_order"/>, taking <see cref="_toClient"/>.</summary>
+    private async ValueTask<bool> SendAnswersAsync()
+    {
+        await _toClient.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return await SendAnswersHeldAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _toClient.Release();
+        }
+    }
+
+    /// <summary>Sends the answers at the head of <see cref="_order"/>; the caller holds <see cref="_toClient"/>.</summary>
+    private async ValueTask<bool> SendAnswersHeldAsync()
+    {
+        while (true)
+        {
+            byte[] answer;
+            lock (_order)
+            {
+                if (_order.Count == 0 || _order.Peek().Answer is not { } next)
+                {
+                    return true;
+                }
+
+                _order.Dequeue();
+                answer = next;
+            }
+
+            if (!await SendAsync(_client, new ReadOnlySequence<byte>(answer)).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Takes the broker's response to <paramref name="correlationId"/> off <see cref="_order"/> (the head, as a broker answers in order).</summary>
+    private void Answered(int correlationId)
+    {
+        lock (_order)
+        {
+            if (_order.Count > 0 && _order.Peek().CorrelationId == correlationId && _order.Peek().Answer is null)
+            {
+                _order.Dequeue();
+                return;
+            }
+
+            var rest = _order.Where(e => e.CorrelationId != correlationId || e.Answer is not null).ToArray();
+            _order.Clear();
+            foreach (var entry in rest)
+            {
+                _order.Enqueue(entry);
             }
         }
     }
 
     private async ValueTask<(RewriteStatus Status, string? Error)> RewriteAsync(ReadOnlySequence<byte> frame)
     {
+        var (status, error, replaced) = await FaultsThenRewriteAsync(frame).ConfigureAwait(false);
+        if (replaced is not null && status == RewriteStatus.Unchanged)
+        {
+            // Changed by a fault, and not by the rewriter: the fault's frame goes instead.
+            _rewritten.ResetWrittenCount();
+            _rewritten.Write(replaced);
+            return (RewriteStatus.Rewritten, null);
+        }
+
+        return (status, error);
+    }
+
+    /// <summary>Applies the faults to a response, then rewrites it; the frame a fault put in its place, if any.</summary>
+    private async ValueTask<(RewriteStatus Status, string? Error, byte[]? Replaced)> FaultsThenRewriteAsync(ReadOnlySequence<byte> frame)
+    {
         if (!KafkaResponseHeader.TryReadCorrelationId(frame, out int correlationId))
         {
-            return _saslTokensFollow ? (RewriteStatus.Unchanged, null) : (RewriteStatus.Malformed, "a response too short to carry a correlation id");
+            return _saslTokensFollow ? (RewriteStatus.Unchanged, null, null) : (RewriteStatus.Malformed, "a response too short to carry a correlation id", null);
         }
 
         if (!_tracker.TryTake(correlationId, out var request))
         {
             // Not a response to a tracked request: a raw SASL token reply after SaslHandshake v0.
             return _saslTokensFollow
-                ? (RewriteStatus.Unchanged, null)
-                : (RewriteStatus.Malformed, $"a response with correlation id {correlationId}, which answers no request in flight");
+                ? (RewriteStatus.Unchanged, null, null)
+                : (RewriteStatus.Malformed, $"a response with correlation id {correlationId}, which answers no request in flight", null);
         }
 
+        Answered(correlationId);
+        var verdict = Faults is { } faults
+            ? await faults.OnResponseAsync(correlationId, request, frame, CancellationToken.None).ConfigureAwait(false)
+            : ResponseVerdict.Passed;
+        var replaced = verdict.Replacement;
+        if (replaced is not null)
+        {
+            frame = new ReadOnlySequence<byte>(replaced);
+        }
+
+        // Recorded as the client gets it (a fault's error or delay included).
         if (Exchanges?.OnResponse(correlationId, frame) is { } exchange && _logger.IsEnabled(LogLevel.Debug))
         {
             Log.Response(_logger, _route.Name, _client.RemoteEndPoint, ExchangeText.Response(exchange));
         }
 
-        if (Faults is { } faults && !await faults.OnResponseAsync(request.ApiKey, CancellationToken.None).ConfigureAwait(false))
+        if (verdict.Injected is { } injected && Exchanges is { } exchanges && exchanges.TryFind(correlationId, out var marked))
+        {
+            marked.MarkInjected(injected);
+        }
+
+        if (!verdict.Pass)
         {
             // Swallowed by a toxic: sent as an empty rewrite, so nothing of it reaches the client.
-            if (Exchanges is { } exchanges && exchanges.TryFind(correlationId, out var dropped))
-            {
-                dropped.MarkInjected("response dropped by a kafka_drop toxic");
-            }
-
             _rewritten.ResetWrittenCount();
-            return (RewriteStatus.Rewritten, null);
+            return (RewriteStatus.Rewritten, null, null);
         }
 
         if (request.ApiKey != KafkaApiKeys.ApiVersions && !KafkaResponseRewriter.Rewrites(request.ApiKey, request.ApiVersion))
         {
-            return (RewriteStatus.Unchanged, null);
+            return (RewriteStatus.Unchanged, null, replaced);
         }
 
         var (result, error) = RewriteOnce(frame, request);
@@ -382,19 +565,19 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
             // with their ports. The frame stays in the pipe's buffer until it is sent.
             if (await reconciling.ReconcileAsync(CancellationToken.None).ConfigureAwait(false) is { } problem)
             {
-                return (RewriteStatus.Malformed, $"a broker address the proxy cannot serve: {problem}");
+                return (RewriteStatus.Malformed, $"a broker address the proxy cannot serve: {problem}", null);
             }
 
             (result, error) = RewriteOnce(frame, request);
             if (error is null && reconciling.HasPending)
             {
-                return (RewriteStatus.Malformed, "broker addresses that changed again while their listeners were opened; closed rather than pass on unrewritten ones");
+                return (RewriteStatus.Malformed, "broker addresses that changed again while their listeners were opened; closed rather than pass on unrewritten ones", null);
             }
         }
 
         if (error is not null)
         {
-            return (RewriteStatus.Malformed, error);
+            return (RewriteStatus.Malformed, error, null);
         }
 
         foreach (var conflict in result.Conflicts)
@@ -406,8 +589,8 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
         }
 
         return result.Status == RewriteStatus.Malformed
-            ? (RewriteStatus.Malformed, $"a {KafkaApis.NameOf(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses")
-            : (result.Status, null);
+            ? (RewriteStatus.Malformed, $"a {KafkaApis.NameOf(request.ApiKey)} v{request.ApiVersion} response the proxy cannot parse ({result.Reason}); closed rather than pass on unrewritten broker addresses", null)
+            : (result.Status, null, replaced);
     }
 
     /// <summary>One pass of the rewriter over <paramref name="frame"/>; the new frame, if any, is in <see cref="_rewritten"/>.</summary>
