@@ -113,8 +113,37 @@ internal sealed class CaptureSession
     }
 
     /// <summary>Writes the capture to <paramref name="output"/> until it is cancelled, a limit is reached or the output fails.</summary>
-    public async Task RunAsync(Stream output, CancellationToken cancellationToken)
+    public Task RunAsync(Stream output, CancellationToken cancellationToken) => RunAsync(output, files: null, cancellationToken);
+
+    /// <summary>
+    /// Writes the capture to rolling files until it is cancelled or a file cannot be written: each
+    /// file a section of its own, with its interfaces declared again and a made-up handshake for
+    /// every connection it continues, so each opens in Wireshark by itself.
+    /// </summary>
+    public async Task RunAsync(CaptureFileSet files, CancellationToken cancellationToken)
     {
+        var first = files.Next();
+        try
+        {
+            await RunAsync(first, files, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _output!.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The file being written, for rolling files.</summary>
+    public string? CurrentFile => _files?.Current;
+
+    private Stream? _output;
+    private CaptureFileSet? _files;
+    private long _fileStart;
+
+    private async Task RunAsync(Stream output, CaptureFileSet? files, CancellationToken cancellationToken)
+    {
+        _output = output;
+        _files = files;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (_limits.Duration is { } duration)
         {
@@ -124,9 +153,8 @@ internal sealed class CaptureSession
         var token = stop.Token;
         try
         {
-            _writer.WriteSectionHeader("BindProxy", $"BindProxy capture: {Description}. Each interface is one route's client or upstream leg; " +
-                "handshakes are made up (the proxy sees its sockets' bytes, not their packets).");
-            await FlushAsync(output, token).ConfigureAwait(false);
+            WriteSectionHeader();
+            await FlushAsync(token).ConfigureAwait(false);
             var reader = _queue.Reader;
             while (!token.IsCancellationRequested && !LimitReached)
             {
@@ -134,14 +162,23 @@ internal sealed class CaptureSession
                 {
                     Interlocked.Add(ref _queuedBytes, -(item.Length + EventCost));
                     Handle(item);
-                    if (_writer.Pending >= 256 * 1024)
+                    if (RotationDue)
                     {
-                        await FlushAsync(output, token).ConfigureAwait(false);
+                        await RotateAsync(token).ConfigureAwait(false);
+                    }
+                    else if (_writer.Pending >= 256 * 1024)
+                    {
+                        await FlushAsync(token).ConfigureAwait(false);
                     }
                 }
 
                 Recheck();
-                await FlushAsync(output, token).ConfigureAwait(false);
+                await FlushAsync(token).ConfigureAwait(false);
+                if (RotationDue)
+                {
+                    await RotateAsync(token).ConfigureAwait(false);
+                }
+
                 if (LimitReached)
                 {
                     break;
@@ -167,7 +204,7 @@ internal sealed class CaptureSession
         }
         catch (IOException)
         {
-            // The reader went away.
+            // The reader went away (or a capture file could not be written).
         }
         finally
         {
@@ -178,26 +215,57 @@ internal sealed class CaptureSession
             }
 
             DrainQueue();
-            await WriteStatisticsAsync(output).ConfigureAwait(false);
+            await WriteStatisticsAsync().ConfigureAwait(false);
         }
+    }
+
+    private void WriteSectionHeader()
+    {
+        var file = _files is null ? "" : $" File {Path.GetFileName(_files.Current)}; the files roll over at about {_files.RotateBytes} bytes, {_files.KeepFiles} kept.";
+        _writer.WriteSectionHeader("BindProxy", $"BindProxy capture: {Description}. Each interface is one route's client or upstream leg; " +
+            $"handshakes are made up (the proxy sees its sockets' bytes, not their packets).{file}");
+    }
+
+    private bool RotationDue => _files is { } files && _writer.BytesWritten - _fileStart >= files.RotateBytes;
+
+    /// <summary>
+    /// Ends the current file (its interfaces' statistics) and begins the next: a new section, whose
+    /// interfaces are declared again as they are needed, and whose connections still open start
+    /// with a made-up handshake and go on with the same sequence numbers.
+    /// </summary>
+    private async Task RotateAsync(CancellationToken token)
+    {
+        await WriteStatisticsAsync().ConfigureAwait(false);
+        await _output!.DisposeAsync().ConfigureAwait(false);
+        _output = _files!.Next();
+        _fileStart = _writer.BytesWritten;
+        _interfaces.Clear();
+        foreach (var connection in _connections.Values)
+        {
+            connection.ClientLeg = connection.ClientLeg?.Continue();
+            connection.UpstreamLeg = connection.UpstreamLeg?.Continue();
+        }
+
+        WriteSectionHeader();
+        await FlushAsync(token).ConfigureAwait(false);
     }
 
     private bool LimitReached =>
         (_limits.Packets is { } packets && Interlocked.Read(ref _packets) >= packets) ||
         (_limits.Bytes is { } bytes && _writer.BytesWritten >= bytes);
 
-    private async Task FlushAsync(Stream output, CancellationToken token)
+    private async Task FlushAsync(CancellationToken token)
     {
         if (_writer.Pending > 0)
         {
-            await output.WriteAsync(_writer.Take(), token).ConfigureAwait(false);
+            await _output!.WriteAsync(_writer.Take(), token).ConfigureAwait(false);
             _writer.Clear();
         }
 
-        await output.FlushAsync(token).ConfigureAwait(false);
+        await _output!.FlushAsync(token).ConfigureAwait(false);
     }
 
-    private async Task WriteStatisticsAsync(Stream output)
+    private async Task WriteStatisticsAsync()
     {
         long micros = Micros(Stopwatch.GetTimestamp());
         foreach (var ((route, leg), face) in _interfaces)
@@ -210,7 +278,7 @@ internal sealed class CaptureSession
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await FlushAsync(output, timeout.Token).ConfigureAwait(false);
+            await FlushAsync(timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -361,6 +429,10 @@ internal sealed class CaptureSession
             framer.Handshake(_writer, face.Id, micros, tap.FromStart
                 ? "handshake made up by the capture (the proxy sees bytes, not packets); the streams follow from their first byte"
                 : "connection open before the capture began: handshake made up, the streams follow from the capture's start");
+        }
+        else if (framer.NeedsHandshake)
+        {
+            framer.Handshake(_writer, face.Id, micros, "connection open before this file began: handshake made up, the streams follow from the file's start");
         }
 
         bool fromA = item.Leg == CaptureLeg.Client ? item.FromPeer : !item.FromPeer;

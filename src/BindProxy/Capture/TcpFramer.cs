@@ -55,17 +55,44 @@ internal sealed class TcpFramer
         _b = new Side(addressB.GetAddressBytes(), (ushort)b.Port, isnB, baseB);
     }
 
+    /// <summary>
+    /// The same leg in a new section (the next capture file): sequence numbers go on from where
+    /// they are, behind a new made-up handshake that <see cref="NeedsHandshake"/> asks for, so the
+    /// file opens on its own; null when the leg has ended.
+    /// </summary>
+    public TcpFramer? Continue() => Ended ? null : new TcpFramer(this);
+
+    private TcpFramer(TcpFramer from)
+    {
+        _v6 = from._v6;
+        _a = from._a.Continue();
+        _b = from._b.Continue();
+        NeedsHandshake = true;
+    }
+
+    /// <summary>Continued into a new section and not yet introduced there by <see cref="Handshake"/>.</summary>
+    public bool NeedsHandshake { get; private set; }
+
     /// <summary>Both ends have closed (FIN both ways) or one has reset: nothing more belongs on this leg.</summary>
     public bool Ended => (_a.Fin && _b.Fin) || _reset;
 
     private bool _reset;
 
-    /// <summary>Writes SYN, SYN-ACK and ACK.</summary>
+    /// <summary>Writes SYN, SYN-ACK and ACK (and, on a continued leg, the FIN a side had sent before).</summary>
     public void Handshake(PcapngWriter writer, int interfaceId, long micros, string? comment)
     {
+        NeedsHandshake = false;
         Emit(writer, interfaceId, micros, _a, _b, _a.Isn, 0, Syn, [], comment);
         Emit(writer, interfaceId, micros, _b, _a, _b.Isn, _a.Isn + 1, Syn | Ack, [], null);
         Emit(writer, interfaceId, micros, _a, _b, _a.Isn + 1, _b.Isn + 1, Ack, [], null);
+        foreach (var (side, fromA) in new[] { (_a, true), (_b, false) })
+        {
+            if (side.FinBefore)
+            {
+                side.FinBefore = false;
+                Finish(writer, interfaceId, micros, fromA, (side.Base ?? 0) + side.End, null);
+            }
+        }
     }
 
     /// <summary>
@@ -223,6 +250,13 @@ internal sealed class TcpFramer
         public long End { get; set; }
 
         public bool Fin { get; set; }
+
+        /// <summary>A continued side whose FIN was written in the section before: the handshake writes it again.</summary>
+        public bool FinBefore { get; set; }
+
+        /// <summary>This side in a new section: its next sequence number stays, its ISN is the one before it.</summary>
+        public Side Continue() =>
+            new(Address, Port, unchecked(Isn + (uint)End), Base is { } b ? b + End : null) { FinBefore = Fin };
     }
 
     private static class Checksum

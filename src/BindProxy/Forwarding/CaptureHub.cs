@@ -60,6 +60,22 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
         }
     }
 
+    /// <summary>Writes <paramref name="session"/> to rolling <paramref name="files"/> until it ends, then forgets it.</summary>
+    public async Task RunAsync(CaptureSession session, CaptureFileSet files, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await session.RunAsync(files, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _running = [.. _running.Where(r => r.Session != session)];
+            }
+        }
+    }
+
     /// <summary>
     /// Before a pipe-path connection reads its first byte: a tap for it when a running capture may
     /// want its route, so such a capture has its streams from the start; null (nothing to do) otherwise.
