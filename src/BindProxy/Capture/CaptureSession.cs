@@ -414,6 +414,11 @@ internal sealed class CaptureSession
             var description = item.Leg == CaptureLeg.Client
                 ? $"route {tap.Route}: client ↔ proxy listener"
                 : $"route {tap.Route}: proxy source ↔ upstream";
+            if (tap.TlsOf(item.Leg) is not null)
+            {
+                description += " (TLS on the wire; written as the plaintext the proxy sent and received)";
+            }
+
             face = new Interface(_writer.WriteInterface($"{tap.Route} {(item.Leg == CaptureLeg.Client ? "client" : "upstream")}", description));
             _interfaces[(tap.Route, item.Leg)] = face;
         }
@@ -426,13 +431,13 @@ internal sealed class CaptureSession
             // From the start, both streams begin at offset 0; from the middle, at the first byte seen each way.
             long? start = tap.FromStart ? 0 : null;
             framer = new TcpFramer(a, b, (uint)Random.Shared.Next(), (uint)Random.Shared.Next(), start, start);
-            framer.Handshake(_writer, face.Id, micros, tap.FromStart
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, item.Leg, tap.FromStart
                 ? "handshake made up by the capture (the proxy sees bytes, not packets); the streams follow from their first byte"
-                : "connection open before the capture began: handshake made up, the streams follow from the capture's start");
+                : "connection open before the capture began: handshake made up, the streams follow from the capture's start"));
         }
         else if (framer.NeedsHandshake)
         {
-            framer.Handshake(_writer, face.Id, micros, "connection open before this file began: handshake made up, the streams follow from the file's start");
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, item.Leg, "connection open before this file began: handshake made up, the streams follow from the file's start"));
         }
 
         bool fromA = item.Leg == CaptureLeg.Client ? item.FromPeer : !item.FromPeer;
@@ -454,6 +459,10 @@ internal sealed class CaptureSession
         face.Packets += written;
         Interlocked.Add(ref _packets, written);
     }
+
+    /// <summary>A leg's first comment, which says when the leg is TLS on the wire and its bytes here are the plaintext.</summary>
+    private static string WithTls(ConnectionTap tap, CaptureLeg leg, string comment) =>
+        tap.TlsOf(leg) is { } tls ? $"decrypted from TLS: this leg is TLS on the wire ({tls}); written here as the plaintext the proxy sent and received. {comment}" : comment;
 
     private string? TakeComment(ConnectionTap tap, CaptureLeg leg, Connection connection, string? comment)
     {
