@@ -21,6 +21,10 @@ internal sealed class CaptureSession
     /// <summary>Bytes held for connections not yet known to match.</summary>
     public const int MaxHeldBytes = 4 * 1024 * 1024;
 
+    // Fewer events than this in one turn: wait BatchWait for more before the next.
+    private const int BatchEvents = 32;
+    private static readonly TimeSpan BatchWait = TimeSpan.FromMilliseconds(1);
+
     // What a queued event costs beyond its bytes, so a flood of tiny ones is bounded too.
     private const int EventCost = 64;
 
@@ -158,8 +162,10 @@ internal sealed class CaptureSession
             var reader = _queue.Reader;
             while (!token.IsCancellationRequested && !LimitReached)
             {
+                int batch = 0;
                 while (!LimitReached && reader.TryRead(out var item))
                 {
+                    batch++;
                     Interlocked.Add(ref _queuedBytes, -(item.Length + EventCost));
                     Handle(item);
                     if (RotationDue)
@@ -182,6 +188,15 @@ internal sealed class CaptureSession
                 if (LimitReached)
                 {
                     break;
+                }
+
+                if (batch is > 0 and < BatchEvents)
+                {
+                    // A few events at a time: let more gather before the next turn, so a bulk stream
+                    // is written in large writes instead of a wakeup and a flush per segment. The
+                    // queue holds milliseconds of a fast stream; a live viewer waits at most this long.
+                    await Task.Delay(BatchWait, token).ConfigureAwait(false);
+                    continue;
                 }
 
                 // Wait for packets; undecided connections are asked again a few times a second.
@@ -466,6 +481,12 @@ internal sealed class CaptureSession
 
     private string? TakeComment(ConnectionTap tap, CaptureLeg leg, Connection connection, string? comment)
     {
+        if (comment is null && connection.Comment is null && _drops.IsEmpty)
+        {
+            // Nearly every packet: nothing to say, nothing allocated.
+            return null;
+        }
+
         var parts = new List<string>(3);
         if (comment is not null)
         {

@@ -34,7 +34,7 @@ internal sealed class TcpFramer
     private const byte Psh = 0x08;
     private const byte Ack = 0x10;
 
-    private readonly byte[] _packet = new byte[40 + 28 + MaxSegment];
+    private readonly byte[] _packet = new byte[40 + 28];
     private readonly Side _a;
     private readonly Side _b;
     private readonly bool _v6;
@@ -221,16 +221,17 @@ internal sealed class TcpFramer
             tcp[27] = WindowShift;
         }
 
-        payload.CopyTo(packet[(ipLength + tcpLength)..]);
-
-        // TCP checksum over the pseudo-header, the header and the payload.
+        // TCP checksum over the pseudo-header, the header and the payload (the header's length is
+        // even, so the payload's words line up), then the headers and the payload go into the
+        // block as they are: the payload is not copied here first.
         uint sum = Checksum.Add(0, from.Address);
         sum = Checksum.Add(sum, to.Address);
         sum += 6u + (uint)(tcpLength + payload.Length);
-        sum = Checksum.Add(sum, packet.Slice(ipLength, tcpLength + payload.Length));
+        sum = Checksum.Add(sum, tcp);
+        sum = Checksum.Add(sum, payload);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Finish(sum));
 
-        writer.WritePacket(interfaceId, micros, packet[..total], comment);
+        writer.WritePacket(interfaceId, micros, packet[..(ipLength + tcpLength)], payload, comment);
     }
 
     private static IPAddress Unmap(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
@@ -261,9 +262,32 @@ internal sealed class TcpFramer
 
     private static class Checksum
     {
+        /// <summary>
+        /// Adds <paramref name="bytes"/> as big-endian 16-bit words (an odd last byte padded with
+        /// zero) to <paramref name="sum"/>, folded to 16 bits. Eight bytes at a time: a 64-bit
+        /// word is congruent to the sum of its four 16-bit words modulo 0xFFFF, and so is a sum
+        /// of such words with end-around carry (2^64 - 1 is a multiple of 0xFFFF).
+        /// </summary>
         public static uint Add(uint sum, ReadOnlySpan<byte> bytes)
         {
+            ulong wide = sum;
             int i = 0;
+            for (; i + 8 <= bytes.Length; i += 8)
+            {
+                ulong word = BinaryPrimitives.ReadUInt64BigEndian(bytes[i..]);
+                wide += word;
+                if (wide < word)
+                {
+                    wide++;
+                }
+            }
+
+            while (wide >> 16 != 0)
+            {
+                wide = (wide & 0xFFFF) + (wide >> 16);
+            }
+
+            sum = (uint)wide;
             for (; i + 1 < bytes.Length; i += 2)
             {
                 sum += (uint)((bytes[i] << 8) | bytes[i + 1]);
