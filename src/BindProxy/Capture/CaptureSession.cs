@@ -21,6 +21,10 @@ internal sealed class CaptureSession
     /// <summary>Bytes held for connections not yet known to match.</summary>
     public const int MaxHeldBytes = 4 * 1024 * 1024;
 
+    // Fewer events than this in one turn: wait BatchWait for more before the next.
+    private const int BatchEvents = 32;
+    private static readonly TimeSpan BatchWait = TimeSpan.FromMilliseconds(1);
+
     // What a queued event costs beyond its bytes, so a flood of tiny ones is bounded too.
     private const int EventCost = 64;
 
@@ -113,8 +117,37 @@ internal sealed class CaptureSession
     }
 
     /// <summary>Writes the capture to <paramref name="output"/> until it is cancelled, a limit is reached or the output fails.</summary>
-    public async Task RunAsync(Stream output, CancellationToken cancellationToken)
+    public Task RunAsync(Stream output, CancellationToken cancellationToken) => RunAsync(output, files: null, cancellationToken);
+
+    /// <summary>
+    /// Writes the capture to rolling files until it is cancelled or a file cannot be written: each
+    /// file a section of its own, with its interfaces declared again and a made-up handshake for
+    /// every connection it continues, so each opens in Wireshark by itself.
+    /// </summary>
+    public async Task RunAsync(CaptureFileSet files, CancellationToken cancellationToken)
     {
+        var first = files.Next();
+        try
+        {
+            await RunAsync(first, files, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _output!.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The file being written, for rolling files.</summary>
+    public string? CurrentFile => _files?.Current;
+
+    private Stream? _output;
+    private CaptureFileSet? _files;
+    private long _fileStart;
+
+    private async Task RunAsync(Stream output, CaptureFileSet? files, CancellationToken cancellationToken)
+    {
+        _output = output;
+        _files = files;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (_limits.Duration is { } duration)
         {
@@ -124,27 +157,46 @@ internal sealed class CaptureSession
         var token = stop.Token;
         try
         {
-            _writer.WriteSectionHeader("BindProxy", $"BindProxy capture: {Description}. Each interface is one route's client or upstream leg; " +
-                "handshakes are made up (the proxy sees its sockets' bytes, not their packets).");
-            await FlushAsync(output, token).ConfigureAwait(false);
+            WriteSectionHeader();
+            await FlushAsync(token).ConfigureAwait(false);
             var reader = _queue.Reader;
             while (!token.IsCancellationRequested && !LimitReached)
             {
+                int batch = 0;
                 while (!LimitReached && reader.TryRead(out var item))
                 {
+                    batch++;
                     Interlocked.Add(ref _queuedBytes, -(item.Length + EventCost));
                     Handle(item);
-                    if (_writer.Pending >= 256 * 1024)
+                    if (RotationDue)
                     {
-                        await FlushAsync(output, token).ConfigureAwait(false);
+                        await RotateAsync(token).ConfigureAwait(false);
+                    }
+                    else if (_writer.Pending >= 256 * 1024)
+                    {
+                        await FlushAsync(token).ConfigureAwait(false);
                     }
                 }
 
                 Recheck();
-                await FlushAsync(output, token).ConfigureAwait(false);
+                await FlushAsync(token).ConfigureAwait(false);
+                if (RotationDue)
+                {
+                    await RotateAsync(token).ConfigureAwait(false);
+                }
+
                 if (LimitReached)
                 {
                     break;
+                }
+
+                if (batch is > 0 and < BatchEvents)
+                {
+                    // A few events at a time: let more gather before the next turn, so a bulk stream
+                    // is written in large writes instead of a wakeup and a flush per segment. The
+                    // queue holds milliseconds of a fast stream; a live viewer waits at most this long.
+                    await Task.Delay(BatchWait, token).ConfigureAwait(false);
+                    continue;
                 }
 
                 // Wait for packets; undecided connections are asked again a few times a second.
@@ -167,7 +219,7 @@ internal sealed class CaptureSession
         }
         catch (IOException)
         {
-            // The reader went away.
+            // The reader went away (or a capture file could not be written).
         }
         finally
         {
@@ -178,26 +230,57 @@ internal sealed class CaptureSession
             }
 
             DrainQueue();
-            await WriteStatisticsAsync(output).ConfigureAwait(false);
+            await WriteStatisticsAsync().ConfigureAwait(false);
         }
+    }
+
+    private void WriteSectionHeader()
+    {
+        var file = _files is null ? "" : $" File {Path.GetFileName(_files.Current)}; the files roll over at about {_files.RotateBytes} bytes, {_files.KeepFiles} kept.";
+        _writer.WriteSectionHeader("BindProxy", $"BindProxy capture: {Description}. Each interface is one route's client or upstream leg; " +
+            $"handshakes are made up (the proxy sees its sockets' bytes, not their packets).{file}");
+    }
+
+    private bool RotationDue => _files is { } files && _writer.BytesWritten - _fileStart >= files.RotateBytes;
+
+    /// <summary>
+    /// Ends the current file (its interfaces' statistics) and begins the next: a new section, whose
+    /// interfaces are declared again as they are needed, and whose connections still open start
+    /// with a made-up handshake and go on with the same sequence numbers.
+    /// </summary>
+    private async Task RotateAsync(CancellationToken token)
+    {
+        await WriteStatisticsAsync().ConfigureAwait(false);
+        await _output!.DisposeAsync().ConfigureAwait(false);
+        _output = _files!.Next();
+        _fileStart = _writer.BytesWritten;
+        _interfaces.Clear();
+        foreach (var connection in _connections.Values)
+        {
+            connection.ClientLeg = connection.ClientLeg?.Continue();
+            connection.UpstreamLeg = connection.UpstreamLeg?.Continue();
+        }
+
+        WriteSectionHeader();
+        await FlushAsync(token).ConfigureAwait(false);
     }
 
     private bool LimitReached =>
         (_limits.Packets is { } packets && Interlocked.Read(ref _packets) >= packets) ||
         (_limits.Bytes is { } bytes && _writer.BytesWritten >= bytes);
 
-    private async Task FlushAsync(Stream output, CancellationToken token)
+    private async Task FlushAsync(CancellationToken token)
     {
         if (_writer.Pending > 0)
         {
-            await output.WriteAsync(_writer.Take(), token).ConfigureAwait(false);
+            await _output!.WriteAsync(_writer.Take(), token).ConfigureAwait(false);
             _writer.Clear();
         }
 
-        await output.FlushAsync(token).ConfigureAwait(false);
+        await _output!.FlushAsync(token).ConfigureAwait(false);
     }
 
-    private async Task WriteStatisticsAsync(Stream output)
+    private async Task WriteStatisticsAsync()
     {
         long micros = Micros(Stopwatch.GetTimestamp());
         foreach (var ((route, leg), face) in _interfaces)
@@ -210,7 +293,7 @@ internal sealed class CaptureSession
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await FlushAsync(output, timeout.Token).ConfigureAwait(false);
+            await FlushAsync(timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -346,6 +429,11 @@ internal sealed class CaptureSession
             var description = item.Leg == CaptureLeg.Client
                 ? $"route {tap.Route}: client ↔ proxy listener"
                 : $"route {tap.Route}: proxy source ↔ upstream";
+            if (tap.TlsOf(item.Leg) is not null)
+            {
+                description += " (TLS on the wire; written as the plaintext the proxy sent and received)";
+            }
+
             face = new Interface(_writer.WriteInterface($"{tap.Route} {(item.Leg == CaptureLeg.Client ? "client" : "upstream")}", description));
             _interfaces[(tap.Route, item.Leg)] = face;
         }
@@ -358,9 +446,13 @@ internal sealed class CaptureSession
             // From the start, both streams begin at offset 0; from the middle, at the first byte seen each way.
             long? start = tap.FromStart ? 0 : null;
             framer = new TcpFramer(a, b, (uint)Random.Shared.Next(), (uint)Random.Shared.Next(), start, start);
-            framer.Handshake(_writer, face.Id, micros, tap.FromStart
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, item.Leg, tap.FromStart
                 ? "handshake made up by the capture (the proxy sees bytes, not packets); the streams follow from their first byte"
-                : "connection open before the capture began: handshake made up, the streams follow from the capture's start");
+                : "connection open before the capture began: handshake made up, the streams follow from the capture's start"));
+        }
+        else if (framer.NeedsHandshake)
+        {
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, item.Leg, "connection open before this file began: handshake made up, the streams follow from the file's start"));
         }
 
         bool fromA = item.Leg == CaptureLeg.Client ? item.FromPeer : !item.FromPeer;
@@ -383,8 +475,18 @@ internal sealed class CaptureSession
         Interlocked.Add(ref _packets, written);
     }
 
+    /// <summary>A leg's first comment, which says when the leg is TLS on the wire and its bytes here are the plaintext.</summary>
+    private static string WithTls(ConnectionTap tap, CaptureLeg leg, string comment) =>
+        tap.TlsOf(leg) is { } tls ? $"decrypted from TLS: this leg is TLS on the wire ({tls}); written here as the plaintext the proxy sent and received. {comment}" : comment;
+
     private string? TakeComment(ConnectionTap tap, CaptureLeg leg, Connection connection, string? comment)
     {
+        if (comment is null && connection.Comment is null && _drops.IsEmpty)
+        {
+            // Nearly every packet: nothing to say, nothing allocated.
+            return null;
+        }
+
         var parts = new List<string>(3);
         if (comment is not null)
         {

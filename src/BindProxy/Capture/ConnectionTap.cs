@@ -40,8 +40,32 @@ internal sealed class ConnectionTap
 
     public LegTap UpstreamLeg { get; }
 
+    /// <summary>
+    /// Set when a leg is TLS: the capture holds the plaintext the proxy sent and received on it, and
+    /// says so in the comment of the leg's first packet, with what was negotiated.
+    /// </summary>
+    public void Decrypted(CaptureLeg leg, string what)
+    {
+        if (leg == CaptureLeg.Client)
+        {
+            Volatile.Write(ref _clientTls, what);
+        }
+        else
+        {
+            Volatile.Write(ref _upstreamTls, what);
+        }
+    }
+
+    /// <summary>What <see cref="Decrypted"/> said of <paramref name="leg"/>; null when it is plaintext on the wire too.</summary>
+    public string? TlsOf(CaptureLeg leg) => leg == CaptureLeg.Client ? Volatile.Read(ref _clientTls) : Volatile.Read(ref _upstreamTls);
+
+    private string? _clientTls;
+    private string? _upstreamTls;
+
     /// <summary>The connection as the layers above know it (what selectors look at); null until it is registered.</summary>
-    public object? Subject { get; set; }
+    public object? Subject { get => Volatile.Read(ref _subject); set => Volatile.Write(ref _subject, value); }
+
+    private object? _subject;
 
     /// <summary>Called when the last capture lets go, to take the tap off the connection.</summary>
     public Action<ConnectionTap>? Uninstall { get; set; }

@@ -85,16 +85,26 @@ internal sealed class PcapngWriter
     }
 
     /// <summary>One packet, timestamped in microseconds since the Unix epoch.</summary>
-    public void WritePacket(int interfaceId, long timestampMicros, ReadOnlySpan<byte> packet, string? comment)
+    public void WritePacket(int interfaceId, long timestampMicros, ReadOnlySpan<byte> packet, string? comment) =>
+        WritePacket(interfaceId, timestampMicros, packet, [], comment);
+
+    /// <summary>One packet given as its headers and its payload, which are written one after the other.</summary>
+    public void WritePacket(int interfaceId, long timestampMicros, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, string? comment)
     {
+        int length = headers.Length + payload.Length;
         var block = Begin(EnhancedPacket, 20);
         BinaryPrimitives.WriteUInt32LittleEndian(block, (uint)interfaceId);
         BinaryPrimitives.WriteUInt32LittleEndian(block[4..], (uint)((ulong)timestampMicros >> 32));
         BinaryPrimitives.WriteUInt32LittleEndian(block[8..], (uint)timestampMicros);
-        BinaryPrimitives.WriteUInt32LittleEndian(block[12..], (uint)packet.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(block[16..], (uint)packet.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(block[12..], (uint)length);
+        BinaryPrimitives.WriteUInt32LittleEndian(block[16..], (uint)length);
         _buffer.Advance(20);
-        Padded(packet);
+        int padded = (length + 3) & ~3;
+        var span = _buffer.GetSpan(padded);
+        headers.CopyTo(span);
+        payload.CopyTo(span[headers.Length..]);
+        span[length..padded].Clear();
+        _buffer.Advance(padded);
         if (comment is not null)
         {
             Option(OptComment, comment);

@@ -34,7 +34,7 @@ internal sealed class TcpFramer
     private const byte Psh = 0x08;
     private const byte Ack = 0x10;
 
-    private readonly byte[] _packet = new byte[40 + 28 + MaxSegment];
+    private readonly byte[] _packet = new byte[40 + 28];
     private readonly Side _a;
     private readonly Side _b;
     private readonly bool _v6;
@@ -55,17 +55,44 @@ internal sealed class TcpFramer
         _b = new Side(addressB.GetAddressBytes(), (ushort)b.Port, isnB, baseB);
     }
 
+    /// <summary>
+    /// The same leg in a new section (the next capture file): sequence numbers go on from where
+    /// they are, behind a new made-up handshake that <see cref="NeedsHandshake"/> asks for, so the
+    /// file opens on its own; null when the leg has ended.
+    /// </summary>
+    public TcpFramer? Continue() => Ended ? null : new TcpFramer(this);
+
+    private TcpFramer(TcpFramer from)
+    {
+        _v6 = from._v6;
+        _a = from._a.Continue();
+        _b = from._b.Continue();
+        NeedsHandshake = true;
+    }
+
+    /// <summary>Continued into a new section and not yet introduced there by <see cref="Handshake"/>.</summary>
+    public bool NeedsHandshake { get; private set; }
+
     /// <summary>Both ends have closed (FIN both ways) or one has reset: nothing more belongs on this leg.</summary>
     public bool Ended => (_a.Fin && _b.Fin) || _reset;
 
     private bool _reset;
 
-    /// <summary>Writes SYN, SYN-ACK and ACK.</summary>
+    /// <summary>Writes SYN, SYN-ACK and ACK (and, on a continued leg, the FIN a side had sent before).</summary>
     public void Handshake(PcapngWriter writer, int interfaceId, long micros, string? comment)
     {
+        NeedsHandshake = false;
         Emit(writer, interfaceId, micros, _a, _b, _a.Isn, 0, Syn, [], comment);
         Emit(writer, interfaceId, micros, _b, _a, _b.Isn, _a.Isn + 1, Syn | Ack, [], null);
         Emit(writer, interfaceId, micros, _a, _b, _a.Isn + 1, _b.Isn + 1, Ack, [], null);
+        foreach (var (side, fromA) in new[] { (_a, true), (_b, false) })
+        {
+            if (side.FinBefore)
+            {
+                side.FinBefore = false;
+                Finish(writer, interfaceId, micros, fromA, (side.Base ?? 0) + side.End, null);
+            }
+        }
     }
 
     /// <summary>
@@ -194,16 +221,17 @@ internal sealed class TcpFramer
             tcp[27] = WindowShift;
         }
 
-        payload.CopyTo(packet[(ipLength + tcpLength)..]);
-
-        // TCP checksum over the pseudo-header, the header and the payload.
+        // TCP checksum over the pseudo-header, the header and the payload (the header's length is
+        // even, so the payload's words line up), then the headers and the payload go into the
+        // block as they are: the payload is not copied here first.
         uint sum = Checksum.Add(0, from.Address);
         sum = Checksum.Add(sum, to.Address);
         sum += 6u + (uint)(tcpLength + payload.Length);
-        sum = Checksum.Add(sum, packet.Slice(ipLength, tcpLength + payload.Length));
+        sum = Checksum.Add(sum, tcp);
+        sum = Checksum.Add(sum, payload);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Finish(sum));
 
-        writer.WritePacket(interfaceId, micros, packet[..total], comment);
+        writer.WritePacket(interfaceId, micros, packet[..(ipLength + tcpLength)], payload, comment);
     }
 
     private static IPAddress Unmap(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
@@ -223,13 +251,43 @@ internal sealed class TcpFramer
         public long End { get; set; }
 
         public bool Fin { get; set; }
+
+        /// <summary>A continued side whose FIN was written in the section before: the handshake writes it again.</summary>
+        public bool FinBefore { get; set; }
+
+        /// <summary>This side in a new section: its next sequence number stays, its ISN is the one before it.</summary>
+        public Side Continue() =>
+            new(Address, Port, unchecked(Isn + (uint)End), Base is { } b ? b + End : null) { FinBefore = Fin };
     }
 
     private static class Checksum
     {
+        /// <summary>
+        /// Adds <paramref name="bytes"/> as big-endian 16-bit words (an odd last byte padded with
+        /// zero) to <paramref name="sum"/>, folded to 16 bits. Eight bytes at a time: a 64-bit
+        /// word is congruent to the sum of its four 16-bit words modulo 0xFFFF, and so is a sum
+        /// of such words with end-around carry (2^64 - 1 is a multiple of 0xFFFF).
+        /// </summary>
         public static uint Add(uint sum, ReadOnlySpan<byte> bytes)
         {
+            ulong wide = sum;
             int i = 0;
+            for (; i + 8 <= bytes.Length; i += 8)
+            {
+                ulong word = BinaryPrimitives.ReadUInt64BigEndian(bytes[i..]);
+                wide += word;
+                if (wide < word)
+                {
+                    wide++;
+                }
+            }
+
+            while (wide >> 16 != 0)
+            {
+                wide = (wide & 0xFFFF) + (wide >> 16);
+            }
+
+            sum = (uint)wide;
             for (; i + 1 < bytes.Length; i += 2)
             {
                 sum += (uint)((bytes[i] << 8) | bytes[i + 1]);

@@ -13,7 +13,7 @@ internal static class ConfigReader
     internal static IReadOnlyList<string> ProxyKeys => ProxyConfig.Fields.Names;
 
     /// <summary>The top-level sections the proxy reads.</summary>
-    internal static readonly string[] Sections = [ProxyConfig.SectionName, AdminConfig.SectionName, FaultsConfig.SectionName, "Serilog"];
+    internal static readonly string[] Sections = [ProxyConfig.SectionName, AdminConfig.SectionName, FaultsConfig.SectionName, CaptureConfig.SectionName, "Serilog"];
 
     /// <summary>The sections whose keys may wait for a restart, in the order the reload names them.</summary>
     private static readonly FieldTable[] TopLevelTables = [ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields];
@@ -42,6 +42,7 @@ internal static class ConfigReader
             Routes = [.. proxy.GetSection(nameof(ProxyConfig.Routes)).GetChildren().Select(ReadRoute)],
             Admin = ReadAdmin(configuration),
             Faults = ReadFaults(configuration),
+            Capture = ReadCapture(configuration),
             UnknownKeys = unknown,
         };
     }
@@ -82,6 +83,21 @@ internal static class ConfigReader
         return ReadFields(section, FaultsConfig.Fields, new FaultsConfig(), misshapen: []) with
         {
             UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => FaultsConfig.Fields.Find(k) is null)],
+        };
+    }
+
+    /// <summary>The top-level <c>Capture</c> section, or null when there is none.</summary>
+    public static CaptureConfig? ReadCapture(IConfiguration configuration)
+    {
+        var section = configuration.GetSection(CaptureConfig.SectionName);
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        return ReadFields(section, CaptureConfig.Fields, new CaptureConfig(), misshapen: []) with
+        {
+            UnknownFields = [.. section.GetChildren().Select(c => c.Key).Where(k => CaptureConfig.Fields.Find(k) is null)],
         };
     }
 

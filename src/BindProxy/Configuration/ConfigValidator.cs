@@ -59,6 +59,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         CheckInterceptions(routes, errors);
         var admin = ValidateAdmin(config.Admin, routes, errors, warnings);
         var faults = ValidateFaults(config.Faults, routes, admin, errors, warnings);
+        var capture = ValidateCapture(config.Capture, routes, errors);
         CheckLoops(routes, resolved, admin, errors);
 
         var drainTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.DrainTimeout)], config.DrainTimeout, TopLevelError, positive: false);
@@ -66,7 +67,7 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         var stallTimeout = Duration(ProxyConfig.Fields[nameof(ProxyConfig.StallTimeout)], config.StallTimeout, TopLevelError, positive: true);
         var engine = ValidateEngine(config.Engine, TopLevelError);
         return new ValidationResult(errors.Count == 0
-            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Faults = faults, Engine = engine!.Value, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
+            ? new ProxyModel(routes, drainTimeout) { Admin = admin, Faults = faults, Capture = capture, Engine = engine!.Value, FlushTimeout = flushTimeout!.Value, StallTimeout = stallTimeout!.Value }
             : null, errors, warnings);
     }
 
@@ -241,6 +242,106 @@ internal sealed class ConfigValidator(SourceAddressProbe probe, IInterceptionPro
         }
 
         return new FaultsModel(endpoint, allowNonLoopback);
+    }
+
+    /// <summary>
+    /// Rolling capture files: the selectors read as <c>/api/capture</c> reads them, the bound on disk,
+    /// and a directory that is made (if missing) and written to here, so one that cannot be is one
+    /// line at startup, and a reload to it is rejected with the running capture kept.
+    /// </summary>
+    private static CaptureModel? ValidateCapture(CaptureConfig? capture, List<RouteModel> routes, List<ConfigError> errors)
+    {
+        if (capture is null)
+        {
+            return null;
+        }
+
+        var fields = CaptureConfig.Fields;
+        int before = errors.Count;
+        void Error(string name, string message) => errors.Add(new ConfigError("", fields[name].Path, message));
+
+        foreach (var unknown in capture.UnknownFields)
+        {
+            errors.Add(new ConfigError("", $"{fields.Section}:{unknown}", UnknownField(unknown, fields.Names)));
+        }
+
+        AddressSet? source = null;
+        if (capture.Source is { } sourceText && !AddressSet.TryParse(sourceText, out source, out var sourceError))
+        {
+            Error(nameof(CaptureConfig.Source), sourceError);
+        }
+
+        int? pid = null;
+        if (capture.Pid is { } pidText)
+        {
+            if (int.TryParse(pidText, NumberStyles.None, CultureInfo.InvariantCulture, out int parsed) && parsed > 0)
+            {
+                pid = parsed;
+            }
+            else
+            {
+                Error(nameof(CaptureConfig.Pid), $"'{pidText}' is not a process id; expected a positive whole number such as {fields[nameof(CaptureConfig.Pid)].Example}");
+            }
+        }
+
+        var route = string.IsNullOrWhiteSpace(capture.Route) ? null : capture.Route.Trim();
+        if (route is not null && !routes.Any(r => r.Name == route))
+        {
+            Error(nameof(CaptureConfig.Route), $"no route is named '{route}'; the routes are {string.Join(", ", routes.Select(r => r.Name))}");
+        }
+
+        var legs = (capture.Legs ?? fields[nameof(CaptureConfig.Legs)].Default!).Trim().ToLowerInvariant();
+        if (legs is not ("both" or "client" or "upstream"))
+        {
+            Error(nameof(CaptureConfig.Legs), $"'{capture.Legs}' is not both, client or upstream");
+        }
+
+        var rotateText = capture.RotateMB ?? fields[nameof(CaptureConfig.RotateMB)].Default!;
+        long rotateBytes = 0;
+        if (!double.TryParse(rotateText, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double megabytes) || megabytes < 0.01 || megabytes > 1024 * 1024)
+        {
+            Error(nameof(CaptureConfig.RotateMB), $"'{rotateText}' is not a size in megabytes from 0.01 up; expected a number such as {fields[nameof(CaptureConfig.RotateMB)].Example}");
+        }
+        else
+        {
+            rotateBytes = (long)(megabytes * 1024 * 1024);
+        }
+
+        var keepText = capture.KeepFiles ?? fields[nameof(CaptureConfig.KeepFiles)].Default!;
+        if (!int.TryParse(keepText, NumberStyles.None, CultureInfo.InvariantCulture, out int keep) || keep < 1)
+        {
+            Error(nameof(CaptureConfig.KeepFiles), $"'{keepText}' is not a number of files; expected a whole number from 1 up such as {fields[nameof(CaptureConfig.KeepFiles)].Example}");
+        }
+
+        var directoryKey = fields[nameof(CaptureConfig.Directory)];
+        if (string.IsNullOrWhiteSpace(capture.Directory))
+        {
+            Error(nameof(CaptureConfig.Directory), $"is missing; expected a directory such as {directoryKey.Example}, or {AdminOff}");
+            return null;
+        }
+
+        if (string.Equals(capture.Directory.Trim(), AdminOff, StringComparison.OrdinalIgnoreCase) || errors.Count > before)
+        {
+            return null;
+        }
+
+        string directory;
+        try
+        {
+            directory = Path.GetFullPath(capture.Directory.Trim());
+            System.IO.Directory.CreateDirectory(directory);
+            var probe = Path.Combine(directory, $".bindproxy-write-check-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            Error(nameof(CaptureConfig.Directory), $"'{capture.Directory}' cannot be made or written: {e.Message}");
+            return null;
+        }
+
+        return new CaptureModel(directory, route, string.IsNullOrWhiteSpace(capture.Client) ? null : capture.Client.Trim(), source, pid,
+            string.IsNullOrWhiteSpace(capture.Process) ? null : capture.Process.Trim(), legs, rotateBytes, keep);
     }
 
     /// <summary>The <c>Admin:Listen</c> value that turns the admin endpoint off.</summary>

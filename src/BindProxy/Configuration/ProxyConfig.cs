@@ -37,6 +37,9 @@ internal sealed record ProxyConfig
     /// <summary>The fault API; null when the file has no <c>Faults</c> section.</summary>
     public FaultsConfig? Faults { get; init; }
 
+    /// <summary>Rolling capture files; null when the file has no <c>Capture</c> section.</summary>
+    public CaptureConfig? Capture { get; init; }
+
     /// <summary>
     /// Keys above the route level that nothing reads, by path (<c>BindProxy:Rotues</c>, <c>Admn</c>),
     /// with the names that were expected where each was found.

@@ -29,6 +29,9 @@ internal sealed class ProxyModel
     /// <summary>The fault API's listener; null when it is off. Read once at startup.</summary>
     public FaultsModel? Faults { get; init; }
 
+    /// <summary>Rolling capture files; null when they are off. Reloadable.</summary>
+    public CaptureModel? Capture { get; init; }
+
     /// <summary>The engine that forwards plain Tcp routes, resolved for this platform (relay or pipes, never auto). Read once at startup.</summary>
     public EngineSetting Engine { get; init; } = EngineSettings.Resolve(EngineSetting.Auto, out _)!.Value;
 }

@@ -60,6 +60,22 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
         }
     }
 
+    /// <summary>Writes <paramref name="session"/> to rolling <paramref name="files"/> until it ends, then forgets it.</summary>
+    public async Task RunAsync(CaptureSession session, CaptureFileSet files, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await session.RunAsync(files, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _running = [.. _running.Where(r => r.Session != session)];
+            }
+        }
+    }
+
     /// <summary>
     /// Before a pipe-path connection reads its first byte: a tap for it when a running capture may
     /// want its route, so such a capture has its streams from the start; null (nothing to do) otherwise.
@@ -138,12 +154,29 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
 
     private static ConnectionTap Install(ProxiedConnection live, ConnectionTap tap)
     {
+        // Before Subject: a capture frames a leg only once it knows the connection, and by then it knows its TLS too.
+        if (live.Legs is PipeLegs pipes)
+        {
+            if (pipes.ClientTls is { } client)
+            {
+                tap.Decrypted(CaptureLeg.Client, $"client ↔ listener, ListenTls: {Describe(client)}");
+            }
+
+            if (pipes.UpstreamTls is { } upstream)
+            {
+                tap.Decrypted(CaptureLeg.Upstream, $"source ↔ upstream, Tls: {Describe(upstream)}");
+            }
+        }
+
         tap.Subject = live;
         tap.Connected(live.Source, live.Upstream);
         tap.Uninstall = _ => live.Legs.Tap = null;
         live.Legs.Tap = tap;
         return tap;
     }
+
+    private static string Describe(TlsSession tls) =>
+        tls.PeerSubject is { } peer ? $"{tls.Version}, {tls.Cipher}, peer {peer}" : $"{tls.Version}, {tls.Cipher}";
 
     private static CaptureMatch Match(CaptureSelector selector, ConnectionTap tap) =>
         tap.Subject is ProxiedConnection live ? selector.Match(live) : CaptureMatch.Later;

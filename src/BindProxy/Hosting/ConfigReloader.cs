@@ -25,6 +25,7 @@ internal sealed partial class ConfigReloader(
     SourceAssigner sources,
     DrainCoordinator drains,
     FileToxics toxics,
+    CaptureFiles captureFiles,
     ILogger<ConfigReloader> logger) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; wait for them to settle before reading it.</summary>
@@ -170,7 +171,8 @@ internal sealed partial class ConfigReloader(
             (Key: nameof(ProxyConfig.StallTimeout), Before: old.StallTimeout, After: next.StallTimeout),
         }.Where(t => t.Before != t.After).ToList();
         bool sameRoutes = next.Routes.Count == old.Routes.Count && next.Routes.All(r => old.ByName.ContainsKey(r.Name));
-        if (changed.Count == 0 && sameRoutes && !drainChanged && timeouts.Count == 0 && restartEdits.Count == 0)
+        bool captureChanged = old.Capture?.Describe() != next.Capture?.Describe();
+        if (changed.Count == 0 && sameRoutes && !drainChanged && timeouts.Count == 0 && restartEdits.Count == 0 && !captureChanged)
         {
             Log.Unchanged(logger);
             return;
@@ -185,6 +187,7 @@ internal sealed partial class ConfigReloader(
             Engine = old.Engine,
             FlushTimeout = next.FlushTimeout,
             StallTimeout = next.StallTimeout,
+            Capture = next.Capture,
         });
 
         // Routes that no longer intercept stop redirecting before their listeners close, so their
@@ -256,6 +259,13 @@ internal sealed partial class ConfigReloader(
         foreach (var (key, before, after) in restartEdits)
         {
             Log.NeedsRestart(logger, key, before, after);
+        }
+
+        if (captureChanged)
+        {
+            // After the routes: a capture of a route added in this edit finds it.
+            Log.CaptureChanged(logger, old.Capture?.Describe() ?? "off", next.Capture?.Describe() ?? "off");
+            await captureFiles.ApplyAsync(next.Capture).ConfigureAwait(false);
         }
     }
 
@@ -336,6 +346,9 @@ internal sealed partial class ConfigReloader(
 
         [LoggerMessage(719, LogLevel.Debug, "Reload: route {Route}: its {Count} open connection(s) keep the settings they started with and new ones get the new; {Listeners}")]
         public static partial void ChangeApplied(ILogger logger, string route, int count, string listeners);
+
+        [LoggerMessage(1303, LogLevel.Information, "Reload: capture files {Before} → {After}")]
+        public static partial void CaptureChanged(ILogger logger, string before, string after);
 
         [LoggerMessage(713, LogLevel.Warning, "Reload: {Warning}")]
         public static partial void Warning(ILogger logger, string warning);

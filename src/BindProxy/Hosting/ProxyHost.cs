@@ -103,6 +103,8 @@ internal static partial class ProxyHost
         services.AddSingleton<IInterceptionProbe, InterceptionProbe>();
         services.AddSingleton<ConfigValidator>();
         services.AddSingleton(new ReloadSource(reload));
+        services.AddSingleton<CaptureFiles>();
+        services.AddHostedService(sp => sp.GetRequiredService<CaptureFiles>());
         services.AddSingleton<ConfigReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
 

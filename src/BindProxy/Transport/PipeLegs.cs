@@ -14,6 +14,12 @@ internal sealed class PipeLegs(PipeSocket client, PipeSocket upstream) : IConnec
 
     public IPEndPoint Upstream => upstream.RemoteEndPoint;
 
+    /// <summary>What the client's leg negotiated when it is TLS (a <c>ListenTls</c> listener); null when it is plaintext.</summary>
+    public Configuration.TlsSession? ClientTls => client.TlsSession;
+
+    /// <summary>What the upstream leg negotiated when it is TLS (a route's <c>Tls</c>); null when it is plaintext.</summary>
+    public Configuration.TlsSession? UpstreamTls => upstream.TlsSession;
+
     public long BytesToUpstream => upstream.BytesSent;
 
     public long BytesToClient => client.BytesSent;

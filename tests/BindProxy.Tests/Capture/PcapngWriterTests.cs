@@ -44,6 +44,34 @@ public sealed class PcapngWriterTests
         return file;
     }
 
+    /// <summary>Wireshark, told to check them, finds every IP and TCP checksum right, whatever the payload's length and alignment.</summary>
+    [Fact]
+    public async Task Every_checksum_is_right_for_payloads_of_every_length_and_offset()
+    {
+        var tap = new ConnectionTap("test", Client, Listener, fromStart: true);
+        tap.Connected(Source, Upstream);
+        var bytes = Bytes(70_000, 3);
+        var pcapng = await CaptureAsync(tap, () =>
+        {
+            long offset = 0;
+            foreach (int length in new[] { 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 1000, 1001, 65_483, 1 })
+            {
+                tap.ClientLeg.Received(bytes.AsSpan((int)(offset % 1000), length), offset);
+                offset += length;
+            }
+        });
+
+        using var dir = new TempDirectory();
+        var file = await WriteAsync(dir, pcapng);
+        var tshark = ExternalTool.Require("tshark");
+        var checkedCount = await ExternalTool.RunAsync(tshark, "-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+            "-Y", "tcp.checksum.status == 1 && ip.checksum.status == 1", "-T", "fields", "-e", "frame.number");
+        var bad = await ExternalTool.RunAsync(tshark, "-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+            "-Y", "tcp.checksum.status != 1 || ip.checksum.status != 1", "-T", "fields", "-e", "frame.number", "-e", "tcp.len");
+        Assert.Equal("", bad.Trim());
+        Assert.Equal(Packet.ReadAll(pcapng).Count, checkedCount.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
     [Fact]
     public async Task A_connection_from_its_start_reads_as_clean_TCP_with_its_bytes_both_ways_on_both_legs()
     {

@@ -16,7 +16,7 @@ namespace BindProxy.Tests.Configuration;
 public sealed class FieldDefinitionTests
 {
     /// <summary>Every section's table, with the base each test value is validated in.</summary>
-    internal static readonly FieldTable[] Tables = [RouteConfig.Fields, InterceptConfig.Fields, TlsConfig.Fields, ListenTlsConfig.Fields, ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields];
+    internal static readonly FieldTable[] Tables = [RouteConfig.Fields, InterceptConfig.Fields, TlsConfig.Fields, ListenTlsConfig.Fields, ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields, CaptureConfig.Fields];
 
     private static readonly Lazy<TestCertificates> Certificates = new(() => new TestCertificates());
 
@@ -69,6 +69,13 @@ public sealed class FieldDefinitionTests
         {
             // A file the validator reads: the example names one that need not exist here (TlsConfigTests reads real ones).
             Assert.StartsWith("/etc/bindproxy/", field.Example, StringComparison.Ordinal);
+            return;
+        }
+
+        if (field.Path == "Capture:Directory")
+        {
+            // A directory the validator makes and writes to: CaptureFilesTests give it real ones.
+            Assert.Equal("captures", field.Example);
             return;
         }
 
@@ -181,6 +188,15 @@ public sealed class FieldDefinitionTests
         else if (FaultsConfig.Fields.All.Contains(field))
         {
             config = config with { Faults = field.With(new FaultsConfig { Listen = "127.0.0.1:0" }, value) };
+        }
+        else if (CaptureConfig.Fields.All.Contains(field))
+        {
+            config = config with { Capture = field.With(new CaptureConfig { Directory = Path.Combine(Path.GetTempPath(), "bindproxy-field-tests") }, value) };
+            if (field.Name == nameof(CaptureConfig.Route))
+            {
+                // The route it names must exist.
+                route = route with { Name = value };
+            }
         }
         else
         {

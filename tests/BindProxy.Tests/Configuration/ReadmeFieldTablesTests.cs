@@ -59,7 +59,7 @@ public sealed class ReadmeFieldTablesTests
     internal static string Render(string name) => name switch
     {
         "route fields" => Table("Field", RouteConfig.Fields.All.Select(f => (f.Name, f))),
-        "other keys" => Table("Key", new[] { ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields, InterceptConfig.Fields, TlsConfig.Fields, ListenTlsConfig.Fields }.SelectMany(t => t.All).Select(f => (f.Path, f))),
+        "other keys" => Table("Key", new[] { ProxyConfig.Fields, AdminConfig.Fields, FaultsConfig.Fields, CaptureConfig.Fields, InterceptConfig.Fields, TlsConfig.Fields, ListenTlsConfig.Fields }.SelectMany(t => t.All).Select(f => (f.Path, f))),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such table"),
     };
 
