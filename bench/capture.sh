@@ -45,23 +45,11 @@ pids=()
 capture_pid=
 cleanup() {
     [[ -n $capture_pid ]] && kill "$capture_pid" 2>/dev/null
-    for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
-    rm -rf "$work"
+    stop_all
 }
 trap cleanup EXIT
-log() { printf '[%4ds] %s\n' "$SECONDS" "$*" >&2; }
-start_bg() { # logfile command...
-    local logfile=$1; shift
-    setsid "$@" >"$logfile" 2>&1 &
-    pids+=($!)
-}
-wait_listen() { # port
-    for _ in $(seq 1 200); do
-        ss -Hltn "sport = :$1" | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2; return 1
-}
+# shellcheck source=lib.sh
+source "$script_dir/lib.sh"
 
 log "building BindProxy (Release)"
 dotnet build -c Release --nologo -v q "$repo/src/BindProxy" >"$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; exit 1; }

@@ -39,21 +39,9 @@ declare -A iperf_at=([haproxy]=$((port_base + 21)) [bindproxy]=$((port_base + 31
 source_addr=127.0.0.2
 work=$(mktemp -d /tmp/bindproxy-tls-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-log() { printf '[%4ds] %s\n' "$SECONDS" "$*" >&2; }
-start_bg() { # logfile command...
-    local logfile=$1; shift
-    setsid "$@" >"$logfile" 2>&1 &
-    pids+=($!)
-}
-wait_listen() { # port
-    for _ in $(seq 1 200); do
-        ss -Hltn "sport = :$1" | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2; return 1
-}
+trap stop_all EXIT
+# shellcheck source=lib.sh
+source "$script_dir/lib.sh"
 
 log "building the bench tool and BindProxy (Release)"
 dotnet build -c Release --nologo -v q "$repo/bench/BindProxy.Bench" >"$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; exit 1; }
