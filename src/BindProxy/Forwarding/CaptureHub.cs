@@ -53,10 +53,7 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
         }
         finally
         {
-            lock (_lock)
-            {
-                _running = [.. _running.Where(r => r.Session != session)];
-            }
+            Forget(session);
         }
     }
 
@@ -69,10 +66,15 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
         }
         finally
         {
-            lock (_lock)
-            {
-                _running = [.. _running.Where(r => r.Session != session)];
-            }
+            Forget(session);
+        }
+    }
+
+    private void Forget(CaptureSession session)
+    {
+        lock (_lock)
+        {
+            _running = [.. _running.Where(r => r.Session != session)];
         }
     }
 
