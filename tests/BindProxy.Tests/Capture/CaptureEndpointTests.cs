@@ -34,8 +34,8 @@ public sealed class CaptureEndpointTests
         using var first = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         using var second = await SocketExtensions.ConnectAsync(proxy.Endpoint());
         var before = Encoding.ASCII.GetBytes("before the second capture");
-        await EchoAsync(first, before);
-        await EchoAsync(second, before);
+        await first.EchoAsync(before);
+        await second.EchoAsync(before);
         var live = await Poll.UntilAsync(() => proxy.Connections.Snapshot(), c => c.Count == 2, "both connections registered");
         var onThree = live.Single(c => c.Source.Address.Equals(IPAddress.Parse("127.0.0.3")));
         var onTwo = live.Single(c => c != onThree);
@@ -44,8 +44,8 @@ public sealed class CaptureEndpointTests
         // Begun mid-connection, on the connection from .2 only.
         await using var byConnection = await LiveCapture.StartAsync(admin, $"connection={onTwo.Id}");
         var after = Encoding.ASCII.GetBytes(new string('x', 100_000));
-        await EchoAsync(three, after);
-        await EchoAsync(two, after);
+        await three.EchoAsync(after);
+        await two.EchoAsync(after);
         three.Shutdown(SocketShutdown.Send);
         two.Shutdown(SocketShutdown.Send);
         Assert.Equal(0, await three.ReceiveAsync(new byte[1]));
@@ -60,7 +60,7 @@ public sealed class CaptureEndpointTests
         {
             var packets = capture.Packets();
             Assert.All(packets, p => Assert.True(
-                Is(p, connection.Client, connection.Listener) || Is(p, connection.Source, connection.Upstream),
+                p.Between(connection.Client, connection.Listener) || p.Between(connection.Source, connection.Upstream),
                 $"{p.From} → {p.To} is not connection {connection.Id}'s"));
 
             var file = await capture.SaveAsync(dir.Path, $"capture-{connection.Id}.pcapng");
@@ -95,7 +95,7 @@ public sealed class CaptureEndpointTests
         using var client = await SocketExtensions.ConnectAsync(proxy.Proxy.Endpoint("test"));
         for (int i = 0; i < 10 && !capture.Ended; i++)
         {
-            await EchoAsync(client, Encoding.ASCII.GetBytes($"message {i}"));
+            await client.EchoAsync(Encoding.ASCII.GetBytes($"message {i}"));
         }
 
         await Poll.UntilAsync(() => capture.Ended, "the capture to end at its limit");
@@ -122,17 +122,4 @@ public sealed class CaptureEndpointTests
     private static bool From(byte[] captured, byte[] sent, byte[] earlier) =>
         captured.AsSpan().EndsWith(sent) && captured.Length - sent.Length <= earlier.Length &&
         earlier.AsSpan().EndsWith(captured.AsSpan(0, captured.Length - sent.Length));
-
-    private static bool Is(Packet p, IPEndPoint a, IPEndPoint b) =>
-        (Same(p.From, a) && Same(p.To, b)) || (Same(p.From, b) && Same(p.To, a));
-
-    private static bool Same(IPEndPoint x, IPEndPoint y) =>
-        x.Port == y.Port && (x.Address.IsIPv4MappedToIPv6 ? x.Address.MapToIPv4() : x.Address).Equals(y.Address.IsIPv4MappedToIPv6 ? y.Address.MapToIPv4() : y.Address);
-
-    private static async Task EchoAsync(Socket socket, byte[] payload)
-    {
-        var echo = socket.ReadExactlyAsync(payload.Length);
-        await socket.SendAsync(payload);
-        Assert.Equal(payload, await echo.WaitAsync(TimeSpan.FromSeconds(10)));
-    }
 }

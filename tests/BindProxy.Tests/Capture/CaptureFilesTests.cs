@@ -40,8 +40,8 @@ public sealed class CaptureFilesTests
         {
             using var first = await SocketExtensions.ConnectAsync(proxy.Endpoint());
             using var second = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-            await EchoAsync(first, new byte[100]);
-            await EchoAsync(second, new byte[100]);
+            await first.EchoAsync(new byte[100]);
+            await second.EchoAsync(new byte[100]);
             var live = await Poll.UntilAsync(() => proxy.Connections.Snapshot(), c => c.Count == 2, "both connections registered");
             selected = live.Single(c => c.Source.Address.Equals(IPAddress.Parse("127.0.0.3")));
             (onThree, onTwo) = selected.Client.Port == ((IPEndPoint)first.LocalEndPoint!).Port ? (first, second) : (second, first);
@@ -51,8 +51,8 @@ public sealed class CaptureFilesTests
             for (int round = 0; round < 25; round++)
             {
                 Random.Shared.NextBytes(payload);
-                await EchoAsync(onThree, payload);
-                await EchoAsync(onTwo, payload);
+                await onThree.EchoAsync(payload);
+                await onTwo.EchoAsync(payload);
             }
 
             onThree.Shutdown(SocketShutdown.Send);
@@ -85,7 +85,7 @@ public sealed class CaptureFilesTests
             var packets = Packet.ReadAll(bytes);
             Assert.NotEmpty(packets);
             Assert.All(packets, p => Assert.True(
-                Is(p, selected.Client, selected.Listener) || Is(p, selected.Source, selected.Upstream),
+                p.Between(selected.Client, selected.Listener) || p.Between(selected.Source, selected.Upstream),
                 $"{Path.GetFileName(path)}: {p.From} → {p.To} is not the connection from 127.0.0.3"));
 
             // Each file introduces each leg it holds with a handshake of its own.
@@ -115,12 +115,12 @@ public sealed class CaptureFilesTests
         Assert.Equal(0, hub.Running);
 
         using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
-        await EchoAsync(client, new byte[1000]);
+        await client.EchoAsync(new byte[1000]);
 
         // On: the connection already open is captured from now on.
         await File.WriteAllTextAsync(file, Config("auto", upstream.Address, $"{{ \"Directory\": \"{Json(first)}\" }}"), TestContext.Current.CancellationToken);
         await proxy.Logs.WaitForAsync(Prompt, "Capture files: writing to", first);
-        await EchoAsync(client, new byte[1000]);
+        await client.EchoAsync(new byte[1000]);
         var session = files.Session!;
         await Poll.UntilAsync(() => session.Packets >= 4, () => $"the echo in the first directory; {session.Packets} packets");
 
@@ -130,7 +130,7 @@ public sealed class CaptureFilesTests
         Assert.Contains("cannot be made or written", rejected, StringComparison.Ordinal);
         Assert.Same(session, files.Session);
         long before = session.Packets;
-        await EchoAsync(client, new byte[1000]);
+        await client.EchoAsync(new byte[1000]);
         await Poll.UntilAsync(() => session.Packets > before, "the capture to go on after the rejected edit");
 
         // Changed: the first capture closes its file and a new one writes to the second directory, legs=upstream only.
@@ -139,7 +139,7 @@ public sealed class CaptureFilesTests
         Assert.True(session.IsFinished);
         var next = files.Session!;
         Assert.NotSame(session, next);
-        await EchoAsync(client, new byte[1000]);
+        await client.EchoAsync(new byte[1000]);
         await Poll.UntilAsync(() => next.Packets >= 4, () => $"the echo in the second directory; {next.Packets} packets");
 
         // Off: the section removed.
@@ -148,7 +148,7 @@ public sealed class CaptureFilesTests
         Assert.Null(files.Session);
         Assert.True(next.IsFinished);
         await Poll.UntilAsync(() => hub.Running, n => n == 0, "no capture left running");
-        await EchoAsync(client, new byte[1000]);
+        await client.EchoAsync(new byte[1000]);
 
         var firstFile = Assert.Single(Directory.GetFiles(first, "*.pcapng"));
         var secondFile = Assert.Single(Directory.GetFiles(second, "*.pcapng"));
@@ -213,18 +213,5 @@ public sealed class CaptureFilesTests
         {
             return [];
         }
-    }
-
-    private static bool Is(Packet p, IPEndPoint a, IPEndPoint b) =>
-        (Same(p.From, a) && Same(p.To, b)) || (Same(p.From, b) && Same(p.To, a));
-
-    private static bool Same(IPEndPoint x, IPEndPoint y) =>
-        x.Port == y.Port && (x.Address.IsIPv4MappedToIPv6 ? x.Address.MapToIPv4() : x.Address).Equals(y.Address.IsIPv4MappedToIPv6 ? y.Address.MapToIPv4() : y.Address);
-
-    private static async Task EchoAsync(Socket socket, byte[] payload)
-    {
-        var echo = socket.ReadExactlyAsync(payload.Length);
-        await socket.SendAsync(payload);
-        Assert.Equal(payload, await echo.WaitAsync(Prompt));
     }
 }

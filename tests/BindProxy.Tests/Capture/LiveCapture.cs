@@ -101,6 +101,12 @@ internal sealed record Packet(int Interface, IPEndPoint From, IPEndPoint To, byt
 
     public bool Rst => (Flags & 0x04) != 0;
 
+    /// <summary>The packet goes between <paramref name="a"/> and <paramref name="b"/>, either way.</summary>
+    public bool Between(IPEndPoint a, IPEndPoint b) => (Same(From, a) && Same(To, b)) || (Same(From, b) && Same(To, a));
+
+    private static bool Same(IPEndPoint x, IPEndPoint y) =>
+        x.Port == y.Port && (x.Address.IsIPv4MappedToIPv6 ? x.Address.MapToIPv4() : x.Address).Equals(y.Address.IsIPv4MappedToIPv6 ? y.Address.MapToIPv4() : y.Address);
+
     /// <summary>The enhanced packet blocks of a pcapng file (a file cut short ends at its last whole block).</summary>
     public static IReadOnlyList<Packet> ReadAll(byte[] file)
     {

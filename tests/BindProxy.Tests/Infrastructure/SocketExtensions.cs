@@ -94,6 +94,14 @@ public static class SocketExtensions
     }
 
     /// <summary>Closes with RST instead of FIN.</summary>
+    /// <summary>Sends <paramref name="payload"/> to an echo server and checks it comes back whole.</summary>
+    public static async Task EchoAsync(this Socket socket, byte[] payload)
+    {
+        var echo = socket.ReadExactlyAsync(payload.Length);
+        await socket.SendAsync(payload);
+        Assert.Equal(payload, await echo.WaitAsync(Timeout));
+    }
+
     public static void Reset(this Socket socket)
     {
         socket.LingerState = new LingerOption(true, 0);
