@@ -47,6 +47,9 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     private long _partialSinceTicks;
     private bool _saslTokensFollow;
 
+    /// <summary>The exchange of the Produce request being streamed through, while its bytes pass and the conversation reads them.</summary>
+    private KafkaExchange? _streamed;
+
     /// <param name="mapper">
     /// Decides the broker addresses the client is told; an <see cref="IReconcilingBrokerMapper"/>
     /// has the brokers a response names made reachable first.
@@ -118,8 +121,17 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                     return PumpEnd.DestinationFailed;
                 }
 
+                if (_streamed is { } streamed)
+                {
+                    Exchanges?.OnStreamed(streamed, buffer.Slice(0, take));
+                }
+
                 streaming -= take;
                 buffer = buffer.Slice(take);
+                if (streaming == 0)
+                {
+                    _streamed = null;
+                }
             }
 
             var batch = buffer; // whole requests are sent together
@@ -225,7 +237,9 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
-                if (Exchanges?.OnRequest(request, frameLength, header, expectsResponse) is { } exchange && _logger.IsEnabled(LogLevel.Debug))
+                var exchange = Exchanges?.OnRequest(request, frameLength, header, expectsResponse);
+                _streamed = exchange?.Streamed is not null ? exchange : null;
+                if (exchange is not null && _logger.IsEnabled(LogLevel.Debug))
                 {
                     Log.Request(_logger, _route.Name, _client.RemoteEndPoint, ExchangeText.Request(exchange));
                 }
