@@ -24,11 +24,18 @@ internal sealed class ScriptedBroker : IAsyncDisposable
     private readonly ConcurrentBag<Task> _connections = [];
     private readonly Task _accepting;
 
+    private readonly Func<int, (int Bytes, Task<bool> Then)?>? _split;
+
     /// <param name="answer">The response body (after the correlation id) for a correlation id; null sends nothing.</param>
-    public ScriptedBroker(string broker, Func<int, byte[]?> answer)
+    /// <param name="split">
+    /// For a correlation id whose response goes in two parts: the bytes sent first, and a task whose
+    /// true sends the rest and false closes the connection instead.
+    /// </param>
+    public ScriptedBroker(string broker, Func<int, byte[]?> answer, Func<int, (int Bytes, Task<bool> Then)?>? split = null)
     {
         _broker = IPEndPoint.Parse(broker);
         _answer = answer;
+        _split = split;
         _listener.Start();
         _accepting = AcceptAsync();
     }
@@ -101,6 +108,19 @@ internal sealed class ScriptedBroker : IAsyncDisposable
                         BinaryPrimitives.WriteInt32BigEndian(response.AsSpan(4), correlationId);
                         body.CopyTo(response, 8);
                         Sent.Enqueue(response);
+                        if (_split?.Invoke(correlationId) is { } split)
+                        {
+                            await client.WriteAsync(response.AsMemory(0, split.Bytes), _stop.Token);
+                            await client.FlushAsync(_stop.Token);
+                            if (!await split.Then.WaitAsync(_stop.Token))
+                            {
+                                return;
+                            }
+
+                            await client.WriteAsync(response.AsMemory(split.Bytes), _stop.Token);
+                            continue;
+                        }
+
                         await client.WriteAsync(response, _stop.Token);
                     }
                 }

@@ -7,7 +7,7 @@ using BindProxy.Kafka.Protocol;
 namespace BindProxy.Kafka.Conversation;
 
 /// <summary>
-/// Reads a Produce request that is streamed through (over <see cref="KafkaSession.StreamRequestsAbove"/>)
+/// Reads a Produce request that is streamed through (over <c>KafkaSession.StreamRequestsAbove</c>)
 /// as its bytes pass, without keeping them: topics, partitions, and the header of each record
 /// batch, so the conversation has record counts and bytes for large requests too. What it gives is
 /// what <see cref="ExchangeDecoder.Request"/> gives for the same frame read whole.

@@ -20,6 +20,22 @@ internal sealed class KafkaFaultHook(RouteFaults faults, ConnectionIdentity who,
         }
     }
 
+    public bool HasKafkaToxics
+    {
+        get
+        {
+            foreach (var toxic in faults.Snapshot)
+            {
+                if (toxic.Kind.IsKafka)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
     public async ValueTask<bool> OnResponseAsync(short apiKey, CancellationToken cancellationToken)
     {
         var toxics = faults.Snapshot;
