@@ -9,25 +9,27 @@
 #   haproxy       HAProxy in TCP mode from 127.0.0.2, in front of a second mock cluster whose broker
 #                 advertises HAProxy's port (so the client stays on HAProxy after the bootstrap)
 #
-#   bench/kafka-fetch.sh [--rounds N] [--partitions N] NAME=PATH/BindProxy.dll ...
+#   bench/kafka-fetch.sh [--rounds N] [--partitions N] [--passes N] NAME=PATH/BindProxy.dll ...
 #
 # The mock cluster answers a Fetch with one record batch per partition and keeps about the last
 # 5 MB of each partition, so the topic has many partitions (64), loaded first with 1 MB batches
 # (1 KiB messages, batch.size 1000000, a long linger): a Fetch response then carries a batch of
 # about a megabyte for each partition, up to the consumer's fetch.max.bytes (50 MB), and the topic
-# holds about 5 MB a partition. Prints MB/s (the messages' bytes read over the consumer's run time)
-# per run and the median per contender. Needs kcat, haproxy and a built src/BindProxy.Demo
+# holds about 5 MB a partition. A run reads the topic --passes times (3), one consumer after the
+# other. Prints MB/s (the messages' bytes read over the consumers' run time) per run and the median
+# per contender. Needs kcat, haproxy and a built src/BindProxy.Demo
 # (DEMO=path/BindProxy.Demo.dll, default its Release output). Ports: 19400 upward (KAFKA_BENCH_PORT).
 set -uo pipefail
-rounds=5 partitions=64
+rounds=5 partitions=64 passes=3
 while [[ $# -gt 0 && $1 == --* ]]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --partitions) partitions=$2; shift 2 ;;
+    --passes) passes=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ $# -gt 0 ]] || { echo "usage: $0 [--rounds N] [--partitions N] NAME=BindProxy.dll ..." >&2; exit 2; }
+[[ $# -gt 0 ]] || { echo "usage: $0 [--rounds N] [--partitions N] [--passes N] NAME=BindProxy.dll ..." >&2; exit 2; }
 per_partition=6000 # more than the mock cluster keeps
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/configs.sh"
@@ -110,16 +112,19 @@ fi
 sleep 3
 
 consume() { # bootstrap -> MB/s, or "failed (N messages)" when fewer came than the cluster holds
-  local start end count
+  local start end count total=0
   start=$(date +%s.%N)
-  count=$(timeout 300 kcat -b "$1" -C -t bench -o beginning -e -q -f '.' | wc -c)
+  for ((pass = 0; pass < passes; pass++)); do
+    count=$(timeout 300 kcat -b "$1" -C -t bench -o beginning -e -q -f '.' | wc -c)
+    if ((count < partitions * 4000)); then
+      echo "failed ($count messages)"
+      return
+    fi
+    echo "$count" >> "$work/counts"
+    total=$((total + count))
+  done
   end=$(date +%s.%N)
-  if ((count < partitions * 4000)); then
-    echo "failed ($count messages)"
-    return
-  fi
-  echo "$count" >> "$work/counts"
-  echo "scale=2; $count * 1024 / 1000000 / ($end - $start)" | bc
+  echo "scale=2; $total * 1024 / 1000000 / ($end - $start)" | bc
 }
 
 declare -A results
@@ -140,7 +145,7 @@ for ((r = 0; r < rounds; r++)); do
     echo "round $((r + 1)) ${names[$i]}: $mbs MB/s"
   done
 done
-echo "messages read per run: $(sort -n "$work/counts" | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')"
+echo "messages read per pass: $(sort -n "$work/counts" | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')"
 for name in "${names[@]}"; do
   runs=${results[$name]:-}
   median=$(tr ' ' '\n' <<< "$runs" | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
