@@ -32,6 +32,12 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     /// <summary>A request larger than this is streamed through once its header has arrived, not buffered whole.</summary>
     public const int StreamRequestsAbove = 64 * 1024;
 
+    /// <summary>
+    /// A response larger than this that no rewrite needs is passed on as its bytes arrive (cut
+    /// through), not held until it is whole; it stays in the pipe until it is, for the conversation.
+    /// </summary>
+    public const int PassResponsesAbove = 64 * 1024;
+
     /// <summary>Requests awaiting a response on one connection; librdkafka keeps far fewer in flight.</summary>
     public const int MaxInFlight = 10_000;
 
@@ -59,6 +65,14 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     private volatile string? _clientId;
     private long _partialSinceTicks;
     private bool _saslTokensFollow;
+
+    /// <summary>The exchange of the Produce request being streamed through, while its bytes pass and the conversation reads them.</summary>
+    private KafkaExchange? _streamed;
+
+    /// <summary>The large response being cut through: its length (0 when none), bytes sent so far, and correlation id.</summary>
+    private long _passingLength;
+    private long _passedLength;
+    private int _passingCorrelationId;
 
     /// <param name="mapper">
     /// Decides the broker addresses the client is told; an <see cref="IReconcilingBrokerMapper"/>
@@ -131,8 +145,17 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
                     return PumpEnd.DestinationFailed;
                 }
 
+                if (_streamed is { } streamed)
+                {
+                    Exchanges?.OnStreamed(streamed, buffer.Slice(0, take));
+                }
+
                 streaming -= take;
                 buffer = buffer.Slice(take);
+                if (streaming == 0)
+                {
+                    _streamed = null;
+                }
             }
 
             var batch = buffer; // whole requests are sent together
@@ -269,7 +292,9 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
             case TrackStatus.Tracked:
             case TrackStatus.NoResponseExpected:
                 RequestCount++;
-                if (Exchanges?.OnRequest(request, frameLength, header, expectsResponse) is { } exchange && _logger.IsEnabled(LogLevel.Debug))
+                var exchange = Exchanges?.OnRequest(request, frameLength, header, expectsResponse);
+                _streamed = exchange?.Streamed is not null ? exchange : null;
+                if (exchange is not null && _logger.IsEnabled(LogLevel.Debug))
                 {
                     Log.Request(_logger, _route.Name, _client.RemoteEndPoint, ExchangeText.Request(exchange));
                 }
@@ -346,15 +371,47 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
     {
         var input = _upstream.Input;
         var buffer = result.Buffer;
+        if (_passingLength > 0)
+        {
+            // A large response being cut through: what came of it goes on now; the rest of the
+            // buffer is read as usual once it is whole.
+            long available = Math.Min(buffer.Length, _passingLength);
+            if (available > _passedLength && !await SendAsync(_client, buffer.Slice(_passedLength, available - _passedLength)).ConfigureAwait(false))
+            {
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.DestinationFailed;
+            }
+
+            _passedLength = available;
+            if (available < _passingLength)
+            {
+                if (result.IsCompleted && _upstream.ReceiveEnd == ReceiveEnd.Fin)
+                {
+                    Fail($"the broker closed its side {Truncation(buffer, 0, "response")}");
+                    input.AdvanceTo(buffer.End);
+                    return PumpEnd.SourceReset;
+                }
+
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return result.IsCompleted || result.IsCanceled ? Forwarder.End(_upstream, _client) : null;
+            }
+
+            Passed(buffer.Slice(0, _passingLength));
+            buffer = buffer.Slice(_passingLength);
+            _passingLength = 0;
+        }
+
         var pending = buffer; // frames forwarded as they are, sent together
         long pendingLength = 0;
         string? error = null;
+        bool passing = false;
 
         while (error is null)
         {
             var status = KafkaFrameReader.TryReadFrame(ref buffer, _maxFrameSize, out var frame, out var frameError);
             if (status == FrameReadStatus.NeedMoreData)
             {
+                passing = TryBeginPassing(buffer);
                 break;
             }
 
@@ -404,6 +461,17 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
         {
             input.AdvanceTo(buffer.End);
             return PumpEnd.DestinationFailed;
+        }
+
+        if (passing)
+        {
+            if (!await SendAsync(_client, buffer).ConfigureAwait(false))
+            {
+                input.AdvanceTo(buffer.End);
+                return PumpEnd.DestinationFailed;
+            }
+
+            _passedLength = buffer.Length;
         }
 
         if (error is not null)
@@ -492,6 +560,46 @@ internal sealed partial class KafkaSession : IKafkaSessionInfo
             {
                 _order.Enqueue(entry);
             }
+        }
+    }
+
+    /// <summary>
+    /// Starts cutting through the incomplete response at the start of <paramref name="buffer"/>
+    /// when it is large and goes on as it came anyway: it answers a request no rewrite needs, and
+    /// no fault may hold or drop it.
+    /// </summary>
+    private bool TryBeginPassing(in ReadOnlySequence<byte> buffer)
+    {
+        // Answers made up for earlier requests go first; this one then waits to be whole.
+        if (Faults is { HasKafkaToxics: true } || buffer.Length < KafkaFrameReader.SizePrefixLength + 4 || AnswerWaiting())
+        {
+            return false;
+        }
+
+        long length = KafkaFrameReader.SizePrefixLength + (long)BinaryPrimitives.ReadInt32BigEndian(FirstBytes(buffer));
+        if (length <= PassResponsesAbove ||
+            !KafkaResponseHeader.TryReadCorrelationId(buffer, out int correlationId) ||
+            !_tracker.TryPeek(correlationId, out var request) ||
+            request.ApiKey == KafkaApiKeys.ApiVersions ||
+            KafkaResponseRewriter.Rewrites(request.ApiKey, request.ApiVersion))
+        {
+            return false;
+        }
+
+        _tracker.TryTake(correlationId, out _);
+        _passingLength = length;
+        _passingCorrelationId = correlationId;
+        return true;
+    }
+
+    /// <summary>The response cut through is whole: the conversation records it, from the bytes still in the pipe.</summary>
+    private void Passed(in ReadOnlySequence<byte> frame)
+    {
+        // Only now: until its last byte is sent, an answer made up for a later request must wait behind it.
+        Answered(_passingCorrelationId);
+        if (Exchanges?.OnResponse(_passingCorrelationId, frame) is { } exchange && _logger.IsEnabled(LogLevel.Debug))
+        {
+            Log.Response(_logger, _route.Name, _client.RemoteEndPoint, ExchangeText.Response(exchange));
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using BindProxy.Configuration;
 using BindProxy.Demo;
+using BindProxy.Kafka;
 using BindProxy.Tests.Infrastructure;
 using BindProxy.Tests.Kafka;
 using Confluent.Kafka;
@@ -73,6 +74,61 @@ public sealed class KafkaConversationTests
         long fetched = fetches.EnumerateArray().Where(f => f.GetProperty("response").ValueKind == JsonValueKind.Object)
             .Sum(f => f.GetProperty("response").GetProperty("records").GetInt64());
         Assert.Equal(5, fetched);
+    }
+
+    [Fact]
+    public async Task Produce_requests_streamed_through_and_large_fetch_responses_carry_the_record_counts_that_were_produced()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(1);
+        cluster.CreateTopic("large", partitions: 1, replicationFactor: 1);
+        await using var admin = await AdminProxy.StartAsync(Route(cluster, KafkaRoute.Name, "always"));
+
+        // Messages over the 64 KiB above which requests are streamed, and many small ones batched
+        // together past it (batch.size 1 MB, a long linger).
+        const int Large = 12;
+        const int Small = 400;
+        using (var producer = Producer(admin, KafkaRoute.Name, "large-producer", c =>
+        {
+            c.BatchSize = 1_000_000;
+            c.LingerMs = 200;
+            c.MessageMaxBytes = 2_000_000;
+            c.CompressionType = CompressionType.None;
+        }))
+        {
+            var failures = 0;
+            for (int i = 0; i < Large; i++)
+            {
+                producer.Produce("large", new Message<string, string> { Key = $"l{i}", Value = new string((char)('a' + i), 100 * 1024) }, r => Interlocked.Add(ref failures, r.Error.IsError ? 1 : 0));
+            }
+
+            for (int i = 0; i < Small; i++)
+            {
+                producer.Produce("large", new Message<string, string> { Key = $"s{i}", Value = new string('s', 1024) }, r => Interlocked.Add(ref failures, r.Error.IsError ? 1 : 0));
+            }
+
+            Assert.Equal(0, producer.Flush(Timeout));
+            Assert.Equal(0, failures);
+        }
+
+        var produces = await admin.WaitForJsonAsync("api/kafka/requests?client=large-producer&api=Produce&limit=512",
+            json => json.EnumerateArray().All(r => r.GetProperty("state").GetString() == "answered" && r.GetProperty("request").ValueKind == JsonValueKind.Object));
+        Assert.Contains(produces.EnumerateArray(), r => r.GetProperty("requestBytes").GetInt32() > KafkaSession.StreamRequestsAbove);
+        Assert.All(produces.EnumerateArray(), r => Assert.Equal(JsonValueKind.Null, r.GetProperty("request").GetProperty("undecoded").ValueKind));
+        Assert.Equal(Large + Small, produces.EnumerateArray().Sum(r => r.GetProperty("request").GetProperty("records").GetInt64()));
+        foreach (var produce in produces.EnumerateArray())
+        {
+            // The batches' bytes fit in the request they came in.
+            long recordBytes = produce.GetProperty("request").GetProperty("recordBytes").GetInt64();
+            Assert.InRange(recordBytes, 1, produce.GetProperty("requestBytes").GetInt32());
+        }
+
+        var read = KafkaRoute.ReadAll(admin.Proxy, "large", 1, Timeout);
+        Assert.Equal(Large + Small, read.Count);
+        var fetches = await admin.GetJsonAsync("api/kafka/requests?client=reader&api=Fetch&limit=512");
+        var answered = fetches.EnumerateArray().Where(f => f.GetProperty("response").ValueKind == JsonValueKind.Object).ToList();
+        Assert.Contains(answered, f => f.GetProperty("responseBytes").GetInt32() > KafkaSession.StreamRequestsAbove);
+        Assert.Equal(Large + Small, answered.Sum(f => f.GetProperty("response").GetProperty("records").GetInt64()));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Buffers;
+using BindProxy.Kafka.Conversation;
 using BindProxy.Kafka.Framing;
 using BindProxy.Kafka.Protocol;
 using BindProxy.Kafka.Rewriting;
@@ -7,8 +8,9 @@ namespace BindProxy.Tests.Kafka;
 
 /// <summary>
 /// Seeded mutation fuzzing: valid responses and requests with bytes flipped, lengths forged, cuts
-/// and insertions, through the rewriter and the generated model (every API's request and response).
-/// Nothing may throw, and nothing may allocate in proportion to a length read off the wire rather
+/// and insertions, through the rewriter, the generated model (every API's request and response) and
+/// the conversation's decoder (the model plus the summary of topics, errors and record batches,
+/// and the reader of Produce requests streamed through). Nothing may throw, and nothing may allocate in proportion to a length read off the wire rather
 /// than to the frame itself.
 /// </summary>
 public sealed class FuzzTests
@@ -29,6 +31,8 @@ public sealed class FuzzTests
     // Every array count is checked against the bytes left times its element's smallest wire size,
     // so what is built stays in proportion to the frame whatever a forged count says.
     private const long ModelPerFrameByteAllowance = 400;
+
+    private static readonly TopicNames Names = new();
 
     private static readonly byte[] ForgedBytes = [0xFF, 0x7F, 0x80, 0x00];
 
@@ -76,6 +80,18 @@ public sealed class FuzzTests
             seeds.Add((api.Key, (short)(message.Kind == "request" ? -1 - version : version), w.Raw(new SchemaEncoder(message, random).Body(version)).ToFrame()));
         }
 
+        // Record batches in the fields that hold them, so the batch header reader is mutated too.
+        var batches = RecordFrames.Batches(0, (3, 40, 0), (1, 10, 0x0004), (2, 0, 0x0020));
+        foreach (short version in new short[] { 3, 7, 9, 11 })
+        {
+            seeds.Add((KafkaApiKeys.Produce, (short)(-1 - version), RecordFrames.Produce(version, 1, version >= 3 ? "txn" : null, ("orders", [(0, batches), (1, null)]), ("audit", [(4, batches[..50])]))));
+        }
+
+        foreach (short version in new short[] { 4, 11, 12, 16 })
+        {
+            seeds.Add((KafkaApiKeys.Fetch, version, RecordFrames.Fetch(version, 1, ("orders", [(0, batches), (1, batches[..70])]))));
+        }
+
         var apiVersions = new WireWriter().Int32(1).Int16(0).ArrayCount(true, 2)
             .Int16(0).Int16(3).Int16(12).Tags(null).Int16(3).Int16(0).Int16(14).Tags(null).Int32(0).Tags(null).ToFrame();
         seeds.Add((KafkaApiKeys.ApiVersions, 3, apiVersions));
@@ -102,7 +118,20 @@ public sealed class FuzzTests
             if (version < 0)
             {
                 ReadWithModel(sequence, key, (short)(-1 - version), request: true);
-                _ = KafkaRequestHeader.TryParse(sequence, out _);
+                if (KafkaRequestHeader.TryParse(sequence, out var header) == MalformedReason.None)
+                {
+                    _ = ExchangeDecoder.Request(sequence, header, Names, out _);
+                    if (header.ApiKey == KafkaApiKeys.Produce && KafkaApis.Of(header.ApiKey).Knows(header.ApiVersion))
+                    {
+                        // As if streamed through: in pieces, the frame's length taken from its (mutated) size prefix.
+                        var streamed = new StreamedProduceReader(header, sequence.Length);
+                        long cut = random.NextInt64(sequence.Length + 1);
+                        streamed.Feed(sequence.Slice(0, cut));
+                        streamed.Feed(sequence.Slice(cut));
+                        _ = streamed.ToBody(Names, out _);
+                    }
+                }
+
                 var allocatedByRequest = GC.GetAllocatedBytesForCurrentThread() - before;
                 Assert.True(
                     allocatedByRequest <= FixedAllowance + (ModelPerFrameByteAllowance * frame.Length),
@@ -111,6 +140,7 @@ public sealed class FuzzTests
             }
 
             ReadWithModel(sequence, key, version, request: false);
+            _ = ExchangeDecoder.Response(sequence, key, version, Names, out _);
             var allocatedByModel = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.True(
                 allocatedByModel <= FixedAllowance + (ModelPerFrameByteAllowance * frame.Length),

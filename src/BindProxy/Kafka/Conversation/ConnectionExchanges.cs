@@ -74,7 +74,15 @@ internal sealed class ConnectionExchanges
 
         if (detailed)
         {
-            if (frame.Length < frameLength)
+            if (frame.Length < frameLength && header.ApiKey == KafkaApiKeys.Produce && KafkaApis.Of(header.ApiKey).Knows(header.ApiVersion))
+            {
+                // Read as it passes (OnStreamed), so a large Produce request has its record counts too.
+                var reader = new StreamedProduceReader(header, frameLength);
+                reader.Feed(frame);
+                exchange.Streamed = reader;
+                exchange.SetRequest(null, reader.ToBody(null, out var note) is null ? note : null);
+            }
+            else if (frame.Length < frameLength)
             {
                 exchange.SetRequest(null, $"streamed through ({frameLength} bytes), not decoded");
             }
@@ -104,6 +112,27 @@ internal sealed class ConnectionExchanges
         }
 
         return exchange;
+    }
+
+    /// <summary>
+    /// The next bytes of a request being streamed through whose exchange has a
+    /// <see cref="KafkaExchange.Streamed"/> reader; with its last byte, the request's body is set.
+    /// </summary>
+    public void OnStreamed(KafkaExchange exchange, in ReadOnlySequence<byte> bytes)
+    {
+        if (exchange.Streamed is not { } reader)
+        {
+            return;
+        }
+
+        reader.Feed(bytes);
+        if (reader.IsComplete)
+        {
+            exchange.Streamed = null;
+            var body = reader.ToBody(Names, out var note);
+            exchange.SetRequest(body, note);
+            RingOf(exchange.ClientId).Resized(exchange);
+        }
     }
 
     /// <summary>Completes the exchange <paramref name="correlationId"/> with its response frame.</summary>

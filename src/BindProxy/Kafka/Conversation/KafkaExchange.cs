@@ -26,7 +26,8 @@ internal enum ExchangeState : byte
 /// connection.
 /// </summary>
 /// <remarks>
-/// The request fields are set before the exchange is shared. The response fields are written once,
+/// The request fields are set before the exchange is shared, except the body of a Produce request
+/// streamed through, which is set once its last byte has passed (before its response can come). The response fields are written once,
 /// by <see cref="ConnectionExchanges"/>, with <see cref="State"/> last; a reader that sees a state
 /// other than <see cref="ExchangeState.InFlight"/> sees every response field.
 /// </remarks>
@@ -117,7 +118,10 @@ internal sealed class KafkaExchange
     /// <summary>Marks the exchange as shaped by a fault (an injected error response, a delay, a drop), with what it did.</summary>
     public void MarkInjected(string what) => Volatile.Write(ref _injected, what);
 
-    /// <summary>Before the exchange is shared: the decoded request body, or why there is none.</summary>
+    /// <summary>Reads a Produce request streamed through as its bytes pass; null once it has passed, or for any other request.</summary>
+    internal StreamedProduceReader? Streamed { get; set; }
+
+    /// <summary>The decoded request body, or why there is none: before the exchange is shared, or when a streamed request has passed.</summary>
     internal void SetRequest(ExchangeBody? body, string? note)
     {
         Request = body;

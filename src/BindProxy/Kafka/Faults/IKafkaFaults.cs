@@ -15,6 +15,9 @@ internal interface IKafkaFaults
     /// </summary>
     RequestVerdict OnRequest(in ReadOnlySequence<byte> request, in KafkaRequestHeader header, bool whole, bool expectsResponse);
 
+    /// <summary>True while a Kafka toxic is on the route: a response must then be whole before it is let through.</summary>
+    bool HasKafkaToxics { get; }
+
     /// <summary>
     /// <paramref name="response"/> answers <paramref name="request"/> (<paramref name="correlationId"/>):
     /// pass it, swallow it or replace it. May wait (a delay) first.

@@ -28,6 +28,22 @@ internal sealed class KafkaFaultHook(RouteFaults faults, ConnectionIdentity who,
     /// <summary>What the response to a request needs: the topics it named (when a toxic asks), and the error a forwarding kafka_error put on it.</summary>
     private sealed record Noted(List<TopicRef>? Topics, Toxic? Error, KafkaError Code);
 
+    public bool HasKafkaToxics
+    {
+        get
+        {
+            foreach (var toxic in faults.Snapshot)
+            {
+                if (toxic.Kind.IsKafka)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
     public RequestVerdict OnRequest(in ReadOnlySequence<byte> request, in KafkaRequestHeader header, bool whole, bool expectsResponse)
     {
         if (header.ClientId is not null && who.ClientId is null)

@@ -84,6 +84,15 @@ internal sealed class CorrelationTracker
         }
     }
 
+    /// <summary>The request a response answers, left in place; false for an unknown id.</summary>
+    public bool TryPeek(int correlationId, out InFlightRequest request)
+    {
+        lock (_lock)
+        {
+            return _inFlight.TryGetValue(correlationId, out request);
+        }
+    }
+
     /// <summary>Removes and returns the request a response answers; false for an unknown id.</summary>
     public bool TryTake(int correlationId, out InFlightRequest request)
     {

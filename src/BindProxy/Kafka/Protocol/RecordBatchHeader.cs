@@ -94,7 +94,27 @@ internal readonly record struct RecordBatchHeader(
     /// checked against the bytes there, never used to allocate: a batch that claims more than there
     /// is comes back <see cref="RecordBatchStatus.Partial"/>.
     /// </summary>
-    public static RecordBatchStatus TryRead(in ReadOnlySequence<byte> records, out RecordBatchHeader header, out MalformedReason error)
+    public static RecordBatchStatus TryRead(in ReadOnlySequence<byte> records, out RecordBatchHeader header, out MalformedReason error) =>
+        Read(records, records.Length, out header, out error);
+
+    /// <summary>
+    /// Reads a batch header from its first bytes alone, for records that pass by as a stream: the
+    /// rest of the batch need not be there. <see cref="RecordBatchStatus.Partial"/> means fewer
+    /// bytes than the header needs (<see cref="HeaderLength"/> says how many once 17 are in).
+    /// </summary>
+    public static RecordBatchStatus TryReadHeader(in ReadOnlySequence<byte> start, out RecordBatchHeader header, out MalformedReason error) =>
+        Read(start, long.MaxValue, out header, out error);
+
+    /// <summary>The bytes of the header of a batch whose magic byte is <paramref name="magic"/>: what <see cref="TryReadHeader"/> needs.</summary>
+    public static int HeaderLength(sbyte magic) => magic switch
+    {
+        2 => Length,
+        1 => MagicOffset + 2 + 8,
+        _ => MagicOffset + 2,
+    };
+
+    /// <param name="wholeAvailable">The bytes the batch may take: those of <paramref name="records"/>, or unbounded for a header alone.</param>
+    private static RecordBatchStatus Read(in ReadOnlySequence<byte> records, long wholeAvailable, out RecordBatchHeader header, out MalformedReason error)
     {
         header = default;
         error = MalformedReason.None;
@@ -128,7 +148,7 @@ internal readonly record struct RecordBatchHeader(
                 return RecordBatchStatus.Malformed;
             }
 
-            if (LogOverhead + (long)batchLength > records.Length)
+            if (LogOverhead + (long)batchLength > wholeAvailable || records.Length < HeaderLength(magic))
             {
                 return RecordBatchStatus.Partial;
             }
@@ -151,7 +171,7 @@ internal readonly record struct RecordBatchHeader(
             return RecordBatchStatus.Malformed;
         }
 
-        if (LogOverhead + (long)batchLength > records.Length)
+        if (LogOverhead + (long)batchLength > wholeAvailable || records.Length < Length)
         {
             return RecordBatchStatus.Partial;
         }
@@ -223,42 +243,55 @@ internal readonly record struct RecordsSummary(
     public static RecordsSummary Of(in ReadOnlySequence<byte> records)
     {
         var reader = new RecordBatchReader(records);
-        int batches = 0;
-        long count = 0;
-        long bytes = 0;
-        var compression = KafkaCompression.None;
-        long first = -1;
-        long last = -1;
-        long producerId = -1;
-        short producerEpoch = -1;
-        long maxTimestamp = -1;
+        var builder = new Builder();
         while (true)
         {
             var status = reader.TryReadNext(out var batch);
             if (status != RecordBatchStatus.Batch)
             {
-                var error = status == RecordBatchStatus.Malformed ? reader.Error : MalformedReason.None;
-                return new RecordsSummary(batches, count, bytes, compression, first, last, producerId, producerEpoch, maxTimestamp,
-                    status == RecordBatchStatus.Partial ? reader.Remaining : 0, error);
+                return builder.Build(status == RecordBatchStatus.Partial ? reader.Remaining : 0,
+                    status == RecordBatchStatus.Malformed ? reader.Error : MalformedReason.None);
             }
 
-            if (batches == 0)
+            builder.Add(batch);
+        }
+    }
+
+    /// <summary>Adds batch headers up one by one, as <see cref="Of"/> reads them or as they stream by.</summary>
+    internal struct Builder()
+    {
+        private int _batches;
+        private long _count;
+        private long _bytes;
+        private KafkaCompression _compression = KafkaCompression.None;
+        private long _first = -1;
+        private long _last = -1;
+        private long _producerId = -1;
+        private short _producerEpoch = -1;
+        private long _maxTimestamp = -1;
+
+        public void Add(in RecordBatchHeader batch)
+        {
+            if (_batches == 0)
             {
-                first = batch.BaseOffset;
-                compression = batch.Compression;
-                producerId = batch.ProducerId;
-                producerEpoch = batch.ProducerEpoch;
+                _first = batch.BaseOffset;
+                _compression = batch.Compression;
+                _producerId = batch.ProducerId;
+                _producerEpoch = batch.ProducerEpoch;
             }
 
-            batches++;
+            _batches++;
             if (!batch.IsControl)
             {
-                count += batch.RecordCount;
+                _count += batch.RecordCount;
             }
 
-            bytes += batch.TotalLength;
-            last = Math.Max(last, batch.LastOffset);
-            maxTimestamp = Math.Max(maxTimestamp, batch.MaxTimestamp);
+            _bytes += batch.TotalLength;
+            _last = Math.Max(_last, batch.LastOffset);
+            _maxTimestamp = Math.Max(_maxTimestamp, batch.MaxTimestamp);
         }
+
+        public readonly RecordsSummary Build(long partialBytes, MalformedReason error) =>
+            new(_batches, _count, _bytes, _compression, _first, _last, _producerId, _producerEpoch, _maxTimestamp, partialBytes, error);
     }
 }
