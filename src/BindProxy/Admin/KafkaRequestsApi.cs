@@ -24,6 +24,9 @@ internal sealed class KafkaRequestsApi(KafkaConversations conversations, IHostAp
 
     private const int PanelLast = 20;
 
+    /// <summary>How long a follow stream gathers completed requests before it writes them (within <see cref="KafkaConversations.FollowBacklog"/>).</summary>
+    private static readonly TimeSpan FollowBatchDelay = TimeSpan.FromMilliseconds(50);
+
     private static readonly ReadOnlyMemory<byte> NewLine = "\n"u8.ToArray();
 
     public static bool TryFilter(IQueryCollection query, out ExchangeFilter filter, out int? limit, out string? problem)
@@ -159,6 +162,9 @@ internal sealed class KafkaRequestsApi(KafkaConversations conversations, IHostAp
             var reader = watch.Reader;
             while (await reader.WaitToReadAsync(aborted).ConfigureAwait(false))
             {
+                // What completes within a moment goes out in one write: a busy client's requests
+                // then cost the proxy one wake-up and one send per batch, not one per request.
+                await Task.Delay(FollowBatchDelay, aborted).ConfigureAwait(false);
                 while (reader.TryRead(out var exchange))
                 {
                     if (seen.Count == 0 || !seen.Remove(exchange.Id))
