@@ -4,7 +4,7 @@
 # broker; the contenders alternated round by round so a slow minute hits every one:
 #   direct        the broker itself
 #   NAME          a Kafka route of each BindProxy build given as NAME=PATH/BindProxy.dll
-#   NAME+tail     the first build's route with `bindproxy kafka tail` attached (every Fetch
+#   NAME+tail     the first build's route with `bindproxy kafka tail --client bench-tail` attached (every Fetch
 #                 response decoded by the model and summarized, a line per request to the tail)
 #   haproxy       HAProxy in TCP mode from 127.0.0.2, in front of a second mock cluster whose broker
 #                 advertises HAProxy's port (so the client stays on HAProxy after the bootstrap)
@@ -111,11 +111,11 @@ if command -v haproxy > /dev/null; then
 fi
 sleep 3
 
-consume() { # bootstrap -> MB/s, or "failed (N messages)" when fewer came than the cluster holds
+consume() { # bootstrap client.id -> MB/s, or "failed (N messages)" when fewer came than the cluster holds
   local start end count total=0
   start=$(date +%s.%N)
   for ((pass = 0; pass < passes; pass++)); do
-    count=$(timeout 300 kcat -b "$1" -C -t bench -o beginning -e -q -f '.' | wc -c)
+    count=$(timeout 300 kcat -b "$1" -X client.id="$2" -C -t bench -o beginning -e -q -f '.' | wc -c)
     if ((count < partitions * 4000)); then
       echo "failed ($count messages)"
       return
@@ -127,19 +127,26 @@ consume() { # bootstrap -> MB/s, or "failed (N messages)" when fewer came than t
   echo "scale=2; $total * 1024 / 1000000 / ($end - $start)" | bc
 }
 
+# One tail for the whole run, started before the first round and following only the +tail runs'
+# client.id: it is attached and warm like a user's, and the other runs of the same route go unwatched.
+if [[ -n $first_admin ]]; then
+  dotnet "$first_dll" kafka tail --client bench-tail --admin "127.0.0.1:$first_admin" > "$work/tail.out" 2>&1 &
+  tail_pid=$!
+  for _ in $(seq 100); do grep -q following "$work/tail.out" && break; sleep 0.1; done
+fi
+
 declare -A results
 for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < ${#names[@]}; k++)); do
     i=$(((k + r) % ${#names[@]}))
+    client=bench
     if [[ ${names[$i]} == *+tail ]]; then
-      dotnet "$first_dll" kafka tail --admin "127.0.0.1:$first_admin" > "$work/tail.out" 2>&1 &
-      tail_pid=$!
-      for _ in $(seq 100); do grep -q following "$work/tail.out" && break; sleep 0.1; done
+      client=bench-tail
+      lines_before=$(grep -c ' Fetch v' "$work/tail.out")
     fi
-    mbs=$(consume "${targets[$i]}")
-    if [[ -n $tail_pid ]]; then
-      kill -TERM "$tail_pid"; wait "$tail_pid" 2>/dev/null; tail_pid=
-      echo "  (tail printed $(grep -c ' Fetch v' "$work/tail.out") Fetch lines, e.g. $(grep ' Fetch v' "$work/tail.out" | grep -m1 -o 'records=[0-9]*\|[0-9]* records' || echo none))"
+    mbs=$(consume "${targets[$i]}" "$client")
+    if [[ $client == bench-tail ]]; then
+      echo "  (tail printed $(( $(grep -c ' Fetch v' "$work/tail.out") - lines_before )) Fetch lines, e.g. $(grep ' Fetch v' "$work/tail.out" | grep -m1 -o 'records=[0-9]*\|[0-9]* records' || echo none))"
     fi
     [[ $mbs == failed* ]] || results[${names[$i]}]+="$mbs "
     echo "round $((r + 1)) ${names[$i]}: $mbs MB/s"

@@ -4,7 +4,7 @@
 # contender:
 #   direct        the broker itself
 #   NAME          a Kafka route of each BindProxy build given as NAME=PATH/BindProxy.dll
-#   NAME+tail     the first build's route with `bindproxy kafka tail` attached (its bodies decoded)
+#   NAME+tail     the first build's route with `bindproxy kafka tail --client bench-tail` attached (its bodies decoded)
 #   haproxy       HAProxy in TCP mode from 127.0.0.2, in front of a second mock cluster whose broker
 #                 advertises HAProxy's port (so the client stays on HAProxy after the bootstrap)
 #
@@ -86,27 +86,34 @@ if command -v haproxy > /dev/null; then
 fi
 sleep 3
 
-produce() { # bootstrap -> MB/s
+produce() { # bootstrap client.id -> MB/s
   local start end
   start=$(date +%s.%N)
-  kcat -b "$1" -P -t bench -X message.max.bytes=2000000 -X enable.idempotence=true -X acks=all -X linger.ms=5 -X queue.buffering.max.messages=1000000 < "$work/messages"
+  kcat -b "$1" -P -t bench -X client.id="$2" -X message.max.bytes=2000000 -X enable.idempotence=true -X acks=all -X linger.ms=5 -X queue.buffering.max.messages=1000000 < "$work/messages"
   end=$(date +%s.%N)
   echo "scale=2; $messages * 1024 / 1000000 / ($end - $start)" | bc
 }
+
+# One tail for the whole run, started before the first round and following only the +tail runs'
+# client.id: it is attached and warm like a user's, and the other runs of the same route go unwatched.
+if [[ -n $first_admin ]]; then
+  dotnet "$first_dll" kafka tail --client bench-tail --admin "127.0.0.1:$first_admin" > "$work/tail.out" 2>&1 &
+  tail_pid=$!
+  for _ in $(seq 100); do grep -q following "$work/tail.out" && break; sleep 0.1; done
+fi
 
 declare -A results
 for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < ${#names[@]}; k++)); do
     i=$(((k + r) % ${#names[@]}))
+    client=bench
     if [[ ${names[$i]} == *+tail ]]; then
-      dotnet "$first_dll" kafka tail --admin "127.0.0.1:$first_admin" > "$work/tail.out" 2>&1 &
-      tail_pid=$!
-      for _ in $(seq 100); do grep -q following "$work/tail.out" && break; sleep 0.1; done
+      client=bench-tail
+      lines_before=$(grep -c ' Produce v' "$work/tail.out")
     fi
-    mbs=$(produce "${targets[$i]}")
-    if [[ -n $tail_pid ]]; then
-      kill -TERM "$tail_pid"; wait "$tail_pid" 2>/dev/null; tail_pid=
-      echo "  (tail printed $(grep -c ' Produce v' "$work/tail.out") Produce lines)"
+    mbs=$(produce "${targets[$i]}" "$client")
+    if [[ $client == bench-tail ]]; then
+      echo "  (tail printed $(( $(grep -c ' Produce v' "$work/tail.out") - lines_before )) Produce lines)"
     fi
     results[${names[$i]}]+="$mbs "
     echo "round $((r + 1)) ${names[$i]}: $mbs MB/s"
