@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using BindProxy.Faults;
 using BindProxy.Transport;
@@ -16,6 +17,13 @@ internal sealed partial class FileToxics(FaultTable faults, ILogger<FileToxics> 
 {
     /// <summary>The fault API's rules for a toxic, which the file's were checked by.</summary>
     private static readonly ToxicCheck Check = new(FaultApi.CheckText);
+
+    /// <summary>
+    /// The toxics each family's definition was last read into. A Kafka route's broker listeners get
+    /// the very instances of their root's, so what a toxic keeps across connections (a kafka_error's
+    /// <c>count</c>) is the route's, wherever its requests arrive.
+    /// </summary>
+    private readonly ConditionalWeakTable<ServedRoute, Tuple<string, Toxic[]>> _parsed = [];
 
     /// <summary>Applies the file's toxics of <paramref name="root"/> and of each of its members.</summary>
     public void ApplyFamily(ServedRoute root)
@@ -36,19 +44,7 @@ internal sealed partial class FileToxics(FaultTable faults, ILogger<FileToxics> 
             return;
         }
 
-        var toxics = new List<Toxic>();
-        if (definition is not null)
-        {
-            using var document = JsonDocument.Parse(definition);
-            foreach (var body in document.RootElement.EnumerateArray())
-            {
-                // Checked when the configuration was validated: each reads.
-                if (Check.Read(body, (_, _) => { }) is { } toxic)
-                {
-                    toxics.Add(toxic with { Origin = Toxic.FromFile });
-                }
-            }
-        }
+        List<Toxic> toxics = definition is null ? [] : [.. Parsed(route.Root, definition)];
 
         foreach (var (after, before) in faults.For(route.Name).ApplyFile(toxics, definition) ?? [])
         {
@@ -67,6 +63,31 @@ internal sealed partial class FileToxics(FaultTable faults, ILogger<FileToxics> 
                     Log.Removed(logger, route.Name, removed.Name);
                     break;
             }
+        }
+    }
+
+    private Toxic[] Parsed(ServedRoute root, string definition)
+    {
+        lock (_parsed)
+        {
+            if (_parsed.TryGetValue(root, out var last) && last.Item1 == definition)
+            {
+                return last.Item2;
+            }
+
+            var toxics = new List<Toxic>();
+            using var document = JsonDocument.Parse(definition);
+            foreach (var body in document.RootElement.EnumerateArray())
+            {
+                // Checked when the configuration was validated: each reads.
+                if (Check.Read(body, (_, _) => { }) is { } toxic)
+                {
+                    toxics.Add(toxic with { Origin = Toxic.FromFile });
+                }
+            }
+
+            _parsed.AddOrUpdate(root, Tuple.Create(definition, toxics.ToArray()));
+            return [.. toxics];
         }
     }
 

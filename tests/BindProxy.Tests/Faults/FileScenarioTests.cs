@@ -313,4 +313,61 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         var (_, toxics) = await faults.SendAsync(HttpMethod.Get, $"proxies/{brokers[0]}/toxics");
         Assert.Equal(["slow_metadata:file", "extra:api"], toxics.EnumerateArray().Select(t => $"{t.GetProperty("name").GetString()}:{t.GetProperty("origin").GetString()}"));
     }
+
+    [Fact]
+    public async Task A_count_in_a_Kafka_routes_Faults_is_shared_by_the_route_and_its_broker_listeners()
+    {
+        MockClusterTests.SkipUnlessNativeLibrary();
+        using var cluster = MockCluster.Create(3);
+        var file = await WriteAsync($$"""
+            {
+              "BindProxy": { "Routes": { "{{KafkaRoute.Name}}": { "Listen": "127.0.0.1:0", "Upstream": "{{cluster.BrokerAddresses[0]}}", "Source": "{{KafkaRoute.Source}}", "Protocol": "Kafka",
+                "Faults": [ { "name": "three", "type": "kafka_error", "attributes": { "api": "FindCoordinator", "error": "COORDINATOR_NOT_AVAILABLE", "count": 3 } } ] } } },
+              "Faults": { "Listen": "127.0.0.1:0" }
+            }
+            """);
+        await using var faults = await FaultProxy.StartFromFileAsync(file);
+        using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = faults.Proxy.Endpoint(KafkaRoute.Name).ToString() }).Build())
+        {
+            Assert.Equal(3, admin.GetMetadata(TimeSpan.FromSeconds(20)).Brokers.Count);
+        }
+
+        // One FindCoordinator on each listener in turn (the bootstrap and three brokers), six in all:
+        // "the next 3 matching requests" of the route fail, wherever they arrive.
+        var (_, proxies) = await faults.SendAsync(HttpMethod.Get, "proxies");
+        var listeners = proxies.EnumerateObject().Select(p => IPEndPoint.Parse(p.Value.GetProperty("listen").GetString()!)).ToList();
+        Assert.Equal(4, listeners.Count);
+        var codes = new List<short>();
+        for (int i = 0; i < 6; i++)
+        {
+            codes.Add(await FindCoordinatorErrorAsync(listeners[i % listeners.Count], i));
+        }
+
+        output.WriteLine($"FindCoordinator error codes, listener by listener: {string.Join(", ", codes)}");
+        Assert.Equal([15, 15, 15, 0, 0, 0], codes);
+
+        static async Task<short> FindCoordinatorErrorAsync(IPEndPoint listener, int correlationId)
+        {
+            const short Version = 2;
+            var writer = new BindProxy.Kafka.Protocol.KafkaWriter();
+            int at = writer.ReserveInt32();
+            writer.WriteInt16(BindProxy.Kafka.Protocol.KafkaApiKeys.FindCoordinator);
+            writer.WriteInt16(Version);
+            writer.WriteInt32(correlationId);
+            writer.WriteString("counted", compact: false, nullable: true);
+            new BindProxy.Kafka.Protocol.Messages.FindCoordinatorRequestData { Key = "g", KeyType = 0 }.Write(writer, Version);
+            writer.PatchInt32(at, writer.Length - 4);
+
+            using var client = await SocketExtensions.ConnectAsync(listener);
+            await client.SendAsync(writer.ToArray());
+            var size = await client.ReadExactlyAsync(4);
+            var frame = new byte[4 + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(size)];
+            size.CopyTo(frame, 0);
+            (await client.ReadExactlyAsync(frame.Length - 4)).CopyTo(frame, 4);
+            var response = new BindProxy.Kafka.Protocol.Messages.FindCoordinatorResponseData();
+            var reader = new BindProxy.Kafka.Protocol.KafkaReader(new System.Buffers.ReadOnlySequence<byte>(frame));
+            Assert.True(BindProxy.Kafka.Protocol.KafkaResponseHeader.TrySkip(ref reader, BindProxy.Kafka.Protocol.KafkaApiKeys.FindCoordinator, Version) && response.TryRead(ref reader, Version));
+            return response.ErrorCode;
+        }
+    }
 }
