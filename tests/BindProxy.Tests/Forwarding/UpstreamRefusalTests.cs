@@ -46,7 +46,9 @@ public sealed class UpstreamRefusalTests
 
         reserved.Close();
         await SocketExtensions.ConnectAndWaitForCloseAsync(proxy.Endpoint(), Prompt);
-        await Poll.UntilAsync(() => Refusals(proxy).Count(e => e.Level == LogLevel.Warning) == 2, "the advice logged again for the new outage");
+        await Poll.UntilAsync(
+            () => Refusals(proxy).Count(e => e.Level == LogLevel.Warning) == 2,
+            () => $"the advice logged again for the new outage; the proxy logged:\n{string.Join("\n", proxy.Logs.Entries.Select(e => $"{e.Level} {e.EventId} {e.Message}"))}");
     }
 
     private static List<(LogLevel Level, int EventId, string Message)> Refusals(TestProxy proxy) =>

@@ -79,7 +79,8 @@ internal static class KafkaRoute
     /// </summary>
     /// <summary>
     /// A partition's high watermark. librdkafka retires its bootstrap broker once metadata names
-    /// the real ones, and a query that went to it fails with Local_Destroy: asked again, until the deadline.
+    /// the real ones, and a query that went to it fails with Local_Destroy or Local_DestroyBroker
+    /// ("Broker handle destroyed without termination"): asked again, until the deadline.
     /// </summary>
     private static long HighWatermark(IConsumer<string, string> consumer, TopicPartition partition, DateTime deadline)
     {
@@ -90,7 +91,7 @@ internal static class KafkaRoute
             {
                 return consumer.QueryWatermarkOffsets(partition, remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1)).High.Value;
             }
-            catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_Destroy && DateTime.UtcNow < deadline)
+            catch (KafkaException e) when (e.Error.Code is ErrorCode.Local_Destroy or ErrorCode.Local_DestroyBroker && DateTime.UtcNow < deadline)
             {
             }
         }
