@@ -66,8 +66,8 @@ internal static class KafkaPing
             {
                 BinaryPrimitives.WriteInt32BigEndian(request.AsSpan(8), i);
                 var start = Stopwatch.GetTimestamp();
-                SendAll(socket, request);
-                if (!ReceiveExact(socket, sizeBuffer))
+                SocketIo.SendAll(socket, request);
+                if (!SocketIo.ReceiveExact(socket, sizeBuffer))
                 {
                     error = "EndOfStream";
                     break;
@@ -85,7 +85,7 @@ internal static class KafkaPing
                     response = new byte[size];
                 }
 
-                if (!ReceiveExact(socket, response.AsSpan(0, size)))
+                if (!SocketIo.ReceiveExact(socket, response.AsSpan(0, size)))
                 {
                     error = "EndOfStream";
                     break;
@@ -135,28 +135,4 @@ internal static class KafkaPing
     }
 
     private static double Round(double us) => Math.Round(us, 1);
-
-    private static void SendAll(Socket socket, ReadOnlySpan<byte> data)
-    {
-        while (!data.IsEmpty)
-        {
-            data = data[socket.Send(data)..];
-        }
-    }
-
-    private static bool ReceiveExact(Socket socket, Span<byte> buffer)
-    {
-        while (!buffer.IsEmpty)
-        {
-            var n = socket.Receive(buffer);
-            if (n == 0)
-            {
-                return false;
-            }
-
-            buffer = buffer[n..];
-        }
-
-        return true;
-    }
 }

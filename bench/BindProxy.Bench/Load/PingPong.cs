@@ -43,8 +43,8 @@ internal static class PingPong
             for (var i = 0; i < warmup + count && !cancellationToken.IsCancellationRequested; i++)
             {
                 var start = Stopwatch.GetTimestamp();
-                SendAll(socket, message);
-                if (!ReceiveExact(socket, reply))
+                SocketIo.SendAll(socket, message);
+                if (!SocketIo.ReceiveExact(socket, reply))
                 {
                     error = "EndOfStream";
                     break;
@@ -81,28 +81,4 @@ internal static class PingPong
     }
 
     private static double Round(double us) => Math.Round(us, 1);
-
-    private static void SendAll(Socket socket, ReadOnlySpan<byte> data)
-    {
-        while (!data.IsEmpty)
-        {
-            data = data[socket.Send(data)..];
-        }
-    }
-
-    private static bool ReceiveExact(Socket socket, Span<byte> buffer)
-    {
-        while (!buffer.IsEmpty)
-        {
-            var n = socket.Receive(buffer);
-            if (n == 0)
-            {
-                return false;
-            }
-
-            buffer = buffer[n..];
-        }
-
-        return true;
-    }
 }

@@ -70,4 +70,30 @@ internal static class SocketIo
 
         return bytes;
     }
+
+    /// <summary>Sends every byte of <paramref name="data"/> on a blocking socket.</summary>
+    public static void SendAll(Socket socket, ReadOnlySpan<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            data = data[socket.Send(data)..];
+        }
+    }
+
+    /// <summary>Fills <paramref name="buffer"/> from a blocking socket; false when the peer closed first.</summary>
+    public static bool ReceiveExact(Socket socket, Span<byte> buffer)
+    {
+        while (!buffer.IsEmpty)
+        {
+            var n = socket.Receive(buffer);
+            if (n == 0)
+            {
+                return false;
+            }
+
+            buffer = buffer[n..];
+        }
+
+        return true;
+    }
 }
