@@ -48,14 +48,7 @@ trap cleanup EXIT
 line=$(head -c 1024 /dev/zero | tr '\0' 'x')
 yes "$line" | head -n "$per_partition" > "$work/messages"
 
-start_cluster() { # name -> $bootstrap and $cluster_fd (commands to the cluster, held open until the script ends)
-  mkfifo "$work/$1.in"
-  setsid dotnet "$demo" mock-cluster --brokers 1 --topic bench --partitions "$partitions" < "$work/$1.in" > "$work/$1.log" 2>&1 &
-  pids+=($!)
-  exec {cluster_fd}> "$work/$1.in"
-  for _ in $(seq 200); do grep -q bootstrap "$work/$1.log" && break; sleep 0.1; done
-  bootstrap=$(grep -o 'bootstrap [0-9.:]*' "$work/$1.log" | head -1 | cut -d' ' -f2)
-}
+source "$here/kafka-lib.sh"
 
 load() { # bootstrap: every partition, in 1 MB batches
   for ((p = 0; p < partitions; p++)); do
@@ -70,7 +63,7 @@ wait_port() { # port: until something listens there (a loaded machine starts a p
   echo "nothing listens on port $1" >&2; exit 1
 }
 
-start_cluster main
+start_cluster main "$partitions"
 upstream=$bootstrap
 [[ -n $upstream ]] || { echo "mock cluster did not start" >&2; cat "$work/main.log" >&2; exit 1; }
 load "$upstream"
@@ -99,7 +92,7 @@ done
 
 # HAProxy before a cluster of its own, loaded the same way, whose broker advertises HAProxy's port.
 if command -v haproxy > /dev/null; then
-  start_cluster haproxy
+  start_cluster haproxy "$partitions"
   hupstream=$bootstrap
   load "$hupstream"
   hport=$port

@@ -40,14 +40,7 @@ trap cleanup EXIT
 line=$(head -c 1024 /dev/zero | tr '\0' 'x')
 yes "$line" | head -n "$messages" > "$work/messages"
 
-start_cluster() { # name -> $bootstrap and $cluster_fd (commands to the cluster, held open until the script ends)
-  mkfifo "$work/$1.in"
-  setsid dotnet "$demo" mock-cluster --brokers 1 --topic bench --partitions 1 < "$work/$1.in" > "$work/$1.log" 2>&1 &
-  pids+=($!)
-  exec {cluster_fd}> "$work/$1.in"
-  for _ in $(seq 200); do grep -q bootstrap "$work/$1.log" && break; sleep 0.1; done
-  bootstrap=$(grep -o 'bootstrap [0-9.:]*' "$work/$1.log" | head -1 | cut -d' ' -f2)
-}
+source "$here/kafka-lib.sh"
 
 start_cluster main
 upstream=$bootstrap
