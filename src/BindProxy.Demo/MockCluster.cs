@@ -127,6 +127,16 @@ internal sealed class MockCluster : IDisposable
     public void CreateTopic(string topic, int partitions, int replicationFactor) =>
         Check(rd_kafka_mock_topic_create(_cluster, Utf8(topic), partitions, replicationFactor), "topic_create");
 
+    /// <summary>Creates <paramref name="topic"/> with partition p led by broker p + 1, so a client needs a connection to each broker.</summary>
+    public void CreateTopicLedByEachBroker(string topic, int partitions, int replicationFactor)
+    {
+        CreateTopic(topic, partitions, replicationFactor);
+        for (int p = 0; p < partitions; p++)
+        {
+            SetLeader(topic, p, p + 1);
+        }
+    }
+
     public void SetLeader(string topic, int partition, int brokerId) =>
         Check(rd_kafka_mock_partition_set_leader(_cluster, Utf8(topic), partition, brokerId), "partition_set_leader");
 

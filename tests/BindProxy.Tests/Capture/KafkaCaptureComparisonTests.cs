@@ -29,11 +29,7 @@ public sealed class KafkaCaptureComparisonTests
         var kcat = ExternalTool.Require("kcat");
         MockClusterTests.SkipUnlessNativeLibrary();
         using var cluster = MockCluster.Create(3);
-        cluster.CreateTopic(Topic, partitions: 3, replicationFactor: 1);
-        for (int p = 0; p < 3; p++)
-        {
-            cluster.SetLeader(Topic, p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker(Topic, 3, 1);
 
         await using var proxy = await TestProxy.StartAsync(new ProxyConfig
         {

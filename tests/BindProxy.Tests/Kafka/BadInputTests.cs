@@ -46,11 +46,7 @@ public sealed class BadInputFixture : IAsyncLifetime
         }
 
         _cluster = MockCluster.Create(3);
-        _cluster.CreateTopic("steady", partitions: 3, replicationFactor: 3);
-        for (int p = 0; p < 3; p++)
-        {
-            _cluster.SetLeader("steady", p, p + 1);
-        }
+        _cluster.CreateTopicLedByEachBroker("steady", 3, 3);
 
         Proxy = await KafkaRoute.StartProxyAsync(_cluster);
         Bootstrap = Proxy.Endpoint(KafkaRoute.Name);

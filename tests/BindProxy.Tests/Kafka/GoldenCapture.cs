@@ -42,11 +42,7 @@ public sealed class GoldenCapture : IAsyncLifetime
             cluster.SetHostPort(i + 1, "127.0.0.1", relay.Ports[i]);
         }
 
-        cluster.CreateTopic(Topic, partitions: 3, replicationFactor: 3);
-        for (var p = 0; p < 3; p++)
-        {
-            cluster.SetLeader(Topic, p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker(Topic, 3, 3);
 
         cluster.SetCoordinator("group", Group, 2);
         var bootstrap = $"127.0.0.1:{relay.Ports[0]}";

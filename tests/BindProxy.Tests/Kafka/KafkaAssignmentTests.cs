@@ -15,11 +15,7 @@ public sealed class KafkaAssignmentTests
     {
         MockClusterTests.SkipUnlessNativeLibrary();
         using var cluster = MockCluster.Create(3);
-        cluster.CreateTopic("shared", partitions: 3, replicationFactor: 3);
-        for (int p = 0; p < 3; p++)
-        {
-            cluster.SetLeader("shared", p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker("shared", 3, 3);
 
         await using var proxy = await TestProxy.StartAsync(new RouteConfig
         {

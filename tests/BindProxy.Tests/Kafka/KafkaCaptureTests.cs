@@ -14,11 +14,7 @@ public sealed class KafkaCaptureTests
     {
         MockClusterTests.SkipUnlessNativeLibrary();
         using var cluster = MockCluster.Create(3);
-        cluster.CreateTopic("captured", partitions: 3, replicationFactor: 1);
-        for (int p = 0; p < 3; p++)
-        {
-            cluster.SetLeader("captured", p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker("captured", 3, 1);
 
         cluster.SetGroupInitialRebalanceDelay(0);
         await using var proxy = await KafkaRoute.StartProxyAsync(cluster);

@@ -118,11 +118,7 @@ public sealed class KafkaProxyTests
             cluster.SetHostPort(id, "localhost", ports[id - 1]);
         }
 
-        cluster.CreateTopic("local", partitions: 3, replicationFactor: 1);
-        for (int p = 0; p < 3; p++)
-        {
-            cluster.SetLeader("local", p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker("local", 3, 1);
 
         await using var proxy = await StartProxyAsync(cluster);
         using var timeout = new CancellationTokenSource(Timeout);
@@ -153,11 +149,7 @@ public sealed class KafkaProxyTests
     {
         MockClusterTests.SkipUnlessNativeLibrary();
         using var cluster = MockCluster.Create(3);
-        cluster.CreateTopic("large", partitions: 3, replicationFactor: 1);
-        for (int p = 0; p < 3; p++)
-        {
-            cluster.SetLeader("large", p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker("large", 3, 1);
 
         await using var proxy = await StartProxyAsync(cluster);
         using var timeout = new CancellationTokenSource(Timeout);

@@ -45,11 +45,7 @@ public sealed partial class KafkaTlsTests
                 cluster.SetHostPort(id, "localhost", terminator.Port);
             }
 
-            cluster.CreateTopic(Topic, partitions: brokers, replicationFactor: 1);
-            for (int p = 0; p < brokers; p++)
-            {
-                cluster.SetLeader(Topic, p, p + 1);
-            }
+            cluster.CreateTopicLedByEachBroker(Topic, brokers, 1);
 
             return fixture;
         }

@@ -26,11 +26,7 @@ public sealed class LeaderChangeTests
     {
         MockClusterTests.SkipUnlessNativeLibrary();
         using var cluster = MockCluster.Create(3);
-        cluster.CreateTopic(Topic, Partitions, replicationFactor: 3);
-        for (int p = 0; p < Partitions; p++)
-        {
-            cluster.SetLeader(Topic, p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker(Topic, Partitions, 3);
 
         await using var proxy = await KafkaRoute.StartProxyAsync(cluster);
 

@@ -43,11 +43,7 @@ public sealed partial class VersionParityTests
     private static MockCluster Cluster()
     {
         var cluster = MockCluster.Create(3);
-        cluster.CreateTopic(Topic, partitions: 3, replicationFactor: 1);
-        for (var p = 0; p < 3; p++)
-        {
-            cluster.SetLeader(Topic, p, p + 1);
-        }
+        cluster.CreateTopicLedByEachBroker(Topic, 3, 1);
 
         cluster.SetGroupInitialRebalanceDelay(0);
         return cluster;
