@@ -13,6 +13,12 @@ public sealed class PacketCapture : IAsyncDisposable
     /// <summary>How long a probe gets to show up before it is sent again (the capture may not be armed yet).</summary>
     private static readonly TimeSpan ProbeAgainAfter = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>
+    /// The kernel buffer (MiB) for the capture: dumpcap's default of 2 MiB overflows while other
+    /// tests push bulk traffic over lo, and what overflows is lost to the reference.
+    /// </summary>
+    private const string BufferMiB = "64";
+
     private readonly Process _process;
     private readonly string _tshark;
     private readonly Func<Task> _probe;
@@ -39,7 +45,7 @@ public sealed class PacketCapture : IAsyncDisposable
         ExternalTool.RequireRoot("capturing on the loopback interface");
         var file = Path.Combine(Path.GetTempPath(), $"bindproxy-{Guid.NewGuid():n}.pcapng");
         var info = new ProcessStartInfo(tshark) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in new[] { "-i", "lo", "-f", captureFilter, "-w", file, "-P", "-l", "-T", "fields", "-e", "frame.time_epoch" })
+        foreach (var arg in new[] { "-i", "lo", "-f", captureFilter, "-B", BufferMiB, "-w", file, "-P", "-l", "-T", "fields", "-e", "frame.time_epoch" })
         {
             info.ArgumentList.Add(arg);
         }
