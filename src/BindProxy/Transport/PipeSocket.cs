@@ -144,12 +144,15 @@ internal sealed class PipeSocket : IAsyncDisposable
     private async Task<string?> RunHandshakeAsync()
     {
         var leg = _tlsLeg!;
-        if (leg.IsServer && await FirstByteAsync(leg.HandshakeTimeout).ConfigureAwait(false) is { } problem)
+
+        // One deadline for the whole handshake, the wait for the client's first byte included: a
+        // client that sends one byte just before it must not be given a second timeout's worth.
+        using var timeout = new CancellationTokenSource(leg.HandshakeTimeout);
+        if (leg.IsServer && await FirstByteAsync(leg.HandshakeTimeout, timeout.Token).ConfigureAwait(false) is { } problem)
         {
             return problem;
         }
 
-        using var timeout = new CancellationTokenSource(leg.HandshakeTimeout);
         try
         {
             _tls = await leg.AuthenticateAsync(new NetworkStream(_socket, ownsSocket: false), timeout.Token).ConfigureAwait(false);
@@ -170,13 +173,12 @@ internal sealed class PipeSocket : IAsyncDisposable
     /// On a TLS listener: waits for the client's first byte, which starts a TLS handshake (0x16)
     /// unless the client speaks plaintext; null when it does.
     /// </summary>
-    private async Task<string?> FirstByteAsync(TimeSpan timeout)
+    private async Task<string?> FirstByteAsync(TimeSpan timeout, CancellationToken deadline)
     {
         var first = new byte[1];
-        using var cancel = new CancellationTokenSource(timeout);
         try
         {
-            int read = await _socket.ReceiveAsync(first, SocketFlags.Peek, cancel.Token).ConfigureAwait(false);
+            int read = await _socket.ReceiveAsync(first, SocketFlags.Peek, deadline).ConfigureAwait(false);
             return read == 0 ? "closed the connection before its TLS handshake"
                 : first[0] == 0x16 ? null
                 : $"sent plaintext (first byte 0x{first[0]:x2}) to a TLS listener: the route listens with TLS (ListenTls); set the client to TLS (security.protocol=SSL, ssl.ca.location=the proxy's CA), or remove ListenTls";

@@ -263,6 +263,33 @@ public sealed class TlsForwardingTests : IDisposable
     }
 
     /// <summary>
+    /// The handshake timeout bounds the whole handshake: a client that sends a TLS record's first
+    /// byte late and then nothing more is closed when the timeout has passed since it connected,
+    /// not a second timeout after that byte.
+    /// </summary>
+    [Fact]
+    public async Task A_client_that_starts_its_handshake_late_and_stalls_is_closed_one_timeout_after_it_connected()
+    {
+        var handshakeTimeout = TimeSpan.FromSeconds(2);
+        await using var upstream = TestServer.Echo();
+        await using var proxy = await TestProxy.StartAsync(Route(upstream.Address, listenTls: new()
+        {
+            ["CertificateFile"] = _certs.Combined("server"),
+            ["HandshakeTimeout"] = "00:00:02",
+        }));
+
+        using var client = await SocketExtensions.ConnectAsync(proxy.Endpoint());
+        var connected = Stopwatch.GetTimestamp();
+        await Poll.UntilAsync(() => Stopwatch.GetElapsedTime(connected) >= handshakeTimeout * 0.6, "most of the handshake timeout to pass", Prompt);
+        await client.SendAsync(new byte[] { 0x16 });
+        await client.WaitForCloseAsync(Prompt);
+        var closedAfter = Stopwatch.GetElapsedTime(connected);
+        Assert.True(closedAfter < handshakeTimeout * 1.3, $"closed {closedAfter.TotalMilliseconds:0} ms after connecting; the handshake timeout is {handshakeTimeout.TotalMilliseconds:0} ms");
+        await proxy.Logs.WaitForAsync(Prompt, "closed: TLS on the listener: the client did not finish the TLS handshake within 2 s");
+        Assert.Empty(upstream.Accepted);
+    }
+
+    /// <summary>
     /// Two hundred clients at once fail their handshake on a TLS listener in each way a client can
     /// (silent; plaintext; a TLS record cut short; 0x16 followed by bytes that are not TLS; a real
     /// ClientHello, which costs the proxy its half of the handshake, and then silence) while a good client keeps exchanging messages,
