@@ -100,6 +100,10 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
         Assert.Empty(await client.ReadToEndAsync(Prompt));
         await Poll.UntilAsync(() => faults.Proxy.Connections.Count == 0 && faults.Proxy.CountOf("test") == 0,
             () => $"the moved connection to leave the registry and give its counts back; registry {faults.Proxy.Connections.Count}, route {faults.Proxy.CountOf("test")}");
+        // One close line, with the counts of its whole life; the move said once.
+        await faults.Proxy.Logs.WaitForAsync(Prompt, "closed: client FIN", $"{sent} B up, {sent} B down");
+        Assert.Single(faults.Proxy.Logs.Entries, e => e.EventId == 201);
+        Assert.Single(faults.Proxy.Logs.Entries, e => e.EventId == 213);
     }
 
     [Fact]
