@@ -118,7 +118,7 @@ internal sealed partial class RelayForwarder : IConnectionForwarder, IRelayOwner
 
             // A toxic added since the path was chosen, before the connection was registered where
             // the change looks for it: it moves at once.
-            if (_toxics.HasToxics(route.Name))
+            if (_toxics.Find(route.Name) is { } routeFaults && CouldHit(routeFaults, inbound.Client))
             {
                 relay.RequestMove();
             }
@@ -160,9 +160,9 @@ internal sealed partial class RelayForwarder : IConnectionForwarder, IRelayOwner
     }
 
     /// <summary>
-    /// A route's toxics changed: when it has some now, its connections on relays move to the pipe
-    /// path (all of them, whatever a toxic's <c>match</c>: the toxics are matched per connection
-    /// there, as for a connection opened now). Removing toxics moves nothing back.
+    /// A route's toxics changed: when it has some now, its connections on relays that one of them
+    /// could hit move to the pipe path (<see cref="CouldHit"/>); the toxics are matched there as
+    /// for a connection opened now. Removing toxics moves nothing back.
     /// </summary>
     private void OnToxicsChanged(RouteFaults route)
     {
@@ -173,11 +173,30 @@ internal sealed partial class RelayForwarder : IConnectionForwarder, IRelayOwner
 
         foreach (var live in _registry.Snapshot())
         {
-            if (live.Legs is TcpRelay relay && string.Equals(live.Route, route.Route, StringComparison.Ordinal))
+            if (live.Legs is TcpRelay relay && string.Equals(live.Route, route.Route, StringComparison.Ordinal) && CouldHit(route, relay.Client))
             {
                 relay.RequestMove();
             }
         }
+    }
+
+    /// <summary>
+    /// Whether one of the route's toxics could hit a relay connection from <paramref name="client"/>:
+    /// one without a <c>match</c>, or whose match its address does not rule out. A process part is
+    /// not looked up here (the change's thread must not scan <c>/proc</c>): such a toxic moves the
+    /// connection, and the pipe path matches it. A connection none could hit stays and pays nothing.
+    /// </summary>
+    private static bool CouldHit(RouteFaults route, IPEndPoint client)
+    {
+        foreach (var toxic in route.Snapshot)
+        {
+            if (toxic.Match is not { } match || match.CouldMatch(client))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     public void OnRelayMoved(TcpRelay relay, object? state, RelayHandover handover) =>

@@ -240,6 +240,38 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_toxic_aimed_by_source_moves_only_the_connections_it_could_hit()
+    {
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
+        await using var upstream = TestServer.Echo();
+        await using var faults = await FaultProxy.StartAsync(upstream.Address, "relay");
+        using var aimed = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        aimed.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse("127.0.0.3"), 0));
+        await aimed.ConnectAsync(faults.Proxy.Endpoint());
+        using var spared = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
+        double aimedBefore = await MedianRoundTripMsAsync(aimed, 5);
+        double sparedBefore = await MedianRoundTripMsAsync(spared, 5);
+        var live = await Poll.UntilAsync(() => faults.Proxy.Connections.Snapshot(), c => c.Count == 2, "both connections registered");
+        var aimedLive = live.Single(c => c.Client.Address.Equals(System.Net.IPAddress.Parse("127.0.0.3")));
+        var sparedLive = live.Single(c => c != aimedLive);
+
+        await faults.AddToxicAsync("""{"type":"latency","attributes":{"latency":100},"match":{"source":"127.0.0.3"}}""");
+        await MovedAsync(aimedLive);
+        double aimedAfter = await MedianRoundTripMsAsync(aimed, 5);
+        double sparedAfter = await MedianRoundTripMsAsync(spared, 5);
+        output.WriteLine($"aimed: {aimedBefore:0.0} → {aimedAfter:0.0} ms; spared: {sparedBefore:0.0} → {sparedAfter:0.0} ms");
+        Assert.InRange(aimedAfter - aimedBefore, 85, 115);
+        Assert.True(sparedAfter < sparedBefore + 30, $"the spared connection's round trip went from {sparedBefore:0.0} to {sparedAfter:0.0} ms");
+        Assert.IsType<TcpRelay>(sparedLive.Legs);
+
+        // A toxic it could meet moves it too.
+        await faults.AddToxicAsync("""{"name":"everyone","type":"latency","stream":"upstream","attributes":{"latency":50}}""");
+        await MovedAsync(sparedLive);
+        double sparedLast = await MedianRoundTripMsAsync(spared, 5);
+        Assert.InRange(sparedLast - sparedBefore, 40, 65);
+    }
+
+    [Fact]
     public async Task Bandwidth_added_to_a_live_bulk_transfer_slows_it_to_its_rate()
     {
         Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
