@@ -215,23 +215,8 @@ internal sealed partial class RelayForwarder : IConnectionForwarder, IRelayOwner
         PipeSocket? upstream = null;
         try
         {
-            try
-            {
-                client = new PipeSocket(new System.Net.Sockets.Socket(handover.Client.ToSafeSocketHandle()), _options, relay.Listener, relay.Client);
-            }
-            finally
-            {
-                handover.Client.Dispose(); // a no-op once handed to the .NET socket
-            }
-
-            try
-            {
-                upstream = new PipeSocket(new System.Net.Sockets.Socket(handover.Upstream.ToSafeSocketHandle()), _options, relay.Source, relay.Upstream);
-            }
-            finally
-            {
-                handover.Upstream.Dispose();
-            }
+            client = Wrap(handover.Client, relay.Listener, relay.Client);
+            upstream = Wrap(handover.Upstream, relay.Source, relay.Upstream);
 
             client.ContinueCounts(handover.ClientReceived, handover.ClientSent);
             upstream.ContinueCounts(handover.UpstreamReceived, handover.UpstreamSent);
@@ -256,6 +241,8 @@ internal sealed partial class RelayForwarder : IConnectionForwarder, IRelayOwner
             Log.MoveFailed(_logger, e, live.Route, live.Client);
             client?.Abort();
             upstream?.Abort();
+            handover.Client.CloseAbortive(); // each a no-op once a .NET socket has it
+            handover.Upstream.CloseAbortive();
         }
         finally
         {
@@ -276,6 +263,21 @@ internal sealed partial class RelayForwarder : IConnectionForwarder, IRelayOwner
                 handover.Reservation.Return();
                 Finish(live, reason);
             }
+        }
+    }
+
+    /// <summary>A relay's descriptor as a .NET socket, as <see cref="DescriptorInbound"/> makes one; the socket owns it from here.</summary>
+    private PipeSocket Wrap(SocketHandle handle, IPEndPoint local, IPEndPoint remote)
+    {
+        var socket = handle.ToSafeSocketHandle();
+        try
+        {
+            return new PipeSocket(new System.Net.Sockets.Socket(socket), _options, local, remote);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
         }
     }
 

@@ -272,6 +272,26 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_moved_connection_is_reset_when_its_proxy_is_disabled_and_leaves_the_registry()
+    {
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
+        await using var upstream = TestServer.Echo();
+        await using var faults = await FaultProxy.StartAsync(upstream.Address, "relay");
+        using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
+        await client.EchoAsync("before"u8.ToArray());
+        var live = Single(faults);
+        await faults.AddToxicAsync("""{"type":"latency","attributes":{"latency":10}}""");
+        await MovedAsync(live);
+        await client.EchoAsync("after"u8.ToArray());
+
+        var (status, _) = await faults.SendAsync(HttpMethod.Post, "proxies/test", """{"enabled":false}""");
+        Assert.Equal(System.Net.HttpStatusCode.OK, status);
+        Assert.Equal(SocketError.ConnectionReset, await client.WaitForCloseAsync(Prompt));
+        await Poll.UntilAsync(() => live.IsClosed && faults.Proxy.CountOf("test") == 0, "the moved connection to leave the registry");
+        Assert.Equal(CloseReason.ProxyAborted, live.ProxyReason);
+    }
+
+    [Fact]
     public async Task Bandwidth_added_to_a_live_bulk_transfer_slows_it_to_its_rate()
     {
         Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");

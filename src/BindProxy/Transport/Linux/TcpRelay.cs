@@ -269,8 +269,8 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
         var handover = new RelayHandover(_client.Socket!, _upstream.Socket!, _reservation, Take(ref _toUpstream), Take(ref _toClient),
             _client.Received, _client.Sent, _upstream.Received, _upstream.Sent);
-        _client.Socket = null;
-        _upstream.Socket = null;
+        // The handles stay referenced: a thread that read the phase just before may still ask the
+        // kernel about them (SendQueue), which is safe on a handle its new owner has taken over.
         _reservation = default;
         MoveTo(RelayState.Moved);
         var state = _ownerState;
