@@ -11,8 +11,15 @@ internal sealed class FaultTable
 {
     private readonly ConcurrentDictionary<string, RouteFaults> _routes = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Told after a route's toxic list changed (added, changed, removed, from the API or the file),
+    /// with the route's faults, on the thread that changed it and in the order of the changes. A
+    /// listener does little and does not throw: the change is made already.
+    /// </summary>
+    public event Action<RouteFaults>? Changed;
+
     /// <summary>The route's faults, made on first use.</summary>
-    public RouteFaults For(string route) => _routes.GetOrAdd(route, name => new RouteFaults(name));
+    public RouteFaults For(string route) => _routes.GetOrAdd(route, name => new RouteFaults(name, faults => Changed?.Invoke(faults)));
 
     /// <summary>The route's faults if it has an entry.</summary>
     public RouteFaults? Find(string route) => _routes.TryGetValue(route, out var faults) ? faults : null;

@@ -5,7 +5,8 @@ namespace BindProxy.Faults;
 /// whole on every change, so a connection reads it with one volatile load per chunk of data and
 /// sees a change at its next chunk.
 /// </summary>
-internal sealed class RouteFaults(string route) : IDisposable
+/// <param name="changed">Told after each change of the list (under the route's lock, so in order): the route's faults.</param>
+internal sealed class RouteFaults(string route, Action<RouteFaults>? changed = null) : IDisposable
 {
     private readonly Lock _lock = new();
     private Toxic[] _toxics = [];
@@ -48,6 +49,7 @@ internal sealed class RouteFaults(string route) : IDisposable
 
         // Not disposed: a waiting connection may still be linking to it.
         Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Cancel();
+        changed?.Invoke(this);
     }
 
     public void Dispose() => Volatile.Read(ref _changed).Dispose();

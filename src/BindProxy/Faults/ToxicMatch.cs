@@ -46,6 +46,14 @@ internal sealed record ToxicMatch(Regex? ClientId, AddressSet? Source, int? Pid,
         return true;
     }
 
+    /// <summary>
+    /// False when a connection from <paramref name="client"/> that has no Kafka client.id (a plain
+    /// Tcp connection) cannot match, judged without looking anything up: a process part is taken
+    /// as possibly matching.
+    /// </summary>
+    public bool CouldMatch(System.Net.IPEndPoint client) =>
+        ClientId is null && (Source is not { } source || source.Contains(client.Address.IsIPv4MappedToIPv6 ? client.Address.MapToIPv4() : client.Address));
+
     /// <summary>As written back in the API: only the parts given.</summary>
     public void Write(Utf8JsonWriter writer)
     {

@@ -141,6 +141,28 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
         }
     }
 
+    /// <summary>
+    /// A connection moves to other legs (a relay connection to the pipe path): its tap, if it has
+    /// one, goes with it, under the lock that installs and takes off taps, so a capture starting or
+    /// ending meanwhile finds it on the legs it is on. The new legs continue the old ones' counts,
+    /// so the tap's stream offsets go on where they were.
+    /// </summary>
+    public bool Switch(ProxiedConnection live, IConnectionLegs from, IConnectionLegs to)
+    {
+        lock (_lock)
+        {
+            to.Tap = from.Tap;
+            if (!live.SwitchLegs(from, to))
+            {
+                to.Tap = null;
+                return false;
+            }
+
+            from.Tap = null;
+            return true;
+        }
+    }
+
     /// <summary>Adds a comment to every running capture of connection <paramref name="connectionId"/> (a proxy event: a fault injected, say).</summary>
     internal bool Comment(long connectionId, string text, CaptureLeg leg = CaptureLeg.Client)
     {

@@ -137,6 +137,9 @@ internal sealed partial class ConnectionLifecycle(
         return live;
     }
 
+    /// <summary>Moves a registered connection to other legs, its capture tap with it (see <see cref="CaptureHub.Switch"/>).</summary>
+    public bool SwitchLegs(ProxiedConnection live, IConnectionLegs from, IConnectionLegs to) => captures.Switch(live, from, to);
+
     /// <summary>A tap armed for a pipe-path connection, before its client's first byte is read; null when no capture may want it.</summary>
     public Capture.ConnectionTap? Arm(ServedRoute served, IPEndPoint client, IPEndPoint listener) => captures.Arm(served, client, listener);
 

@@ -99,9 +99,7 @@ internal sealed class PipeForwarder(
                 else if (faults.Find(route.Name) is { } routeFaults)
                 {
                     // The route has (or had) toxics: its bytes go through them, as they change.
-                    var identity = new ConnectionIdentity(client.RemoteEndPoint, () => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
-                    reason = await ToxicPump.ForwardAsync(client, upstream, routeFaults, identity, toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type),
-                        connection.ConnectionClosed).ConfigureAwait(false);
+                    reason = await ThroughToxicsAsync(route, routeFaults, client, upstream, default, default, connection.ConnectionClosed).ConfigureAwait(false);
                 }
                 else
                 {
@@ -122,5 +120,22 @@ internal sealed class PipeForwarder(
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Serves to its end a connection another engine forwarded until its route gained a toxic (a
+    /// relay connection that moved): its two sockets, their counts continued, each direction's
+    /// held bytes sent first, then the route's toxics. The caller made the sockets and switched
+    /// the registered connection to them; it disposes them after.
+    /// </summary>
+    public Task<CloseReason> ContinueMovedAsync(RouteModel route, PipeSocket client, PipeSocket upstream, ReadOnlyMemory<byte> heldForUpstream, ReadOnlyMemory<byte> heldForClient) =>
+        ThroughToxicsAsync(route, faults.For(route.Name), client, upstream, heldForUpstream, heldForClient, CancellationToken.None);
+
+    private Task<CloseReason> ThroughToxicsAsync(RouteModel route, RouteFaults routeFaults, PipeSocket client, PipeSocket upstream,
+        ReadOnlyMemory<byte> heldForUpstream, ReadOnlyMemory<byte> heldForClient, CancellationToken cancellationToken)
+    {
+        var identity = new ConnectionIdentity(client.RemoteEndPoint, () => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
+        return ToxicPump.ForwardAsync(client, upstream, routeFaults, identity, toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type),
+            heldForUpstream, heldForClient, cancellationToken);
     }
 }

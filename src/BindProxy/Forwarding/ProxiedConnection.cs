@@ -29,8 +29,21 @@ internal sealed class ProxiedConnection(long id, ServedRoute served, RouteModel 
 
     public ServedRoute Served { get; } = served;
 
-    /// <summary>The client and upstream sockets, on whichever forwarding path moves the bytes.</summary>
-    public IConnectionLegs Legs { get; } = legs;
+    private IConnectionLegs _legs = legs;
+
+    /// <summary>
+    /// The client and upstream sockets, on whichever forwarding path moves the bytes now: a relay
+    /// connection that moves to the pipe path switches them once (<see cref="SwitchLegs"/>).
+    /// </summary>
+    public IConnectionLegs Legs => Volatile.Read(ref _legs);
+
+    /// <summary>
+    /// Makes <paramref name="to"/> the connection's legs in place of <paramref name="from"/> (any
+    /// thread); false when they were not <paramref name="from"/>. An <see cref="Abort"/> that met
+    /// the old legs after they let go of the sockets has set <see cref="ProxyReason"/> first, so
+    /// the caller aborts the new ones when it is set after the switch.
+    /// </summary>
+    internal bool SwitchLegs(IConnectionLegs from, IConnectionLegs to) => Interlocked.CompareExchange(ref _legs, to, from) == from;
 
     public long StartedTimestamp { get; } = Stopwatch.GetTimestamp();
 

@@ -21,12 +21,22 @@ internal static class ToxicPump
     private const int BandwidthStepMs = 100;
 
     /// <summary>Forwards both ways through the route's toxics until both directions end.</summary>
-    public static async Task<CloseReason> ForwardAsync(PipeSocket client, PipeSocket upstream, RouteFaults faults, ConnectionIdentity who, Action<Toxic>? applied, CancellationToken cancellationToken)
+    public static Task<CloseReason> ForwardAsync(PipeSocket client, PipeSocket upstream, RouteFaults faults, ConnectionIdentity who, Action<Toxic>? applied, CancellationToken cancellationToken) =>
+        ForwardAsync(client, upstream, faults, who, applied, default, default, cancellationToken);
+
+    /// <summary>
+    /// Forwards both ways through the route's toxics until both directions end, each direction
+    /// first sending on the bytes an earlier way of forwarding the connection had read and not yet
+    /// sent (<paramref name="heldForUpstream"/>, <paramref name="heldForClient"/>: a relay
+    /// connection that moved here), as they were, before anything read since.
+    /// </summary>
+    public static async Task<CloseReason> ForwardAsync(PipeSocket client, PipeSocket upstream, RouteFaults faults, ConnectionIdentity who, Action<Toxic>? applied,
+        ReadOnlyMemory<byte> heldForUpstream, ReadOnlyMemory<byte> heldForClient, CancellationToken cancellationToken)
     {
         // A pump asleep in a toxic's delay wakes when the connection ends some other way.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var toUpstream = GuardAsync(PumpAsync(client, upstream, new ToxicLink(faults, ToxicStream.Upstream, who) { Applied = applied }, stop.Token), stop);
-        var toClient = GuardAsync(PumpAsync(upstream, client, new ToxicLink(faults, ToxicStream.Downstream, who) { Applied = applied }, stop.Token), stop);
+        var toUpstream = GuardAsync(PumpAsync(client, upstream, new ToxicLink(faults, ToxicStream.Upstream, who) { Applied = applied }, heldForUpstream, stop.Token), stop);
+        var toClient = GuardAsync(PumpAsync(upstream, client, new ToxicLink(faults, ToxicStream.Downstream, who) { Applied = applied }, heldForClient, stop.Token), stop);
         return await Forwarder.RunAsync(client, upstream, toUpstream, toClient, cancellationToken).ConfigureAwait(false);
     }
 
@@ -41,11 +51,20 @@ internal static class ToxicPump
         return end;
     }
 
-    /// <summary>Copies <paramref name="from"/>'s bytes to <paramref name="to"/> through <paramref name="link"/>'s toxics until FIN or failure.</summary>
-    public static async Task<PumpEnd> PumpAsync(PipeSocket from, PipeSocket to, ToxicLink link, CancellationToken stop)
+    /// <summary>
+    /// Copies <paramref name="from"/>'s bytes to <paramref name="to"/> through <paramref name="link"/>'s
+    /// toxics until FIN or failure, after sending <paramref name="held"/> (bytes read before the
+    /// connection came here) as they are.
+    /// </summary>
+    public static async Task<PumpEnd> PumpAsync(PipeSocket from, PipeSocket to, ToxicLink link, ReadOnlyMemory<byte> held, CancellationToken stop)
     {
         var input = from.Input;
         var pace = new Pace();
+        if (!held.IsEmpty && await to.SendAsync(new ReadOnlySequence<byte>(held), CancellationToken.None).ConfigureAwait(false) != SocketError.Success)
+        {
+            return from.IsAborted || to.IsAborted ? PumpEnd.Aborted : PumpEnd.DestinationFailed;
+        }
+
         try
         {
             while (true)

@@ -221,6 +221,17 @@ internal sealed class PipeSocket : IAsyncDisposable
         return $"failed the TLS handshake: {text}";
     }
 
+    /// <summary>
+    /// Continues the counts of a connection that moved here from another way of forwarding it (the
+    /// relay engine): bytes already received from and sent to the peer, so byte counts and a
+    /// capture's stream offsets go on from them. Called before <see cref="StartReceiving"/>.
+    /// </summary>
+    public void ContinueCounts(long received, long sent)
+    {
+        Volatile.Write(ref _bytesReceived, received);
+        Volatile.Write(ref _bytesSent, sent);
+    }
+
     public void StartReceiving() => _receiving = ReceiveLoopAsync();
 
     private async Task ReceiveLoopAsync()

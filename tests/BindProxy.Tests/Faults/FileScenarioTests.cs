@@ -220,6 +220,31 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task A_reload_that_gives_a_route_its_first_toxic_reaches_its_connections_open_on_the_relay_and_no_other_routes()
+    {
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
+        await using var upstream = TestServer.Echo();
+        var file = await WriteAsync(Config("relay", upstream.Address, null));
+        await using var faults = await FaultProxy.StartFromFileAsync(file);
+        using var open = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("test"));
+        using var plain = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("plain"));
+        double baseline = await MedianRoundTripMsAsync(open, 5);
+        await MedianRoundTripMsAsync(plain, 1);
+        Assert.All(faults.Proxy.Connections.Snapshot(), c => Assert.IsType<BindProxy.Transport.Linux.TcpRelay>(c.Legs));
+
+        await WriteAsync(Config("relay", upstream.Address, """[{ "name": "a", "type": "latency", "attributes": { "latency": 100 } }]"""), file);
+        await faults.Proxy.Logs.WaitForAsync(Prompt, "toxic a added from the configuration file");
+        double after = await MedianRoundTripMsAsync(open, 5);
+        output.WriteLine($"round trip {baseline:0.0} ms on the relay, {after:0.0} ms after a reload added latency 100");
+        Assert.InRange(after - baseline, 85, 115);
+
+        // The route without toxics keeps its relay.
+        Assert.IsType<BindProxy.Transport.Linux.TcpRelay>(faults.Proxy.Connections.Snapshot().Single(c => c.Route == "plain").Legs);
+        Assert.IsType<BindProxy.Transport.PipeLegs>(faults.Proxy.Connections.Snapshot().Single(c => c.Route == "test").Legs);
+    }
+
+    [Fact]
     public async Task A_file_toxic_and_an_API_toxic_live_side_by_side_across_reloads()
     {
         await using var upstream = TestServer.Echo();

@@ -184,6 +184,40 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_relay_asked_to_move_while_connecting_hands_its_open_sockets_over_once_started_and_never_closes_them()
+    {
+        Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
+        using var legs = await Legs.ConnectAsync();
+        await legs.Client.SendAsync("unread"u8.ToArray());
+        var owner = new Owner();
+        var relay = legs.Relay(_engine.NextLoop());
+
+        relay.RequestMove();
+        relay.RequestMove();
+        Assert.Equal(BindProxy.Transport.Linux.RelayState.Connecting, relay.Phase);
+        relay.Start(owner, Registered(relay));
+        var handover = await owner.Moved.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(BindProxy.Transport.Linux.RelayState.Moved, relay.Phase);
+        Assert.Empty(handover.HeldForUpstream);
+        Assert.Equal(0, handover.ClientReceived);
+
+        // An abort, and a later move, find nothing of theirs: the sockets are the owner's.
+        relay.Abort();
+        relay.RequestMove();
+        var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        relay.Loop.Post(_ => ran.SetResult(), null);
+        await ran.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(owner.Closed.Task.IsCompleted);
+
+        // Open, out of the loop's set, with the client's bytes still unread in them.
+        using var client = new Socket(handover.Client.ToSafeSocketHandle());
+        using var upstream = new Socket(handover.Upstream.ToSafeSocketHandle());
+        Assert.Equal("unread"u8.ToArray(), await client.ReadExactlyAsync(6, TimeSpan.FromSeconds(5)));
+        await upstream.SendAsync("moved"u8.ToArray());
+        Assert.Equal("moved"u8.ToArray(), await legs.Server.ReadExactlyAsync(5, TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task A_relay_whose_upstream_is_gone_when_it_starts_resets_the_client()
     {
         Assert.SkipUnless(BindProxy.Configuration.EngineSettings.RelayRuns, "the relay engine runs on Linux only");
@@ -467,11 +501,21 @@ public sealed class TcpRelayStartTests : IAsyncDisposable
     {
         public TaskCompletionSource<CloseReason> Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+        public TaskCompletionSource<RelayHandover> Moved { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         public void OnRelayClosed(TcpRelay relay, object? state, CloseReason reason)
         {
-            if (!Closed.TrySetResult(reason))
+            if (Moved.Task.IsCompleted || !Closed.TrySetResult(reason))
             {
-                throw new InvalidOperationException("closed twice");
+                throw new InvalidOperationException("told twice");
+            }
+        }
+
+        public void OnRelayMoved(TcpRelay relay, object? state, RelayHandover handover)
+        {
+            if (Closed.Task.IsCompleted || !Moved.TrySetResult(handover))
+            {
+                throw new InvalidOperationException("told twice");
             }
         }
     }

@@ -243,5 +243,7 @@ public sealed class EpollLoopStopTests
                 throw new InvalidOperationException("told twice");
             }
         }
+
+        public void OnRelayMoved(TcpRelay relay, object? state, RelayHandover handover) => throw new InvalidOperationException("a relay moved that was never asked to");
     }
 }

@@ -6,9 +6,11 @@ namespace BindProxy.Transport.Linux;
 /// Where a <see cref="TcpRelay"/> is in its life. It only ever moves forward, along these arrows:
 /// <code>
 /// Connecting ──Start──► Relaying ──one side's FIN──► HalfClosed ──the other's──► Closing ──sent bytes acknowledged──► Closed
-///     │                    │                            │                           │
-///     └──Discard───────────┴───────reset, error, abort──┴───────────────────────────┴──(flush timeout: abort)──► Closed
+///     │                    │  │                         │                           │
+///     └──Discard───────────┴──┼────reset, error, abort──┴───────────────────────────┴──(flush timeout: abort)──► Closed
+///                             └──Move──► Moved
 /// </code>
+/// Closed and Moved are the two ends: the owner hears exactly one of them.
 /// </summary>
 [SupportedOSPlatform("linux")]
 internal enum RelayState
@@ -27,6 +29,13 @@ internal enum RelayState
 
     /// <summary>Both descriptors closed, the owner told.</summary>
     Closed,
+
+    /// <summary>
+    /// Both descriptors taken out of the loop's set, still open, and handed with the bytes the relay
+    /// held and its counts to the owner, who forwards the connection another way (the pipe path)
+    /// and closes them; the relay touches neither again.
+    /// </summary>
+    Moved,
 }
 
 [SupportedOSPlatform("linux")]
@@ -36,7 +45,7 @@ internal static class RelayStates
     public static bool CanMove(RelayState from, RelayState to) => (from, to) switch
     {
         (RelayState.Connecting, RelayState.Relaying or RelayState.Closed) => true,
-        (RelayState.Relaying, RelayState.HalfClosed or RelayState.Closed) => true,
+        (RelayState.Relaying, RelayState.HalfClosed or RelayState.Closed or RelayState.Moved) => true,
         (RelayState.HalfClosed, RelayState.Closing or RelayState.Closed) => true,
         (RelayState.Closing, RelayState.Closed) => true,
         _ => false,

@@ -31,6 +31,14 @@ namespace BindProxy.Transport.Linux;
 /// read then asks its loop for another turn, which comes after every other connection that is
 /// ready, so a bulk transfer cannot keep the loop from the connections beside it.
 /// </para>
+/// <para>
+/// A relay asked to move (<see cref="RequestMove"/>: its route gained a toxic, which needs the
+/// bytes as a stream) leaves the loop at its next turn on the loop's thread while it is
+/// <see cref="RelayState.Relaying"/>: it stops watching both descriptors and hands them, open, with
+/// the bytes it holds and its counts to its owner (<see cref="RelayState.Moved"/>). Nothing on the
+/// data path checks for it: the request is a job posted to the loop. A relay that has passed a FIN
+/// on already finishes here.
+/// </para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
 internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
@@ -58,6 +66,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     private bool _clientFinFirst;
     private bool _rescheduled;
     private int _abortRequested;
+    private int _moveRequested;
     private DescriptorReservation _reservation;
     private volatile ConnectionTap? _tap;
 
@@ -110,6 +119,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         RelayState.Relaying => "open",
         RelayState.HalfClosed => _clientFinFirst ? "half-closed by client" : "half-closed by upstream",
         RelayState.Closing => "flushing",
+        RelayState.Moved => "open", // until its owner has switched the connection to where it went
         _ => "closed",
     };
 
@@ -117,10 +127,10 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     public ConnectionTap? Tap { get => _tap; set => _tap = value; }
 
-    public long KernelQueued() => Phase is RelayState.Closed or RelayState.Connecting ? 0
+    public long KernelQueued() => Phase is RelayState.Closed or RelayState.Connecting or RelayState.Moved ? 0
         : (long)SendQueue.Unacknowledged(_client.Socket!) + SendQueue.Unacknowledged(_upstream.Socket!);
 
-    public LegsInspection Inspect() => Phase is RelayState.Closed or RelayState.Connecting
+    public LegsInspection Inspect() => Phase is RelayState.Closed or RelayState.Connecting or RelayState.Moved
         ? default
         : new LegsInspection(HeldForUpstream, SendQueue.Inspect(_upstream.Socket!), HeldForClient, SendQueue.Inspect(_client.Socket!));
 
@@ -170,11 +180,17 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         _loop.Post(static s => ((TcpRelay)s!).Begin(), this);
     }
 
-    /// <summary>On the loop: registers both sockets, unless the relay was aborted and closed first.</summary>
+    /// <summary>On the loop: registers both sockets, unless the relay was aborted and closed, or moved, first.</summary>
     private void Begin()
     {
         if (Phase != RelayState.Relaying)
         {
+            return;
+        }
+
+        if (Volatile.Read(ref _moveRequested) != 0 && Volatile.Read(ref _abortRequested) == 0)
+        {
+            Move(); // asked while connecting: it never joins the loop's set
             return;
         }
 
@@ -204,11 +220,69 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         _loop.Post(static state =>
         {
             var relay = (TcpRelay)state!;
-            if (relay.Phase is not (RelayState.Connecting or RelayState.Closed))
+            if (relay.Phase is not (RelayState.Connecting or RelayState.Closed or RelayState.Moved))
             {
                 relay.Fail(relay._loop.IsFailed ? CloseReason.InternalError : CloseReason.ProxyAborted);
             }
         }, this);
+    }
+
+    /// <summary>
+    /// Asks the relay (any thread, any number of times) to leave the loop and hand its connection to
+    /// its owner (<see cref="IRelayOwner.OnRelayMoved"/>). Done on the loop's thread at its next
+    /// turn while the relay is <see cref="RelayState.Relaying"/>; a relay still connecting does it
+    /// once started; one that has passed a FIN on, is closed or is being aborted stays and ends
+    /// here. Costs the data path nothing: it is a job posted to the loop.
+    /// </summary>
+    public void RequestMove()
+    {
+        if (Interlocked.Exchange(ref _moveRequested, 1) != 0)
+        {
+            return;
+        }
+
+        _loop.Post(static state => ((TcpRelay)state!).Move(), this);
+    }
+
+    /// <summary>
+    /// Relaying → Moved, on the loop: both descriptors out of the set and still open, the held bytes
+    /// copied out, and everything handed to the owner on the thread pool.
+    /// </summary>
+    private void Move()
+    {
+        if (Phase != RelayState.Relaying || Volatile.Read(ref _abortRequested) != 0 || _owner is not { } owner)
+        {
+            return;
+        }
+
+        if (_client.Slot >= 0)
+        {
+            _loop.Unregister(_client.Slot, keepOpen: true);
+            _client.Slot = -1;
+        }
+
+        if (_upstream.Slot >= 0)
+        {
+            _loop.Unregister(_upstream.Slot, keepOpen: true);
+            _upstream.Slot = -1;
+        }
+
+        var handover = new RelayHandover(_client.Socket!, _upstream.Socket!, _reservation, Take(ref _toUpstream), Take(ref _toClient),
+            _client.Received, _client.Sent, _upstream.Received, _upstream.Sent);
+        // The handles stay referenced: a thread that read the phase just before may still ask the
+        // kernel about them (SendQueue), which is safe on a handle its new owner has taken over.
+        _reservation = default;
+        MoveTo(RelayState.Moved);
+        var state = _ownerState;
+        ThreadPool.UnsafeQueueUserWorkItem(_ => owner.OnRelayMoved(this, state, handover), null);
+    }
+
+    /// <summary>What <paramref name="pending"/> holds, as an array of its own; its buffer is given back.</summary>
+    private byte[] Take(ref Pending pending)
+    {
+        var held = pending.Count > 0 ? pending.Buffer!.AsSpan(pending.Offset, pending.Count).ToArray() : [];
+        Release(ref pending);
+        return held;
     }
 
     /// <summary>The loop could not go on with this relay (see <see cref="IEpollHandler.OnLoopFailure"/>): both sides are reset.</summary>
@@ -220,7 +294,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     public void OnEvents(uint events, int tag)
     {
         var phase = Phase;
-        if (phase is RelayState.Closed or RelayState.Connecting)
+        if (phase is RelayState.Closed or RelayState.Connecting or RelayState.Moved)
         {
             return;
         }
@@ -467,6 +541,11 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
     private void Fail(CloseReason reason)
     {
+        if (Phase == RelayState.Moved)
+        {
+            return; // its sockets are its owner's now
+        }
+
         if (_tap is { } tap && Phase != RelayState.Closed)
         {
             // The side that reset, or the proxy on both.
@@ -483,7 +562,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
     /// </summary>
     private void Close(CloseReason reason, bool abortive)
     {
-        if (Phase == RelayState.Closed)
+        if (Phase is RelayState.Closed or RelayState.Moved)
         {
             return;
         }
