@@ -38,6 +38,13 @@ internal sealed class ConnectionTap
 
     public LegTap ClientLeg { get; }
 
+    /// <summary>
+    /// Set before the connection's bytes move when each leg's received bytes are sent on unchanged,
+    /// at the same stream offset, to the other leg (plain forwarding; not Kafka, which rewrites, nor
+    /// faults): the pipe path then reports a receipt once for both legs, and its sends not at all.
+    /// </summary>
+    public bool ForwardsUnchanged { get; set; }
+
     public LegTap UpstreamLeg { get; }
 
     /// <summary>
@@ -102,6 +109,21 @@ internal sealed class ConnectionTap
 
     /// <summary>A proxy event (a fault injected, a reset by the proxy) as a comment in every capture of this connection.</summary>
     public void Comment(string text, CaptureLeg leg = CaptureLeg.Client) => Publish(leg, TapKind.Comment, fromPeer: false, 0, default, text);
+
+    internal void PublishRelayed(CaptureLeg leg, long offset, long sentOffset, ReadOnlySpan<byte> data, int sentLength)
+    {
+        var sessions = Volatile.Read(ref _sessions);
+        if (sessions.Length == 0)
+        {
+            return;
+        }
+
+        long now = Stopwatch.GetTimestamp();
+        foreach (var session in sessions)
+        {
+            session.OfferRelayed(this, leg, offset, sentOffset, data, sentLength, now);
+        }
+    }
 
     internal void Publish(CaptureLeg leg, TapKind kind, bool fromPeer, long offset, ReadOnlySpan<byte> data, string? comment)
     {
