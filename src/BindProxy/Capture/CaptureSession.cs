@@ -39,6 +39,7 @@ internal sealed class CaptureSession
     private readonly Dictionary<ConnectionTap, Connection> _connections = [];
     private readonly Dictionary<(string Route, CaptureLeg Leg), Interface> _interfaces = [];
     private readonly PcapngWriter _writer = new();
+    private readonly TcpFramer.PayloadSums _sums = new();
     private readonly long _startTicks = Stopwatch.GetTimestamp();
     private readonly long _startMicros = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
     private long _queuedBytes;
@@ -531,16 +532,19 @@ internal sealed class CaptureSession
         if (item.Kind == TapKind.Relayed)
         {
             // Received on one leg, and (the first SentLength of it) sent on the other.
+            // Both legs' packets of these bytes are cut at the same places: their payloads are summed once.
             var data = item.Buffer.AsSpan(0, item.Length);
-            WriteLeg(item.Tap, connection, item.Leg, TapKind.Data, fromPeer: true, item.Offset, data, micros, null);
-            WriteLeg(item.Tap, connection, Other(item.Leg), TapKind.Data, fromPeer: false, item.SentOffset, data[..item.SentLength], micros, null);
+            _sums.Clear();
+            WriteLeg(item.Tap, connection, item.Leg, TapKind.Data, fromPeer: true, item.Offset, data, micros, null, _sums);
+            WriteLeg(item.Tap, connection, Other(item.Leg), TapKind.Data, fromPeer: false, item.SentOffset, data[..item.SentLength], micros, null, _sums);
             return;
         }
 
         WriteLeg(item.Tap, connection, item.Leg, item.Kind, item.FromPeer, item.Offset, item.Buffer.AsSpan(0, item.Length), micros, item.Comment);
     }
 
-    private void WriteLeg(ConnectionTap tap, Connection connection, CaptureLeg leg, TapKind kind, bool fromPeer, long offset, ReadOnlySpan<byte> data, long micros, string? itemComment)
+    private void WriteLeg(ConnectionTap tap, Connection connection, CaptureLeg leg, TapKind kind, bool fromPeer, long offset, ReadOnlySpan<byte> data, long micros, string? itemComment,
+        TcpFramer.PayloadSums? sums = null)
     {
         var (a, b) = leg == CaptureLeg.Client ? (tap.Client, tap.Listener) : (tap.Source, tap.Upstream);
         if (a is null || b is null)
@@ -583,7 +587,7 @@ internal sealed class CaptureSession
         switch (kind)
         {
             case TapKind.Data:
-                framer.Data(_writer, face.Id, micros, fromA, offset, data, comment);
+                framer.Data(_writer, face.Id, micros, fromA, offset, data, comment, sums);
                 break;
             case TapKind.Fin:
                 framer.Finish(_writer, face.Id, micros, fromA, offset, comment);
@@ -606,9 +610,11 @@ internal sealed class CaptureSession
 
     private string? TakeComment(ConnectionTap tap, CaptureLeg leg, Connection connection, string? comment)
     {
-        if (comment is null && connection.Comment is null && _drops.IsEmpty)
+        ref long reported = ref leg == CaptureLeg.Client ? ref connection.ReportedClientDrops : ref connection.ReportedUpstreamDrops;
+        long dropped = !_drops.IsEmpty && _drops.TryGetValue((tap, leg), out var box) ? Interlocked.Read(ref box.Value) : reported;
+        if (comment is null && connection.Comment is null && dropped <= reported)
         {
-            // Nearly every packet: nothing to say, nothing allocated.
+            // Nearly every packet, a capture that drops too: nothing to say, nothing allocated.
             return null;
         }
 
@@ -624,18 +630,13 @@ internal sealed class CaptureSession
             connection.Comment = null;
         }
 
-        if (_drops.TryGetValue((tap, leg), out var box))
+        if (dropped > reported)
         {
-            ref long reported = ref leg == CaptureLeg.Client ? ref connection.ReportedClientDrops : ref connection.ReportedUpstreamDrops;
-            long dropped = Interlocked.Read(ref box.Value);
-            if (dropped > reported)
-            {
-                parts.Add($"{dropped - reported} packets of this leg before this one not captured: the capture's queue was full");
-                reported = dropped;
-            }
+            parts.Add($"{dropped - reported} packets of this leg before this one not captured: the capture's queue was full");
+            reported = dropped;
         }
 
-        return parts.Count == 0 ? null : string.Join("; ", parts);
+        return string.Join("; ", parts);
     }
 
     private long Micros(long timestamp) => _startMicros + (long)((timestamp - _startTicks) * 1_000_000.0 / Stopwatch.Frequency);

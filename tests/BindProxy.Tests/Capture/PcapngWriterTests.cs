@@ -209,6 +209,11 @@ public sealed class PcapngWriterTests
         Assert.Equal(response, streams["127.0.0.1:40001 127.0.0.1:19092"].ToOpener);
         Assert.Equal(request, streams["127.0.0.2:40002 127.0.0.1:9092"].FromOpener);
         Assert.Equal(response, streams["127.0.0.2:40002 127.0.0.1:9092"].ToOpener);
+
+        // Each payload is summed once for both legs' packets; every checksum is still each packet's own.
+        var bad = await ExternalTool.RunAsync(ExternalTool.Require("tshark"), "-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+            "-Y", "tcp.checksum.status != 1 || ip.checksum.status != 1", "-T", "fields", "-e", "frame.number", "-e", "tcp.len");
+        Assert.Equal("", bad.Trim());
     }
 
     [Fact]
