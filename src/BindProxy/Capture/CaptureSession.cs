@@ -239,6 +239,8 @@ internal sealed class CaptureSession
 
         var token = stop.Token;
         using var wakeOnStop = token.Register(Wake);
+        using var contention = new CpuContention();
+        int backOff = 0;
         try
         {
             WriteSectionHeader();
@@ -246,6 +248,7 @@ internal sealed class CaptureSession
             while (!token.IsCancellationRequested && !LimitReached)
             {
                 int batch = 0;
+                bool contended = false;
                 while (!LimitReached && _queue.TryDequeue(out var item))
                 {
                     batch++;
@@ -258,6 +261,11 @@ internal sealed class CaptureSession
                     else if (_writer.Pending >= 256 * 1024)
                     {
                         Flush(token);
+                        if (contention.Contended())
+                        {
+                            contended = true;
+                            break;
+                        }
                     }
                 }
 
@@ -273,6 +281,17 @@ internal sealed class CaptureSession
                     break;
                 }
 
+                if (contended || contention.Contended())
+                {
+                    // Other threads wanted the CPU more than this one had it: whatever the writer
+                    // writes costs them again as the reader takes it (at their priority), so it
+                    // stays away, longer while that lasts, and the queue drops what it cannot hold.
+                    backOff = Math.Min(Math.Max(backOff * 2, 5), 200);
+                    token.WaitHandle.WaitOne(backOff);
+                    continue;
+                }
+
+                backOff = 0;
                 if (batch is > 0 and < BatchEvents)
                 {
                     // A few events at a time: let more gather before the next turn, so a bulk stream
