@@ -34,7 +34,7 @@ internal sealed class CaptureSession
     private readonly CaptureLegs _legs;
     private readonly Func<ConnectionTap, CaptureMatch> _match;
     private readonly CaptureLimits _limits;
-    private readonly ConcurrentDictionary<ConnectionTap, byte> _taps = new();
+    private readonly ConcurrentDictionary<ConnectionTap, bool> _taps = new();
     private readonly ConcurrentDictionary<(ConnectionTap, CaptureLeg), StrongBox<long>> _drops = new();
     private readonly Dictionary<ConnectionTap, Connection> _connections = [];
     private readonly Dictionary<(string Route, CaptureLeg Leg), Interface> _interfaces = [];
@@ -78,7 +78,10 @@ internal sealed class CaptureSession
     /// <summary>The taps this capture is attached to.</summary>
     public ICollection<ConnectionTap> Taps => _taps.Keys;
 
-    internal void Attached(ConnectionTap tap) => _taps.TryAdd(tap, 0);
+    /// <param name="fromStart">This capture has the tap's streams from byte 0 (it was attached as the tap was made, before a byte moved).</param>
+    internal void Attached(ConnectionTap tap, bool fromStart) => _taps.TryAdd(tap, fromStart);
+
+    private bool FromStart(ConnectionTap tap) => _taps.TryGetValue(tap, out bool fromStart) && fromStart;
 
     internal void Detached(ConnectionTap tap) => _taps.TryRemove(tap, out _);
 
@@ -590,9 +593,10 @@ internal sealed class CaptureSession
         if (framer is null)
         {
             // From the start, both streams begin at offset 0; from the middle, at the first byte seen each way.
-            long? start = tap.FromStart ? 0 : null;
+            bool fromStart = FromStart(tap);
+            long? start = fromStart ? 0 : null;
             framer = new TcpFramer(a, b, (uint)Random.Shared.Next(), (uint)Random.Shared.Next(), start, start);
-            framer.Handshake(_writer, face.Id, micros, WithTls(tap, leg, tap.FromStart
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, leg, fromStart
                 ? "handshake made up by the capture (the proxy sees bytes, not packets); the streams follow from their first byte"
                 : "connection open before the capture began: handshake made up, the streams follow from the capture's start"));
         }

@@ -88,13 +88,17 @@ internal sealed class ConnectionTap
     }
 
     /// <summary>Adds a capture (callers serialise attach and detach).</summary>
-    public void Attach(CaptureSession session)
+    /// <param name="fromStart">
+    /// The capture is attached as the tap is made, so it has what the tap has; false when the tap
+    /// may have reported bytes already (to other captures): this one then has its streams from now on.
+    /// </param>
+    public void Attach(CaptureSession session, bool fromStart = true)
     {
         var sessions = Volatile.Read(ref _sessions);
         if (!sessions.Contains(session))
         {
             Volatile.Write(ref _sessions, [.. sessions, session]);
-            session.Attached(this);
+            session.Attached(this, fromStart && FromStart);
         }
     }
 

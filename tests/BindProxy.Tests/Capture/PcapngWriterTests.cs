@@ -234,4 +234,35 @@ public sealed class PcapngWriterTests
         Assert.Equal(2, statistics.Count);
         Assert.All(statistics, leg => Assert.Equal(6, leg.Dropped));
     }
+
+    [Fact]
+    public async Task A_capture_that_joins_a_tap_made_for_another_has_its_streams_from_then_on_and_reads_clean()
+    {
+        var early = Bytes(5_000, 9);
+        var later = Bytes(7_000, 10);
+        var tap = new ConnectionTap("tcp", Client, Listener, fromStart: true);
+        tap.Connected(Source, Upstream);
+        var first = new CaptureSession("first", CaptureLegs.Both, _ => CaptureMatch.Yes, new CaptureLimits());
+        tap.Attach(first);
+        tap.ClientLeg.Relayed(early, 0, 0, early.Length);
+
+        // As CaptureHub attaches a capture to a connection already open: the tap is another's, made before.
+        var joined = new CaptureSession("joined", CaptureLegs.Both, _ => CaptureMatch.Yes, new CaptureLimits());
+        tap.Attach(joined, fromStart: false);
+        tap.ClientLeg.Relayed(later, early.Length, early.Length, later.Length);
+
+        using var output = new MemoryStream();
+        using var stop = new CancellationTokenSource();
+        var run = joined.RunAsync(output, stop.Token);
+        await Poll.UntilAsync(() => joined.QueuedBytes == 0, "the capture to take what was offered");
+        await stop.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+
+        using var dir = new TempDirectory();
+        var file = await WriteAsync(dir, output.ToArray());
+        Assert.Empty(await Tshark.ProblemsAsync(file));
+        var streams = await Tshark.StreamsAsync(file);
+        Assert.Equal(later, streams["127.0.0.1:40001 127.0.0.1:19092"].FromOpener);
+        Assert.Equal(later, streams["127.0.0.2:40002 127.0.0.1:9092"].FromOpener);
+    }
 }
