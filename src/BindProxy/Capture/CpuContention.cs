@@ -62,7 +62,16 @@ internal sealed class CpuContention : IDisposable
     private bool Read(out long run, out long wait)
     {
         run = wait = 0;
-        int length = RandomAccess.Read(_file!, _buffer, 0);
+        int length;
+        try
+        {
+            length = RandomAccess.Read(_file!, _buffer, 0);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+
         var text = _buffer.AsSpan(0, length);
         int space = text.IndexOf((byte)' ');
         if (space <= 0)

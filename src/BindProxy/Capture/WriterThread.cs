@@ -45,8 +45,9 @@ internal static partial class WriterThread
     /// CPU came out of the stream's (0.61 of the route's speed); at nice 19 it wrote 0.30–0.51 for
     /// the same speed, and with the relay's single copy 0.10–0.52 for 0.70, what it could not take
     /// dropped and counted. SCHED_IDLE measured no better (0.10–0.47 written, 0.61) and would starve
-    /// a capture on a machine that is merely busy. What is left of the cost is not the writer's:
-    /// sending its pcapng (Kestrel, at normal priority) and the reader taking it.
+    /// a capture on a machine that is merely busy. What was left of the cost was not the writer's
+    /// own: sending its pcapng (Kestrel, at normal priority) and the reader taking it, which is why
+    /// the writer also stays away while it is contended (<see cref="CpuContention"/>).
     /// </remarks>
     private static void LowerPriority()
     {
