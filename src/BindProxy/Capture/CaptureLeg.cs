@@ -34,6 +34,12 @@ internal enum TapKind : byte
     Fin,
     Reset,
     Comment,
+
+    /// <summary>
+    /// Bytes received on <see cref="TapEvent.Leg"/> and sent on unchanged to the other leg: one copy
+    /// for both legs' packets (the first <see cref="TapEvent.SentLength"/> of them sent, at <see cref="TapEvent.SentOffset"/>).
+    /// </summary>
+    Relayed,
 }
 
 /// <summary>One thing a tap saw, queued for a capture: a copy of the bytes (pooled) or a FIN, RST or comment.</summary>
@@ -46,4 +52,6 @@ internal readonly record struct TapEvent(
     byte[]? Buffer,
     int Length,
     long Timestamp,
-    string? Comment);
+    string? Comment,
+    long SentOffset = 0,
+    int SentLength = 0);

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 
 namespace BindProxy.Capture;
 
@@ -28,15 +27,19 @@ internal sealed class CaptureSession
     // What a queued event costs beyond its bytes, so a flood of tiny ones is bounded too.
     private const int EventCost = 64;
 
-    private readonly Channel<TapEvent> _queue = Channel.CreateUnbounded<TapEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentQueue<TapEvent> _queue = new();
+    // The writer sleeps on this while the queue is empty; a tap pulses it only when it does.
+    private readonly object _signal = new();
+    private int _sleeping;
     private readonly CaptureLegs _legs;
     private readonly Func<ConnectionTap, CaptureMatch> _match;
     private readonly CaptureLimits _limits;
-    private readonly ConcurrentDictionary<ConnectionTap, byte> _taps = new();
+    private readonly ConcurrentDictionary<ConnectionTap, bool> _taps = new();
     private readonly ConcurrentDictionary<(ConnectionTap, CaptureLeg), StrongBox<long>> _drops = new();
     private readonly Dictionary<ConnectionTap, Connection> _connections = [];
     private readonly Dictionary<(string Route, CaptureLeg Leg), Interface> _interfaces = [];
     private readonly PcapngWriter _writer = new();
+    private readonly TcpFramer.PayloadSums _sums = new();
     private readonly long _startTicks = Stopwatch.GetTimestamp();
     private readonly long _startMicros = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
     private long _queuedBytes;
@@ -75,38 +78,115 @@ internal sealed class CaptureSession
     /// <summary>The taps this capture is attached to.</summary>
     public ICollection<ConnectionTap> Taps => _taps.Keys;
 
-    internal void Attached(ConnectionTap tap) => _taps.TryAdd(tap, 0);
+    /// <param name="fromStart">This capture has the tap's streams from byte 0 (it was attached as the tap was made, before a byte moved).</param>
+    internal void Attached(ConnectionTap tap, bool fromStart) => _taps.TryAdd(tap, fromStart);
+
+    private bool FromStart(ConnectionTap tap) => _taps.TryGetValue(tap, out bool fromStart) && fromStart;
 
     internal void Detached(ConnectionTap tap) => _taps.TryRemove(tap, out _);
 
     /// <summary>On the forwarding path: queues a copy, or drops and counts it; never waits.</summary>
     internal void Offer(ConnectionTap tap, CaptureLeg leg, TapKind kind, bool fromPeer, long offset, ReadOnlySpan<byte> data, long timestamp, string? comment)
     {
-        if (_finished || ((int)_legs & (leg == CaptureLeg.Client ? (int)CaptureLegs.Client : (int)CaptureLegs.Upstream)) == 0)
+        if (_finished || !Wants(leg))
         {
             return;
         }
 
-        int cost = data.Length + EventCost;
-        if (Interlocked.Add(ref _queuedBytes, cost) > _limits.QueueBytes && kind == TapKind.Data)
+        // FIN, RST and comments are never dropped: there are few, and a leg's end keeps it whole.
+        if (kind == TapKind.Data && !Reserve(data.Length))
         {
-            // FIN, RST and comments are never dropped: there are few, and a leg's end keeps it whole.
-            Interlocked.Add(ref _queuedBytes, -cost);
             Drop(tap, leg);
             return;
         }
 
-        byte[]? buffer = null;
-        if (!data.IsEmpty)
+        if (kind != TapKind.Data)
         {
-            buffer = ArrayPool<byte>.Shared.Rent(data.Length);
-            data.CopyTo(buffer);
+            Interlocked.Add(ref _queuedBytes, data.Length + EventCost);
         }
 
-        if (!_queue.Writer.TryWrite(new TapEvent(tap, leg, kind, fromPeer, offset, buffer, data.Length, timestamp, comment)))
+        Enqueue(new TapEvent(tap, leg, kind, fromPeer, offset, Copy(data), data.Length, timestamp, comment));
+    }
+
+    /// <summary>
+    /// On the forwarding path: bytes received on <paramref name="leg"/> and sent on unchanged to
+    /// the other leg, queued as one copy for both (or for the one leg this capture writes).
+    /// </summary>
+    internal void OfferRelayed(ConnectionTap tap, CaptureLeg leg, long offset, long sentOffset, ReadOnlySpan<byte> data, int sentLength, long timestamp)
+    {
+        var other = leg == CaptureLeg.Client ? CaptureLeg.Upstream : CaptureLeg.Client;
+        bool received = Wants(leg);
+        bool sent = sentLength > 0 && Wants(other);
+        if (_finished || !(received || sent))
+        {
+            return;
+        }
+
+        if (!received)
+        {
+            Offer(tap, other, TapKind.Data, fromPeer: false, sentOffset, data[..sentLength], timestamp, null);
+            return;
+        }
+
+        if (!sent)
+        {
+            Offer(tap, leg, TapKind.Data, fromPeer: true, offset, data, timestamp, null);
+            return;
+        }
+
+        if (!Reserve(data.Length))
+        {
+            Drop(tap, leg);
+            Drop(tap, other);
+            return;
+        }
+
+        Enqueue(new TapEvent(tap, leg, TapKind.Relayed, true, offset, Copy(data), data.Length, timestamp, null, sentOffset, sentLength));
+    }
+
+    private bool Wants(CaptureLeg leg) => ((int)_legs & (leg == CaptureLeg.Client ? (int)CaptureLegs.Client : (int)CaptureLegs.Upstream)) != 0;
+
+    /// <summary>
+    /// Takes room in the queue for <paramref name="length"/> bytes, or says there is none. When it
+    /// is full (as it stays while a bulk stream outruns the writer) that costs one read: nothing
+    /// is copied, nothing is written to a shared line.
+    /// </summary>
+    private bool Reserve(int length)
+    {
+        int cost = length + EventCost;
+        if (Volatile.Read(ref _queuedBytes) + cost > _limits.QueueBytes)
+        {
+            return false;
+        }
+
+        if (Interlocked.Add(ref _queuedBytes, cost) > _limits.QueueBytes)
         {
             Interlocked.Add(ref _queuedBytes, -cost);
-            Return(buffer);
+            return false;
+        }
+
+        return true;
+    }
+
+    private static byte[]? Copy(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            return null;
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(data.Length);
+        data.CopyTo(buffer);
+        return buffer;
+    }
+
+    private void Enqueue(in TapEvent item)
+    {
+        _queue.Enqueue(item);
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _sleeping) != 0)
+        {
+            Wake();
         }
     }
 
@@ -117,25 +197,27 @@ internal sealed class CaptureSession
     }
 
     /// <summary>Writes the capture to <paramref name="output"/> until it is cancelled, a limit is reached or the output fails.</summary>
-    public Task RunAsync(Stream output, CancellationToken cancellationToken) => RunAsync(output, files: null, cancellationToken);
+    public Task RunAsync(Stream output, CancellationToken cancellationToken) =>
+        WriterThread.Run("capture writer", () => Run(output, files: null, cancellationToken));
 
     /// <summary>
     /// Writes the capture to rolling files until it is cancelled or a file cannot be written: each
     /// file a section of its own, with its interfaces declared again and a made-up handshake for
     /// every connection it continues, so each opens in Wireshark by itself.
     /// </summary>
-    public async Task RunAsync(CaptureFileSet files, CancellationToken cancellationToken)
-    {
-        var first = files.Next();
-        try
+    public Task RunAsync(CaptureFileSet files, CancellationToken cancellationToken) =>
+        WriterThread.Run("capture writer", () =>
         {
-            await RunAsync(first, files, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            await _output!.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+            var first = files.Next();
+            try
+            {
+                Run(first, files, cancellationToken);
+            }
+            finally
+            {
+                _output!.Dispose();
+            }
+        });
 
     /// <summary>The file being written, for rolling files.</summary>
     public string? CurrentFile => _files?.Current;
@@ -144,7 +226,11 @@ internal sealed class CaptureSession
     private CaptureFileSet? _files;
     private long _fileStart;
 
-    private async Task RunAsync(Stream output, CaptureFileSet? files, CancellationToken cancellationToken)
+    /// <summary>
+    /// The writer's loop, on its own thread (see <see cref="WriterThread"/>): framing, checksums and
+    /// pcapng happen here, at low priority, and the output's writes are waited for here too.
+    /// </summary>
+    private void Run(Stream output, CaptureFileSet? files, CancellationToken cancellationToken)
     {
         _output = output;
         _files = files;
@@ -155,34 +241,42 @@ internal sealed class CaptureSession
         }
 
         var token = stop.Token;
+        using var wakeOnStop = token.Register(Wake);
+        using var contention = new CpuContention();
+        int backOff = 0;
         try
         {
             WriteSectionHeader();
-            await FlushAsync(token).ConfigureAwait(false);
-            var reader = _queue.Reader;
+            Flush(token);
             while (!token.IsCancellationRequested && !LimitReached)
             {
                 int batch = 0;
-                while (!LimitReached && reader.TryRead(out var item))
+                bool contended = false;
+                while (!LimitReached && _queue.TryDequeue(out var item))
                 {
                     batch++;
                     Interlocked.Add(ref _queuedBytes, -(item.Length + EventCost));
                     Handle(item);
                     if (RotationDue)
                     {
-                        await RotateAsync(token).ConfigureAwait(false);
+                        Rotate(token);
                     }
                     else if (_writer.Pending >= 256 * 1024)
                     {
-                        await FlushAsync(token).ConfigureAwait(false);
+                        Flush(token);
+                        if (contention.Contended())
+                        {
+                            contended = true;
+                            break;
+                        }
                     }
                 }
 
                 Recheck();
-                await FlushAsync(token).ConfigureAwait(false);
+                Flush(token);
                 if (RotationDue)
                 {
-                    await RotateAsync(token).ConfigureAwait(false);
+                    Rotate(token);
                 }
 
                 if (LimitReached)
@@ -190,28 +284,28 @@ internal sealed class CaptureSession
                     break;
                 }
 
+                if (contended || contention.Contended())
+                {
+                    // Other threads wanted the CPU more than this one had it: whatever the writer
+                    // writes costs them again as the reader takes it (at their priority), so it
+                    // stays away, longer while that lasts, and the queue drops what it cannot hold.
+                    backOff = Math.Min(Math.Max(backOff * 2, 5), 200);
+                    token.WaitHandle.WaitOne(backOff);
+                    continue;
+                }
+
+                backOff = 0;
                 if (batch is > 0 and < BatchEvents)
                 {
                     // A few events at a time: let more gather before the next turn, so a bulk stream
                     // is written in large writes instead of a wakeup and a flush per segment. The
                     // queue holds milliseconds of a fast stream; a live viewer waits at most this long.
-                    await Task.Delay(BatchWait, token).ConfigureAwait(false);
+                    token.WaitHandle.WaitOne(BatchWait);
                     continue;
                 }
 
                 // Wait for packets; undecided connections are asked again a few times a second.
-                using var tick = CancellationTokenSource.CreateLinkedTokenSource(token);
-                tick.CancelAfter(TimeSpan.FromMilliseconds(200));
-                try
-                {
-                    if (!await reader.WaitToReadAsync(tick.Token).ConfigureAwait(false))
-                    {
-                        break;
-                    }
-                }
-                catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                {
-                }
+                WaitForEvents(TimeSpan.FromMilliseconds(200), token);
             }
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -230,7 +324,31 @@ internal sealed class CaptureSession
             }
 
             DrainQueue();
-            await WriteStatisticsAsync().ConfigureAwait(false);
+            WriteStatistics();
+        }
+    }
+
+    /// <summary>Sleeps until an event is queued, <paramref name="timeout"/> passes or the capture is cancelled.</summary>
+    private void WaitForEvents(TimeSpan timeout, CancellationToken token)
+    {
+        lock (_signal)
+        {
+            Volatile.Write(ref _sleeping, 1);
+            Interlocked.MemoryBarrier();
+            if (_queue.IsEmpty && !token.IsCancellationRequested)
+            {
+                Monitor.Wait(_signal, timeout);
+            }
+
+            Volatile.Write(ref _sleeping, 0);
+        }
+    }
+
+    private void Wake()
+    {
+        lock (_signal)
+        {
+            Monitor.Pulse(_signal);
         }
     }
 
@@ -248,10 +366,10 @@ internal sealed class CaptureSession
     /// interfaces are declared again as they are needed, and whose connections still open start
     /// with a made-up handshake and go on with the same sequence numbers.
     /// </summary>
-    private async Task RotateAsync(CancellationToken token)
+    private void Rotate(CancellationToken token)
     {
-        await WriteStatisticsAsync().ConfigureAwait(false);
-        await _output!.DisposeAsync().ConfigureAwait(false);
+        WriteStatistics();
+        _output!.Dispose();
         _output = _files!.Next();
         _fileStart = _writer.BytesWritten;
         _interfaces.Clear();
@@ -262,25 +380,35 @@ internal sealed class CaptureSession
         }
 
         WriteSectionHeader();
-        await FlushAsync(token).ConfigureAwait(false);
+        Flush(token);
     }
 
     private bool LimitReached =>
         (_limits.Packets is { } packets && Interlocked.Read(ref _packets) >= packets) ||
         (_limits.Bytes is { } bytes && _writer.BytesWritten >= bytes);
 
-    private async Task FlushAsync(CancellationToken token)
+    /// <summary>Hands what is written to the output and waits for it to take it (an HTTP response's writes stay asynchronous underneath).</summary>
+    private void Flush(CancellationToken token)
     {
         if (_writer.Pending > 0)
         {
-            await _output!.WriteAsync(_writer.Take(), token).ConfigureAwait(false);
+            var write = _output!.WriteAsync(_writer.Take(), token);
+            if (write.IsCompletedSuccessfully)
+            {
+                write.GetAwaiter().GetResult();
+            }
+            else
+            {
+                write.AsTask().GetAwaiter().GetResult();
+            }
+
             _writer.Clear();
         }
 
-        await _output!.FlushAsync(token).ConfigureAwait(false);
+        _output!.FlushAsync(token).GetAwaiter().GetResult();
     }
 
-    private async Task WriteStatisticsAsync()
+    private void WriteStatistics()
     {
         long micros = Micros(Stopwatch.GetTimestamp());
         foreach (var ((route, leg), face) in _interfaces)
@@ -293,7 +421,7 @@ internal sealed class CaptureSession
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await FlushAsync(timeout.Token).ConfigureAwait(false);
+            Flush(timeout.Token);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -303,7 +431,7 @@ internal sealed class CaptureSession
 
     private void DrainQueue()
     {
-        while (_queue.Reader.TryRead(out var item))
+        while (_queue.TryDequeue(out var item))
         {
             Interlocked.Add(ref _queuedBytes, -(item.Length + EventCost));
             Return(item.Buffer);
@@ -342,9 +470,14 @@ internal sealed class CaptureSession
                 Return(item.Buffer);
                 break;
             default:
-                if (_heldBytes + item.Length > MaxHeldBytes && item.Kind == TapKind.Data)
+                if (_heldBytes + item.Length > MaxHeldBytes && item.Kind is TapKind.Data or TapKind.Relayed)
                 {
                     Drop(item.Tap, item.Leg);
+                    if (item.Kind == TapKind.Relayed)
+                    {
+                        Drop(item.Tap, Other(item.Leg));
+                    }
+
                     Return(item.Buffer);
                 }
                 else
@@ -411,62 +544,79 @@ internal sealed class CaptureSession
 
     private void WriteFrames(in TapEvent item, Connection connection)
     {
-        var tap = item.Tap;
         if (item.Kind == TapKind.Comment)
         {
             connection.Comment = connection.Comment is null ? item.Comment : $"{connection.Comment}; {item.Comment}";
             return;
         }
 
-        var (a, b) = item.Leg == CaptureLeg.Client ? (tap.Client, tap.Listener) : (tap.Source, tap.Upstream);
+        long micros = Micros(item.Timestamp);
+        if (item.Kind == TapKind.Relayed)
+        {
+            // Received on one leg, and (the first SentLength of it) sent on the other.
+            // Both legs' packets of these bytes are cut at the same places: their payloads are summed once.
+            var data = item.Buffer.AsSpan(0, item.Length);
+            _sums.Clear();
+            WriteLeg(item.Tap, connection, item.Leg, TapKind.Data, fromPeer: true, item.Offset, data, micros, null, _sums);
+            WriteLeg(item.Tap, connection, Other(item.Leg), TapKind.Data, fromPeer: false, item.SentOffset, data[..item.SentLength], micros, null, _sums);
+            return;
+        }
+
+        WriteLeg(item.Tap, connection, item.Leg, item.Kind, item.FromPeer, item.Offset, item.Buffer.AsSpan(0, item.Length), micros, item.Comment);
+    }
+
+    private void WriteLeg(ConnectionTap tap, Connection connection, CaptureLeg leg, TapKind kind, bool fromPeer, long offset, ReadOnlySpan<byte> data, long micros, string? itemComment,
+        TcpFramer.PayloadSums? sums = null)
+    {
+        var (a, b) = leg == CaptureLeg.Client ? (tap.Client, tap.Listener) : (tap.Source, tap.Upstream);
         if (a is null || b is null)
         {
             return;
         }
 
-        if (!_interfaces.TryGetValue((tap.Route, item.Leg), out var face))
+        if (!_interfaces.TryGetValue((tap.Route, leg), out var face))
         {
-            var description = item.Leg == CaptureLeg.Client
+            var description = leg == CaptureLeg.Client
                 ? $"route {tap.Route}: client ↔ proxy listener"
                 : $"route {tap.Route}: proxy source ↔ upstream";
-            if (tap.TlsOf(item.Leg) is not null)
+            if (tap.TlsOf(leg) is not null)
             {
                 description += " (TLS on the wire; written as the plaintext the proxy sent and received)";
             }
 
-            face = new Interface(_writer.WriteInterface($"{tap.Route} {(item.Leg == CaptureLeg.Client ? "client" : "upstream")}", description));
-            _interfaces[(tap.Route, item.Leg)] = face;
+            face = new Interface(_writer.WriteInterface($"{tap.Route} {(leg == CaptureLeg.Client ? "client" : "upstream")}", description));
+            _interfaces[(tap.Route, leg)] = face;
         }
 
-        long micros = Micros(item.Timestamp);
         long before = _writer.PacketCount;
-        ref var framer = ref item.Leg == CaptureLeg.Client ? ref connection.ClientLeg : ref connection.UpstreamLeg;
+        ref var framer = ref leg == CaptureLeg.Client ? ref connection.ClientLeg : ref connection.UpstreamLeg;
         if (framer is null)
         {
             // From the start, both streams begin at offset 0; from the middle, at the first byte seen each way.
-            long? start = tap.FromStart ? 0 : null;
+            bool fromStart = FromStart(tap);
+            long? start = fromStart ? 0 : null;
             framer = new TcpFramer(a, b, (uint)Random.Shared.Next(), (uint)Random.Shared.Next(), start, start);
-            framer.Handshake(_writer, face.Id, micros, WithTls(tap, item.Leg, tap.FromStart
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, leg, fromStart
                 ? "handshake made up by the capture (the proxy sees bytes, not packets); the streams follow from their first byte"
                 : "connection open before the capture began: handshake made up, the streams follow from the capture's start"));
         }
         else if (framer.NeedsHandshake)
         {
-            framer.Handshake(_writer, face.Id, micros, WithTls(tap, item.Leg, "connection open before this file began: handshake made up, the streams follow from the file's start"));
+            framer.Handshake(_writer, face.Id, micros, WithTls(tap, leg, "connection open before this file began: handshake made up, the streams follow from the file's start"));
         }
 
-        bool fromA = item.Leg == CaptureLeg.Client ? item.FromPeer : !item.FromPeer;
-        string? comment = TakeComment(tap, item.Leg, connection, item.Comment);
-        switch (item.Kind)
+        bool fromA = leg == CaptureLeg.Client ? fromPeer : !fromPeer;
+        string? comment = TakeComment(tap, leg, connection, itemComment);
+        switch (kind)
         {
             case TapKind.Data:
-                framer.Data(_writer, face.Id, micros, fromA, item.Offset, item.Buffer.AsSpan(0, item.Length), comment);
+                framer.Data(_writer, face.Id, micros, fromA, offset, data, comment, sums);
                 break;
             case TapKind.Fin:
-                framer.Finish(_writer, face.Id, micros, fromA, item.Offset, comment);
+                framer.Finish(_writer, face.Id, micros, fromA, offset, comment);
                 break;
             case TapKind.Reset:
-                framer.Reset(_writer, face.Id, micros, fromA, comment ?? (item.FromPeer ? null : "reset by the proxy"));
+                framer.Reset(_writer, face.Id, micros, fromA, comment ?? (fromPeer ? null : "reset by the proxy"));
                 break;
         }
 
@@ -475,15 +625,19 @@ internal sealed class CaptureSession
         Interlocked.Add(ref _packets, written);
     }
 
+    private static CaptureLeg Other(CaptureLeg leg) => leg == CaptureLeg.Client ? CaptureLeg.Upstream : CaptureLeg.Client;
+
     /// <summary>A leg's first comment, which says when the leg is TLS on the wire and its bytes here are the plaintext.</summary>
     private static string WithTls(ConnectionTap tap, CaptureLeg leg, string comment) =>
         tap.TlsOf(leg) is { } tls ? $"decrypted from TLS: this leg is TLS on the wire ({tls}); written here as the plaintext the proxy sent and received. {comment}" : comment;
 
     private string? TakeComment(ConnectionTap tap, CaptureLeg leg, Connection connection, string? comment)
     {
-        if (comment is null && connection.Comment is null && _drops.IsEmpty)
+        ref long reported = ref leg == CaptureLeg.Client ? ref connection.ReportedClientDrops : ref connection.ReportedUpstreamDrops;
+        long dropped = !_drops.IsEmpty && _drops.TryGetValue((tap, leg), out var box) ? Interlocked.Read(ref box.Value) : reported;
+        if (comment is null && connection.Comment is null && dropped <= reported)
         {
-            // Nearly every packet: nothing to say, nothing allocated.
+            // Nearly every packet, a capture that drops too: nothing to say, nothing allocated.
             return null;
         }
 
@@ -499,18 +653,13 @@ internal sealed class CaptureSession
             connection.Comment = null;
         }
 
-        if (_drops.TryGetValue((tap, leg), out var box))
+        if (dropped > reported)
         {
-            ref long reported = ref leg == CaptureLeg.Client ? ref connection.ReportedClientDrops : ref connection.ReportedUpstreamDrops;
-            long dropped = Interlocked.Read(ref box.Value);
-            if (dropped > reported)
-            {
-                parts.Add($"{dropped - reported} packets of this leg before this one not captured: the capture's queue was full");
-                reported = dropped;
-            }
+            parts.Add($"{dropped - reported} packets of this leg before this one not captured: the capture's queue was full");
+            reported = dropped;
         }
 
-        return parts.Count == 0 ? null : string.Join("; ", parts);
+        return string.Join("; ", parts);
     }
 
     private long Micros(long timestamp) => _startMicros + (long)((timestamp - _startTicks) * 1_000_000.0 / Stopwatch.Frequency);

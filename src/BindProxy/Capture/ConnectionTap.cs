@@ -38,6 +38,13 @@ internal sealed class ConnectionTap
 
     public LegTap ClientLeg { get; }
 
+    /// <summary>
+    /// Set before the connection's bytes move when each leg's received bytes are sent on unchanged,
+    /// at the same stream offset, to the other leg (plain forwarding; not Kafka, which rewrites, nor
+    /// faults): the pipe path then reports a receipt once for both legs, and its sends not at all.
+    /// </summary>
+    public bool ForwardsUnchanged { get; set; }
+
     public LegTap UpstreamLeg { get; }
 
     /// <summary>
@@ -81,13 +88,17 @@ internal sealed class ConnectionTap
     }
 
     /// <summary>Adds a capture (callers serialise attach and detach).</summary>
-    public void Attach(CaptureSession session)
+    /// <param name="fromStart">
+    /// The capture is attached as the tap is made, so it has what the tap has; false when the tap
+    /// may have reported bytes already (to other captures): this one then has its streams from now on.
+    /// </param>
+    public void Attach(CaptureSession session, bool fromStart = true)
     {
         var sessions = Volatile.Read(ref _sessions);
         if (!sessions.Contains(session))
         {
             Volatile.Write(ref _sessions, [.. sessions, session]);
-            session.Attached(this);
+            session.Attached(this, fromStart && FromStart);
         }
     }
 
@@ -102,6 +113,21 @@ internal sealed class ConnectionTap
 
     /// <summary>A proxy event (a fault injected, a reset by the proxy) as a comment in every capture of this connection.</summary>
     public void Comment(string text, CaptureLeg leg = CaptureLeg.Client) => Publish(leg, TapKind.Comment, fromPeer: false, 0, default, text);
+
+    internal void PublishRelayed(CaptureLeg leg, long offset, long sentOffset, ReadOnlySpan<byte> data, int sentLength)
+    {
+        var sessions = Volatile.Read(ref _sessions);
+        if (sessions.Length == 0)
+        {
+            return;
+        }
+
+        long now = Stopwatch.GetTimestamp();
+        foreach (var session in sessions)
+        {
+            session.OfferRelayed(this, leg, offset, sentOffset, data, sentLength, now);
+        }
+    }
 
     internal void Publish(CaptureLeg leg, TapKind kind, bool fromPeer, long offset, ReadOnlySpan<byte> data, string? comment)
     {

@@ -15,6 +15,15 @@ internal sealed class LegTap(ConnectionTap connection, CaptureLeg leg)
     public void Received(ReadOnlySpan<byte> data, long offset) =>
         Connection.Publish(Leg, data.IsEmpty ? TapKind.Fin : TapKind.Data, fromPeer: true, offset, data, null);
 
+    /// <summary>
+    /// Bytes received from the peer at stream <paramref name="offset"/>, of which the first
+    /// <paramref name="sentLength"/> were sent on unchanged to the other leg's peer at its stream
+    /// <paramref name="sentOffset"/>: what <see cref="Received"/> here and <see cref="Sent"/> on the
+    /// other leg say, in one report (the captures copy the bytes once for both legs).
+    /// </summary>
+    public void Relayed(ReadOnlySpan<byte> data, long offset, long sentOffset, int sentLength) =>
+        Connection.PublishRelayed(Leg, offset, sentOffset, data, sentLength);
+
     /// <summary>Bytes handed to the kernel for the peer, the first at stream <paramref name="offset"/>.</summary>
     public void Sent(ReadOnlySpan<byte> data, long offset)
     {

@@ -99,8 +99,13 @@ internal sealed class TcpFramer
     /// Bytes at stream <paramref name="offset"/> from A (or B), cut into segments, then the other
     /// side's acknowledgement of them. Bytes before what was already written are not written again.
     /// </summary>
-    public void Data(PcapngWriter writer, int interfaceId, long micros, bool fromA, long offset, ReadOnlySpan<byte> data, string? comment)
+    /// <param name="sums">
+    /// Where the payload checksums of <paramref name="data"/>'s segments are kept for another leg's
+    /// packets of the same bytes (cut at the same places), so each is summed once; null: summed here.
+    /// </param>
+    public void Data(PcapngWriter writer, int interfaceId, long micros, bool fromA, long offset, ReadOnlySpan<byte> data, string? comment, PayloadSums? sums = null)
     {
+        var whole = data;
         var (from, to) = fromA ? (_a, _b) : (_b, _a);
         if (Ended || from.Fin)
         {
@@ -126,7 +131,8 @@ internal sealed class TcpFramer
         {
             int length = Math.Min(data.Length, MaxSegment);
             byte flags = length == data.Length ? (byte)(Ack | Psh) : Ack;
-            Emit(writer, interfaceId, micros, from, to, Seq(from, start), Next(to), flags, data[..length], comment);
+            uint? payloadSum = sums?.Get(whole, whole.Length - data.Length, length);
+            Emit(writer, interfaceId, micros, from, to, Seq(from, start), Next(to), flags, data[..length], comment, payloadSum);
             comment = null;
             data = data[length..];
             start += length;
@@ -170,7 +176,8 @@ internal sealed class TcpFramer
 
     private static uint Seq(Side side, long relative) => unchecked(side.Isn + 1 + (uint)relative);
 
-    private void Emit(PcapngWriter writer, int interfaceId, long micros, Side from, Side to, uint seq, uint ack, byte flags, ReadOnlySpan<byte> payload, string? comment)
+    private void Emit(PcapngWriter writer, int interfaceId, long micros, Side from, Side to, uint seq, uint ack, byte flags, ReadOnlySpan<byte> payload, string? comment,
+        uint? payloadSum = null)
     {
         var packet = _packet.AsSpan();
         int ipLength = _v6 ? 40 : 20;
@@ -228,7 +235,7 @@ internal sealed class TcpFramer
         sum = Checksum.Add(sum, to.Address);
         sum += 6u + (uint)(tcpLength + payload.Length);
         sum = Checksum.Add(sum, tcp);
-        sum = Checksum.Add(sum, payload);
+        sum = payloadSum is { } known ? sum + known : Checksum.Add(sum, payload);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Finish(sum));
 
         writer.WritePacket(interfaceId, micros, packet[..(ipLength + tcpLength)], payload, comment);
@@ -258,6 +265,34 @@ internal sealed class TcpFramer
         /// <summary>This side in a new section: its next sequence number stays, its ISN is the one before it.</summary>
         public Side Continue() =>
             new(Address, Port, unchecked(Isn + (uint)End), Base is { } b ? b + End : null) { FinBefore = Fin };
+    }
+
+    /// <summary>
+    /// The payload checksums of one chunk's segments, by where they start in it and how long they
+    /// are: a chunk received on one leg and sent on the other is cut into the same segments on
+    /// both, and the ones'-complement sum of the payload adds to each header's (it starts at an
+    /// even offset), so each is summed once.
+    /// </summary>
+    internal sealed class PayloadSums
+    {
+        private readonly List<(int Start, int Length, uint Sum)> _known = [];
+
+        public void Clear() => _known.Clear();
+
+        public uint Get(ReadOnlySpan<byte> chunk, int start, int length)
+        {
+            foreach (var (knownStart, knownLength, sum) in _known)
+            {
+                if (knownStart == start && knownLength == length)
+                {
+                    return sum;
+                }
+            }
+
+            uint added = Checksum.Add(0, chunk.Slice(start, length));
+            _known.Add((start, length, added));
+            return added;
+        }
     }
 
     private static class Checksum

@@ -35,8 +35,9 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
             {
                 if (selector.Match(live) != CaptureMatch.No)
                 {
+                    // Its bytes have moved (perhaps reported to another capture's tap): this one has them from now on.
                     var tap = live.Legs.Tap ?? Install(live, new ConnectionTap(live.Route, live.Client, live.Listener, fromStart: false));
-                    tap.Attach(session);
+                    tap.Attach(session, fromStart: false);
                 }
             }
         }
@@ -121,12 +122,19 @@ internal sealed class CaptureHub(ConnectionRegistry registry)
         lock (_lock)
         {
             var tap = armed;
+            bool made = false;
             foreach (var (session, selector) in _running)
             {
                 if (!session.IsFinished && selector.Match(live) != CaptureMatch.No)
                 {
-                    tap ??= new ConnectionTap(live.Route, live.Client, live.Listener, fromStart);
-                    tap.Attach(session);
+                    if (tap is null)
+                    {
+                        tap = new ConnectionTap(live.Route, live.Client, live.Listener, fromStart);
+                        made = true;
+                    }
+
+                    // An armed tap's own captures have its streams whole; one that joins now may have missed its first bytes.
+                    tap.Attach(session, fromStart: made);
                 }
             }
 

@@ -31,7 +31,14 @@ internal sealed class PipeForwarder(
     public async Task<bool> ForwardAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
         AssignmentLease? lease, PendingInterception? intercepted)
     {
+        // Decided before a byte moves: whether its bytes go through the route's toxics, or as they are.
+        var routeFaults = route.Kafka is null ? faults.Find(route.Name) : null;
         var tap = lifecycle.Arm(served, inbound.Client, inbound.Listener);
+        if (tap is not null)
+        {
+            tap.ForwardsUnchanged = route.Kafka is null && routeFaults is null;
+        }
+
         inbound.ClientTap = tap?.ClientLeg;
         var client = inbound.Socket;
         if (await client.HandshakeAsync().ConfigureAwait(false) is { } refused)
@@ -96,7 +103,7 @@ internal sealed class PipeForwarder(
                     reason = await kafkaForwarder.ForwardAsync(live, client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
                     clientId = live.Kafka is { } session ? $" (client.id {session.ClientId ?? "-"}, {session.RequestCount} requests)" : "";
                 }
-                else if (faults.Find(route.Name) is { } routeFaults)
+                else if (routeFaults is not null)
                 {
                     // The route has (or had) toxics: its bytes go through them, as they change.
                     reason = await ThroughToxicsAsync(route, routeFaults, client, upstream, default, default, connection.ConnectionClosed).ConfigureAwait(false);

@@ -282,9 +282,9 @@ internal sealed class PipeSocket : IAsyncDisposable
                     : _tls.ReadAsync(memory);
                 mayHoldEngine |= !receive.IsCompleted;
                 int received = await receive.ConfigureAwait(false);
-                _tap?.Received(memory.Span[..received], _bytesReceived);
                 if (received == 0)
                 {
+                    _tap?.Received(default, _bytesReceived);
                     FinOrder = Interlocked.Increment(ref s_finCounter);
                     ReceiveEnd = ReceiveEnd.Fin;
                     break;
@@ -295,11 +295,28 @@ internal sealed class PipeSocket : IAsyncDisposable
                     _watchFirstBytes = false;
                     if (received >= 2 && memory.Span[0] is 0x16 or 0x15 && memory.Span[1] == 0x03)
                     {
+                        // Read, and not forwarded: a capture has them on this leg alone.
+                        _tap?.Received(memory.Span[..received], _bytesReceived);
+
                         // Ended as by the peer's FIN, so the other side is closed cleanly, not reset.
                         PeerSpokeTls = true;
                         FinOrder = Interlocked.Increment(ref s_finCounter);
                         ReceiveEnd = ReceiveEnd.Fin;
                         break;
+                    }
+                }
+
+                if (_tap is { } tap)
+                {
+                    if (tap.Connection.ForwardsUnchanged)
+                    {
+                        // Sent on as they are at the same offset: one report for both legs (the
+                        // other leg's send reports nothing), before the send, as a send is reported.
+                        tap.Relayed(memory.Span[..received], _bytesReceived, _bytesReceived, received);
+                    }
+                    else
+                    {
+                        tap.Received(memory.Span[..received], _bytesReceived);
                     }
                 }
 
@@ -416,8 +433,12 @@ internal sealed class PipeSocket : IAsyncDisposable
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> memory, CancellationToken cancellationToken)
     {
-        // Reported before it is sent, so a capture never has the answer before the question.
-        _tap?.Sent(memory.Span, _bytesSent);
+        // Reported before it is sent, so a capture never has the answer before the question
+        // (by the other leg's receipt, when the bytes are forwarded unchanged).
+        if (_tap is { } tap && !tap.Connection.ForwardsUnchanged)
+        {
+            tap.Sent(memory.Span, _bytesSent);
+        }
         if (_tls is { } tls)
         {
             await tls.WriteAsync(memory, cancellationToken).ConfigureAwait(false);

@@ -182,4 +182,87 @@ public sealed class PcapngWriterTests
         var seqs = await ExternalTool.RunAsync(tshark, "-r", file, "-Y", "tcp.len > 0", "-T", "fields", "-e", "tcp.seq");
         Assert.Equal(4 * 2, seqs.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length); // 64 KiB is two segments
     }
+
+    [Fact]
+    public async Task Bytes_reported_once_for_both_legs_are_written_on_each_at_its_own_offsets()
+    {
+        var request = Bytes(100_000, 6);
+        var response = Bytes(3_000, 7);
+        var tap = new ConnectionTap("relay", Client, Listener, fromStart: true);
+        tap.Connected(Source, Upstream);
+        var pcapng = await CaptureAsync(tap, () =>
+        {
+            // Received and sent on at once; then received and sent in part, the rest sent later.
+            tap.ClientLeg.Relayed(request.AsSpan(0, 70_000), 0, 0, 70_000);
+            tap.ClientLeg.Relayed(request.AsSpan(70_000), 70_000, 70_000, 10_000);
+            tap.UpstreamLeg.Sent(request.AsSpan(80_000), 80_000);
+            tap.UpstreamLeg.Relayed(response, 0, 0, response.Length);
+            tap.ClientLeg.Received([], request.Length);
+            tap.UpstreamLeg.SentFin(request.Length);
+        });
+
+        using var dir = new TempDirectory();
+        var file = await WriteAsync(dir, pcapng);
+        Assert.Empty(await Tshark.ProblemsAsync(file));
+        var streams = await Tshark.StreamsAsync(file);
+        Assert.Equal(request, streams["127.0.0.1:40001 127.0.0.1:19092"].FromOpener);
+        Assert.Equal(response, streams["127.0.0.1:40001 127.0.0.1:19092"].ToOpener);
+        Assert.Equal(request, streams["127.0.0.2:40002 127.0.0.1:9092"].FromOpener);
+        Assert.Equal(response, streams["127.0.0.2:40002 127.0.0.1:9092"].ToOpener);
+
+        // Each payload is summed once for both legs' packets; every checksum is still each packet's own.
+        var bad = await ExternalTool.RunAsync(ExternalTool.Require("tshark"), "-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+            "-Y", "tcp.checksum.status != 1 || ip.checksum.status != 1", "-T", "fields", "-e", "frame.number", "-e", "tcp.len");
+        Assert.Equal("", bad.Trim());
+    }
+
+    [Fact]
+    public async Task Bytes_reported_once_for_both_legs_and_dropped_are_counted_on_both()
+    {
+        var chunk = Bytes(64 * 1024, 8);
+        var tap = new ConnectionTap("bulk", Client, Listener, fromStart: true);
+        tap.Connected(Source, Upstream);
+        var pcapng = await CaptureAsync(tap, () =>
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                tap.ClientLeg.Relayed(chunk, (long)i * chunk.Length, (long)i * chunk.Length, chunk.Length);
+            }
+        }, new CaptureLimits(QueueBytes: 4 * (64 * 1024 + 64)));
+
+        var statistics = Tshark.Statistics(pcapng);
+        Assert.Equal(2, statistics.Count);
+        Assert.All(statistics, leg => Assert.Equal(6, leg.Dropped));
+    }
+
+    [Fact]
+    public async Task A_capture_that_joins_a_tap_made_for_another_has_its_streams_from_then_on_and_reads_clean()
+    {
+        var early = Bytes(5_000, 9);
+        var later = Bytes(7_000, 10);
+        var tap = new ConnectionTap("tcp", Client, Listener, fromStart: true);
+        tap.Connected(Source, Upstream);
+        var first = new CaptureSession("first", CaptureLegs.Both, _ => CaptureMatch.Yes, new CaptureLimits());
+        tap.Attach(first);
+        tap.ClientLeg.Relayed(early, 0, 0, early.Length);
+
+        // As CaptureHub attaches a capture to a connection already open: the tap is another's, made before.
+        var joined = new CaptureSession("joined", CaptureLegs.Both, _ => CaptureMatch.Yes, new CaptureLimits());
+        tap.Attach(joined, fromStart: false);
+        tap.ClientLeg.Relayed(later, early.Length, early.Length, later.Length);
+
+        using var output = new MemoryStream();
+        using var stop = new CancellationTokenSource();
+        var run = joined.RunAsync(output, stop.Token);
+        await Poll.UntilAsync(() => joined.QueuedBytes == 0, "the capture to take what was offered");
+        await stop.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+
+        using var dir = new TempDirectory();
+        var file = await WriteAsync(dir, output.ToArray());
+        Assert.Empty(await Tshark.ProblemsAsync(file));
+        var streams = await Tshark.StreamsAsync(file);
+        Assert.Equal(later, streams["127.0.0.1:40001 127.0.0.1:19092"].FromOpener);
+        Assert.Equal(later, streams["127.0.0.2:40002 127.0.0.1:9092"].FromOpener);
+    }
 }

@@ -417,7 +417,6 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             if (received > 0)
             {
                 Volatile.Write(ref from.Received, from.Received + received);
-                _tap?.For(upward ? CaptureLeg.Client : CaptureLeg.Upstream).Received(buffer.AsSpan(0, (int)received), from.Received - received);
 
                 // Short read: the socket is drained and the next arrival raises a new edge — unless
                 // the peer's FIN is already queued behind these bytes, which raises none.
@@ -429,11 +428,18 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
                 pending.Buffer = buffer;
                 pending.Offset = 0;
                 pending.Count = (int)received;
+
+                // A capture hears of these bytes with their first send: as one report for both legs
+                // when that send takes them all (one copy instead of two), as they come otherwise.
+                pending.Unreported = _tap is not null;
+                pending.ReceivedAt = from.Received - received;
                 if (to.Writable && !Send(ref to, ref pending, upward))
                 {
                     pending = default;
                     return false;
                 }
+
+                ReportReceived(ref pending, upward);
 
                 if (pending.Count > 0)
                 {
@@ -496,7 +502,10 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             if (sent >= 0)
             {
                 Volatile.Write(ref to.Sent, to.Sent + sent);
-                _tap?.For(upward ? CaptureLeg.Upstream : CaptureLeg.Client).Sent(pending.Buffer.AsSpan(pending.Offset, (int)sent), to.Sent - sent);
+                if (_tap is { } tap)
+                {
+                    ReportSent(tap, ref pending, (int)sent, to.Sent - sent, upward);
+                }
                 pending.Offset += (int)sent;
                 pending.Count -= (int)sent;
                 continue;
@@ -505,6 +514,7 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
             int errno = Libc.Errno;
             if (errno == Libc.EAgain)
             {
+                ReportReceived(ref pending, upward);
                 to.Writable = false;
                 if (to.WantsOut || _loop.Modify(to.Slot, Watched | Libc.EpollOut))
                 {
@@ -518,12 +528,45 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
 
             if (errno != Libc.EIntr)
             {
+                ReportReceived(ref pending, upward);
                 Fail(upward ? CloseReason.UpstreamReset : CloseReason.ClientReset);
                 return false;
             }
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// A send of <paramref name="sent"/> bytes from <paramref name="pending"/> to a capture: with the
+    /// bytes' receipt, if that is not reported yet, as one report when the send took them all.
+    /// </summary>
+    private static void ReportSent(ConnectionTap tap, ref Pending pending, int sent, long sentAt, bool upward)
+    {
+        var (fromLeg, toLeg) = upward ? (CaptureLeg.Client, CaptureLeg.Upstream) : (CaptureLeg.Upstream, CaptureLeg.Client);
+        if (pending.Unreported)
+        {
+            pending.Unreported = false;
+            if (sent == pending.Count)
+            {
+                tap.For(fromLeg).Relayed(pending.Buffer.AsSpan(0, pending.Count), pending.ReceivedAt, sentAt, sent);
+                return;
+            }
+
+            tap.For(fromLeg).Received(pending.Buffer.AsSpan(0, pending.Count), pending.ReceivedAt);
+        }
+
+        tap.For(toLeg).Sent(pending.Buffer.AsSpan(pending.Offset, sent), sentAt);
+    }
+
+    /// <summary>Bytes received and not (all) sent at once: their receipt goes to a capture now, before anything after it.</summary>
+    private void ReportReceived(ref Pending pending, bool upward)
+    {
+        if (pending.Unreported)
+        {
+            pending.Unreported = false;
+            _tap?.For(upward ? CaptureLeg.Client : CaptureLeg.Upstream).Received(pending.Buffer.AsSpan(pending.Offset, pending.Count), pending.ReceivedAt);
+        }
     }
 
     /// <summary>
@@ -655,5 +698,11 @@ internal sealed unsafe class TcpRelay : IEpollHandler, IConnectionLegs
         public byte[]? Buffer;
         public int Offset;
         public int Count;
+
+        /// <summary>The buffer's bytes were just received and a capture has not heard of them yet (only until their first send).</summary>
+        public bool Unreported;
+
+        /// <summary>The stream offset of the buffer's first byte on the leg it was received from.</summary>
+        public long ReceivedAt;
     }
 }
