@@ -10,10 +10,6 @@ namespace BindProxy.Forwarding;
 /// </summary>
 internal static class Forwarder
 {
-    /// <summary>Forwards raw bytes both ways.</summary>
-    public static Task<CloseReason> ForwardAsync(PipeSocket client, PipeSocket upstream, CancellationToken cancellationToken) =>
-        RunAsync(client, upstream, PumpAsync(client, upstream), PumpAsync(upstream, client), cancellationToken);
-
     /// <summary>
     /// Awaits two running pumps (client→upstream, upstream→client), resets both sockets as soon as
     /// either pump ends abnormally or <paramref name="cancellationToken"/> fires, and names the reason.
@@ -67,8 +63,12 @@ internal static class Forwarder
         _ => CloseReason.ProxyAborted,
     };
 
-    /// <summary>Copies <paramref name="from"/>'s received bytes to <paramref name="to"/> until FIN or failure.</summary>
-    public static async Task<PumpEnd> PumpAsync(PipeSocket from, PipeSocket to)
+    /// <summary>
+    /// Copies <paramref name="from"/>'s received bytes to <paramref name="to"/> until FIN or failure,
+    /// or until <paramref name="until"/> is switched (<see cref="PumpEnd.Switched"/>, everything
+    /// read so far sent, nothing more taken from the pipe).
+    /// </summary>
+    public static async Task<PumpEnd> PumpAsync(PipeSocket from, PipeSocket to, PlainForward? until = null)
     {
         var input = from.Input;
         while (true)
@@ -86,6 +86,11 @@ internal static class Forwarder
             }
 
             input.AdvanceTo(buffer.End);
+            if (result.IsCanceled && !result.IsCompleted && until is { Switched: true })
+            {
+                return PumpEnd.Switched;
+            }
+
             if (result.IsCompleted || result.IsCanceled)
             {
                 return End(from, to);

@@ -26,6 +26,7 @@ internal sealed class PipeForwarder(
     ProxyMetrics metrics) : IConnectionForwarder
 {
     private readonly ConcurrentDictionary<int, TransportOptions> _kafkaOptions = new();
+    private readonly PlainForwards _plain = new(faults);
 
     /// <summary>Serves the connection until it closes; always false (nothing outlives the call).</summary>
     public async Task<bool> ForwardAsync(ConnectionContext connection, ServedRoute served, RouteModel route, IInboundSocketFeature inbound,
@@ -110,7 +111,7 @@ internal sealed class PipeForwarder(
                 }
                 else
                 {
-                    reason = await Forwarder.ForwardAsync(client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
+                    reason = await ForwardPlainAsync(route, client, upstream, connection.ConnectionClosed).ConfigureAwait(false);
                 }
 
                 reason = live.ProxyReason ?? reason;
@@ -137,6 +138,31 @@ internal sealed class PipeForwarder(
     /// </summary>
     public Task<CloseReason> ContinueMovedAsync(RouteModel route, PipeSocket client, PipeSocket upstream, ReadOnlyMemory<byte> heldForUpstream, ReadOnlyMemory<byte> heldForClient) =>
         ThroughToxicsAsync(route, faults.For(route.Name), client, upstream, heldForUpstream, heldForClient, CancellationToken.None);
+
+    /// <summary>
+    /// A connection of a route with no toxic: forwarded as it is until the route gains one, then
+    /// through the toxics from its next read on. A capture of it keeps reporting its bytes once, as
+    /// received (<see cref="Capture.ConnectionTap.ForwardsUnchanged"/> was decided when it opened).
+    /// </summary>
+    private async Task<CloseReason> ForwardPlainAsync(RouteModel route, PipeSocket client, PipeSocket upstream, CancellationToken cancellationToken)
+    {
+        var plain = _plain.Add(route.Name, client, upstream);
+        try
+        {
+            if (faults.HasToxics(route.Name))
+            {
+                plain.Switch(); // gained one since the path was chosen, before the watch began
+            }
+
+            var identity = new ConnectionIdentity(client.RemoteEndPoint, () => processes.Find(client.RemoteEndPoint, client.LocalEndPoint));
+            return await ToxicPump.ForwardPlainThenAsync(client, upstream, plain, () => faults.For(route.Name), identity,
+                toxic => metrics.FaultApplied(route.Name, toxic.Name, toxic.Type), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _plain.Remove(plain);
+        }
+    }
 
     private Task<CloseReason> ThroughToxicsAsync(RouteModel route, RouteFaults routeFaults, PipeSocket client, PipeSocket upstream,
         ReadOnlyMemory<byte> heldForUpstream, ReadOnlyMemory<byte> heldForClient, CancellationToken cancellationToken)

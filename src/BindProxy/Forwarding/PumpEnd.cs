@@ -14,4 +14,7 @@ internal enum PumpEnd
 
     /// <summary>The proxy aborted the connection.</summary>
     Aborted,
+
+    /// <summary>The route gained a toxic: the plain pump stopped at a read for the toxics' pump to go on (<see cref="PlainForward"/>).</summary>
+    Switched,
 }

@@ -40,6 +40,26 @@ internal static class ToxicPump
         return await Forwarder.RunAsync(client, upstream, toUpstream, toClient, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Forwards both ways as <see cref="Forwarder"/> does while the route has no toxic, and each
+    /// direction through the toxics from the read at which <paramref name="plain"/> is switched (the
+    /// route gained one) on, until both directions end.
+    /// </summary>
+    public static async Task<CloseReason> ForwardPlainThenAsync(PipeSocket client, PipeSocket upstream, PlainForward plain, Func<RouteFaults> faults,
+        ConnectionIdentity who, Action<Toxic>? applied, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var toUpstream = GuardAsync(ThenAsync(Forwarder.PumpAsync(client, upstream, plain), client, upstream, () => new ToxicLink(faults(), ToxicStream.Upstream, who) { Applied = applied }, stop.Token), stop);
+        var toClient = GuardAsync(ThenAsync(Forwarder.PumpAsync(upstream, client, plain), upstream, client, () => new ToxicLink(faults(), ToxicStream.Downstream, who) { Applied = applied }, stop.Token), stop);
+        return await Forwarder.RunAsync(client, upstream, toUpstream, toClient, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<PumpEnd> ThenAsync(Task<PumpEnd> plain, PipeSocket from, PipeSocket to, Func<ToxicLink> link, CancellationToken stop)
+    {
+        var end = await plain.ConfigureAwait(false);
+        return end == PumpEnd.Switched ? await PumpAsync(from, to, link(), default, stop).ConfigureAwait(false) : end;
+    }
+
     private static async Task<PumpEnd> GuardAsync(Task<PumpEnd> pump, CancellationTokenSource stop)
     {
         var end = await pump.ConfigureAwait(false);
