@@ -45,22 +45,6 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         return file;
     }
 
-    private static async Task<double> MedianRoundTripMsAsync(Socket client, int rounds)
-    {
-        var times = new List<double>();
-        var one = new byte[1];
-        for (int i = 0; i < rounds; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            await client.SendAsync(one);
-            await client.ReadExactlyAsync(1, Prompt);
-            times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
-    }
-
     /// <summary>The route's toxics as the fault API lists them: name → (origin, the toxic).</summary>
     private static async Task<Dictionary<string, (string Origin, JsonElement Toxic)>> ToxicsAsync(FaultProxy faults, string route = "test")
     {
@@ -81,8 +65,8 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         // The first connection meets it: the route with the toxic against the one without, same upstream.
         using var plain = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("plain"));
         using var toxic = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("test"));
-        double baseline = await MedianRoundTripMsAsync(plain, 11);
-        double slow = await MedianRoundTripMsAsync(toxic, 11);
+        double baseline = await plain.MedianRoundTripMsAsync(11);
+        double slow = await toxic.MedianRoundTripMsAsync(11);
         output.WriteLine($"{engine}: round trip {baseline:0.0} ms on the route without Faults, {slow:0.0} ms on the one with latency 100: +{slow - baseline:0.0} ms");
         Assert.InRange(slow - baseline, 85, 115);
 
@@ -186,8 +170,8 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         // Opened while the route has a toxic: on the pipe path whatever the engine, where toxics reach open connections.
         using var open = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("test"));
         using var plain = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("plain"));
-        double baseline = await MedianRoundTripMsAsync(plain, 5);
-        double first = await MedianRoundTripMsAsync(open, 5);
+        double baseline = await plain.MedianRoundTripMsAsync(5);
+        double first = await open.MedianRoundTripMsAsync(5);
         Assert.InRange(first - baseline, 40, 65);
 
         // Changed (a: 150 ms downstream) and added (b: 100 ms upstream): the open connection pays both.
@@ -197,9 +181,9 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
             """), file);
         await faults.Proxy.Logs.WaitForAsync(Prompt, "Faults: route test: toxic a changed from the configuration file: latency downstream toxicity 1: latency=150 jitter=0");
         await faults.Proxy.Logs.WaitForAsync(Prompt, "Faults: route test: toxic b added from the configuration file: latency upstream toxicity 1: latency=100 jitter=0");
-        double both = await MedianRoundTripMsAsync(open, 5);
+        double both = await open.MedianRoundTripMsAsync(5);
         using var fresh = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("test"));
-        double freshBoth = await MedianRoundTripMsAsync(fresh, 5);
+        double freshBoth = await fresh.MedianRoundTripMsAsync(5);
         output.WriteLine($"{engine}: round trip {baseline:0.0} ms without, {first:0.0} ms with a=50, {both:0.0} ms (open) and {freshBoth:0.0} ms (new) with a=150 and b=100");
         Assert.InRange(both - baseline, 230, 280);
         Assert.InRange(freshBoth - baseline, 230, 280);
@@ -208,14 +192,14 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         await WriteAsync(Config(engine, upstream.Address, null), file);
         await faults.Proxy.Logs.WaitForAsync(Prompt, "Faults: route test: toxic a removed: no longer in the configuration file");
         await faults.Proxy.Logs.WaitForAsync(Prompt, "Faults: route test: toxic b removed: no longer in the configuration file");
-        double none = await MedianRoundTripMsAsync(open, 5);
+        double none = await open.MedianRoundTripMsAsync(5);
         Assert.True(none < baseline + 30, $"round trip {none:0.0} ms after the toxics were removed");
         Assert.Empty(await ToxicsAsync(faults));
 
         // Nothing was dropped or moved: the same connections, the route's listener where it was.
         Assert.Equal(2, faults.Proxy.CountOf("test"));
         Assert.Equal(1, faults.Proxy.CountOf("plain"));
-        await MedianRoundTripMsAsync(fresh, 1);
+        await fresh.MedianRoundTripMsAsync(1);
         Assert.DoesNotContain(faults.Proxy.Logs.Messages, m => m.Contains("its listeners moved", StringComparison.Ordinal));
     }
 
@@ -229,13 +213,13 @@ public sealed class FileScenarioTests(ITestOutputHelper output)
         await using var faults = await FaultProxy.StartFromFileAsync(file);
         using var open = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("test"));
         using var plain = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint("plain"));
-        double baseline = await MedianRoundTripMsAsync(open, 5);
-        await MedianRoundTripMsAsync(plain, 1);
+        double baseline = await open.MedianRoundTripMsAsync(5);
+        await plain.MedianRoundTripMsAsync(1);
         Assert.All(faults.Proxy.Connections.Snapshot(), c => Assert.IsType<BindProxy.Transport.Linux.TcpRelay>(c.Legs));
 
         await WriteAsync(Config("relay", upstream.Address, """[{ "name": "a", "type": "latency", "attributes": { "latency": 100 } }]"""), file);
         await faults.Proxy.Logs.WaitForAsync(Prompt, "toxic a added from the configuration file");
-        double after = await MedianRoundTripMsAsync(open, 5);
+        double after = await open.MedianRoundTripMsAsync(5);
         output.WriteLine($"round trip {baseline:0.0} ms on the relay, {after:0.0} ms after a reload added latency 100");
         Assert.InRange(after - baseline, 85, 115);
 

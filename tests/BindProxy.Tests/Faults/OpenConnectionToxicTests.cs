@@ -20,10 +20,10 @@ public sealed class OpenConnectionToxicTests(ITestOutputHelper output)
         await using var upstream = TestServer.Echo();
         await using var faults = await FaultProxy.StartAsync(upstream.Address, engine);
         using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
-        double before = await MedianRoundTripMsAsync(client, 11);
+        double before = await client.MedianRoundTripMsAsync(11);
 
         await faults.AddToxicAsync("""{"type":"latency","attributes":{"latency":100}}""");
-        double after = await MedianRoundTripMsAsync(client, 11);
+        double after = await client.MedianRoundTripMsAsync(11);
         output.WriteLine($"{engine}: round trip {before:0.0} ms, then {after:0.0} ms with latency 100 added");
         Assert.InRange(after - before, 85, 130);
     }
@@ -77,19 +77,4 @@ public sealed class OpenConnectionToxicTests(ITestOutputHelper output)
             "bindproxy_faults_applied_total to count the slicer once");
     }
 
-    private static async Task<double> MedianRoundTripMsAsync(Socket client, int rounds)
-    {
-        var times = new List<double>();
-        var one = new byte[1];
-        for (int i = 0; i < rounds; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            await client.SendAsync(one);
-            await client.ReadExactlyAsync(1);
-            times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
-    }
 }

@@ -20,22 +20,6 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(20);
 
-    private static async Task<double> MedianRoundTripMsAsync(Socket client, int rounds)
-    {
-        var times = new List<double>();
-        var one = new byte[1];
-        for (int i = 0; i < rounds; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            await client.SendAsync(one);
-            await client.ReadExactlyAsync(1);
-            times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
-    }
-
     private static ProxiedConnection Single(FaultProxy faults) => Assert.Single(faults.Proxy.Connections.Snapshot());
 
     /// <summary>Waits until the connection is on the pipe path, the same registered connection as before.</summary>
@@ -49,7 +33,7 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
         await using var upstream = TestServer.Echo();
         await using var faults = await FaultProxy.StartAsync(upstream.Address, "relay");
         using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
-        double baseline = await MedianRoundTripMsAsync(client, 11);
+        double baseline = await client.MedianRoundTripMsAsync(11);
         var live = Single(faults);
         Assert.IsType<TcpRelay>(live.Legs);
 
@@ -86,7 +70,7 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
         var back = await receiving.WaitAsync(Prompt);
         Assert.True(SHA256.HashData(payload).AsSpan().SequenceEqual(SHA256.HashData(back)), "the echo differs from what was sent");
 
-        double withToxic = await MedianRoundTripMsAsync(client, 11);
+        double withToxic = await client.MedianRoundTripMsAsync(11);
         output.WriteLine($"round trip {baseline:0.0} ms on the relay, {withToxic:0.0} ms after latency 100 was added: +{withToxic - baseline:0.0} ms");
         Assert.InRange(withToxic - baseline, 85, 115);
 
@@ -249,16 +233,16 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
         aimed.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse("127.0.0.3"), 0));
         await aimed.ConnectAsync(faults.Proxy.Endpoint());
         using var spared = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
-        double aimedBefore = await MedianRoundTripMsAsync(aimed, 5);
-        double sparedBefore = await MedianRoundTripMsAsync(spared, 5);
+        double aimedBefore = await aimed.MedianRoundTripMsAsync(5);
+        double sparedBefore = await spared.MedianRoundTripMsAsync(5);
         var live = await Poll.UntilAsync(() => faults.Proxy.Connections.Snapshot(), c => c.Count == 2, "both connections registered");
         var aimedLive = live.Single(c => c.Client.Address.Equals(System.Net.IPAddress.Parse("127.0.0.3")));
         var sparedLive = live.Single(c => c != aimedLive);
 
         await faults.AddToxicAsync("""{"type":"latency","attributes":{"latency":100},"match":{"source":"127.0.0.3"}}""");
         await MovedAsync(aimedLive);
-        double aimedAfter = await MedianRoundTripMsAsync(aimed, 5);
-        double sparedAfter = await MedianRoundTripMsAsync(spared, 5);
+        double aimedAfter = await aimed.MedianRoundTripMsAsync(5);
+        double sparedAfter = await spared.MedianRoundTripMsAsync(5);
         output.WriteLine($"aimed: {aimedBefore:0.0} → {aimedAfter:0.0} ms; spared: {sparedBefore:0.0} → {sparedAfter:0.0} ms");
         Assert.InRange(aimedAfter - aimedBefore, 85, 115);
         Assert.True(sparedAfter < sparedBefore + 30, $"the spared connection's round trip went from {sparedBefore:0.0} to {sparedAfter:0.0} ms");
@@ -267,7 +251,7 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
         // A toxic it could meet moves it too.
         await faults.AddToxicAsync("""{"name":"everyone","type":"latency","stream":"upstream","attributes":{"latency":50}}""");
         await MovedAsync(sparedLive);
-        double sparedLast = await MedianRoundTripMsAsync(spared, 5);
+        double sparedLast = await spared.MedianRoundTripMsAsync(5);
         Assert.InRange(sparedLast - sparedBefore, 40, 65);
     }
 

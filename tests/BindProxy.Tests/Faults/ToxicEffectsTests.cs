@@ -21,22 +21,6 @@ public sealed class ToxicEffectsTests(ITestOutputHelper output)
         await socket.ReceiveAsync(new byte[1], SocketFlags.None, ct);
     });
 
-    private static async Task<double> MedianRoundTripMsAsync(Socket client, int rounds)
-    {
-        var times = new List<double>();
-        var one = new byte[1];
-        for (int i = 0; i < rounds; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            await client.SendAsync(one);
-            await client.ReadExactlyAsync(1);
-            times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
-    }
-
     [Theory]
     [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
     public async Task Latency_100_ms_adds_100_ms_to_the_round_trip(string engine)
@@ -45,17 +29,17 @@ public sealed class ToxicEffectsTests(ITestOutputHelper output)
         await using var faults = await FaultProxy.StartAsync(upstream.Address, engine);
 
         using var before = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
-        double baseline = await MedianRoundTripMsAsync(before, 11);
+        double baseline = await before.MedianRoundTripMsAsync(11);
 
         await faults.AddToxicAsync("""{"type":"latency","attributes":{"latency":100}}""");
         using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
-        double withToxic = await MedianRoundTripMsAsync(client, 11);
+        double withToxic = await client.MedianRoundTripMsAsync(11);
         output.WriteLine($"{engine}: round trip {baseline:0.0} ms without, {withToxic:0.0} ms with latency 100: +{withToxic - baseline:0.0} ms");
         Assert.InRange(withToxic - baseline, 85, 115);
 
         // Removed, it stops at the connection's next chunk.
         await faults.SendAsync(HttpMethod.Delete, "proxies/test/toxics/latency_downstream");
-        double after = await MedianRoundTripMsAsync(client, 5);
+        double after = await client.MedianRoundTripMsAsync(5);
         Assert.True(after < baseline + 50, $"round trip {after:0.0} ms after the toxic was removed");
     }
 

@@ -18,21 +18,6 @@ public sealed class ToxicMatchTests(ITestOutputHelper output)
         return socket;
     }
 
-    private static async Task<double> MedianRoundTripMsAsync(Socket client, int rounds)
-    {
-        var times = new List<double>();
-        for (int i = 0; i < rounds; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            await client.SendAsync(new byte[1]);
-            await client.ReadExactlyAsync(1);
-            times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
-    }
-
     [Theory]
     [MemberData(nameof(Engines.Tcp), MemberType = typeof(Engines))]
     public async Task A_toxic_matched_by_source_address_hits_that_client_alone(string engine)
@@ -45,8 +30,8 @@ public sealed class ToxicMatchTests(ITestOutputHelper output)
 
         using var aimed = await ConnectFromAsync(IPAddress.Parse("127.0.0.3"), faults.Proxy.Endpoint());
         using var spared = await ConnectFromAsync(IPAddress.Parse("127.0.0.5"), faults.Proxy.Endpoint());
-        double aimedMs = await MedianRoundTripMsAsync(aimed, 7);
-        double sparedMs = await MedianRoundTripMsAsync(spared, 7);
+        double aimedMs = await aimed.MedianRoundTripMsAsync(7);
+        double sparedMs = await spared.MedianRoundTripMsAsync(7);
         output.WriteLine($"{engine}: aimed client {aimedMs:0.0} ms, other client {sparedMs:0.0} ms");
         Assert.InRange(aimedMs, 95, 400);
         Assert.True(sparedMs < 50, $"the client the toxic is not aimed at took {sparedMs:0.0} ms");

@@ -95,6 +95,26 @@ public static class SocketExtensions
 
     /// <summary>Closes with RST instead of FIN.</summary>
     /// <summary>Sends <paramref name="payload"/> to an echo server and checks it comes back whole.</summary>
+    /// <summary>
+    /// The median of <paramref name="rounds"/> one-byte round trips through an echo, in ms: what a
+    /// latency toxic adds shows in it, a stray slow round does not.
+    /// </summary>
+    public static async Task<double> MedianRoundTripMsAsync(this Socket socket, int rounds)
+    {
+        var times = new List<double>();
+        var one = new byte[1];
+        for (int i = 0; i < rounds; i++)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            await socket.SendAsync(one);
+            await socket.ReadExactlyAsync(1);
+            times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
     public static async Task EchoAsync(this Socket socket, byte[] payload)
     {
         var echo = socket.ReadExactlyAsync(payload.Length);
