@@ -39,34 +39,11 @@ public sealed class OpenConnectionToxicTests(ITestOutputHelper output)
         await using var faults = await FaultProxy.StartAsync(upstream.Address, engine, admin: true);
         using var client = await SocketExtensions.ConnectAsync(faults.Proxy.Endpoint());
         var payload = System.Security.Cryptography.RandomNumberGenerator.GetBytes(6 * 1024 * 1024);
-        long echoed = 0;
-        var sending = Task.Run(async () =>
-        {
-            for (int at = 0; at < payload.Length; at += 64 * 1024)
-            {
-                await client.SendAsync(payload.AsMemory(at, Math.Min(64 * 1024, payload.Length - at)));
-            }
-        });
-        var receiving = Task.Run(async () =>
-        {
-            var received = new byte[payload.Length];
-            int at = 0;
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            while (at < received.Length)
-            {
-                int n = await client.ReceiveAsync(received.AsMemory(at), SocketFlags.None, timeout.Token);
-                Assert.NotEqual(0, n);
-                at += n;
-                Interlocked.Exchange(ref echoed, at);
-            }
+        var stream = EchoTransfer.Start(client, payload, TimeSpan.FromSeconds(30));
 
-            return received;
-        });
-
-        await Poll.UntilAsync(() => Interlocked.Read(ref echoed) >= payload.Length / 3, "a third of the bytes echoed");
+        await Poll.UntilAsync(() => stream.Echoed >= payload.Length / 3, "a third of the bytes echoed");
         await faults.AddToxicAsync("""{"type":"slicer","attributes":{"average_size":700,"size_variation":300}}""");
-        await sending.WaitAsync(TimeSpan.FromSeconds(30));
-        var back = await receiving.WaitAsync(TimeSpan.FromSeconds(30));
+        var back = await stream.CompleteAsync(TimeSpan.FromSeconds(30));
         Assert.True(payload.AsSpan().SequenceEqual(back), "the echo differs from what was sent");
 
         // And the toxic met it: the connection counts as one the slicer applied to.

@@ -39,35 +39,12 @@ public sealed class RelayMoveTests(ITestOutputHelper output)
 
         // A few MB each way, echoed, with the toxic added half way through.
         var payload = RandomNumberGenerator.GetBytes(6 * 1024 * 1024);
-        long echoed = 0;
-        var sending = Task.Run(async () =>
-        {
-            for (int at = 0; at < payload.Length; at += 64 * 1024)
-            {
-                await client.SendAsync(payload.AsMemory(at, Math.Min(64 * 1024, payload.Length - at)));
-            }
-        });
-        var receiving = Task.Run(async () =>
-        {
-            var received = new byte[payload.Length];
-            int at = 0;
-            using var timeout = new CancellationTokenSource(Prompt);
-            while (at < received.Length)
-            {
-                int n = await client.ReceiveAsync(received.AsMemory(at), SocketFlags.None, timeout.Token);
-                Assert.NotEqual(0, n);
-                at += n;
-                Interlocked.Exchange(ref echoed, at);
-            }
+        var stream = EchoTransfer.Start(client, payload, Prompt);
 
-            return received;
-        });
-
-        await Poll.UntilAsync(() => Interlocked.Read(ref echoed) >= payload.Length / 3, "a third of the bytes echoed");
+        await Poll.UntilAsync(() => stream.Echoed >= payload.Length / 3, "a third of the bytes echoed");
         await faults.AddToxicAsync("""{"type":"latency","attributes":{"latency":100}}""");
         await MovedAsync(live);
-        await sending.WaitAsync(Prompt);
-        var back = await receiving.WaitAsync(Prompt);
+        var back = await stream.CompleteAsync(Prompt);
         Assert.True(SHA256.HashData(payload).AsSpan().SequenceEqual(SHA256.HashData(back)), "the echo differs from what was sent");
 
         double withToxic = await client.MedianRoundTripMsAsync(11);
