@@ -36,15 +36,7 @@ public sealed class HostileFrameTests
         using var cluster = MockCluster.Create(1);
         cluster.CreateTopic("steady", partitions: 1, replicationFactor: 1);
         await using var broker = new ScriptedBroker(cluster.BrokerAddresses[0], Answer);
-        await using var admin = await AdminProxy.StartAsync(new BindProxy.Configuration.RouteConfig
-        {
-            Name = Route,
-            Listen = "127.0.0.1:0",
-            Upstream = broker.Endpoint.ToString(),
-            Source = "127.0.0.2",
-            Protocol = "Kafka",
-            DecodeBodies = "always",
-        });
+        await using var admin = await AdminProxy.StartAsync(broker.Route(Route));
         using var timeout = new CancellationTokenSource(Timeout);
 
         // A real producer on the same route, before and after.

@@ -30,15 +30,7 @@ public sealed class ResponseCutThroughTests
         int firstPart = response.Length / 2;
         var rest = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var broker = new ScriptedBroker(cluster.BrokerAddresses[0], id => id == 7 ? body : null, id => id == 7 ? (firstPart, rest.Task) : null);
-        await using var admin = await AdminProxy.StartAsync(new BindProxy.Configuration.RouteConfig
-        {
-            Name = Route,
-            Listen = "127.0.0.1:0",
-            Upstream = broker.Endpoint.ToString(),
-            Source = "127.0.0.2",
-            Protocol = "Kafka",
-            DecodeBodies = "always",
-        });
+        await using var admin = await AdminProxy.StartAsync(broker.Route(Route));
         using var timeout = new CancellationTokenSource(Timeout);
 
         using var socket = await SocketExtensions.ConnectAsync(admin.Proxy.Endpoint(Route));

@@ -42,6 +42,17 @@ internal sealed class ScriptedBroker : IAsyncDisposable
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
 
+    /// <summary>A Kafka route named <paramref name="name"/> to this broker from 127.0.0.2 that decodes every body, for the conversation to show.</summary>
+    public BindProxy.Configuration.RouteConfig Route(string name) => new()
+    {
+        Name = name,
+        Listen = "127.0.0.1:0",
+        Upstream = Endpoint.ToString(),
+        Source = "127.0.0.2",
+        Protocol = "Kafka",
+        DecodeBodies = "always",
+    };
+
     /// <summary>Every frame the scripted connections received (size prefix included), in order.</summary>
     public ConcurrentQueue<byte[]> Received { get; } = new();
 
